@@ -1,0 +1,78 @@
+/* config.h - the rooms.ini schema and loader.
+ *
+ * The only module that calls iniparser. The config is read once at start-up
+ * into a plain struct and is read-only afterwards, so any thread may read it
+ * without a lock. Every key, its default and its range is in conf/rooms.ini. */
+#ifndef ROOMD_CONFIG_H
+#define ROOMD_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_HOST_MAX 256
+#define CONFIG_NAME_MAX 64     /* hard ceiling for room and client names */
+#define CONFIG_TOPIC_MAX 256
+#define CONFIG_WELCOME_MAX 2048
+#define CONFIG_ID_MAX 64
+#define CONFIG_MAX_ROOMS_DEFINED 4096
+
+/* A room defined in a [room:NAME] section. */
+struct room_conf {
+	char name[CONFIG_NAME_MAX + 1]; /* "name" key, else the section suffix */
+	long ref;                       /* ROOM_REF: "ref" key, else its position (1, 2, ...) */
+	unsigned port;                  /* 0: taken from the room port range */
+	char topic[CONFIG_TOPIC_MAX + 1];
+	long max_members;               /* 0: the server's max_members */
+	int line;                       /* line of the section header, for messages */
+};
+
+struct config {
+	/* [server] */
+	char bind[CONFIG_HOST_MAX];        /* numeric address to listen on */
+	unsigned port;                     /* control port */
+	char public_host[CONFIG_HOST_MAX]; /* SERVER_IP/IP in replies; "" = local address */
+	unsigned room_port_min, room_port_max; /* ports for rooms created on join */
+	char server_id[CONFIG_ID_MAX + 1]; /* StudentID in the HELO reply */
+	int log_level;                     /* enum log_level */
+	char welcome[CONFIG_WELCOME_MAX + 1];
+
+	/* [limits] */
+	long max_clients;          /* control connections in total */
+	long max_clients_per_ip;
+	long max_rooms;
+	long max_members;          /* per room, unless the room sets its own */
+	long max_rooms_per_client; /* memberships of one control connection */
+	long max_name;             /* bytes of a room or client name */
+	long max_message;          /* bytes of a MESSAGE; above: error 8, connection kept */
+	long max_request;          /* bytes of one request; above: error 8, connection closed */
+	long sendq_bytes;          /* unwritten bytes per connection; above: cut off */
+	long rate;                 /* requests per second per connection (token refill) */
+	long burst;                /* token bucket size */
+	long idle_timeout;         /* seconds a connection without membership may idle; 0 = never */
+	long history;              /* messages kept per room */
+
+	/* [features] */
+	int room_creation;         /* JOIN may create rooms not in the config */
+	int kill_service;          /* KILL_SERVICE honoured (from loopback peers only) */
+
+	struct room_conf *rooms;   /* the [room:*] sections, in file order */
+	size_t nrooms;
+};
+
+/* Fill cfg with the defaults (no rooms). */
+void config_defaults(struct config *cfg);
+
+/* Load path over the defaults. Returns 0, or -1 with a message in err
+ * ("rooms.ini:12: [limits] max_rooms: 'x' is not a number in 1..100000")
+ * naming the file, line and key of every unknown key or bad value (the
+ * first few). On failure cfg holds no allocation. */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* Free what config_load allocated. */
+void config_fini(struct config *cfg);
+
+/* Valid room or client name under this config: 1..max_name bytes of
+ * printable ASCII letters, digits, and "-_.#@+" (no spaces, so that roomc's
+ * command line stays unambiguous). Returns nonzero when valid. */
+int config_name_valid(const struct config *cfg, const char *name, size_t len);
+
+#endif

@@ -1,0 +1,471 @@
+/* proto.c - the wire protocol: an incremental line parser that turns a byte
+ * stream into complete messages, and the writers of every frame.
+ *
+ * Each message kind is a row of a table (its head key and its fields), so
+ * the parser has no per-command code. Each byte is examined once: the parser
+ * remembers how far it scanned and where each field's value lies, as offsets
+ * into the caller's buffer. Pure code: no I/O, no globals written. */
+#include "proto.h"
+#include "msg.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct proto_def {
+	enum proto_kind kind;
+	int bare;          /* head written "HELO text", not "KEY: value" */
+	int multiline;     /* the last field runs to the blank line */
+	int nfields;
+	const char *keys[PROTO_MAX_FIELDS]; /* keys[0] is the head */
+};
+
+static const struct proto_def request_defs[] = {
+	{ PROTO_HELO, 1, 0, 1, { "HELO" } },
+	{ PROTO_KILL_SERVICE, 1, 0, 1, { "KILL_SERVICE" } },
+	{ PROTO_JOIN, 0, 0, 4, { "JOIN_CHATROOM", "CLIENT_IP", "PORT", "CLIENT_NAME" } },
+	{ PROTO_LEAVE, 0, 0, 3, { "LEAVE_CHATROOM", "JOIN_ID", "CLIENT_NAME" } },
+	{ PROTO_DISCONNECT, 0, 0, 3, { "DISCONNECT", "PORT", "CLIENT_NAME" } },
+	{ PROTO_CHAT, 0, 1, 4, { "CHAT", "JOIN_ID", "CLIENT_NAME", "MESSAGE" } },
+	{ PROTO_ATTACH, 0, 0, 3, { "ATTACH_CHATROOM", "JOIN_ID", "CLIENT_NAME" } },
+};
+
+static const struct proto_def reply_defs[] = {
+	{ PROTO_R_HELO, 1, 0, 4, { "HELO", "IP", "Port", "StudentID" } },
+	{ PROTO_R_JOINED, 0, 0, 5, { "JOINED_CHATROOM", "SERVER_IP", "PORT", "ROOM_REF", "JOIN_ID" } },
+	{ PROTO_R_LEFT, 0, 0, 2, { "LEFT_CHATROOM", "JOIN_ID" } },
+	{ PROTO_R_CHAT, 0, 1, 3, { "CHAT", "CLIENT_NAME", "MESSAGE" } },
+	{ PROTO_R_ERROR, 0, 0, 2, { "ERROR_CODE", "ERROR_DESCRIPTION" } },
+	{ PROTO_R_ATTACHED, 0, 0, 2, { "ATTACHED_CHATROOM", "JOIN_ID" } },
+};
+
+#define NDEFS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static const char *const err_texts[] = {
+	[PROTO_OK] = "ok",
+	[PROTO_E_MALFORMED] = "malformed request",
+	[PROTO_E_NO_ROOM] = "no such room",
+	[PROTO_E_NOT_MEMBER] = "not a member",
+	[PROTO_E_BAD_NAME] = "invalid room or client name",
+	[PROTO_E_NAME_IN_USE] = "name already in use in that room",
+	[PROTO_E_ROOM_FULL] = "room full",
+	[PROTO_E_SERVER_FULL] = "server full",
+	[PROTO_E_TOO_LARGE] = "request or message too large",
+	[PROTO_E_RATE] = "rate limited",
+	[PROTO_E_FORBIDDEN] = "forbidden",
+	[PROTO_E_SERVER] = "server error",
+};
+
+const char *proto_err_text(enum proto_err err)
+{
+	if ((unsigned)err >= sizeof(err_texts) / sizeof(err_texts[0]))
+		return "unknown error";
+	return err_texts[err];
+}
+
+/* ---- parser ------------------------------------------------------------ */
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+static void defs_of(enum proto_dialect d, const struct proto_def **defs, int *n)
+{
+	if (d == PROTO_REQUESTS) {
+		*defs = request_defs;
+		*n = NDEFS(request_defs);
+	} else {
+		*defs = reply_defs;
+		*n = NDEFS(reply_defs);
+	}
+}
+
+void proto_parser_init(struct proto_parser *p, enum proto_dialect dialect, size_t max_request)
+{
+	memset(p, 0, sizeof(*p));
+	p->dialect = dialect;
+	p->max_request = max_request;
+	p->kind_index = -1;
+}
+
+static void reset_message(struct proto_parser *p)
+{
+	p->kind_index = -1;
+	p->seen = 0;
+}
+
+/* A line split into key and value, as offsets into the buffer. */
+struct line {
+	size_t start, end;       /* content, without the line ending */
+	size_t key_off, key_end; /* trimmed key */
+	size_t val_off, val_end; /* trimmed value */
+	int has_colon;
+	int blank;
+};
+
+static void split_line(const char *buf, size_t start, size_t end, struct line *ln)
+{
+	const char *colon;
+	size_t s = start, e = end;
+
+	ln->start = start;
+	ln->end = end;
+	while (s < e && is_space(buf[s]))
+		s++;
+	while (e > s && is_space(buf[e - 1]))
+		e--;
+	ln->blank = s == e;
+	colon = memchr(buf + s, ':', e - s);
+	ln->has_colon = colon != NULL;
+	ln->key_off = s;
+	ln->key_end = colon ? (size_t)(colon - buf) : e;
+	while (ln->key_end > s && is_space(buf[ln->key_end - 1]))
+		ln->key_end--;
+	ln->val_off = colon ? (size_t)(colon - buf) + 1 : e;
+	while (ln->val_off < e && is_space(buf[ln->val_off]))
+		ln->val_off++;
+	ln->val_end = e;
+}
+
+static int key_is(const char *buf, size_t off, size_t end, const char *key)
+{
+	size_t n = strlen(key);
+	return end - off == n && memcmp(buf + off, key, n) == 0;
+}
+
+/* A bare head ("HELO text", "KILL_SERVICE") is its word followed by the end
+ * of the line, white space or a colon; the value is the rest. */
+static int match_bare(const char *buf, struct line *ln, const char *head)
+{
+	size_t n = strlen(head), s = ln->key_off, e = ln->val_end;
+
+	if (e - s < n || memcmp(buf + s, head, n) != 0)
+		return 0;
+	if (e - s > n && !is_space(buf[s + n]) && buf[s + n] != ':')
+		return 0;
+	s += n;
+	if (s < e && buf[s] == ':')
+		s++;
+	while (s < e && is_space(buf[s]))
+		s++;
+	ln->val_off = s;
+	return 1;
+}
+
+/* Which table row starts with this line; -1 when none. */
+static int find_head(const struct proto_parser *p, const char *buf, struct line *ln)
+{
+	const struct proto_def *defs;
+	int n;
+
+	defs_of(p->dialect, &defs, &n);
+	for (int i = 0; i < n; i++) {
+		if (defs[i].bare ? match_bare(buf, ln, defs[i].keys[0])
+				 : ln->has_colon && key_is(buf, ln->key_off, ln->key_end, defs[i].keys[0]))
+			return i;
+	}
+	return -1;
+}
+
+static const struct proto_def *current_def(const struct proto_parser *p)
+{
+	const struct proto_def *defs;
+	int n;
+
+	defs_of(p->dialect, &defs, &n);
+	return &defs[p->kind_index];
+}
+
+/* NUL-terminate every value in place and fill *out. A multi-line value loses
+ * the '\r' of its inner CRLF line endings. */
+static void finish_message(struct proto_parser *p, char *buf, struct proto_msg *out)
+{
+	const struct proto_def *def = current_def(p);
+
+	memset(out, 0, sizeof(*out));
+	out->kind = def->kind;
+	for (int i = 0; i < def->nfields; i++) {
+		size_t r = p->val_off[i], w = r, e = p->val_end[i];
+		for (; r < e; r++) {
+			if (buf[r] == '\r' && r + 1 < e && buf[r + 1] == '\n')
+				continue;
+			buf[w++] = buf[r];
+		}
+		buf[w] = '\0';
+		out->field[i] = buf + p->val_off[i];
+		out->len[i] = w - p->val_off[i];
+	}
+	reset_message(p);
+}
+
+/* Offsets are relative to the buffer the caller passes; once it drops n
+ * bytes from the front, they move down by n. */
+static void rebase(struct proto_parser *p, size_t n)
+{
+	p->scan -= n;
+	p->last_line_end -= n;
+	if (p->kind_index >= 0)
+		p->msg_start -= n;
+	for (int i = 0; i < PROTO_MAX_FIELDS; i++) {
+		if (p->seen & (1u << i)) {
+			p->val_off[i] -= n;
+			p->val_end[i] -= n;
+		}
+	}
+}
+
+/* Start a message with its head line. Returns 1 when the message is already
+ * complete (a one-field kind). */
+static int begin_message(struct proto_parser *p, int idx, const struct line *ln)
+{
+	p->kind_index = idx;
+	p->msg_start = ln->start;
+	p->seen = 1u;
+	p->val_off[0] = ln->val_off;
+	p->val_end[0] = ln->val_end;
+	p->skipping = 0;
+	return current_def(p)->nfields == 1;
+}
+
+enum line_result { LINE_MORE, LINE_DONE, LINE_ERROR, LINE_AGAIN };
+
+/* Add a line to the message being parsed. LINE_AGAIN: the line is a new
+ * message's head while this one is incomplete (an error, and the line is
+ * examined again as a head). */
+static enum line_result message_line(struct proto_parser *p, const char *buf, struct line *ln)
+{
+	const struct proto_def *def = current_def(p);
+	unsigned all = (1u << def->nfields) - 1;
+	int last = def->nfields - 1;
+
+	if (def->multiline && (p->seen & (1u << last))) {
+		if (ln->blank)
+			return LINE_DONE;
+		p->val_end[last] = ln->end; /* keeps the line's own spacing */
+		while (p->val_end[last] > p->val_off[last] && is_space(buf[p->val_end[last] - 1]))
+			p->val_end[last]--;
+		return LINE_MORE;
+	}
+	if (ln->blank)
+		return LINE_ERROR; /* a field is missing */
+	for (int i = 1; i < def->nfields; i++) {
+		if (!ln->has_colon || !key_is(buf, ln->key_off, ln->key_end, def->keys[i]))
+			continue;
+		if (p->seen & (1u << i))
+			return LINE_ERROR; /* repeated field */
+		/* The multi-line field must come last: it runs to the blank line. */
+		if (def->multiline && i == last && (p->seen | (1u << i)) != all)
+			return LINE_ERROR;
+		p->seen |= 1u << i;
+		p->val_off[i] = ln->val_off;
+		p->val_end[i] = ln->val_end;
+		if (p->seen == all && !def->multiline)
+			return LINE_DONE;
+		return LINE_MORE;
+	}
+	return find_head(p, buf, ln) >= 0 ? LINE_AGAIN : LINE_ERROR;
+}
+
+enum proto_status proto_parse(struct proto_parser *p, char *buf, size_t len,
+			      struct proto_msg *out, size_t *consumed,
+			      enum proto_err *err, int *fatal)
+{
+	enum proto_status st = PROTO_NEED_MORE;
+	size_t drop = 0;
+
+	*fatal = 0;
+	*err = PROTO_OK;
+	while (p->scan < len) {
+		char *nl = memchr(buf + p->scan, '\n', len - p->scan);
+		size_t start = p->last_line_end, end;
+		struct line ln;
+
+		if (!nl) {
+			size_t line_len = len - p->last_line_end;
+			if (line_len > p->max_request ||
+			    (p->kind_index >= 0 && len - p->msg_start > p->max_request))
+				goto too_large;
+			p->scan = len;
+			break;
+		}
+		end = (size_t)(nl - buf);
+		p->scan = end + 1;
+		p->last_line_end = p->scan;
+		if (p->kind_index >= 0 && end - p->msg_start > p->max_request)
+			goto too_large;
+		if (end - start > p->max_request)
+			goto too_large;
+		if (memchr(buf + start, '\0', end - start)) {
+			/* A NUL would silently truncate a value later. */
+			*err = PROTO_E_MALFORMED;
+			st = PROTO_ERROR;
+			reset_message(p);
+			p->skipping = 1;
+			drop = p->scan;
+			break;
+		}
+		split_line(buf, start, end, &ln);
+
+		if (p->kind_index >= 0) {
+			enum line_result r = message_line(p, buf, &ln);
+			if (r == LINE_MORE)
+				continue;
+			if (r == LINE_DONE) {
+				finish_message(p, buf, out);
+				st = PROTO_MESSAGE;
+				drop = p->scan;
+				break;
+			}
+			*err = PROTO_E_MALFORMED;
+			st = PROTO_ERROR;
+			reset_message(p);
+			if (r == LINE_AGAIN) {
+				/* Examine this head again on the next call. */
+				p->scan = start;
+				p->last_line_end = start;
+				drop = start;
+			} else {
+				p->skipping = !ln.blank;
+				drop = p->scan;
+			}
+			break;
+		}
+
+		if (ln.blank) {
+			p->skipping = 0;
+			drop = p->scan;
+			continue;
+		}
+		int idx = find_head(p, buf, &ln);
+		if (idx < 0) {
+			drop = p->scan;
+			if (p->skipping)
+				continue;
+			*err = PROTO_E_MALFORMED;
+			st = PROTO_ERROR;
+			p->skipping = 1;
+			break;
+		}
+		if (begin_message(p, idx, &ln)) {
+			finish_message(p, buf, out);
+			st = PROTO_MESSAGE;
+			drop = p->scan;
+			break;
+		}
+	}
+	if (st == PROTO_NEED_MORE)
+		drop = p->kind_index < 0 ? p->last_line_end : p->msg_start;
+	rebase(p, drop);
+	*consumed = drop;
+	return st;
+
+too_large:
+	*err = PROTO_E_TOO_LARGE;
+	*fatal = 1;
+	reset_message(p);
+	p->scan = 0;
+	p->msg_start = 0;
+	p->last_line_end = 0;
+	*consumed = len;
+	return PROTO_ERROR;
+}
+
+int proto_parse_int(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	if (!s || !*s || *s == '+' || *s == ' ')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* ---- writers ----------------------------------------------------------- */
+
+static void assert_one_line(const char *s)
+{
+	(void)s;
+	assert(!strchr(s, '\n'));
+}
+
+struct msg *proto_write_helo(const char *text, const char *ip, unsigned port, const char *server_id)
+{
+	assert_one_line(text);
+	return msg_printf("HELO %s\nIP:%s\nPort:%u\nStudentID:%s\n", text, ip, port, server_id);
+}
+
+struct msg *proto_write_joined(const char *room, const char *ip, unsigned port, long ref, long join_id)
+{
+	assert_one_line(room);
+	return msg_printf("JOINED_CHATROOM: %s\nSERVER_IP: %s\nPORT: %u\nROOM_REF: %ld\nJOIN_ID: %ld\n",
+			  room, ip, port, ref, join_id);
+}
+
+struct msg *proto_write_left(long ref, long join_id)
+{
+	return msg_printf("LEFT_CHATROOM: %ld\nJOIN_ID: %ld\n", ref, join_id);
+}
+
+struct msg *proto_write_chat(long ref, const char *name, const char *text)
+{
+	assert_one_line(name);
+	assert(!strstr(text, "\n\n"));
+	return msg_printf("CHAT: %ld\nCLIENT_NAME: %s\nMESSAGE: %s\n\n", ref, name, text);
+}
+
+struct msg *proto_write_error(enum proto_err err, const char *detail)
+{
+	const char *text = detail ? detail : proto_err_text(err);
+
+	assert_one_line(text);
+	return msg_printf("ERROR_CODE: %d\nERROR_DESCRIPTION: %s\n", (int)err, text);
+}
+
+struct msg *proto_write_attached(long ref, long join_id)
+{
+	return msg_printf("ATTACHED_CHATROOM: %ld\nJOIN_ID: %ld\n", ref, join_id);
+}
+
+struct msg *proto_write_join_req(const char *room, const char *name)
+{
+	assert_one_line(room);
+	assert_one_line(name);
+	return msg_printf("JOIN_CHATROOM: %s\nCLIENT_IP: 0\nPORT: 0\nCLIENT_NAME: %s\n", room, name);
+}
+
+struct msg *proto_write_leave_req(long ref, long join_id, const char *name)
+{
+	assert_one_line(name);
+	return msg_printf("LEAVE_CHATROOM: %ld\nJOIN_ID: %ld\nCLIENT_NAME: %s\n", ref, join_id, name);
+}
+
+struct msg *proto_write_disconnect_req(const char *name)
+{
+	assert_one_line(name);
+	return msg_printf("DISCONNECT: 0\nPORT: 0\nCLIENT_NAME: %s\n", name);
+}
+
+struct msg *proto_write_chat_req(long ref, long join_id, const char *name, const char *text)
+{
+	assert_one_line(name);
+	assert(!strstr(text, "\n\n"));
+	return msg_printf("CHAT: %ld\nJOIN_ID: %ld\nCLIENT_NAME: %s\nMESSAGE: %s\n\n",
+			  ref, join_id, name, text);
+}
+
+struct msg *proto_write_attach_req(long ref, long join_id, const char *name)
+{
+	assert_one_line(name);
+	return msg_printf("ATTACH_CHATROOM: %ld\nJOIN_ID: %ld\nCLIENT_NAME: %s\n", ref, join_id, name);
+}
+
+struct msg *proto_write_helo_req(const char *text)
+{
+	assert_one_line(text);
+	return msg_printf("HELO %s\n", text);
+}

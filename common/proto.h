@@ -1,0 +1,166 @@
+/* proto.h - the roomd wire protocol: incremental parser and reply writers.
+ *
+ * The only code that knows the wire syntax (docs/PROTOCOL.md). Pure: no I/O,
+ * no globals, no locks; any thread may use its own parser. */
+#ifndef ROOMD_PROTO_H
+#define ROOMD_PROTO_H
+
+#include <stddef.h>
+
+struct msg;
+
+/* Hard ceilings; the configured limits must stay at or below them. */
+#define PROTO_MAX_FIELDS 8        /* fields in one message */
+#define PROTO_DEFAULT_MAX_REQUEST 8192
+
+/* SPEC §2.1 error codes: one enum for every request failure. */
+enum proto_err {
+	PROTO_OK = 0,
+	PROTO_E_MALFORMED = 1,
+	PROTO_E_NO_ROOM = 2,
+	PROTO_E_NOT_MEMBER = 3,
+	PROTO_E_BAD_NAME = 4,
+	PROTO_E_NAME_IN_USE = 5,
+	PROTO_E_ROOM_FULL = 6,
+	PROTO_E_SERVER_FULL = 7,
+	PROTO_E_TOO_LARGE = 8,
+	PROTO_E_RATE = 9,
+	PROTO_E_FORBIDDEN = 10,
+	PROTO_E_SERVER = 11,
+};
+
+/* The text the daemon sends with an error code. */
+const char *proto_err_text(enum proto_err err);
+
+/* Message kinds. Requests (client -> server) and replies (server -> client)
+ * are parsed with different dialects because CHAT exists in both. */
+enum proto_kind {
+	PROTO_NONE = 0,
+	/* requests */
+	PROTO_HELO,
+	PROTO_KILL_SERVICE,
+	PROTO_JOIN,
+	PROTO_LEAVE,
+	PROTO_DISCONNECT,
+	PROTO_CHAT,
+	PROTO_ATTACH,
+	/* replies */
+	PROTO_R_HELO,
+	PROTO_R_JOINED,
+	PROTO_R_LEFT,
+	PROTO_R_CHAT,
+	PROTO_R_ERROR,
+	PROTO_R_ATTACHED,
+};
+
+enum proto_dialect { PROTO_REQUESTS, PROTO_REPLIES };
+
+/* A complete message. Values are NUL-terminated, trimmed, and point into the
+ * buffer passed to proto_parse(): valid until the caller discards or moves
+ * those bytes. field[i] is the value of the i-th field of the kind, in the
+ * order the table in proto.c lists them (see the PROTO_F_* indexes below),
+ * whatever order the fields arrived in. */
+struct proto_msg {
+	enum proto_kind kind;
+	const char *field[PROTO_MAX_FIELDS];
+	size_t len[PROTO_MAX_FIELDS]; /* strlen of each field */
+};
+
+/* Field indexes, per kind. */
+enum {
+	/* HELO <text> */
+	PROTO_F_HELO_TEXT = 0,
+	/* JOIN_CHATROOM, CLIENT_IP, PORT, CLIENT_NAME */
+	PROTO_F_JOIN_ROOM = 0, PROTO_F_JOIN_IP = 1, PROTO_F_JOIN_PORT = 2, PROTO_F_JOIN_NAME = 3,
+	/* LEAVE_CHATROOM, JOIN_ID, CLIENT_NAME */
+	PROTO_F_LEAVE_REF = 0, PROTO_F_LEAVE_ID = 1, PROTO_F_LEAVE_NAME = 2,
+	/* DISCONNECT, PORT, CLIENT_NAME */
+	PROTO_F_DISC_IP = 0, PROTO_F_DISC_PORT = 1, PROTO_F_DISC_NAME = 2,
+	/* CHAT, JOIN_ID, CLIENT_NAME, MESSAGE */
+	PROTO_F_CHAT_REF = 0, PROTO_F_CHAT_ID = 1, PROTO_F_CHAT_NAME = 2, PROTO_F_CHAT_TEXT = 3,
+	/* ATTACH_CHATROOM, JOIN_ID, CLIENT_NAME */
+	PROTO_F_ATTACH_REF = 0, PROTO_F_ATTACH_ID = 1, PROTO_F_ATTACH_NAME = 2,
+	/* replies: HELO, IP, Port, StudentID */
+	PROTO_F_RHELO_TEXT = 0, PROTO_F_RHELO_IP = 1, PROTO_F_RHELO_PORT = 2, PROTO_F_RHELO_ID = 3,
+	/* JOINED_CHATROOM, SERVER_IP, PORT, ROOM_REF, JOIN_ID */
+	PROTO_F_JOINED_ROOM = 0, PROTO_F_JOINED_IP = 1, PROTO_F_JOINED_PORT = 2,
+	PROTO_F_JOINED_REF = 3, PROTO_F_JOINED_ID = 4,
+	/* LEFT_CHATROOM, JOIN_ID */
+	PROTO_F_LEFT_REF = 0, PROTO_F_LEFT_ID = 1,
+	/* CHAT, CLIENT_NAME, MESSAGE */
+	PROTO_F_RCHAT_REF = 0, PROTO_F_RCHAT_NAME = 1, PROTO_F_RCHAT_TEXT = 2,
+	/* ERROR_CODE, ERROR_DESCRIPTION */
+	PROTO_F_ERROR_CODE = 0, PROTO_F_ERROR_TEXT = 1,
+	/* ATTACHED_CHATROOM, JOIN_ID */
+	PROTO_F_ATTACHED_REF = 0, PROTO_F_ATTACHED_ID = 1,
+};
+
+/* Parser state for one byte stream. Embedded in its owner (a connection);
+ * all of it is private to proto.c. The bytes of the message being parsed stay
+ * in the caller's buffer until proto_parse() says how many to discard. */
+struct proto_parser {
+	enum proto_dialect dialect;
+	size_t max_request;   /* bytes of one message, blank lines excluded */
+	size_t scan;          /* bytes of the current message already examined */
+	size_t msg_start;     /* offset of the first line of the message */
+	int kind_index;       /* table row of the message, -1 before its first line */
+	int skipping;         /* resynchronising after a malformed message */
+	unsigned seen;        /* bit i: field i has arrived */
+	size_t val_off[PROTO_MAX_FIELDS];
+	size_t val_end[PROTO_MAX_FIELDS];
+	size_t last_line_end; /* start of the line being scanned */
+};
+
+enum proto_status {
+	PROTO_NEED_MORE = 0, /* no complete message yet; keep the bytes, feed more */
+	PROTO_MESSAGE,       /* *out holds a message */
+	PROTO_ERROR,         /* *err says why; the bytes are discarded */
+};
+
+/* Start parsing a stream. max_request caps one message (hostile above it). */
+void proto_parser_init(struct proto_parser *p, enum proto_dialect dialect, size_t max_request);
+
+/* Parse buf[0..len): the unconsumed bytes of the stream, the same bytes as
+ * the previous call plus any new ones appended. Returns:
+ *   PROTO_MESSAGE: *out is set; *consumed bytes (the message and any blank
+ *     lines before it) must be discarded from the front of buf before the
+ *     next call, after the caller is done with *out. buf is modified in place
+ *     (values are NUL-terminated).
+ *   PROTO_ERROR: *err is the code, *fatal is nonzero when the stream cannot
+ *     be trusted any more (request too large: close the connection);
+ *     *consumed bytes must be discarded. A non-fatal error leaves the parser
+ *     skipping to the start of the next message.
+ *   PROTO_NEED_MORE: *consumed bytes (blank or skipped lines) may be
+ *     discarded; keep the rest and call again when more bytes arrive.
+ * Each byte is examined once across calls (no rescan on split input). */
+enum proto_status proto_parse(struct proto_parser *p, char *buf, size_t len,
+			      struct proto_msg *out, size_t *consumed,
+			      enum proto_err *err, int *fatal);
+
+/* Parse a decimal integer field in [min, max]: 0 on success, -1 otherwise. */
+int proto_parse_int(const char *s, long min, long max, long *out);
+
+/* ---- writers: each returns a new message (refcount 1), or NULL when out of
+ * memory. Values are our own or already validated; they must not contain a
+ * newline (asserted). */
+struct msg *proto_write_helo(const char *text, const char *ip, unsigned port, const char *server_id);
+struct msg *proto_write_joined(const char *room, const char *ip, unsigned port, long ref, long join_id);
+struct msg *proto_write_left(long ref, long join_id);
+/* CHAT relay frame; text may span lines (never a blank one). */
+struct msg *proto_write_chat(long ref, const char *name, const char *text);
+struct msg *proto_write_error(enum proto_err err, const char *detail);
+struct msg *proto_write_attached(long ref, long join_id);
+
+/* The announcement texts, shared by the daemon and the tests. */
+#define PROTO_JOINED_TEXT " has joined this chatroom."
+#define PROTO_LEFT_TEXT   " has left this chatroom."
+
+/* Requests, as a client writes them. */
+struct msg *proto_write_join_req(const char *room, const char *name);
+struct msg *proto_write_leave_req(long ref, long join_id, const char *name);
+struct msg *proto_write_disconnect_req(const char *name);
+struct msg *proto_write_chat_req(long ref, long join_id, const char *name, const char *text);
+struct msg *proto_write_attach_req(long ref, long join_id, const char *name);
+struct msg *proto_write_helo_req(const char *text);
+
+#endif
