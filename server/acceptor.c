@@ -1,0 +1,508 @@
+/* acceptor.c - the main thread: the control port, every control connection,
+ * signals, and the rooms' lifetimes.
+ *
+ * Ownership: this thread alone reads, writes and closes control connections
+ * (conns[], indexed by fd). Room threads reach those connections only by
+ * posting delivery batches to acc->mbox; a delivery names the connection by
+ * fd and id, and is dropped when the connection or the membership is gone,
+ * so nothing arrives after LEFT_CHATROOM. SIGINT/SIGTERM are blocked in
+ * every thread and read here through a signalfd. */
+#include "acceptor.h"
+#include "config.h"
+#include "conn.h"
+#include "control.h"
+#include "log.h"
+#include "msg.h"
+#include "net.h"
+#include "registry.h"
+#include "room.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ACC_EVENTS 128
+#define ACC_STOP_FLUSH_MS 700 /* with the rooms' 700 ms: exit within 2 s */
+
+struct acceptor {
+	const struct config *cfg;
+	struct registry *reg;
+	struct control ctl;
+	struct mailbox mbox;   /* delivery batches from the room threads */
+	int lfd, epfd, sigfd;
+	int spare_fd;          /* given up to shed a connection at EMFILE */
+	int stop;
+	int rooms_stopped;     /* room threads joined: post nothing to them */
+	struct conn **conns;   /* by fd */
+	size_t conns_cap;
+	long nclients;
+	struct conn *dirty;    /* conns with output queued this pass */
+	int emfile_logged;
+};
+
+/* epoll data.ptr markers for the descriptors that are not conns. */
+static char listen_marker, signal_marker, mailbox_marker;
+
+/* ---- deliveries (room threads build batches; this thread applies them) ---- */
+
+int delivery_add(struct delivery_batch **bp, struct msg *m, int fd, uint64_t conn_id, long join_id)
+{
+	struct delivery_batch *b = *bp;
+
+	if (!b || b->n == b->cap) {
+		size_t ncap = b ? b->cap * 2 : 16;
+		struct delivery_batch *nb = realloc(b, sizeof(*nb) + ncap * sizeof(nb->d[0]));
+		if (!nb)
+			return -ENOMEM;
+		if (!b)
+			nb->n = 0;
+		nb->cap = ncap;
+		*bp = b = nb;
+	}
+	b->d[b->n++] = (struct delivery){ msg_ref(m), fd, conn_id, join_id };
+	return 0;
+}
+
+void delivery_free(struct delivery_batch *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		msg_unref(&b->d[i].msg);
+	free(b);
+}
+
+void acceptor_deliver(struct acceptor *acc, struct delivery_batch *b)
+{
+	mailbox_post(&acc->mbox, &b->mail);
+}
+
+/* ---- connections ---- */
+
+static void mark_dirty(struct acceptor *acc, struct conn *c)
+{
+	if (!c->dirty) {
+		c->dirty = 1;
+		c->next_dirty = acc->dirty;
+		acc->dirty = c;
+	}
+}
+
+/* Decide to close c: its memberships end now (announced to the rooms), its
+ * queued replies get this pass's flush, then it is closed. */
+static void begin_close(struct acceptor *acc, struct conn *c)
+{
+	if (!c->closing) {
+		c->closing = 1;
+		control_drop_memberships(&acc->ctl, c);
+	}
+	mark_dirty(acc, c);
+}
+
+static void destroy_conn(struct acceptor *acc, struct conn *c)
+{
+	if (acc->rooms_stopped)
+		control_forget_memberships(c);
+	else
+		control_drop_memberships(&acc->ctl, c);
+	acc->conns[c->fd] = NULL;
+	acc->nclients--;
+	conn_destroy(c);
+}
+
+static int track_conn(struct acceptor *acc, struct conn *c)
+{
+	struct epoll_event ee = { .events = EPOLLIN, .data.ptr = c };
+
+	if ((size_t)c->fd >= acc->conns_cap) {
+		size_t ncap = acc->conns_cap ? acc->conns_cap : 1024;
+		struct conn **nc;
+		while (ncap <= (size_t)c->fd)
+			ncap *= 2;
+		nc = realloc(acc->conns, ncap * sizeof(*nc));
+		if (!nc)
+			return -ENOMEM;
+		memset(nc + acc->conns_cap, 0, (ncap - acc->conns_cap) * sizeof(*nc));
+		acc->conns = nc;
+		acc->conns_cap = ncap;
+	}
+	if (epoll_ctl(acc->epfd, EPOLL_CTL_ADD, c->fd, &ee) < 0)
+		return -errno;
+	acc->conns[c->fd] = c;
+	acc->nclients++;
+	return 0;
+}
+
+/* Tell a client we cannot take it, without waiting on it, and close. */
+static void refuse(int fd, enum proto_err err, const char *detail)
+{
+	struct msg *m = proto_write_error(err, detail);
+
+	if (m && send(fd, m->data, m->len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		log_debug("acceptor: refusal not sent: %s", strerror(errno));
+	msg_unref(&m);
+	close(fd);
+}
+
+/* At EMFILE the pending connection cannot even be accepted, and with a
+ * level-triggered listener we would spin: give up the spare descriptor,
+ * accept and close the connection, take the spare back. */
+static void shed_one(struct acceptor *acc, int err)
+{
+	char peer[NET_ADDRSTRLEN];
+	int fd;
+
+	if (!acc->emfile_logged) {
+		log_error("acceptor: out of file descriptors (%s): shedding new connections",
+			  strerror(-err));
+		acc->emfile_logged = 1;
+	}
+	if (acc->spare_fd >= 0)
+		close(acc->spare_fd);
+	fd = net_accept(acc->lfd, peer, sizeof(peer));
+	if (fd >= 0)
+		refuse(fd, PROTO_E_SERVER_FULL, "server out of resources");
+	acc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void accept_all(struct acceptor *acc)
+{
+	char peer[NET_ADDRSTRLEN];
+	int fd;
+
+	/* A bounded number per pass, so established clients are served too. */
+	for (int i = 0; i < 64; i++) {
+		struct conn *c;
+
+		fd = net_accept(acc->lfd, peer, sizeof(peer));
+		if (fd == -EMFILE || fd == -ENFILE) {
+			shed_one(acc, fd);
+			return;
+		}
+		if (fd < 0) {
+			if (fd != -EAGAIN && fd != -ECONNABORTED)
+				log_warn("acceptor: accept: %s", strerror(-fd));
+			return;
+		}
+		acc->emfile_logged = 0;
+		if (acc->nclients >= acc->cfg->max_clients) {
+			log_warn("acceptor: %s refused: max_clients (%ld) reached", peer, acc->cfg->max_clients);
+			refuse(fd, PROTO_E_SERVER_FULL, "server full");
+			continue;
+		}
+		c = conn_create(fd, peer, acc->cfg);
+		if (!c || track_conn(acc, c) < 0) {
+			log_error("acceptor: %s refused: out of memory", peer);
+			if (c)
+				conn_destroy(c);
+			else
+				close(fd);
+			continue;
+		}
+		log_debug("acceptor: connection from %s (fd %d)", peer, fd);
+	}
+}
+
+static void handle_parsed(struct acceptor *acc, struct conn *c, const struct proto_msg *pm)
+{
+	switch (control_handle(&acc->ctl, c, pm)) {
+	case CONTROL_OK:
+		break;
+	case CONTROL_CLOSE:
+		begin_close(acc, c);
+		break;
+	case CONTROL_STOP:
+		acc->stop = 1;
+		break;
+	}
+}
+
+/* Read what c sent and handle every complete request in it. */
+static void serve_input(struct acceptor *acc, struct conn *c)
+{
+	long n = conn_read(c);
+	size_t off = 0;
+
+	if (n == -EAGAIN)
+		return;
+	if (n <= 0) {
+		if (n < 0 && n != -ECONNRESET)
+			log_info("acceptor: %s: read: %s", c->peer, strerror((int)-n));
+		begin_close(acc, c); /* an abrupt close is a disconnect */
+		return;
+	}
+	while (!c->closing && !acc->stop) {
+		struct proto_msg pm;
+		size_t used;
+		enum proto_err err;
+		int fatal;
+		enum proto_status st = proto_parse(&c->parser, c->in.data + off, c->in.len - off,
+						   &pm, &used, &err, &fatal);
+		if (st == PROTO_MESSAGE)
+			handle_parsed(acc, c, &pm);
+		off += used;
+		if (st == PROTO_ERROR) {
+			control_reply_error(c, err, NULL);
+			if (fatal) {
+				log_warn("acceptor: %s sent a request over %ld bytes: closed",
+					 c->peer, acc->cfg->max_request);
+				begin_close(acc, c);
+			}
+		}
+		if (st == PROTO_NEED_MORE)
+			break;
+	}
+	buf_consume(&c->in, off);
+	mark_dirty(acc, c);
+}
+
+static void apply_deliveries(struct acceptor *acc)
+{
+	struct mail *all = mailbox_take_all(&acc->mbox), *next;
+
+	for (; all; all = next) {
+		struct delivery_batch *b = (struct delivery_batch *)all;
+		next = all->next;
+		for (size_t i = 0; i < b->n; i++) {
+			struct delivery *d = &b->d[i];
+			struct conn *c = (size_t)d->fd < acc->conns_cap ? acc->conns[d->fd] : NULL;
+
+			if (!c || c->id != d->conn_id || c->closing || !conn_membership(c, d->join_id))
+				continue; /* gone, or left the room since */
+			if (conn_queue(c, d->msg) < 0) {
+				log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
+				begin_close(acc, c);
+				continue;
+			}
+			mark_dirty(acc, c);
+		}
+		delivery_free(b);
+	}
+}
+
+static void set_want_out(struct acceptor *acc, struct conn *c, int on)
+{
+	struct epoll_event ee = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c };
+
+	if (c->want_out != on && epoll_ctl(acc->epfd, EPOLL_CTL_MOD, c->fd, &ee) == 0)
+		c->want_out = on;
+}
+
+/* Write what each conn has queued; EPOLLOUT only for leftovers. A closing
+ * conn is closed once its queue is out (or the peer is gone). */
+static void flush_dirty(struct acceptor *acc)
+{
+	struct conn *c = acc->dirty, *next;
+
+	acc->dirty = NULL;
+	for (; c; c = next) {
+		int rc = sendq_flush(&c->out, c->fd);
+		next = c->next_dirty;
+		c->dirty = 0;
+		if (rc == -EAGAIN)
+			set_want_out(acc, c, 1);
+		else if (rc == 0 && !c->closing)
+			set_want_out(acc, c, 0);
+		else
+			destroy_conn(acc, c);
+	}
+}
+
+static void handle_event(struct acceptor *acc, struct epoll_event *ev)
+{
+	struct conn *c = ev->data.ptr;
+
+	if (ev->data.ptr == &listen_marker) {
+		accept_all(acc);
+	} else if (ev->data.ptr == &signal_marker) {
+		struct signalfd_siginfo si;
+		if (read(acc->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			log_info("acceptor: %s: shutting down", strsignal((int)si.ssi_signo));
+			acc->stop = 1;
+		}
+	} else if (ev->data.ptr == &mailbox_marker) {
+		apply_deliveries(acc);
+	} else {
+		if (ev->events & (EPOLLOUT | EPOLLERR))
+			mark_dirty(acc, c);
+		if (!c->closing && (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+			serve_input(acc, c);
+	}
+}
+
+/* ---- lifecycle ---- */
+
+static void room_stop_cb(const struct room_info *info, void *arg)
+{
+	(void)arg;
+	room_stop(info->room);
+}
+
+static void room_request_stop_cb(const struct room_info *info, void *arg)
+{
+	(void)arg;
+	room_request_stop(info->room);
+}
+
+static long elapsed_ms(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Stop every room thread (all at once, so their flush deadlines overlap),
+ * then deliver what they handed over. */
+static void stop_rooms(struct acceptor *acc)
+{
+	if (acc->rooms_stopped)
+		return;
+	registry_each_room(acc->reg, room_request_stop_cb, NULL);
+	registry_each_room(acc->reg, room_stop_cb, NULL);
+	acc->rooms_stopped = 1;
+	apply_deliveries(acc);
+}
+
+/* Stop the rooms (each flushes its own connections), deliver what they
+ * handed over, give control connections a bounded time to take it. */
+static void shutdown_all(struct acceptor *acc)
+{
+	struct timespec t0;
+
+	stop_rooms(acc);
+	for (size_t fd = 0; fd < acc->conns_cap; fd++)
+		if (acc->conns[fd])
+			mark_dirty(acc, acc->conns[fd]);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (acc->dirty && elapsed_ms(&t0) < ACC_STOP_FLUSH_MS) {
+		struct epoll_event evs[ACC_EVENTS];
+		flush_dirty(acc);
+		int n = epoll_wait(acc->epfd, evs, ACC_EVENTS, 20);
+		for (int i = 0; i < n; i++) {
+			struct conn *c = evs[i].data.ptr;
+			if (evs[i].data.ptr != &listen_marker && evs[i].data.ptr != &signal_marker &&
+			    evs[i].data.ptr != &mailbox_marker && (evs[i].events & (EPOLLOUT | EPOLLERR)))
+				mark_dirty(acc, c);
+		}
+	}
+	for (size_t fd = 0; fd < acc->conns_cap; fd++)
+		if (acc->conns[fd])
+			destroy_conn(acc, acc->conns[fd]);
+}
+
+int acceptor_run(struct acceptor *acc)
+{
+	struct epoll_event evs[ACC_EVENTS];
+
+	while (!acc->stop) {
+		int n = epoll_wait(acc->epfd, evs, ACC_EVENTS, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("acceptor: epoll_wait: %s", strerror(errno));
+			return -1;
+		}
+		for (int i = 0; i < n; i++)
+			handle_event(acc, &evs[i]);
+		flush_dirty(acc);
+	}
+	shutdown_all(acc);
+	log_info("acceptor: stopped");
+	return 0;
+}
+
+static int add_fd(struct acceptor *acc, int fd, void *marker)
+{
+	struct epoll_event ee = { .events = EPOLLIN, .data.ptr = marker };
+
+	return epoll_ctl(acc->epfd, EPOLL_CTL_ADD, fd, &ee);
+}
+
+static int setup_signals(struct acceptor *acc)
+{
+	sigset_t set;
+
+	/* Blocked here, before any room thread exists, so every thread
+	 * inherits the mask and only the signalfd sees them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	acc->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return acc->sigfd < 0 ? -1 : 0;
+}
+
+struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg, unsigned port)
+{
+	struct acceptor *acc = calloc(1, sizeof(*acc));
+	char ip[CONFIG_HOST_MAX];
+
+	if (!acc)
+		return NULL;
+	acc->cfg = cfg;
+	acc->reg = reg;
+	acc->lfd = acc->epfd = acc->sigfd = acc->spare_fd = -1;
+	if (mailbox_init(&acc->mbox) < 0) {
+		free(acc);
+		return NULL;
+	}
+	if (setup_signals(acc) < 0) {
+		log_error("cannot set up signal handling: %s", strerror(errno));
+		goto fail;
+	}
+	acc->lfd = net_listen(cfg->bind, port, 511);
+	if (acc->lfd < 0) {
+		log_error("cannot listen on %s:%u: %s", cfg->bind, port, strerror(-acc->lfd));
+		goto fail;
+	}
+	acc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	acc->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (acc->epfd < 0 || add_fd(acc, acc->lfd, &listen_marker) < 0 ||
+	    add_fd(acc, acc->sigfd, &signal_marker) < 0 || add_fd(acc, acc->mbox.efd, &mailbox_marker) < 0) {
+		log_error("cannot set up epoll: %s", strerror(errno));
+		goto fail;
+	}
+	acc->ctl = (struct control){ .cfg = cfg, .reg = reg, .acc = acc,
+				     .port = (unsigned)net_local_port(acc->lfd) };
+	if (control_open_configured_rooms(&acc->ctl) < 0)
+		goto fail;
+	if (net_local_ip(acc->lfd, ip, sizeof(ip)) < 0)
+		snprintf(ip, sizeof(ip), "%s", cfg->bind);
+	log_info("control listening on %s:%u", ip, acc->ctl.port);
+	return acc;
+fail:
+	acceptor_destroy(acc);
+	return NULL;
+}
+
+void acceptor_destroy(struct acceptor *acc)
+{
+	if (!acc)
+		return;
+	stop_rooms(acc); /* if not yet: a start-up failure */
+	for (size_t fd = 0; fd < acc->conns_cap; fd++)
+		if (acc->conns[fd])
+			destroy_conn(acc, acc->conns[fd]);
+	free(acc->conns);
+	if (acc->lfd >= 0)
+		close(acc->lfd);
+	if (acc->epfd >= 0)
+		close(acc->epfd);
+	if (acc->sigfd >= 0)
+		close(acc->sigfd);
+	if (acc->spare_fd >= 0)
+		close(acc->spare_fd);
+	mailbox_fini(&acc->mbox);
+	free(acc);
+}

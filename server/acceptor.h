@@ -1,0 +1,54 @@
+/* acceptor.h - the main thread's control-port loop.
+ *
+ * The acceptor owns the control listening socket, every control connection,
+ * the signal descriptor and the room threads' lifetimes. Room threads hand
+ * it messages for members that are not attached through acceptor_deliver(). */
+#ifndef ROOMD_ACCEPTOR_H
+#define ROOMD_ACCEPTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "mailbox.h"
+
+struct config;
+struct registry;
+struct msg;
+struct acceptor;
+
+/* One message for one membership of a control connection. */
+struct delivery {
+	struct msg *msg;  /* a reference owned by the batch */
+	int fd;           /* the control connection... */
+	uint64_t conn_id; /* ...if its id still matches (fds are reused) */
+	long join_id;     /* delivered only while this membership is live */
+};
+
+/* Deliveries made by one room thread in one loop pass. */
+struct delivery_batch {
+	struct mail mail;
+	size_t n, cap;
+	struct delivery d[];
+};
+
+/* Set up the control port (cfg->bind, port), the signal descriptor, the
+ * configured rooms. Returns NULL with a message logged on failure. Must be
+ * called before any other thread exists (it blocks SIGINT/SIGTERM). */
+struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg, unsigned port);
+
+/* Serve until SIGINT, SIGTERM or KILL_SERVICE; then stop the rooms, flush
+ * and close every connection. Returns 0 on a clean stop. */
+int acceptor_run(struct acceptor *acc);
+
+void acceptor_destroy(struct acceptor *acc);
+
+/* Any thread: hand a batch over (ownership passes). */
+void acceptor_deliver(struct acceptor *acc, struct delivery_batch *b);
+
+/* Room threads: append a delivery to *bp (grown or allocated as needed);
+ * takes a new reference to m. 0 or -ENOMEM. */
+int delivery_add(struct delivery_batch **bp, struct msg *m, int fd, uint64_t conn_id, long join_id);
+
+/* Drop a batch that was never handed over. */
+void delivery_free(struct delivery_batch *b);
+
+#endif

@@ -1,0 +1,70 @@
+/* conn.h - one client socket as its owner thread sees it: read buffer,
+ * parser state, bounded send queue.
+ *
+ * A conn belongs to exactly one thread (the acceptor for control
+ * connections, a room thread for room connections): only that thread reads,
+ * writes, or closes it, so nothing here is locked. */
+#ifndef ROOMD_CONN_H
+#define ROOMD_CONN_H
+
+#include <stdint.h>
+#include "buf.h"
+#include "net.h"
+#include "proto.h"
+#include "sendq.h"
+
+struct config;
+struct msg;
+struct room;
+struct room_event;
+
+/* One membership of a control connection (owned with the conn). */
+struct membership {
+	long join_id;
+	long ref;
+	char name[65];      /* CLIENT_NAME it joined with */
+	char room_name[65]; /* for the idempotent re-join */
+	unsigned port;      /* room port, for the re-join reply */
+	struct room *room;
+	struct room_event *leave; /* preallocated: leaving cannot fail */
+};
+
+struct conn {
+	int fd;
+	uint64_t id;                 /* unique for the daemon's lifetime */
+	char peer[NET_ADDRSTRLEN];   /* numeric peer address, for logs */
+	struct buf in;               /* bytes read, not yet parsed */
+	struct proto_parser parser;
+	struct sendq out;
+	int want_out;                /* EPOLLOUT armed */
+	int dirty;                   /* on the owner's flush list */
+	int closing;                 /* close after the pending flush */
+	struct conn *next_dirty;
+	/* control connections: memberships, at most max_rooms_per_client */
+	struct membership *ms;
+	size_t nms;
+	/* room connections: the membership attached here (0: none yet) */
+	long attached_id;
+};
+
+/* A new conn for fd (taken over) with limits from cfg, or NULL. */
+struct conn *conn_create(int fd, const char *peer, const struct config *cfg);
+/* Close the socket and free everything. */
+void conn_destroy(struct conn *c);
+
+/* Read what the socket has (one read, bounded by the buffer cap). Returns
+ * bytes read (> 0), 0 at end of stream, -EAGAIN, or another -errno. */
+long conn_read(struct conn *c);
+
+/* Queue m for sending (shared, not copied). 0, or -ENOBUFS when the send
+ * queue bound is reached (the caller cuts the client off), or -ENOMEM. */
+int conn_queue(struct conn *c, struct msg *m);
+
+/* Queue m and drop the caller's reference; the same returns. */
+int conn_queue_take(struct conn *c, struct msg *m);
+
+struct membership *conn_membership(struct conn *c, long join_id);
+int conn_add_membership(struct conn *c, const struct membership *m, long max);
+void conn_remove_membership(struct conn *c, long join_id);
+
+#endif

@@ -1,0 +1,47 @@
+/* control.h - the control-port commands (HELO, KILL_SERVICE, JOIN_CHATROOM,
+ * LEAVE_CHATROOM, DISCONNECT, CHAT), dispatched through a table.
+ *
+ * Runs on the acceptor thread only: it owns the control connections the
+ * handlers reply to. Replies are queued on the connection; the caller
+ * flushes. */
+#ifndef ROOMD_CONTROL_H
+#define ROOMD_CONTROL_H
+
+#include "proto.h"
+
+struct config;
+struct registry;
+struct acceptor;
+struct conn;
+
+struct control {
+	const struct config *cfg;
+	struct registry *reg;
+	struct acceptor *acc; /* rooms hand their deliveries to it */
+	unsigned port;        /* the control port actually bound */
+};
+
+enum control_result {
+	CONTROL_OK,    /* the connection goes on */
+	CONTROL_CLOSE, /* flush the replies, then close (DISCONNECT) */
+	CONTROL_STOP,  /* shut the daemon down (KILL_SERVICE) */
+};
+
+/* Handle one parsed request from control connection c. */
+enum control_result control_handle(struct control *ctl, struct conn *c, const struct proto_msg *m);
+
+/* Reply to a request the parser rejected. */
+void control_reply_error(struct conn *c, enum proto_err err, const char *detail);
+
+/* Drop every membership of c, announcing each leave to its room (the
+ * connection itself gets nothing: it is going away). */
+void control_drop_memberships(struct control *ctl, struct conn *c);
+
+/* Free c's memberships without announcing (shutdown: rooms are gone). */
+void control_forget_memberships(struct conn *c);
+
+/* Start the room threads of the configured rooms and register them.
+ * 0, or -1 with the reason logged. Start-up only. */
+int control_open_configured_rooms(struct control *ctl);
+
+#endif

@@ -1,0 +1,73 @@
+/* registry.h - the shared registry of rooms and memberships.
+ *
+ * Names, ROOM_REFs, JOIN_IDs, counts and limits; no I/O. One mutex guards
+ * all of it and is held only for the lookup or update at hand: callers get
+ * copies, never pointers into the registry. The acceptor thread makes every
+ * change; any thread may read. */
+#ifndef ROOMD_REGISTRY_H
+#define ROOMD_REGISTRY_H
+
+#include <stdint.h>
+#include "config.h"
+#include "proto.h"
+
+struct registry;
+struct room;
+
+/* A copy of a room's registry entry. */
+struct room_info {
+	char name[CONFIG_NAME_MAX + 1];
+	long ref;
+	unsigned port;
+	long members;
+	long max_members;
+	struct room *room; /* the room's thread; lives until shutdown */
+};
+
+/* A copy of a membership. */
+struct member_info {
+	long join_id;
+	long ref;
+	uint64_t conn_id; /* the control connection that joined */
+	char name[CONFIG_NAME_MAX + 1];
+};
+
+/* A new empty registry for cfg (which must outlive it), or NULL. */
+struct registry *registry_create(const struct config *cfg);
+/* Free the registry. Rooms' threads must already be stopped. */
+void registry_destroy(struct registry *reg);
+
+/* Copy the room called name (or with ref) into *out. 0, or -ENOENT. */
+int registry_find_room(struct registry *reg, const char *name, struct room_info *out);
+int registry_find_ref(struct registry *reg, long ref, struct room_info *out);
+
+/* Rooms registered so far. */
+long registry_room_count(struct registry *reg);
+
+/* The ref a new on-demand room will get: above every configured ref. */
+long registry_next_ref(struct registry *reg);
+
+/* Register a room (ref from registry_next_ref() or the config). Returns 0,
+ * -EEXIST (name or ref taken), -ENOSPC (max_rooms reached) or -ENOMEM. */
+int registry_add_room(struct registry *reg, const char *name, long ref, unsigned port,
+		      long max_members, struct room *room);
+
+/* Add a membership of name, held by control connection conn_id, to the room
+ * ref. On success *join_id is a fresh random id (positive, 31 bits, not
+ * live) and the result is PROTO_OK; otherwise PROTO_E_NO_ROOM,
+ * PROTO_E_NAME_IN_USE (another connection has the name there),
+ * PROTO_E_ROOM_FULL or PROTO_E_SERVER (out of memory). */
+enum proto_err registry_join(struct registry *reg, long ref, const char *name,
+			     uint64_t conn_id, long *join_id);
+
+/* Remove a membership. 0, or -ENOENT when it is not live. */
+int registry_leave(struct registry *reg, long join_id);
+
+/* Copy a live membership. 0, or -ENOENT. */
+int registry_member(struct registry *reg, long join_id, struct member_info *out);
+
+/* Visit every room (a snapshot copied under the lock, visited without it).
+ * Returns the number visited, or -ENOMEM. */
+long registry_each_room(struct registry *reg, void (*fn)(const struct room_info *, void *), void *arg);
+
+#endif

@@ -1,0 +1,637 @@
+/* room.c - a chatroom's thread: its listening port, its attached room
+ * connections, and the relay of its traffic.
+ *
+ * Ownership: the room thread alone touches everything in struct room except
+ * the mailbox (any thread posts) and the read-only name/ref/port/cfg. The
+ * delivery list (members) mirrors the registry, updated from the mailbox in
+ * order, so joins, leaves and messages reach everyone in one total order.
+ * Members with an attached room connection get traffic from this thread;
+ * the others through the acceptor, in one batch per loop pass. */
+#include "room.h"
+#include "acceptor.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "mailbox.h"
+#include "msg.h"
+#include "net.h"
+#include "proto.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+enum room_event_type { EV_ADD, EV_REMOVE, EV_RELAY, EV_STOP };
+
+struct room_event {
+	struct mail mail;  /* mail.type is an enum room_event_type */
+	long join_id;
+	int ctl_fd;
+	uint64_t ctl_id;
+	struct msg *msg;
+	char name[CONFIG_NAME_MAX + 1];
+};
+
+struct member {
+	long join_id;
+	char name[CONFIG_NAME_MAX + 1];
+	int ctl_fd;
+	uint64_t ctl_id;
+	struct conn *attached; /* NULL: delivered over the control connection */
+};
+
+struct room {
+	/* read-only after room_start */
+	const struct config *cfg;
+	struct acceptor *acc;
+	char name[CONFIG_NAME_MAX + 1];
+	long ref;
+	unsigned port;
+	pthread_t thread;
+	struct mailbox mbox; /* the only field other threads touch */
+	struct room_event stop_event;
+	int stop_posted;     /* acceptor thread only */
+	/* room thread only */
+	int lfd, epfd;
+	int stopping;
+	struct member *members;
+	size_t nmembers, members_cap;
+	struct conn *dirty;           /* conns with output queued this pass */
+	struct conn **conns;          /* every room connection */
+	size_t nconns, conns_cap;
+	struct delivery_batch *batch; /* for the acceptor, this pass */
+};
+
+/* epoll data.ptr markers for the two descriptors that are not conns. */
+static char listen_marker, mailbox_marker;
+
+#define ROOM_EVENTS 64
+#define ROOM_STOP_FLUSH_MS 700 /* part of the daemon's 2 s shutdown budget */
+
+/* ---- posting (any thread) ---- */
+
+static void post_event(struct room *r, struct room_event *ev, int type, long join_id,
+		       const char *name, int ctl_fd, uint64_t ctl_id, struct msg *m)
+{
+	ev->mail.type = type;
+	ev->join_id = join_id;
+	ev->ctl_fd = ctl_fd;
+	ev->ctl_id = ctl_id;
+	ev->msg = m;
+	if (name)
+		snprintf(ev->name, sizeof(ev->name), "%s", name);
+	mailbox_post(&r->mbox, &ev->mail);
+}
+
+int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
+		    uint64_t ctl_id, struct msg *announce, struct room_event **leave)
+{
+	struct room_event *ev = calloc(1, sizeof(*ev));
+
+	/* The leave event is allocated now so that leaving cannot fail. */
+	*leave = calloc(1, sizeof(**leave));
+	if (!ev || !*leave) {
+		free(ev);
+		free(*leave);
+		*leave = NULL;
+		msg_unref(&announce);
+		return -ENOMEM;
+	}
+	post_event(r, ev, EV_ADD, join_id, name, ctl_fd, ctl_id, announce);
+	return 0;
+}
+
+void room_remove_member(struct room *r, struct room_event *leave, long join_id, struct msg *announce)
+{
+	post_event(r, leave, EV_REMOVE, join_id, NULL, -1, 0, announce);
+}
+
+void room_event_free(struct room_event *ev)
+{
+	free(ev);
+}
+
+int room_relay(struct room *r, struct msg *m)
+{
+	struct room_event *ev = calloc(1, sizeof(*ev));
+
+	if (!ev) {
+		msg_unref(&m);
+		return -ENOMEM;
+	}
+	post_event(r, ev, EV_RELAY, 0, NULL, -1, 0, m);
+	return 0;
+}
+
+unsigned room_port(const struct room *r) { return r->port; }
+
+/* ---- members and connections (room thread) ---- */
+
+static struct member *find_member(struct room *r, long join_id)
+{
+	for (size_t i = 0; i < r->nmembers; i++)
+		if (r->members[i].join_id == join_id)
+			return &r->members[i];
+	return NULL;
+}
+
+static void mark_dirty(struct room *r, struct conn *c)
+{
+	if (!c->dirty) {
+		c->dirty = 1;
+		c->next_dirty = r->dirty;
+		r->dirty = c;
+	}
+}
+
+/* Stop delivering on c: what is partly written is finished, the rest
+ * dropped, and the connection closed after this pass's flush. */
+static void close_soon(struct room *r, struct conn *c)
+{
+	sendq_drop_unstarted(&c->out);
+	c->closing = 1;
+	mark_dirty(r, c);
+}
+
+static void detach(struct room *r, struct conn *c)
+{
+	struct member *m = c->attached_id ? find_member(r, c->attached_id) : NULL;
+
+	if (m && m->attached == c)
+		m->attached = NULL; /* back to delivery over the control connection */
+	c->attached_id = 0;
+}
+
+static void deliver(struct room *r, struct member *m, struct msg *msg)
+{
+	if (m->attached) {
+		struct conn *c = m->attached;
+		if (c->closing)
+			return;
+		if (conn_queue(c, msg) < 0) {
+			log_warn("room %s: %s (%s) is not reading: room connection cut off",
+				 r->name, m->name, c->peer);
+			detach(r, c);
+			close_soon(r, c);
+			return;
+		}
+		mark_dirty(r, c);
+		return;
+	}
+	if (delivery_add(&r->batch, msg, m->ctl_fd, m->ctl_id, m->join_id) < 0)
+		log_error("room %s: out of memory: a message to %s was dropped", r->name, m->name);
+}
+
+static void broadcast(struct room *r, struct msg *msg)
+{
+	for (size_t i = 0; i < r->nmembers; i++)
+		deliver(r, &r->members[i], msg);
+}
+
+static void add_member(struct room *r, const struct room_event *ev)
+{
+	struct member *m;
+
+	if (r->nmembers == r->members_cap) {
+		size_t ncap = r->members_cap ? r->members_cap * 2 : 8;
+		m = realloc(r->members, ncap * sizeof(*m));
+		if (!m) {
+			log_error("room %s: out of memory: %s will receive nothing", r->name, ev->name);
+			return;
+		}
+		r->members = m;
+		r->members_cap = ncap;
+	}
+	m = &r->members[r->nmembers++];
+	memset(m, 0, sizeof(*m));
+	m->join_id = ev->join_id;
+	snprintf(m->name, sizeof(m->name), "%s", ev->name);
+	m->ctl_fd = ev->ctl_fd;
+	m->ctl_id = ev->ctl_id;
+}
+
+static void remove_member(struct room *r, long join_id)
+{
+	struct member *m = find_member(r, join_id);
+
+	if (!m)
+		return;
+	if (m->attached) {
+		m->attached->attached_id = 0;
+		close_soon(r, m->attached);
+	}
+	*m = r->members[--r->nmembers];
+}
+
+static void handle_mail(struct room *r)
+{
+	struct mail *all = mailbox_take_all(&r->mbox), *next;
+
+	for (; all; all = next) {
+		struct room_event *ev = (struct room_event *)all;
+		next = all->next;
+		switch (ev->mail.type) {
+		case EV_ADD:
+			add_member(r, ev);
+			break;
+		case EV_REMOVE:
+			remove_member(r, ev->join_id);
+			break;
+		case EV_STOP:
+			r->stopping = 1;
+			break;
+		default:
+			break;
+		}
+		if (ev->msg)
+			broadcast(r, ev->msg);
+		msg_unref(&ev->msg);
+		if (ev != &r->stop_event)
+			free(ev);
+	}
+}
+
+static int track_conn(struct room *r, struct conn *c)
+{
+	struct epoll_event ee = { .events = EPOLLIN, .data.ptr = c };
+
+	if (r->nconns == r->conns_cap) {
+		size_t ncap = r->conns_cap ? r->conns_cap * 2 : 8;
+		struct conn **nc = realloc(r->conns, ncap * sizeof(*nc));
+		if (!nc)
+			return -ENOMEM;
+		r->conns = nc;
+		r->conns_cap = ncap;
+	}
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, c->fd, &ee) < 0)
+		return -errno;
+	r->conns[r->nconns++] = c;
+	return 0;
+}
+
+static void drop_conn(struct room *r, struct conn *c)
+{
+	detach(r, c);
+	for (size_t i = 0; i < r->nconns; i++) {
+		if (r->conns[i] == c) {
+			r->conns[i] = r->conns[--r->nconns];
+			break;
+		}
+	}
+	conn_destroy(c); /* close() also removes it from the epoll set */
+}
+
+static void accept_all(struct room *r)
+{
+	char peer[NET_ADDRSTRLEN];
+	int fd;
+
+	while ((fd = net_accept(r->lfd, peer, sizeof(peer))) >= 0) {
+		struct conn *c = conn_create(fd, peer, r->cfg);
+		if (!c || track_conn(r, c) < 0) {
+			log_error("room %s: cannot take a connection from %s: out of resources", r->name, peer);
+			if (c)
+				conn_destroy(c);
+			else
+				close(fd);
+		}
+	}
+	if (fd != -EAGAIN)
+		log_warn("room %s: accept: %s", r->name, strerror(-fd));
+}
+
+/* ---- requests on the room port ---- */
+
+static void reply(struct room *r, struct conn *c, struct msg *m)
+{
+	if (conn_queue_take(c, m) < 0)
+		c->closing = 1;
+	mark_dirty(r, c);
+}
+
+static void reply_error(struct room *r, struct conn *c, enum proto_err err, const char *detail)
+{
+	reply(r, c, proto_write_error(err, detail));
+}
+
+static void handle_attach(struct room *r, struct conn *c, const struct proto_msg *pm)
+{
+	long ref, id;
+	struct member *m = NULL;
+
+	if (proto_parse_int(pm->field[PROTO_F_ATTACH_REF], 1, 0x7fffffff, &ref) == 0 &&
+	    proto_parse_int(pm->field[PROTO_F_ATTACH_ID], 1, 0x7fffffff, &id) == 0 &&
+	    ref == r->ref)
+		m = find_member(r, id);
+	if (!m || strcmp(m->name, pm->field[PROTO_F_ATTACH_NAME]) != 0) {
+		/* A wrong capability: nothing more from this connection. */
+		log_info("room %s: attach refused for %s", r->name, c->peer);
+		reply_error(r, c, PROTO_E_NOT_MEMBER, NULL);
+		c->closing = 1;
+		return;
+	}
+	if (c->attached_id && c->attached_id != id) {
+		reply_error(r, c, PROTO_E_MALFORMED, "this connection is attached to another member");
+		return;
+	}
+	if (m->attached && m->attached != c) {
+		/* The capability holder re-attached: the old channel goes. */
+		m->attached->attached_id = 0;
+		close_soon(r, m->attached);
+	}
+	m->attached = c;
+	c->attached_id = id;
+	reply(r, c, proto_write_attached(ref, id));
+}
+
+static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *pm)
+{
+	long ref, id;
+	struct member *m;
+	struct msg *out;
+
+	if (proto_parse_int(pm->field[PROTO_F_CHAT_REF], 1, 0x7fffffff, &ref) < 0 ||
+	    proto_parse_int(pm->field[PROTO_F_CHAT_ID], 1, 0x7fffffff, &id) < 0) {
+		reply_error(r, c, PROTO_E_MALFORMED, "bad CHAT or JOIN_ID");
+		return;
+	}
+	m = c->attached_id == id ? find_member(r, id) : NULL;
+	if (ref != r->ref || !m || strcmp(m->name, pm->field[PROTO_F_CHAT_NAME]) != 0) {
+		reply_error(r, c, PROTO_E_NOT_MEMBER, NULL);
+		return;
+	}
+	if ((long)pm->len[PROTO_F_CHAT_TEXT] > r->cfg->max_message) {
+		reply_error(r, c, PROTO_E_TOO_LARGE, "message too large");
+		return;
+	}
+	out = proto_write_chat(r->ref, m->name, pm->field[PROTO_F_CHAT_TEXT]);
+	if (!out) {
+		reply_error(r, c, PROTO_E_SERVER, "out of memory");
+		return;
+	}
+	broadcast(r, out);
+	msg_unref(&out);
+}
+
+static void handle_request(struct room *r, struct conn *c, const struct proto_msg *pm)
+{
+	switch (pm->kind) {
+	case PROTO_ATTACH:
+		handle_attach(r, c, pm);
+		break;
+	case PROTO_CHAT:
+		handle_chat(r, c, pm);
+		break;
+	default:
+		reply_error(r, c, PROTO_E_MALFORMED, "not a room port request");
+		break;
+	}
+}
+
+/* Read and handle what c sent. */
+static void serve_input(struct room *r, struct conn *c)
+{
+	long n = conn_read(c);
+	size_t off = 0;
+
+	if (n == -EAGAIN)
+		return;
+	if (n <= 0) {
+		c->closing = 1;
+		detach(r, c);
+		mark_dirty(r, c);
+		return;
+	}
+	while (!c->closing) {
+		struct proto_msg pm;
+		size_t used;
+		enum proto_err err;
+		int fatal;
+		enum proto_status st = proto_parse(&c->parser, c->in.data + off, c->in.len - off,
+						   &pm, &used, &err, &fatal);
+		if (st == PROTO_MESSAGE)
+			handle_request(r, c, &pm);
+		off += used;
+		if (st == PROTO_ERROR) {
+			reply_error(r, c, err, NULL);
+			if (fatal) {
+				log_warn("room %s: %s sent an over-long request: closed", r->name, c->peer);
+				detach(r, c);
+				c->closing = 1;
+			}
+		}
+		if (st == PROTO_NEED_MORE)
+			break;
+	}
+	buf_consume(&c->in, off);
+}
+
+static void set_want_out(struct room *r, struct conn *c, int on)
+{
+	struct epoll_event ee = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c };
+
+	if (c->want_out != on && epoll_ctl(r->epfd, EPOLL_CTL_MOD, c->fd, &ee) == 0)
+		c->want_out = on;
+}
+
+/* Write what each conn has queued; arm EPOLLOUT only for leftovers. A
+ * closing conn is dropped once its last (partly written) frame is out. */
+static void flush_dirty(struct room *r)
+{
+	struct conn *c = r->dirty, *next;
+
+	r->dirty = NULL;
+	for (; c; c = next) {
+		int rc = sendq_flush(&c->out, c->fd);
+		next = c->next_dirty;
+		c->dirty = 0;
+		if (rc == -EAGAIN)
+			set_want_out(r, c, 1);
+		else if (rc == 0 && !c->closing)
+			set_want_out(r, c, 0);
+		else
+			drop_conn(r, c);
+	}
+	if (r->batch) {
+		acceptor_deliver(r->acc, r->batch);
+		r->batch = NULL;
+	}
+}
+
+static void handle_event(struct room *r, struct epoll_event *ev)
+{
+	struct conn *c = ev->data.ptr;
+
+	if (ev->data.ptr == &listen_marker) {
+		accept_all(r);
+		return;
+	}
+	if (ev->data.ptr == &mailbox_marker)
+		return;
+	if (ev->events & (EPOLLOUT | EPOLLERR))
+		mark_dirty(r, c);
+	if (!c->closing && (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		serve_input(r, c);
+}
+
+/* Shutdown: give queued output a bounded time to leave, then close all. */
+static void drain_and_close(struct room *r)
+{
+	struct timespec t0, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int pending = 0;
+		for (size_t i = 0; i < r->nconns; i++) {
+			struct conn *c = r->conns[i];
+			if (!sendq_empty(&c->out) && sendq_flush(&c->out, c->fd) == -EAGAIN)
+				pending = 1;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!pending || (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >
+					ROOM_STOP_FLUSH_MS)
+			break;
+		struct timespec pause = { 0, 10 * 1000000 };
+		nanosleep(&pause, NULL);
+	}
+	while (r->nconns > 0)
+		drop_conn(r, r->conns[r->nconns - 1]);
+}
+
+static void *room_main(void *arg)
+{
+	struct room *r = arg;
+	struct epoll_event evs[ROOM_EVENTS];
+	char tname[16];
+
+	snprintf(tname, sizeof(tname), "room-%ld", r->ref);
+	pthread_setname_np(pthread_self(), tname);
+	while (!r->stopping) {
+		int n = epoll_wait(r->epfd, evs, ROOM_EVENTS, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("room %s: epoll_wait: %s", r->name, strerror(errno));
+			break;
+		}
+		/* Membership changes first: an attach may depend on them. */
+		for (int i = 0; i < n; i++)
+			if (evs[i].data.ptr == &mailbox_marker)
+				handle_mail(r);
+		for (int i = 0; i < n; i++)
+			handle_event(r, &evs[i]);
+		flush_dirty(r);
+	}
+	drain_and_close(r);
+	return NULL;
+}
+
+/* ---- lifecycle (acceptor thread) ---- */
+
+static int bind_room_port(const struct config *cfg, unsigned port, unsigned *bound)
+{
+	int fd = -EADDRINUSE;
+
+	if (port == 0 && cfg->room_port_min > 0) {
+		for (unsigned p = cfg->room_port_min; p <= cfg->room_port_max; p++) {
+			fd = net_listen(cfg->bind, p, 128);
+			if (fd >= 0 || fd != -EADDRINUSE)
+				break;
+		}
+	} else {
+		fd = net_listen(cfg->bind, port, 128);
+	}
+	if (fd >= 0)
+		*bound = (unsigned)net_local_port(fd);
+	return fd;
+}
+
+static void room_free(struct room *r)
+{
+	if (r->epfd >= 0)
+		close(r->epfd);
+	if (r->lfd >= 0)
+		close(r->lfd);
+	mailbox_fini(&r->mbox);
+	free(r->members);
+	free(r->conns);
+	free(r);
+}
+
+struct room *room_start(const struct config *cfg, struct acceptor *acc, const char *name,
+			long ref, unsigned port, int *err)
+{
+	struct room *r = calloc(1, sizeof(*r));
+	struct epoll_event ee = { .events = EPOLLIN };
+	pthread_attr_t attr;
+	int rc;
+
+	if (!r) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	r->cfg = cfg;
+	r->acc = acc;
+	r->ref = ref;
+	r->lfd = r->epfd = -1;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	if ((rc = mailbox_init(&r->mbox)) < 0) {
+		free(r);
+		*err = rc;
+		return NULL;
+	}
+	rc = bind_room_port(cfg, port, &r->port);
+	if (rc < 0)
+		goto fail;
+	r->lfd = rc;
+	r->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (r->epfd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	ee.data.ptr = &listen_marker;
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->lfd, &ee) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	ee.data.ptr = &mailbox_marker;
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->mbox.efd, &ee) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	/* A room thread needs little stack: no recursion, small frames. */
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	rc = -pthread_create(&r->thread, &attr, room_main, r);
+	pthread_attr_destroy(&attr);
+	if (rc < 0)
+		goto fail;
+	return r;
+fail:
+	*err = rc;
+	room_free(r);
+	return NULL;
+}
+
+void room_request_stop(struct room *r)
+{
+	/* The stop event lives in the room, so stopping cannot fail. */
+	if (!r->stop_posted) {
+		r->stop_posted = 1;
+		post_event(r, &r->stop_event, EV_STOP, 0, NULL, -1, 0, NULL);
+	}
+}
+
+void room_stop(struct room *r)
+{
+	room_request_stop(r);
+	pthread_join(r->thread, NULL);
+	if (r->batch)
+		acceptor_deliver(r->acc, r->batch);
+	room_free(r);
+}

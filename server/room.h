@@ -1,0 +1,57 @@
+/* room.h - one chatroom: a thread with its own listening port that relays
+ * the room's traffic to its members.
+ *
+ * The acceptor starts and stops rooms and tells them about membership
+ * changes and chat through the room's mailbox; the room thread owns the
+ * room port, the attached room connections and its delivery list. */
+#ifndef ROOMD_ROOM_H
+#define ROOMD_ROOM_H
+
+#include <stdint.h>
+
+struct config;
+struct acceptor;
+struct msg;
+struct room;
+
+/* Bind the room port (port 0 with a range: the first free port of the
+ * range; port 0 without one: any free port) and start the room thread.
+ * Returns the room, or NULL with *err a negative errno (-EADDRINUSE when no
+ * port is free). Acceptor thread only. */
+struct room *room_start(const struct config *cfg, struct acceptor *acc, const char *name,
+			long ref, unsigned port, int *err);
+
+/* The port the room listens on. Any thread. */
+unsigned room_port(const struct room *r);
+
+/* The following post to the room's mailbox and return at once; the room
+ * thread applies them in order. They take over the caller's reference to
+ * the message, even on failure (a NULL message announces nothing). */
+
+struct room_event;
+
+/* A member joined over control connection (ctl_fd, ctl_id): add it to the
+ * delivery list, then relay announce to every member, the new one included.
+ * *leave receives the event its removal will use, so that leaving never
+ * fails. 0, or -ENOMEM (nothing posted). */
+int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
+		    uint64_t ctl_id, struct msg *announce, struct room_event **leave);
+
+/* A member left: stop delivering to it (close its room connection), then
+ * relay announce to the remaining members. Consumes leave. */
+void room_remove_member(struct room *r, struct room_event *leave, long join_id, struct msg *announce);
+
+/* Free a leave event that will never be posted (shutdown). */
+void room_event_free(struct room_event *ev);
+
+/* Relay a CHAT frame to every member. 0, or -ENOMEM (nothing relayed). */
+int room_relay(struct room *r, struct msg *m);
+
+/* Ask the thread to stop, without waiting. Acceptor thread only. */
+void room_request_stop(struct room *r);
+
+/* Stop the thread (it flushes what is queued, bounded in time), join it and
+ * free the room. Acceptor thread only. */
+void room_stop(struct room *r);
+
+#endif
