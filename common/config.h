@@ -61,7 +61,7 @@ struct config {
 /* Fill cfg with the defaults (no rooms). */
 void config_defaults(struct config *cfg);
 
-/* Load path over the defaults. Returns 0, or -1 with a message in err
+/* Load path over what cfg holds (call config_defaults first). Returns 0, or -1 with a message in err
  * ("rooms.ini:12: [limits] max_rooms: 'x' is not a number in 1..100000")
  * naming the file, line and key of every unknown key or bad value (the
  * first few). On failure cfg holds no allocation. */

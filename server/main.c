@@ -106,6 +106,7 @@ int main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc < 0 ? 0 : 2;
+	config_defaults(&cfg);
 	if (config_load(&cfg, o.config, err, sizeof(err)) < 0) {
 		fprintf(stderr, "roomd: invalid configuration:\n%s\n", err);
 		return 1;

@@ -1,0 +1,773 @@
+/* test_config.c - unit tests of the rooms.ini loader (common/config.c).
+ *
+ * Each case writes its own temporary file (mkstemp under $TMPDIR or /tmp),
+ * loads it and checks the values or the exact error: file, line, section,
+ * key and reason. The shipped conf/rooms.ini must load cleanly. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef ROOMD_SOURCE_DIR
+#error "ROOMD_SOURCE_DIR must name the source tree (set by tests/CMakeLists.txt)"
+#endif
+
+#define ERRLEN 4096
+
+/* A loaded config, its error text and the temporary file it came from. */
+struct fixture {
+	struct config cfg;
+	char err[ERRLEN];
+	char path[256];
+	int rc;
+};
+
+static void write_tmp(struct fixture *f, const char *text)
+{
+	const char *dir = getenv("TMPDIR");
+	size_t len = strlen(text);
+	int fd;
+
+	snprintf(f->path, sizeof f->path, "%s/test_config.XXXXXX", dir && *dir ? dir : "/tmp");
+	fd = mkstemp(f->path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	assert_int_equal(close(fd), 0);
+}
+
+/* Load text over the defaults. */
+static struct fixture *load_text(const char *text)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+
+	assert_non_null(f);
+	write_tmp(f, text);
+	config_defaults(&f->cfg);
+	f->rc = config_load(&f->cfg, f->path, f->err, sizeof f->err);
+	unlink(f->path);
+	return f;
+}
+
+static void done(struct fixture *f)
+{
+	config_fini(&f->cfg);
+	assert_null(f->cfg.rooms);
+	assert_int_equal(f->cfg.nrooms, 0);
+	free(f);
+}
+
+/* Assert the load failed and err contains "PATH:LINE: " + want. */
+static void assert_error_at(const struct fixture *f, int line, const char *want)
+{
+	char prefix[300 + 64];
+
+	assert_int_equal(f->rc, -1);
+	assert_null(f->cfg.rooms);
+	snprintf(prefix, sizeof prefix, "%s:%d: %s", f->path, line, want);
+	if (!strstr(f->err, prefix))
+		fail_msg("expected \"%s\" in:\n%s", prefix, f->err);
+}
+
+static void assert_ok(const struct fixture *f)
+{
+	if (f->rc != 0)
+		fail_msg("load failed:\n%s", f->err);
+	assert_string_equal(f->err, "");
+}
+
+static int count_lines(const char *s)
+{
+	int n = *s ? 1 : 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+static void test_defaults(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	config_defaults(&cfg);
+	assert_string_equal(cfg.bind, "127.0.0.1");
+	assert_int_equal(cfg.port, 9000);
+	assert_string_equal(cfg.public_host, "");
+	assert_int_equal(cfg.room_port_min, 9001);
+	assert_int_equal(cfg.room_port_max, 9999);
+	assert_string_equal(cfg.server_id, "roomd");
+	assert_int_equal(cfg.log_level, LOG_INFO);
+	assert_string_equal(cfg.welcome, "Welcome to roomd. Type help for the commands.");
+	assert_int_equal(cfg.max_clients, 1024);
+	assert_int_equal(cfg.max_clients_per_ip, 64);
+	assert_int_equal(cfg.max_rooms, 256);
+	assert_int_equal(cfg.max_members, 256);
+	assert_int_equal(cfg.max_rooms_per_client, 32);
+	assert_int_equal(cfg.max_name, 32);
+	assert_int_equal(cfg.max_message, 4096);
+	assert_int_equal(cfg.max_request, 8192);
+	assert_true(cfg.max_request >= cfg.max_message + 512);
+	assert_int_equal(cfg.sendq_bytes, 1048576);
+	assert_int_equal(cfg.rate, 200);
+	assert_int_equal(cfg.burst, 400);
+	assert_int_equal(cfg.idle_timeout, 300);
+	assert_int_equal(cfg.history, 50);
+	assert_int_equal(cfg.room_creation, 1);
+	assert_int_equal(cfg.kill_service, 0);
+	assert_null(cfg.rooms);
+	assert_int_equal(cfg.nrooms, 0);
+	config_fini(&cfg);
+}
+
+static void test_empty_file_gives_defaults(void **state)
+{
+	struct fixture *f = load_text("; nothing here\n\n# nor here\n");
+	struct config def;
+
+	(void)state;
+	assert_ok(f);
+	config_defaults(&def);
+	assert_int_equal(f->cfg.port, def.port);
+	assert_int_equal(f->cfg.max_request, def.max_request);
+	assert_int_equal(f->cfg.nrooms, 0);
+	done(f);
+}
+
+static void test_full_file(void **state)
+{
+	struct fixture *f = load_text(
+		"[Server]\n"
+		"  BIND = ::1  ; IPv6 loopback\n"
+		"port=7000\n"
+		"public_host = chat.example.org\n"
+		"room_port_min = 7100\n"
+		"room_port_max = 7200\n"
+		"server_id = \"Student 12345\"\n"
+		"log_level = DEBUG\n"
+		"welcome = \"Hi; be nice # really\"\n"
+		"\n"
+		"[limits]\n"
+		"max_clients = 10\n"
+		"max_clients_per_ip = 2\n"
+		"max_rooms = 5\n"
+		"max_members = 3\n"
+		"max_rooms_per_client = 4\n"
+		"max_name = 64\n"
+		"max_message = 100\n"
+		"max_request = 612\n"
+		"sendq_bytes = 65536\n"
+		"rate = 5\n"
+		"burst = 1\n"
+		"idle_timeout = 0\n"
+		"history = 10000\n"
+		"[features]\n"
+		"room_creation = off\n"
+		"kill_service = Yes\n"
+		"[room:general]\n"
+		"topic = all things \\\n"
+		"   general\n"
+		"max_members = 2\n");
+
+	(void)state;
+	assert_ok(f);
+	assert_string_equal(f->cfg.bind, "::1");
+	assert_int_equal(f->cfg.port, 7000);
+	assert_string_equal(f->cfg.public_host, "chat.example.org");
+	assert_int_equal(f->cfg.room_port_min, 7100);
+	assert_int_equal(f->cfg.room_port_max, 7200);
+	assert_string_equal(f->cfg.server_id, "Student 12345");
+	assert_int_equal(f->cfg.log_level, LOG_DEBUG);
+	assert_string_equal(f->cfg.welcome, "Hi; be nice # really");
+	assert_int_equal(f->cfg.max_clients, 10);
+	assert_int_equal(f->cfg.max_clients_per_ip, 2);
+	assert_int_equal(f->cfg.max_rooms, 5);
+	assert_int_equal(f->cfg.max_members, 3);
+	assert_int_equal(f->cfg.max_rooms_per_client, 4);
+	assert_int_equal(f->cfg.max_name, 64);
+	assert_int_equal(f->cfg.max_message, 100);
+	assert_int_equal(f->cfg.max_request, 612);
+	assert_int_equal(f->cfg.sendq_bytes, 65536);
+	assert_int_equal(f->cfg.rate, 5);
+	assert_int_equal(f->cfg.burst, 1);
+	assert_int_equal(f->cfg.idle_timeout, 0);
+	assert_int_equal(f->cfg.history, 10000);
+	assert_int_equal(f->cfg.room_creation, 0);
+	assert_int_equal(f->cfg.kill_service, 1);
+	assert_int_equal(f->cfg.nrooms, 1);
+	assert_string_equal(f->cfg.rooms[0].name, "general");
+	assert_int_equal(f->cfg.rooms[0].ref, 1);
+	assert_int_equal(f->cfg.rooms[0].port, 0);
+	assert_string_equal(f->cfg.rooms[0].topic, "all things    general");
+	assert_int_equal(f->cfg.rooms[0].max_members, 2);
+	assert_int_equal(f->cfg.rooms[0].line, 28);
+	done(f);
+}
+
+static void test_shipped_config(void **state)
+{
+	struct config cfg, def;
+	char err[ERRLEN];
+	int rc;
+
+	(void)state;
+	config_defaults(&cfg);
+	config_defaults(&def);
+	rc = config_load(&cfg, ROOMD_SOURCE_DIR "/conf/rooms.ini", err, sizeof err);
+	if (rc)
+		fail_msg("conf/rooms.ini does not load:\n%s", err);
+	/* The shipped file states the defaults. */
+	assert_string_equal(cfg.bind, def.bind);
+	assert_int_equal(cfg.port, def.port);
+	assert_string_equal(cfg.public_host, def.public_host);
+	assert_int_equal(cfg.room_port_min, def.room_port_min);
+	assert_int_equal(cfg.room_port_max, def.room_port_max);
+	assert_string_equal(cfg.server_id, def.server_id);
+	assert_int_equal(cfg.log_level, def.log_level);
+	assert_string_equal(cfg.welcome, def.welcome);
+	assert_int_equal(cfg.max_clients, def.max_clients);
+	assert_int_equal(cfg.max_clients_per_ip, def.max_clients_per_ip);
+	assert_int_equal(cfg.max_rooms, def.max_rooms);
+	assert_int_equal(cfg.max_members, def.max_members);
+	assert_int_equal(cfg.max_rooms_per_client, def.max_rooms_per_client);
+	assert_int_equal(cfg.max_name, def.max_name);
+	assert_int_equal(cfg.max_message, def.max_message);
+	assert_int_equal(cfg.max_request, def.max_request);
+	assert_int_equal(cfg.sendq_bytes, def.sendq_bytes);
+	assert_int_equal(cfg.rate, def.rate);
+	assert_int_equal(cfg.burst, def.burst);
+	assert_int_equal(cfg.idle_timeout, def.idle_timeout);
+	assert_int_equal(cfg.history, def.history);
+	assert_int_equal(cfg.room_creation, def.room_creation);
+	assert_int_equal(cfg.kill_service, def.kill_service);
+	assert_true(cfg.nrooms >= 2);
+	assert_string_equal(cfg.rooms[0].name, "lobby");
+	assert_string_equal(cfg.rooms[1].name, "dev");
+	assert_int_equal(cfg.rooms[1].port, 8999);
+	for (size_t i = 0; i < cfg.nrooms; i++)
+		assert_true(cfg.rooms[i].port == 0 || cfg.rooms[i].port < cfg.room_port_min ||
+			    cfg.rooms[i].port > cfg.room_port_max);
+	config_fini(&cfg);
+}
+
+static void test_missing_file(void **state)
+{
+	struct config cfg;
+	char err[ERRLEN];
+
+	(void)state;
+	config_defaults(&cfg);
+	assert_int_equal(config_load(&cfg, "/nonexistent/rooms.ini", err, sizeof err), -1);
+	assert_string_equal(err, "/nonexistent/rooms.ini: cannot read: No such file or directory");
+	assert_null(cfg.rooms);
+	assert_int_equal(cfg.port, 9000);
+}
+
+static void test_directory(void **state)
+{
+	struct config cfg;
+	char err[ERRLEN];
+
+	(void)state;
+	config_defaults(&cfg);
+	assert_int_equal(config_load(&cfg, "/", err, sizeof err), -1);
+	assert_string_equal(err, "/: cannot read: Is a directory");
+}
+
+/* One bad line each: the error names this line, section, key and reason. */
+struct bad_case {
+	const char *text;
+	int line;
+	const char *want; /* after "PATH:LINE: " */
+};
+
+static const struct bad_case bad_cases[] = {
+	{ "[server]\nport = 9000\nprot = 1\n", 3, "[server] prot: unknown key (known here: bind, port," },
+	{ "[limits]\n\n\nbind = 1.2.3.4\n", 4, "[limits] bind: unknown key" },
+	{ "[room:x]\nmax_clients = 3\n", 2, "[room:x] max_clients: unknown key (known here: name, ref, port, topic, max_members)" },
+	{ "[server]\n[serve]\nport = 1\n", 2, "[serve]: unknown section" },
+	{ "[rooms:x]\n", 1, "[rooms:x]: unknown section" },
+	{ "port = 1\n", 1, "port: key outside any section" },
+	{ "[limits]\nmax_rooms = abc\n", 2, "[limits] max_rooms: 'abc' is not an integer in 1..100000" },
+	{ "[limits]\nmax_rooms = 0\n", 2, "[limits] max_rooms: '0' is not an integer in 1..100000" },
+	{ "[limits]\nmax_rooms = 100001\n", 2, "[limits] max_rooms: '100001' is not an integer in 1..100000" },
+	{ "[limits]\nmax_rooms = 12abc\n", 2, "[limits] max_rooms: '12abc' is not an integer" },
+	{ "[limits]\nmax_rooms = +5\n", 2, "[limits] max_rooms: '+5' is not an integer" },
+	{ "[limits]\nmax_rooms =\n", 2, "[limits] max_rooms: '' is not an integer" },
+	{ "[limits]\nmax_rooms = 99999999999999999999999\n", 2, "[limits] max_rooms: '99999999999999999999999' is not" },
+	{ "[limits]\nhistory = -1\n", 2, "[limits] history: '-1' is not an integer in 0..10000" },
+	{ "[limits]\nhistory = 10001\n", 2, "[limits] history: '10001' is not an integer in 0..10000" },
+	{ "[limits]\nmax_name = 65\n", 2, "[limits] max_name: '65' is not an integer in 1..64" },
+	{ "[limits]\nsendq_bytes = 65535\n", 2, "[limits] sendq_bytes: '65535' is not an integer in 65536.." },
+	{ "[server]\nport = 0\n", 2, "[server] port: '0' is not an integer in 1..65535" },
+	{ "[server]\nport = 65536\n", 2, "[server] port: '65536' is not an integer in 1..65535" },
+	{ "[features]\nroom_creation = maybe\n", 2, "[features] room_creation: 'maybe' is not a boolean" },
+	{ "[features]\nkill_service = 2\n", 2, "[features] kill_service: '2' is not a boolean" },
+	{ "[features]\nkill_service = yess\n", 2, "[features] kill_service: 'yess' is not a boolean" },
+	{ "[server]\nbind = localhost\n", 2, "[server] bind: 'localhost' is not a numeric IPv4 or IPv6 address" },
+	{ "[server]\nbind = 1.2.3\n", 2, "[server] bind: '1.2.3' is not a numeric" },
+	{ "[server]\nbind = 0.0.0.0:9000\n", 2, "[server] bind: '0.0.0.0:9000' is not a numeric" },
+	{ "[server]\nbind =\n", 2, "[server] bind: '' is 0 bytes long, not 1..255" },
+	{ "[server]\nlog_level = verbose\n", 2, "[server] log_level: 'verbose' is not a log level (error, warn, info, debug)" },
+	{ "[server]\nserver_id = \"\"\n", 2, "[server] server_id: '' is 0 bytes long, not 1..64" },
+	{ "[server]\nserver_id = 01234567890123456789012345678901234567890123456789012345678901234\n", 2,
+	  "[server] server_id: '012345678901234567890123456789012345678901234567890123456789...' is 65 bytes long, not 1..64" },
+	{ "[server]\npublic_host = \"my host\"\n", 2, "[server] public_host: 'my host' contains a space" },
+	{ "[server]\nwelcome = \"a\tb\"\n", 2, "[server] welcome: 'a?b' contains a control byte" },
+	{ "[server]\nport = 1\n[server]\n", 3, "[server]: duplicate section (first at line 1)" },
+	{ "[limits]\nrate = 1\nrate = 2\n", 3, "[limits] rate: duplicate key (first at line 2)" },
+	{ "[server]\njunk\n", 2, "syntax error: expected [section] or key = value, not 'junk'" },
+	{ "[server]\n= 5\n", 2, "syntax error" },
+	{ "[server\n", 1, "syntax error" },
+	{ "[server] ; main\n", 1, "syntax error: expected [section] or key = value, not '[server] ; main' "
+	  "(no comment may follow a section header)" },
+	{ "[]\n", 1, "empty section name" },
+	{ "[server]\nport = 1\\\n", 2, "the last line ends in a backslash" },
+	/* cross-field constraints */
+	{ "[server]\nroom_port_min = 9500\nroom_port_max = 9400\n", 3,
+	  "[server] room_port_max: the room port range 9500..9400 is empty" },
+	{ "[server]\nport = 9500\n", 2, "[server] port: the control port 9500 is inside the room port range 9001..9999" },
+	{ "[server]\nroom_port_min = 8000\n", 2, "[server] room_port_min: the control port 9000 is inside" },
+	{ "[limits]\nmax_message = 8000\n", 2, "[limits] max_message: max_request 8192 is below max_message + 512 = 8512" },
+	{ "[limits]\nmax_request = 4607\n", 2, "[limits] max_request: max_request 4607 is below max_message + 512 = 4608" },
+	{ "[limits]\nmax_message = 60000\nmax_request = 60512\nsendq_bytes = 200000\n", 4,
+	  "[limits] sendq_bytes: sendq_bytes 200000 is below 4 x max_request = 242048" },
+	{ "[limits]\nmax_rooms = 1\n[room:a]\n[room:b]\n", 4, "[room:b]: one room more than [limits] max_rooms = 1" },
+	/* rooms */
+	{ "[room:a]\n[room:b]\n[room:a]\n", 3, "[room:a]: duplicate section (first at line 1)" },
+	{ "[room:]\n", 1, "[room:] name: '' is not a valid room name" },
+	{ "[room:has space]\n", 1, "[room:has space] name: 'has space' is not a valid room name: 1..32 bytes of letters, "
+	  "digits and - _ . # @ + (taken from the section name" },
+	{ "[room:a]\nname = b:c\n", 2, "[room:a] name: 'b:c' is not a valid room name" },
+	{ "[limits]\nmax_name = 3\n[room:abcd]\n", 3, "[room:abcd] name: 'abcd' is not a valid room name: 1..3 bytes" },
+	{ "[room:a]\nname = 01234567890123456789012345678901234567890123456789012345678901234\n", 2,
+	  "[room:a] name: '012345678901234567890123456789012345678901234567890123456789...' is 65 bytes long, not 1..64" },
+	{ "[room:a]\n[room:b]\nname = a\n", 3, "[room:b] name: 'a' is also the name of [room:a] (line 1)" },
+	{ "[room:a]\nref = 7\n[room:b]\nref = 7\n", 4, "[room:b] ref: 7 is also the ref of [room:a] (line 1)" },
+	{ "[room:a]\n[room:b]\nref = 1\n", 3, "[room:b] ref: 1 is also the ref of [room:a] (line 1, by its position)" },
+	{ "[room:a]\nref = 2\n[room:b]\n", 3, "[room:b] ref: 2 (its position, as it sets no ref) is also the ref of [room:a]" },
+	{ "[room:a]\nref = 0\n", 2, "[room:a] ref: '0' is not an integer in 1..2147483647" },
+	{ "[room:a]\nport = 8000\n[room:b]\nport = 8000\n", 4, "[room:b] port: 8000 is also the port of [room:a] (line 1)" },
+	{ "[room:a]\nport = 9001\n", 2, "[room:a] port: 9001 is inside room_port_min..room_port_max (9001..9999)" },
+	{ "[room:a]\nport = 9999\n", 2, "[room:a] port: 9999 is inside" },
+	{ "[room:a]\nport = 9000\n", 2, "[room:a] port: 9000 is the control port" },
+	{ "[room:a]\nmax_members = -1\n", 2, "[room:a] max_members: '-1' is not an integer in 0..100000" },
+};
+
+static void test_bad_values(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+		struct fixture *f = load_text(bad_cases[i].text);
+
+		if (f->rc != -1)
+			fail_msg("case %zu loaded but should not:\n%s", i, bad_cases[i].text);
+		assert_error_at(f, bad_cases[i].line, bad_cases[i].want);
+		done(f);
+	}
+}
+
+/* Values at the ends of their ranges load. */
+static void test_range_edges(void **state)
+{
+	static const char *const good[] = {
+		"[server]\nport = 1\n",
+		"[server]\nport = 65535\nroom_port_max = 65534\n",
+		"[server]\nroom_port_min = 9500\nroom_port_max = 9500\n",
+		"[server]\nbind = 0.0.0.0\n",
+		"[server]\nbind = ::\n",
+		"[server]\nbind = fe80::1\n",
+		"[server]\nlog_level = error\n",
+		"[server]\npublic_host =\n",
+		"[server]\nwelcome = ''\n",
+		"[limits]\nmax_name = 1\n",
+		"[limits]\nmax_message = 1\nmax_request = 513\n",
+		"[limits]\nmax_message = 1048576\nmax_request = 1049088\nsendq_bytes = 4196352\n",
+		"[limits]\nhistory = 0\nidle_timeout = 604800\n",
+		"[features]\nroom_creation = 0\nkill_service = ON\n",
+		"[room:a]\nref = 2147483647\nport = 65535\nmax_members = 0\n",
+		"[room:a]\nport = 9000\n[server]\nport = 8000\n",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		struct fixture *f = load_text(good[i]);
+
+		if (f->rc)
+			fail_msg("case %zu should load:\n%s\n-> %s", i, good[i], f->err);
+		done(f);
+	}
+}
+
+static void test_booleans(void **state)
+{
+	static const struct {
+		const char *v;
+		int want;
+	} cases[] = {
+		{ "true", 1 }, { "TRUE", 1 }, { "yes", 1 }, { "on", 1 }, { "1", 1 },
+		{ "false", 0 }, { "No", 0 }, { "off", 0 }, { "0", 0 },
+	};
+	char text[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct fixture *f;
+
+		snprintf(text, sizeof text, "[features]\nkill_service = %s\nroom_creation = %s\n", cases[i].v,
+			 cases[i].v);
+		f = load_text(text);
+		assert_ok(f);
+		assert_int_equal(f->cfg.kill_service, cases[i].want);
+		assert_int_equal(f->cfg.room_creation, cases[i].want);
+		done(f);
+	}
+}
+
+static void test_log_levels(void **state)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+	char text[64];
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		struct fixture *f;
+
+		snprintf(text, sizeof text, "[server]\nlog_level = %s\n", names[i]);
+		f = load_text(text);
+		assert_ok(f);
+		assert_int_equal(f->cfg.log_level, i);
+		done(f);
+	}
+	assert_int_equal(LOG_ERROR, 0);
+	assert_int_equal(LOG_DEBUG, 3);
+}
+
+static void test_room_defaults(void **state)
+{
+	struct fixture *f = load_text(
+		"; rooms\n"
+		"[room:Lobby]\n"
+		"topic = 'hello there'\n"
+		"[room:b]\n"
+		"ref = 10\n"
+		"name = Bee\n"
+		"port = 8500\n"
+		"max_members = 7\n"
+		"[room:c]\n");
+
+	(void)state;
+	assert_ok(f);
+	assert_int_equal(f->cfg.nrooms, 3);
+	/* The section name is lowercased by iniparser; a name key keeps capitals. */
+	assert_string_equal(f->cfg.rooms[0].name, "lobby");
+	assert_int_equal(f->cfg.rooms[0].ref, 1);
+	assert_int_equal(f->cfg.rooms[0].port, 0);
+	assert_int_equal(f->cfg.rooms[0].max_members, 0);
+	assert_string_equal(f->cfg.rooms[0].topic, "hello there");
+	assert_int_equal(f->cfg.rooms[0].line, 2);
+	assert_string_equal(f->cfg.rooms[1].name, "Bee");
+	assert_int_equal(f->cfg.rooms[1].ref, 10);
+	assert_int_equal(f->cfg.rooms[1].port, 8500);
+	assert_int_equal(f->cfg.rooms[1].max_members, 7);
+	assert_int_equal(f->cfg.rooms[1].line, 4);
+	assert_string_equal(f->cfg.rooms[2].name, "c");
+	assert_int_equal(f->cfg.rooms[2].ref, 3);
+	assert_string_equal(f->cfg.rooms[2].topic, "");
+	assert_int_equal(f->cfg.rooms[2].line, 9);
+	done(f);
+}
+
+static void test_room_limit(void **state)
+{
+	size_t n = CONFIG_MAX_ROOMS_DEFINED + 1, len = 0, cap = n * 32 + 64;
+	char *text = malloc(cap);
+	struct fixture *f;
+
+	(void)state;
+	assert_non_null(text);
+	len += (size_t)snprintf(text + len, cap - len, "[limits]\nmax_rooms = 100000\n");
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(text + len, cap - len, "[room:r%zu]\n", i);
+	f = load_text(text);
+	assert_error_at(f, 3 + CONFIG_MAX_ROOMS_DEFINED, "[room:r4096]: more than 4096 rooms defined");
+	done(f);
+	/* Exactly the maximum loads. */
+	text[len - strlen("[room:r4096]\n")] = '\0';
+	f = load_text(text);
+	assert_ok(f);
+	assert_int_equal(f->cfg.nrooms, CONFIG_MAX_ROOMS_DEFINED);
+	assert_int_equal(f->cfg.rooms[4095].ref, 4096);
+	done(f);
+	free(text);
+}
+
+static void test_several_errors(void **state)
+{
+	struct fixture *f = load_text(
+		"[server]\n"
+		"port = x\n"            /* 2 */
+		"colour = blue\n"       /* 3 */
+		"[limits]\n"
+		"rate = 0\n"            /* 5 */
+		"[features]\n"
+		"kill_service = sure\n" /* 7 */
+		"[nope]\n");            /* 8 */
+
+	(void)state;
+	assert_error_at(f, 2, "[server] port: 'x' is not an integer in 1..65535");
+	assert_error_at(f, 3, "[server] colour: unknown key");
+	assert_error_at(f, 5, "[limits] rate: '0' is not an integer in 1..1000000");
+	assert_error_at(f, 7, "[features] kill_service: 'sure' is not a boolean");
+	assert_error_at(f, 8, "[nope]: unknown section");
+	assert_int_equal(count_lines(f->err), 5);
+	/* In file order. */
+	assert_true(strstr(f->err, "port:") < strstr(f->err, "colour:"));
+	assert_true(strstr(f->err, "rate:") < strstr(f->err, "[nope]"));
+	done(f);
+}
+
+/* Cross-key faults are found last but listed in line order with the rest. */
+static void test_errors_in_line_order(void **state)
+{
+	struct fixture *f = load_text("[server]\nport = 9500\nbind = nowhere\n");
+	char want[400];
+
+	(void)state;
+	snprintf(want, sizeof want, "%s:2: [server] port: the control port 9500 is inside", f->path);
+	assert_int_equal(strncmp(f->err, want, strlen(want)), 0);
+	assert_error_at(f, 3, "[server] bind: 'nowhere' is not a numeric");
+	assert_int_equal(count_lines(f->err), 2);
+	done(f);
+}
+
+/* iniparser's own messages are captured, never printed. */
+static void test_iniparser_is_quiet(void **state)
+{
+	char path[] = "/tmp/test_config_stderr.XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	struct fixture *f;
+	off_t size;
+
+	(void)state;
+	assert_true(fd >= 0 && saved >= 0);
+	assert_int_equal(dup2(fd, 2), 2);
+	f = load_text("[server]\nthis is not ini\n");
+	assert_int_equal(f->rc, -1);
+	done(f);
+	f = load_text("[server]\nport = 1\\\n");
+	done(f);
+	{
+		struct config cfg;
+		char err[256];
+
+		config_defaults(&cfg);
+		assert_int_equal(config_load(&cfg, "/nonexistent/x.ini", err, sizeof err), -1);
+	}
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	size = lseek(fd, 0, SEEK_END);
+	close(fd);
+	unlink(path);
+	assert_int_equal(size, 0);
+}
+
+static void test_error_cap(void **state)
+{
+	char text[1024];
+	size_t len = 0;
+	struct fixture *f;
+	char want[400];
+
+	(void)state;
+	len += (size_t)snprintf(text + len, sizeof text - len, "[limits]\n");
+	for (int i = 0; i < 12; i++)
+		len += (size_t)snprintf(text + len, sizeof text - len, "bad%d = 1\n", i);
+	f = load_text(text);
+	assert_int_equal(f->rc, -1);
+	assert_int_equal(count_lines(f->err), 9);
+	snprintf(want, sizeof want, "\n%s: ... and 4 more errors", f->path);
+	assert_non_null(strstr(f->err, want));
+	assert_error_at(f, 9, "[limits] bad7: unknown key");
+	assert_null(strstr(f->err, "bad8"));
+	done(f);
+}
+
+static void test_small_err_buffer(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	char small[24];
+
+	(void)state;
+	assert_non_null(f);
+	write_tmp(f, "[limits]\nmax_rooms = abc\nfoo = 1\n");
+	config_defaults(&f->cfg);
+	memset(small, 'x', sizeof small);
+	assert_int_equal(config_load(&f->cfg, f->path, small, sizeof small), -1);
+	assert_int_equal(strlen(small), sizeof small - 1);
+	assert_int_equal(config_load(&f->cfg, f->path, NULL, 0), -1);
+	unlink(f->path);
+	done(f);
+}
+
+static void test_failure_leaves_cfg(void **state)
+{
+	struct fixture *f = load_text("[server]\nport = 7000\n[room:a]\n[limits]\nrate = x\n");
+
+	(void)state;
+	assert_int_equal(f->rc, -1);
+	assert_int_equal(f->cfg.port, 9000);
+	assert_null(f->cfg.rooms);
+	assert_int_equal(f->cfg.nrooms, 0);
+	done(f);
+}
+
+static void test_reload_replaces_rooms(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+
+	(void)state;
+	assert_non_null(f);
+	config_defaults(&f->cfg);
+	write_tmp(f, "[room:a]\n[room:b]\n");
+	assert_int_equal(config_load(&f->cfg, f->path, f->err, sizeof f->err), 0);
+	unlink(f->path);
+	assert_int_equal(f->cfg.nrooms, 2);
+	write_tmp(f, "[room:c]\n");
+	assert_int_equal(config_load(&f->cfg, f->path, f->err, sizeof f->err), 0);
+	unlink(f->path);
+	assert_int_equal(f->cfg.nrooms, 1);
+	assert_string_equal(f->cfg.rooms[0].name, "c");
+	done(f);
+}
+
+static void test_crlf_and_comments(void **state)
+{
+	struct fixture *f = load_text(
+		"# comment\r\n"
+		"[server]\r\n"
+		"port = 7001 ; trailing comment\r\n"
+		"\t; indented comment\r\n"
+		"server_id = id#1\r\n"
+		"[room:a] \r\n");
+
+	(void)state;
+	assert_ok(f);
+	assert_int_equal(f->cfg.port, 7001);
+	assert_string_equal(f->cfg.server_id, "id"); /* '#' starts a comment unless quoted */
+	assert_string_equal(f->cfg.rooms[0].name, "a");
+	done(f);
+}
+
+static void test_long_line(void **state)
+{
+	char text[1200];
+	struct fixture *f;
+
+	(void)state;
+	/* 1022 bytes a line is iniparser's limit. */
+	snprintf(text, sizeof text, "[server]\nwelcome = %01011d\n", 0);
+	assert_int_equal(strlen("welcome = ") + 1011, 1021);
+	f = load_text(text);
+	assert_ok(f);
+	assert_int_equal(strlen(f->cfg.welcome), 1011);
+	done(f);
+	snprintf(text, sizeof text, "[server]\nwelcome = %01013d\n", 0);
+	f = load_text(text);
+	assert_error_at(f, 2, "line too long");
+	done(f);
+}
+
+static void test_name_valid(void **state)
+{
+	static const struct {
+		const char *name;
+		size_t len; /* 0: strlen */
+		int want;
+	} cases[] = {
+		{ "alice", 0, 1 },
+		{ "Bob_2", 0, 1 },
+		{ "a-b.c#d@e+f", 0, 1 },
+		{ "#general", 0, 1 },
+		{ "x", 0, 1 },
+		{ "0123456789012345678901234567890", 0, 1 },  /* 31 */
+		{ "01234567890123456789012345678901", 0, 1 }, /* 32 = max_name */
+		{ "012345678901234567890123456789012", 0, 0 }, /* 33 */
+		{ "", 0, 0 },
+		{ "a b", 0, 0 },
+		{ "a\nb", 0, 0 },
+		{ "a\rb", 0, 0 },
+		{ "a\tb", 0, 0 },
+		{ "a:b", 0, 0 },
+		{ "a,b", 0, 0 },
+		{ "a/b", 0, 0 },
+		{ "caf\xc3\xa9", 0, 0 },
+		{ "a\0b", 3, 0 },
+		{ "good\0bad", 4, 1 }, /* only name[0..len) counts */
+		{ "ab", 1, 1 },
+	};
+	struct config cfg;
+
+	(void)state;
+	config_defaults(&cfg);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t len = cases[i].len ? cases[i].len : strlen(cases[i].name);
+
+		if (config_name_valid(&cfg, cases[i].name, len) != cases[i].want)
+			fail_msg("case %zu \"%s\": expected %d", i, cases[i].name, cases[i].want);
+	}
+	/* Not NUL-terminated at len. */
+	assert_true(config_name_valid(&cfg, "abc def", 3));
+	assert_false(config_name_valid(&cfg, "abc def", 0));
+	/* max_name is honoured, and CONFIG_NAME_MAX is a hard ceiling. */
+	cfg.max_name = 3;
+	assert_true(config_name_valid(&cfg, "abc", 3));
+	assert_false(config_name_valid(&cfg, "abcd", 4));
+	cfg.max_name = 1000;
+	{
+		char big[CONFIG_NAME_MAX + 2];
+
+		memset(big, 'a', sizeof big);
+		assert_true(config_name_valid(&cfg, big, CONFIG_NAME_MAX));
+		assert_false(config_name_valid(&cfg, big, CONFIG_NAME_MAX + 1));
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_empty_file_gives_defaults),
+		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_shipped_config),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_directory),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_range_edges),
+		cmocka_unit_test(test_booleans),
+		cmocka_unit_test(test_log_levels),
+		cmocka_unit_test(test_room_defaults),
+		cmocka_unit_test(test_room_limit),
+		cmocka_unit_test(test_several_errors),
+		cmocka_unit_test(test_errors_in_line_order),
+		cmocka_unit_test(test_iniparser_is_quiet),
+		cmocka_unit_test(test_error_cap),
+		cmocka_unit_test(test_small_err_buffer),
+		cmocka_unit_test(test_failure_leaves_cfg),
+		cmocka_unit_test(test_reload_replaces_rooms),
+		cmocka_unit_test(test_crlf_and_comments),
+		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_name_valid),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
