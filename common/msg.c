@@ -48,6 +48,17 @@ struct msg *msg_printf(const char *fmt, ...)
 	return m;
 }
 
+struct msg *msg_concat(const struct msg *a, const struct msg *b)
+{
+	struct msg *m = msg_alloc(a->len + b->len);
+
+	if (m) {
+		memcpy(m->data, a->data, a->len);
+		memcpy(m->data + a->len, b->data, b->len);
+	}
+	return m;
+}
+
 struct msg *msg_ref(struct msg *m)
 {
 	/* Relaxed: a new reference is only made from an existing one, which

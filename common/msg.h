@@ -21,6 +21,9 @@ struct msg *msg_create(const char *data, size_t len);
 /* A new message formatted like printf (refcount 1), or NULL. */
 struct msg *msg_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A new message holding a's bytes then b's (refcount 1), or NULL. */
+struct msg *msg_concat(const struct msg *a, const struct msg *b);
+
 /* Take one more reference; returns m. */
 struct msg *msg_ref(struct msg *m);
 

@@ -266,6 +266,21 @@ static enum line_result message_line(struct proto_parser *p, const char *buf, st
 	return find_head(p, buf, ln) >= 0 ? LINE_AGAIN : LINE_ERROR;
 }
 
+/* Is the incomplete line at the end of buf already past the limit? A line of
+ * only white space so far may be the blank line ending the message (its
+ * '\r' arrived first), so it does not count yet. */
+static int over_limit(const struct proto_parser *p, const char *buf, size_t len)
+{
+	size_t start = p->kind_index >= 0 ? p->msg_start : p->last_line_end;
+	size_t s = p->last_line_end;
+
+	if (len - start <= p->max_request)
+		return 0;
+	while (s < len && is_space(buf[s]))
+		s++;
+	return s < len || p->last_line_end - start > p->max_request;
+}
+
 enum proto_status proto_parse(struct proto_parser *p, char *buf, size_t len,
 			      struct proto_msg *out, size_t *consumed,
 			      enum proto_err *err, int *fatal)
@@ -281,9 +296,7 @@ enum proto_status proto_parse(struct proto_parser *p, char *buf, size_t len,
 		struct line ln;
 
 		if (!nl) {
-			size_t line_len = len - p->last_line_end;
-			if (line_len > p->max_request ||
-			    (p->kind_index >= 0 && len - p->msg_start > p->max_request))
+			if (over_limit(p, buf, len))
 				goto too_large;
 			p->scan = len;
 			break;
@@ -291,11 +304,16 @@ enum proto_status proto_parse(struct proto_parser *p, char *buf, size_t len,
 		end = (size_t)(nl - buf);
 		p->scan = end + 1;
 		p->last_line_end = p->scan;
-		if (p->kind_index >= 0 && end - p->msg_start > p->max_request)
-			goto too_large;
-		if (end - start > p->max_request)
+		split_line(buf, start, end, &ln);
+		/* The limit counts a message's wire bytes, line endings included,
+		 * but not the blank line that ends it. */
+		if (!ln.blank && end + 1 - (p->kind_index >= 0 ? p->msg_start : start) > p->max_request)
 			goto too_large;
 		if (memchr(buf + start, '\0', end - start)) {
+			if (p->kind_index < 0 && p->skipping) {
+				drop = p->scan;
+				continue;
+			}
 			/* A NUL would silently truncate a value later. */
 			*err = PROTO_E_MALFORMED;
 			st = PROTO_ERROR;
@@ -304,7 +322,6 @@ enum proto_status proto_parse(struct proto_parser *p, char *buf, size_t len,
 			drop = p->scan;
 			break;
 		}
-		split_line(buf, start, end, &ln);
 
 		if (p->kind_index >= 0) {
 			enum line_result r = message_line(p, buf, &ln);
@@ -375,7 +392,8 @@ int proto_parse_int(const char *s, long min, long max, long *out)
 	char *end;
 	long v;
 
-	if (!s || !*s || *s == '+' || *s == ' ')
+	/* strtol would accept leading white space and '+': the wire may not. */
+	if (!s || !((*s >= '0' && *s <= '9') || *s == '-'))
 		return -1;
 	errno = 0;
 	v = strtol(s, &end, 10);

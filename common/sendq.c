@@ -53,6 +53,8 @@ static int sendq_grow(struct sendq *q)
 
 int sendq_push(struct sendq *q, struct msg *m)
 {
+	if (m->len == 0)
+		return 0; /* nothing to send; queued it would never be released */
 	if (q->bytes + m->len > q->max_bytes)
 		return -ENOBUFS;
 	if (q->count == q->cap_slots && sendq_grow(q) < 0)

@@ -53,7 +53,8 @@ static char listen_marker, signal_marker, mailbox_marker;
 
 /* ---- deliveries (room threads build batches; this thread applies them) ---- */
 
-int delivery_add(struct delivery_batch **bp, struct msg *m, int fd, uint64_t conn_id, long join_id)
+int delivery_add(struct delivery_batch **bp, struct msg *m, int fd, uint64_t conn_id, long join_id,
+		 int ack)
 {
 	struct delivery_batch *b = *bp;
 
@@ -67,7 +68,7 @@ int delivery_add(struct delivery_batch **bp, struct msg *m, int fd, uint64_t con
 		nb->cap = ncap;
 		*bp = b = nb;
 	}
-	b->d[b->n++] = (struct delivery){ msg_ref(m), fd, conn_id, join_id };
+	b->d[b->n++] = (struct delivery){ msg_ref(m), fd, conn_id, join_id, ack };
 	return 0;
 }
 
@@ -136,6 +137,7 @@ static int track_conn(struct acceptor *acc, struct conn *c)
 	}
 	if (epoll_ctl(acc->epfd, EPOLL_CTL_ADD, c->fd, &ee) < 0)
 		return -errno;
+	c->ev_mask = EPOLLIN;
 	acc->conns[c->fd] = c;
 	acc->nclients++;
 	return 0;
@@ -225,21 +227,13 @@ static void handle_parsed(struct acceptor *acc, struct conn *c, const struct pro
 	}
 }
 
-/* Read what c sent and handle every complete request in it. */
-static void serve_input(struct acceptor *acc, struct conn *c)
+/* Handle the complete requests buffered for c, until it pauses (a LEAVE
+ * waiting for its room) or closes. */
+static void process_input(struct acceptor *acc, struct conn *c)
 {
-	long n = conn_read(c);
 	size_t off = 0;
 
-	if (n == -EAGAIN)
-		return;
-	if (n <= 0) {
-		if (n < 0 && n != -ECONNRESET)
-			log_info("acceptor: %s: read: %s", c->peer, strerror((int)-n));
-		begin_close(acc, c); /* an abrupt close is a disconnect */
-		return;
-	}
-	while (!c->closing && !acc->stop) {
+	while (!c->closing && !c->paused && !acc->stop && c->in.len > off) {
 		struct proto_msg pm;
 		size_t used;
 		enum proto_err err;
@@ -264,6 +258,22 @@ static void serve_input(struct acceptor *acc, struct conn *c)
 	mark_dirty(acc, c);
 }
 
+/* Read what c sent and handle it. */
+static void serve_input(struct acceptor *acc, struct conn *c)
+{
+	long n = conn_read(c);
+
+	if (n == -EAGAIN)
+		return;
+	if (n <= 0) {
+		if (n < 0 && n != -ECONNRESET)
+			log_info("acceptor: %s: read: %s", c->peer, strerror((int)-n));
+		begin_close(acc, c); /* an abrupt close is a disconnect */
+		return;
+	}
+	process_input(acc, c);
+}
+
 static void apply_deliveries(struct acceptor *acc)
 {
 	struct mail *all = mailbox_take_all(&acc->mbox), *next;
@@ -275,25 +285,36 @@ static void apply_deliveries(struct acceptor *acc)
 			struct delivery *d = &b->d[i];
 			struct conn *c = (size_t)d->fd < acc->conns_cap ? acc->conns[d->fd] : NULL;
 
-			if (!c || c->id != d->conn_id || c->closing || !conn_membership(c, d->join_id))
-				continue; /* gone, or left the room since */
+			if (!c || c->id != d->conn_id || c->closing)
+				continue; /* gone */
+			if (!d->ack && !conn_membership(c, d->join_id) && c->leaving_id != d->join_id)
+				continue; /* left the room since */
 			if (conn_queue(c, d->msg) < 0) {
 				log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
 				begin_close(acc, c);
 				continue;
 			}
 			mark_dirty(acc, c);
+			if (d->ack) {
+				/* The LEAVE is answered: go on with its next requests. */
+				c->paused = 0;
+				c->leaving_id = 0;
+				process_input(acc, c);
+			}
 		}
 		delivery_free(b);
 	}
 }
 
+/* Register the events c needs now: requests unless it is paused or
+ * closing; writability only while output is left over. */
 static void set_want_out(struct acceptor *acc, struct conn *c, int on)
 {
-	struct epoll_event ee = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c };
+	unsigned mask = (c->paused || c->closing ? 0 : EPOLLIN) | (on ? EPOLLOUT : 0);
+	struct epoll_event ee = { .events = mask, .data.ptr = c };
 
-	if (c->want_out != on && epoll_ctl(acc->epfd, EPOLL_CTL_MOD, c->fd, &ee) == 0)
-		c->want_out = on;
+	if (c->ev_mask != mask && epoll_ctl(acc->epfd, EPOLL_CTL_MOD, c->fd, &ee) == 0)
+		c->ev_mask = mask;
 }
 
 /* Write what each conn has queued; EPOLLOUT only for leftovers. A closing
@@ -333,7 +354,9 @@ static void handle_event(struct acceptor *acc, struct epoll_event *ev)
 	} else {
 		if (ev->events & (EPOLLOUT | EPOLLERR))
 			mark_dirty(acc, c);
-		if (!c->closing && (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		if (c->paused && (ev->events & (EPOLLHUP | EPOLLERR)))
+			begin_close(acc, c); /* gone while its LEAVE is pending */
+		else if (!c->closing && !c->paused && (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 			serve_input(acc, c);
 	}
 }

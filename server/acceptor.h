@@ -21,6 +21,8 @@ struct delivery {
 	int fd;           /* the control connection... */
 	uint64_t conn_id; /* ...if its id still matches (fds are reused) */
 	long join_id;     /* delivered only while this membership is live */
+	int ack;          /* the answer to a LEAVE: delivered anyway, then the
+			   * connection resumes reading requests */
 };
 
 /* Deliveries made by one room thread in one loop pass. */
@@ -46,7 +48,8 @@ void acceptor_deliver(struct acceptor *acc, struct delivery_batch *b);
 
 /* Room threads: append a delivery to *bp (grown or allocated as needed);
  * takes a new reference to m. 0 or -ENOMEM. */
-int delivery_add(struct delivery_batch **bp, struct msg *m, int fd, uint64_t conn_id, long join_id);
+int delivery_add(struct delivery_batch **bp, struct msg *m, int fd, uint64_t conn_id, long join_id,
+		 int ack);
 
 /* Drop a batch that was never handed over. */
 void delivery_free(struct delivery_batch *b);

@@ -36,10 +36,14 @@ struct conn {
 	struct buf in;               /* bytes read, not yet parsed */
 	struct proto_parser parser;
 	struct sendq out;
-	int want_out;                /* EPOLLOUT armed */
+	unsigned ev_mask;            /* the epoll events registered now */
 	int dirty;                   /* on the owner's flush list */
 	int closing;                 /* close after the pending flush */
 	struct conn *next_dirty;
+	/* control connections: a LEAVE waits for its room to answer, in room
+	 * order, before the next request of this connection is handled */
+	int paused;
+	long leaving_id;             /* its deliveries still pass meanwhile */
 	/* control connections: memberships, at most max_rooms_per_client */
 	struct membership *ms;
 	size_t nms;

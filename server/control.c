@@ -159,7 +159,7 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 		/* Out of memory: undo what was done; the member never appeared
 		 * unless the room event was posted, and then it leaves again. */
 		if (ms.leave)
-			room_remove_member(info.room, ms.leave, ms.join_id, NULL);
+			room_remove_member(info.room, ms.leave, ms.join_id, c->fd, c->id, NULL, NULL);
 		registry_leave(ctl->reg, ms.join_id);
 		return join_error(c, PROTO_E_SERVER, room);
 	}
@@ -168,16 +168,20 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 	return CONTROL_OK;
 }
 
-/* End membership ms of c; the leave is announced to the other members, and
- * to c too when to_self (LEAVE_CHATROOM, after its LEFT_CHATROOM reply). */
-static void end_membership(struct control *ctl, struct conn *c, struct membership *ms, int to_self)
+/* End membership ms of c; the leave is announced to the other members.
+ * With self (LEAVE_CHATROOM: the LEFT_CHATROOM reply and the leaver's own
+ * copy of the announcement), the room sends self back after everything it
+ * relayed before, and c handles no further request until then: so the
+ * leaver gets its own earlier messages, then LEFT, then nothing more. */
+static void end_membership(struct control *ctl, struct conn *c, struct membership *ms,
+			   struct msg *note, struct msg *self)
 {
-	struct msg *note = announcement(ms->ref, ms->name, PROTO_LEFT_TEXT);
-
 	registry_leave(ctl->reg, ms->join_id);
-	if (to_self && note)
-		reply(c, msg_ref(note));
-	room_remove_member(ms->room, ms->leave, ms->join_id, note);
+	if (self) {
+		c->paused = 1;
+		c->leaving_id = ms->join_id;
+	}
+	room_remove_member(ms->room, ms->leave, ms->join_id, c->fd, c->id, note, self);
 	conn_remove_membership(c, ms->join_id);
 }
 
@@ -192,6 +196,7 @@ static enum control_result handle_leave(struct control *ctl, struct conn *c, con
 	struct member_info other;
 	struct room_info info;
 	struct membership *ms;
+	struct msg *note, *left, *self;
 	long ref, id;
 
 	if (!parse_ref_and_id(m, PROTO_F_LEAVE_REF, PROTO_F_LEAVE_ID, &ref, &id)) {
@@ -213,10 +218,21 @@ static enum control_result handle_leave(struct control *ctl, struct conn *c, con
 		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
 		return CONTROL_OK;
 	}
-	/* Idempotent: a membership that is not live gets the same reply. */
-	reply(c, proto_write_left(ref, id));
-	if (ms)
-		end_membership(ctl, c, ms, 1);
+	if (!ms) {
+		/* Idempotent: a membership that is not live gets the same reply. */
+		reply(c, proto_write_left(ref, id));
+		return CONTROL_OK;
+	}
+	note = announcement(ref, ms->name, PROTO_LEFT_TEXT);
+	left = proto_write_left(ref, id);
+	self = note && left ? msg_concat(left, note) : NULL;
+	msg_unref(&left);
+	if (!self) {
+		msg_unref(&note);
+		control_reply_error(c, PROTO_E_SERVER, "out of memory");
+		return CONTROL_OK;
+	}
+	end_membership(ctl, c, ms, note, self);
 	return CONTROL_OK;
 }
 
@@ -239,7 +255,7 @@ static enum control_result handle_chat(struct control *ctl, struct conn *c, cons
 		return CONTROL_OK;
 	}
 	ms = conn_membership(c, id);
-	if (!ms && registry_find_ref(ctl->reg, ref, &info) < 0) {
+	if ((!ms || ms->ref != ref) && registry_find_ref(ctl->reg, ref, &info) < 0) {
 		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
 		return CONTROL_OK;
 	}
@@ -291,8 +307,10 @@ enum control_result control_handle(struct control *ctl, struct conn *c, const st
 
 void control_drop_memberships(struct control *ctl, struct conn *c)
 {
-	while (c->nms > 0)
-		end_membership(ctl, c, &c->ms[c->nms - 1], 0);
+	while (c->nms > 0) {
+		struct membership *ms = &c->ms[c->nms - 1];
+		end_membership(ctl, c, ms, announcement(ms->ref, ms->name, PROTO_LEFT_TEXT), NULL);
+	}
 }
 
 void control_forget_memberships(struct conn *c)

@@ -34,6 +34,7 @@ struct room_event {
 	int ctl_fd;
 	uint64_t ctl_id;
 	struct msg *msg;
+	struct msg *self; /* EV_REMOVE: the leaver's LEFT reply, or NULL */
 	char name[CONFIG_NAME_MAX + 1];
 };
 
@@ -106,9 +107,11 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 	return 0;
 }
 
-void room_remove_member(struct room *r, struct room_event *leave, long join_id, struct msg *announce)
+void room_remove_member(struct room *r, struct room_event *leave, long join_id, int ctl_fd,
+			uint64_t ctl_id, struct msg *announce, struct msg *self)
 {
-	post_event(r, leave, EV_REMOVE, join_id, NULL, -1, 0, announce);
+	leave->self = self;
+	post_event(r, leave, EV_REMOVE, join_id, NULL, ctl_fd, ctl_id, announce);
 }
 
 void room_event_free(struct room_event *ev)
@@ -183,7 +186,7 @@ static void deliver(struct room *r, struct member *m, struct msg *msg)
 		mark_dirty(r, c);
 		return;
 	}
-	if (delivery_add(&r->batch, msg, m->ctl_fd, m->ctl_id, m->join_id) < 0)
+	if (delivery_add(&r->batch, msg, m->ctl_fd, m->ctl_id, m->join_id, 0) < 0)
 		log_error("room %s: out of memory: a message to %s was dropped", r->name, m->name);
 }
 
@@ -215,10 +218,14 @@ static void add_member(struct room *r, const struct room_event *ev)
 	m->ctl_id = ev->ctl_id;
 }
 
-static void remove_member(struct room *r, long join_id)
+static void remove_member(struct room *r, const struct room_event *ev)
 {
-	struct member *m = find_member(r, join_id);
+	struct member *m = find_member(r, ev->join_id);
 
+	/* The answer goes even if the member is unknown here (its add failed
+	 * for lack of memory): the leaver's connection waits for it. */
+	if (ev->self && delivery_add(&r->batch, ev->self, ev->ctl_fd, ev->ctl_id, ev->join_id, 1) < 0)
+		log_error("room %s: out of memory answering a LEAVE", r->name);
 	if (!m)
 		return;
 	if (m->attached) {
@@ -240,7 +247,7 @@ static void handle_mail(struct room *r)
 			add_member(r, ev);
 			break;
 		case EV_REMOVE:
-			remove_member(r, ev->join_id);
+			remove_member(r, ev);
 			break;
 		case EV_STOP:
 			r->stopping = 1;
@@ -251,6 +258,7 @@ static void handle_mail(struct room *r)
 		if (ev->msg)
 			broadcast(r, ev->msg);
 		msg_unref(&ev->msg);
+		msg_unref(&ev->self);
 		if (ev != &r->stop_event)
 			free(ev);
 	}
@@ -270,6 +278,7 @@ static int track_conn(struct room *r, struct conn *c)
 	}
 	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, c->fd, &ee) < 0)
 		return -errno;
+	c->ev_mask = EPOLLIN;
 	r->conns[r->nconns++] = c;
 	return 0;
 }
@@ -433,10 +442,11 @@ static void serve_input(struct room *r, struct conn *c)
 
 static void set_want_out(struct room *r, struct conn *c, int on)
 {
-	struct epoll_event ee = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c };
+	unsigned mask = EPOLLIN | (on ? EPOLLOUT : 0);
+	struct epoll_event ee = { .events = mask, .data.ptr = c };
 
-	if (c->want_out != on && epoll_ctl(r->epfd, EPOLL_CTL_MOD, c->fd, &ee) == 0)
-		c->want_out = on;
+	if (c->ev_mask != mask && epoll_ctl(r->epfd, EPOLL_CTL_MOD, c->fd, &ee) == 0)
+		c->ev_mask = mask;
 }
 
 /* Write what each conn has queued; arm EPOLLOUT only for leftovers. A

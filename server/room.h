@@ -38,8 +38,11 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 		    uint64_t ctl_id, struct msg *announce, struct room_event **leave);
 
 /* A member left: stop delivering to it (close its room connection), then
- * relay announce to the remaining members. Consumes leave. */
-void room_remove_member(struct room *r, struct room_event *leave, long join_id, struct msg *announce);
+ * relay announce to the remaining members. Consumes leave. When self is
+ * not NULL (LEAVE_CHATROOM) it goes back to the leaver's control
+ * connection as an ack delivery, after everything relayed before. */
+void room_remove_member(struct room *r, struct room_event *leave, long join_id, int ctl_fd,
+			uint64_t ctl_id, struct msg *announce, struct msg *self);
 
 /* Free a leave event that will never be posted (shutdown). */
 void room_event_free(struct room_event *ev);

@@ -307,8 +307,8 @@ static const struct bad_case bad_cases[] = {
 	{ "[limits]\nhistory = 10001\n", 2, "[limits] history: '10001' is not an integer in 0..10000" },
 	{ "[limits]\nmax_name = 65\n", 2, "[limits] max_name: '65' is not an integer in 1..64" },
 	{ "[limits]\nsendq_bytes = 65535\n", 2, "[limits] sendq_bytes: '65535' is not an integer in 65536.." },
-	{ "[server]\nport = 0\n", 2, "[server] port: '0' is not an integer in 1..65535" },
-	{ "[server]\nport = 65536\n", 2, "[server] port: '65536' is not an integer in 1..65535" },
+	{ "[server]\nroom_port_min = 0\n", 2, "[server] room_port_min: the room port range 0..9999 must be two ports, or 0..0 for any free port" },
+	{ "[server]\nport = 65536\n", 2, "[server] port: '65536' is not an integer in 0..65535" },
 	{ "[features]\nroom_creation = maybe\n", 2, "[features] room_creation: 'maybe' is not a boolean" },
 	{ "[features]\nkill_service = 2\n", 2, "[features] kill_service: '2' is not a boolean" },
 	{ "[features]\nkill_service = yess\n", 2, "[features] kill_service: 'yess' is not a boolean" },
@@ -523,7 +523,7 @@ static void test_several_errors(void **state)
 		"[nope]\n");            /* 8 */
 
 	(void)state;
-	assert_error_at(f, 2, "[server] port: 'x' is not an integer in 1..65535");
+	assert_error_at(f, 2, "[server] port: 'x' is not an integer in 0..65535");
 	assert_error_at(f, 3, "[server] colour: unknown key");
 	assert_error_at(f, 5, "[limits] rate: '0' is not an integer in 1..1000000");
 	assert_error_at(f, 7, "[features] kill_service: 'sure' is not a boolean");

@@ -1,0 +1,571 @@
+/* test_sendq.c - unit tests of the bounded send queue (common/sendq.h).
+ *
+ * Each test writes into one end of an AF_UNIX stream socketpair made
+ * non-blocking, and reads the other end to compare the exact bytes. SIGPIPE
+ * keeps its default action, so a write to a closed peer without
+ * MSG_NOSIGNAL would kill the test. Reference counts of the messages are
+ * checked after every step that should take or drop one. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "msg.h"
+#include "sendq.h"
+
+/* sv[0]: the writer, non-blocking; sv[1]: the reader. A small send buffer
+ * when small is set, so the writer fills up quickly. */
+static void make_pair(int sv[2], int small)
+{
+	int flags;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	flags = fcntl(sv[0], F_GETFL);
+	assert_true(flags >= 0);
+	assert_int_equal(fcntl(sv[0], F_SETFL, flags | O_NONBLOCK), 0);
+	if (small) {
+		int sz = 4096;
+		assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)), 0);
+		assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)), 0);
+	}
+}
+
+static void close_pair(int sv[2])
+{
+	if (sv[0] >= 0)
+		close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	sv[0] = sv[1] = -1;
+}
+
+struct bytes {
+	char *p;
+	size_t len, cap;
+};
+
+static void bytes_add(struct bytes *b, const char *p, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t ncap = b->cap ? b->cap : 4096;
+		while (ncap < b->len + n)
+			ncap *= 2;
+		b->p = realloc(b->p, ncap);
+		assert_non_null(b->p);
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+/* Read everything the reader has now, without blocking. */
+static void drain(int fd, struct bytes *got)
+{
+	char tmp[65536];
+
+	for (;;) {
+		ssize_t r = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+		if (r > 0) {
+			bytes_add(got, tmp, (size_t)r);
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		assert_true(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+		return;
+	}
+}
+
+static unsigned refs(struct msg *m)
+{
+	return atomic_load(&m->refs);
+}
+
+static struct msg *mk(const char *s)
+{
+	struct msg *m = msg_create(s, strlen(s));
+
+	assert_non_null(m);
+	return m;
+}
+
+static void test_push_flush_bytes(void **state)
+{
+	int sv[2];
+	struct sendq q;
+	struct msg *m[3];
+	struct bytes got = { 0 };
+	static const char want[] = "HELO x\nIP:1.2.3.4\nPort:9000\nStudentID:id\n"
+				   "CHAT: 1\nCLIENT_NAME: a\nMESSAGE: hi\n\n"
+				   "LEFT_CHATROOM: 1\nJOIN_ID: 2\n";
+
+	(void)state;
+	make_pair(sv, 0);
+	sendq_init(&q, 1 << 20);
+	assert_true(sendq_empty(&q));
+	/* an empty queue flushes to nothing, without touching the socket */
+	assert_int_equal(sendq_flush(&q, -1), 0);
+
+	m[0] = mk("HELO x\nIP:1.2.3.4\nPort:9000\nStudentID:id\n");
+	m[1] = mk("CHAT: 1\nCLIENT_NAME: a\nMESSAGE: hi\n\n");
+	m[2] = mk("LEFT_CHATROOM: 1\nJOIN_ID: 2\n");
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(sendq_push(&q, m[i]), 0);
+		assert_int_equal(refs(m[i]), 2);
+	}
+	assert_false(sendq_empty(&q));
+	assert_int_equal(q.count, 3);
+	assert_int_equal(q.bytes, sizeof(want) - 1);
+
+	assert_int_equal(sendq_flush(&q, sv[0]), 0);
+	assert_true(sendq_empty(&q));
+	assert_int_equal(q.count, 0);
+	assert_int_equal(q.bytes, 0);
+	assert_int_equal(q.off, 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(refs(m[i]), 1);
+
+	drain(sv[1], &got);
+	assert_int_equal(got.len, sizeof(want) - 1);
+	assert_memory_equal(got.p, want, got.len);
+
+	/* the same message pushed twice is sent twice */
+	assert_int_equal(sendq_push(&q, m[2]), 0);
+	assert_int_equal(sendq_push(&q, m[2]), 0);
+	assert_int_equal(refs(m[2]), 3);
+	assert_int_equal(sendq_flush(&q, sv[0]), 0);
+	assert_int_equal(refs(m[2]), 1);
+	got.len = 0;
+	drain(sv[1], &got);
+	assert_int_equal(got.len, 2 * m[2]->len);
+	assert_memory_equal(got.p, "LEFT_CHATROOM: 1\nJOIN_ID: 2\nLEFT_CHATROOM: 1\nJOIN_ID: 2\n", got.len);
+
+	sendq_fini(&q);
+	for (int i = 0; i < 3; i++)
+		msg_unref(&m[i]);
+	free(got.p);
+	close_pair(sv);
+}
+
+static void test_byte_cap(void **state)
+{
+	int sv[2];
+	struct sendq q;
+	struct msg *five = mk("12345"), *six = mk("abcdef"), *one = mk("x");
+	struct bytes got = { 0 };
+
+	(void)state;
+	make_pair(sv, 0);
+	sendq_init(&q, 10);
+	assert_int_equal(sendq_push(&q, five), 0);
+	assert_int_equal(q.bytes, 5);
+
+	/* 5 + 6 > 10: refused, nothing queued, no reference taken */
+	assert_int_equal(sendq_push(&q, six), -ENOBUFS);
+	assert_int_equal(q.count, 1);
+	assert_int_equal(q.bytes, 5);
+	assert_int_equal(refs(six), 1);
+
+	/* exactly at the cap is allowed */
+	assert_int_equal(sendq_push(&q, five), 0);
+	assert_int_equal(q.count, 2);
+	assert_int_equal(q.bytes, 10);
+	assert_int_equal(refs(five), 3);
+
+	assert_int_equal(sendq_push(&q, one), -ENOBUFS);
+	assert_int_equal(q.count, 2);
+	assert_int_equal(q.bytes, 10);
+	assert_int_equal(refs(one), 1);
+
+	/* a message larger than the whole cap, on an empty queue */
+	assert_int_equal(sendq_flush(&q, sv[0]), 0);
+	drain(sv[1], &got);
+	assert_int_equal(got.len, 10);
+	assert_memory_equal(got.p, "1234512345", 10);
+	{
+		struct msg *big = mk("0123456789A");
+		assert_int_equal(sendq_push(&q, big), -ENOBUFS);
+		assert_int_equal(q.count, 0);
+		assert_int_equal(q.bytes, 0);
+		assert_int_equal(refs(big), 1);
+		msg_unref(&big);
+	}
+	/* written bytes free room under the cap */
+	assert_int_equal(sendq_push(&q, six), 0);
+	assert_int_equal(q.bytes, 6);
+
+	sendq_fini(&q);
+	assert_int_equal(refs(five), 1);
+	assert_int_equal(refs(six), 1);
+	msg_unref(&five);
+	msg_unref(&six);
+	msg_unref(&one);
+	free(got.p);
+	close_pair(sv);
+}
+
+static void test_shared_message(void **state)
+{
+	int a[2], b[2];
+	struct sendq qa, qb;
+	struct msg *m = mk("CHAT: 7\nCLIENT_NAME: z\nMESSAGE: shared\n\n");
+	struct bytes ga = { 0 }, gb = { 0 };
+
+	(void)state;
+	make_pair(a, 0);
+	make_pair(b, 0);
+	sendq_init(&qa, 4096);
+	sendq_init(&qb, 4096);
+	assert_int_equal(sendq_push(&qa, m), 0);
+	assert_int_equal(sendq_push(&qb, m), 0);
+	assert_int_equal(refs(m), 3);
+	/* the creator lets go: the queues keep it alive */
+	{
+		struct msg *mine = m;
+		msg_unref(&mine);
+		assert_null(mine);
+	}
+	assert_int_equal(refs(m), 2);
+
+	assert_int_equal(sendq_flush(&qa, a[0]), 0);
+	assert_int_equal(refs(m), 1); /* still alive for qb (ASan checks) */
+	drain(a[1], &ga);
+	assert_int_equal(ga.len, m->len);
+	assert_memory_equal(ga.p, m->data, m->len);
+
+	drain(b[1], &gb);
+	assert_int_equal(gb.len, 0); /* nothing before the flush */
+	assert_int_equal(sendq_flush(&qb, b[0]), 0); /* frees m: the last owner */
+	drain(b[1], &gb);
+	assert_int_equal(gb.len, ga.len);
+	assert_memory_equal(gb.p, "CHAT: 7\nCLIENT_NAME: z\nMESSAGE: shared\n\n", gb.len);
+
+	sendq_fini(&qa);
+	sendq_fini(&qb);
+	free(ga.p);
+	free(gb.p);
+	close_pair(a);
+	close_pair(b);
+}
+
+/* Message i of a numbered sequence, of varying length. */
+static struct msg *numbered(int i)
+{
+	struct msg *m = msg_printf("CHAT: 1\nCLIENT_NAME: n\nMESSAGE: %06d %.*s\n\n", i, i % 97,
+				   "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+				   "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz");
+	assert_non_null(m);
+	return m;
+}
+
+/* Fill the socket until flush says -EAGAIN, keep pushing while it is full
+ * (the ring grows and wraps), then alternately drain and flush to the end. */
+static void test_eagain_then_complete(void **state)
+{
+	int sv[2], r, n = 0;
+	struct sendq q;
+	struct msg *all[4000];
+	struct bytes want = { 0 }, got = { 0 };
+
+	(void)state;
+	make_pair(sv, 1);
+	sendq_init(&q, 1 << 22);
+	do {
+		assert_true(n < 1000);
+		all[n] = numbered(n);
+		bytes_add(&want, all[n]->data, all[n]->len);
+		assert_int_equal(sendq_push(&q, all[n]), 0);
+		n++;
+		r = sendq_flush(&q, sv[0]);
+		assert_true(r == 0 || r == -EAGAIN);
+	} while (r == 0);
+	assert_int_equal(r, -EAGAIN);
+	assert_false(sendq_empty(&q));
+	assert_true(q.bytes > 0);
+	/* still full: another flush writes nothing and says so again */
+	{
+		size_t before = q.bytes;
+		assert_int_equal(sendq_flush(&q, sv[0]), -EAGAIN);
+		assert_int_equal(q.bytes, before);
+	}
+	/* more while blocked: over 64 queued (one writev batch) */
+	for (int k = 0; k < 300; k++, n++) {
+		all[n] = numbered(n);
+		bytes_add(&want, all[n]->data, all[n]->len);
+		assert_int_equal(sendq_push(&q, all[n]), 0);
+	}
+	assert_true(q.count > 300);
+	for (int rounds = 0;; rounds++) {
+		assert_true(rounds < 100000);
+		drain(sv[1], &got);
+		r = sendq_flush(&q, sv[0]);
+		assert_true(r == 0 || r == -EAGAIN);
+		if (r == 0)
+			break;
+		/* interleave pushes with partial flushes: the ring wraps */
+		if (rounds % 3 == 0 && n < 1500) {
+			all[n] = numbered(n);
+			bytes_add(&want, all[n]->data, all[n]->len);
+			assert_int_equal(sendq_push(&q, all[n]), 0);
+			n++;
+		}
+	}
+	drain(sv[1], &got);
+	assert_true(sendq_empty(&q));
+	assert_int_equal(q.bytes, 0);
+	assert_int_equal(got.len, want.len);
+	assert_memory_equal(got.p, want.p, want.len);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(refs(all[i]), 1);
+		msg_unref(&all[i]);
+	}
+	/* the queue is usable again after the burst */
+	{
+		struct msg *m = mk("again\n");
+		got.len = 0;
+		assert_int_equal(sendq_push(&q, m), 0);
+		assert_int_equal(sendq_flush(&q, sv[0]), 0);
+		drain(sv[1], &got);
+		assert_int_equal(got.len, 6);
+		assert_memory_equal(got.p, "again\n", 6);
+		assert_int_equal(refs(m), 1);
+		msg_unref(&m);
+	}
+	sendq_fini(&q);
+	free(want.p);
+	free(got.p);
+	close_pair(sv);
+}
+
+/* The head is partly written: drop_unstarted keeps it (the reader must get
+ * the whole frame) and drops everything behind it. */
+static void test_drop_unstarted_keeps_partial_head(void **state)
+{
+	int sv[2], r;
+	struct sendq q;
+	size_t bigsz = 256 * 1024;
+	char *pattern = malloc(bigsz);
+	struct msg *big, *s1 = mk("CHAT: 1\nCLIENT_NAME: a\nMESSAGE: after 1\n\n");
+	struct msg *s2 = mk("CHAT: 1\nCLIENT_NAME: a\nMESSAGE: after 2\n\n");
+	struct bytes got = { 0 };
+
+	(void)state;
+	assert_non_null(pattern);
+	for (size_t i = 0; i < bigsz; i++)
+		pattern[i] = (char)('a' + (i * 7 + i / 251) % 26);
+	big = msg_create(pattern, bigsz);
+	assert_non_null(big);
+	make_pair(sv, 1);
+	sendq_init(&q, 1 << 20);
+	assert_int_equal(sendq_push(&q, big), 0);
+	assert_int_equal(sendq_push(&q, s1), 0);
+	assert_int_equal(sendq_push(&q, s2), 0);
+	assert_int_equal(sendq_flush(&q, sv[0]), -EAGAIN);
+	/* the socket took part of the head, not all of it */
+	assert_int_equal(q.count, 3);
+	assert_true(q.off > 0 && q.off < bigsz);
+	assert_int_equal(q.bytes, bigsz - q.off + s1->len + s2->len);
+
+	sendq_drop_unstarted(&q);
+	assert_int_equal(q.count, 1);
+	assert_int_equal(q.bytes, bigsz - q.off);
+	assert_int_equal(refs(big), 2);
+	assert_int_equal(refs(s1), 1);
+	assert_int_equal(refs(s2), 1);
+
+	for (int rounds = 0;; rounds++) {
+		assert_true(rounds < 100000);
+		drain(sv[1], &got);
+		r = sendq_flush(&q, sv[0]);
+		assert_true(r == 0 || r == -EAGAIN);
+		if (r == 0)
+			break;
+	}
+	drain(sv[1], &got);
+	assert_int_equal(got.len, bigsz);
+	assert_memory_equal(got.p, pattern, bigsz);
+	assert_int_equal(refs(big), 1);
+	assert_true(sendq_empty(&q));
+
+	sendq_fini(&q);
+	msg_unref(&big);
+	msg_unref(&s1);
+	msg_unref(&s2);
+	free(pattern);
+	free(got.p);
+	close_pair(sv);
+}
+
+/* Nothing started: everything is dropped. */
+static void test_drop_unstarted_nothing_started(void **state)
+{
+	int sv[2];
+	struct sendq q;
+	struct msg *a = mk("one\n"), *b = mk("two\n");
+	struct bytes got = { 0 };
+
+	(void)state;
+	make_pair(sv, 0);
+	sendq_init(&q, 4096);
+	sendq_drop_unstarted(&q); /* empty: nothing to do */
+	assert_true(sendq_empty(&q));
+	assert_int_equal(sendq_push(&q, a), 0);
+	assert_int_equal(sendq_push(&q, b), 0);
+	assert_int_equal(sendq_push(&q, a), 0);
+	sendq_drop_unstarted(&q);
+	assert_true(sendq_empty(&q));
+	assert_int_equal(q.bytes, 0);
+	assert_int_equal(refs(a), 1);
+	assert_int_equal(refs(b), 1);
+	assert_int_equal(sendq_flush(&q, sv[0]), 0);
+	drain(sv[1], &got);
+	assert_int_equal(got.len, 0);
+	/* the queue still works */
+	assert_int_equal(sendq_push(&q, b), 0);
+	assert_int_equal(sendq_flush(&q, sv[0]), 0);
+	drain(sv[1], &got);
+	assert_int_equal(got.len, 4);
+	assert_memory_equal(got.p, "two\n", 4);
+	sendq_fini(&q);
+	msg_unref(&a);
+	msg_unref(&b);
+	free(got.p);
+	close_pair(sv);
+}
+
+static void test_peer_closed(void **state)
+{
+	int sv[2], r;
+	struct sendq q;
+	struct msg *m = mk("LEFT_CHATROOM: 1\nJOIN_ID: 2\n");
+	void (*old)(int) = signal(SIGPIPE, SIG_DFL);
+
+	(void)state;
+	make_pair(sv, 0);
+	sendq_init(&q, 4096);
+	close(sv[1]);
+	sv[1] = -1;
+	assert_int_equal(sendq_push(&q, m), 0);
+	r = sendq_flush(&q, sv[0]);
+	assert_true(r < 0);
+	assert_int_not_equal(r, -EAGAIN);
+	if (r != -EPIPE && r != -ECONNRESET)
+		fail_msg("flush to a closed peer returned %d (%s)", r, strerror(-r));
+	/* still there to be released by the owner */
+	assert_int_equal(refs(m), 2);
+	sendq_fini(&q);
+	assert_int_equal(refs(m), 1);
+	msg_unref(&m);
+	close_pair(sv);
+	signal(SIGPIPE, old);
+}
+
+static void test_fini_releases(void **state)
+{
+	struct sendq q;
+	struct msg *a = mk("aaaa\n"), *b = mk("bb\n");
+
+	(void)state;
+	sendq_init(&q, 1 << 16);
+	sendq_fini(&q); /* never used: fine */
+	sendq_init(&q, 1 << 16);
+	for (int i = 0; i < 20; i++) /* past the first ring growth */
+		assert_int_equal(sendq_push(&q, i % 3 ? a : b), 0);
+	assert_int_equal(refs(a), 1 + 13);
+	assert_int_equal(refs(b), 1 + 7);
+	assert_int_equal(q.bytes, 13 * 5 + 7 * 3);
+	sendq_fini(&q);
+	assert_int_equal(refs(a), 1);
+	assert_int_equal(refs(b), 1);
+	assert_true(sendq_empty(&q));
+	assert_int_equal(q.bytes, 0);
+	assert_null(q.ring);
+	msg_unref(&a);
+	msg_unref(&b);
+}
+
+/* A zero-length message (msg_create("", 0) is a valid message) must not
+ * stall the queue. Run in a child with an alarm: a flush that spins
+ * forever fails the test instead of hanging it. */
+static void check_in_child(const char *const *texts, size_t n)
+{
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int sv[2], r;
+		struct sendq q;
+		size_t total = 0;
+		char buf[256];
+		ssize_t got;
+
+		alarm(2);
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+			_exit(10);
+		fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+		sendq_init(&q, 4096);
+		for (size_t i = 0; i < n; i++) {
+			struct msg *m = msg_create(texts[i], strlen(texts[i]));
+			if (!m || sendq_push(&q, m) != 0)
+				_exit(11);
+			total += m->len;
+			msg_unref(&m);
+		}
+		r = sendq_flush(&q, sv[0]);
+		if (r != 0 || !sendq_empty(&q))
+			_exit(12);
+		got = recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT);
+		if ((total == 0 && !(got < 0 && errno == EAGAIN)) || (total > 0 && got != (ssize_t)total))
+			_exit(13);
+		sendq_fini(&q);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status))
+		fail_msg("flush of a queue holding an empty message: child killed by signal %d%s",
+			 WTERMSIG(status), WTERMSIG(status) == SIGALRM ? " (spun forever)" : "");
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_empty_message(void **state)
+{
+	static const char *const only[] = { "" };
+	static const char *const after[] = { "abc\n", "" };
+	static const char *const between[] = { "abc\n", "", "def\n" };
+
+	(void)state;
+	check_in_child(between, 3);
+	check_in_child(only, 1);
+	check_in_child(after, 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_push_flush_bytes),
+		cmocka_unit_test(test_byte_cap),
+		cmocka_unit_test(test_shared_message),
+		cmocka_unit_test(test_eagain_then_complete),
+		cmocka_unit_test(test_drop_unstarted_keeps_partial_head),
+		cmocka_unit_test(test_drop_unstarted_nothing_started),
+		cmocka_unit_test(test_peer_closed),
+		cmocka_unit_test(test_fini_releases),
+		cmocka_unit_test(test_empty_message),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
