@@ -1,0 +1,127 @@
+/* commands.c - parse a line typed (or piped) to roomc into a command.
+ *
+ * One table lists every verb with its aliases, its argument shape and its
+ * usage text; parsing is a word split over that table. Pure code: results
+ * point into the caller's line. */
+#include "commands.h"
+
+#include <string.h>
+
+enum command_args {
+	ARGS_NONE,      /* verb alone */
+	ARGS_ROOM,      /* verb ROOM */
+	ARGS_ROOM_TEXT, /* verb ROOM MESSAGE... */
+};
+
+struct command_def {
+	const char *name;
+	enum command_verb verb;
+	enum command_args args;
+};
+
+static const struct command_def command_defs[] = {
+	{ "join", COMMAND_JOIN, ARGS_ROOM },
+	{ "send", COMMAND_SEND, ARGS_ROOM_TEXT },
+	{ "leave_chatroom", COMMAND_LEAVE, ARGS_ROOM },
+	{ "leave", COMMAND_LEAVE, ARGS_ROOM },
+	{ "disconnect", COMMAND_DISCONNECT, ARGS_NONE },
+	{ "quit", COMMAND_DISCONNECT, ARGS_NONE },
+	{ "help", COMMAND_HELP, ARGS_NONE },
+};
+
+static const char *const usages[] = {
+	[COMMAND_NONE] = "",
+	[COMMAND_JOIN] = "usage: join ROOM",
+	[COMMAND_SEND] = "usage: send ROOM MESSAGE...",
+	[COMMAND_LEAVE] = "usage: leave_chatroom ROOM",
+	[COMMAND_DISCONNECT] = "usage: disconnect",
+	[COMMAND_HELP] = "usage: help",
+};
+
+#define NDEFS ((int)(sizeof(command_defs) / sizeof(command_defs[0])))
+
+const char *command_usage(enum command_verb verb)
+{
+	if ((unsigned)verb >= sizeof(usages) / sizeof(usages[0]))
+		return "";
+	return usages[verb];
+}
+
+static int is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static const char *skip_blanks(const char *s)
+{
+	while (*s && is_blank(*s))
+		s++;
+	return s;
+}
+
+/* The word starting at s (not at a blank): its length. */
+static size_t word_len(const char *s)
+{
+	size_t n = 0;
+
+	while (s[n] && !is_blank(s[n]))
+		n++;
+	return n;
+}
+
+static const struct command_def *find_def(const char *word, size_t len)
+{
+	for (int i = 0; i < NDEFS; i++) {
+		if (strlen(command_defs[i].name) == len &&
+		    memcmp(command_defs[i].name, word, len) == 0)
+			return &command_defs[i];
+	}
+	return NULL;
+}
+
+/* Fill the arguments of a known verb from rest (just after the verb). */
+static int parse_args(const struct command_def *def, const char *rest, struct command *out)
+{
+	const char *p = skip_blanks(rest), *end;
+
+	if (def->args == ARGS_NONE)
+		return *p ? COMMAND_E_USAGE : COMMAND_OK;
+	if (!*p)
+		return COMMAND_E_USAGE;
+	out->room = p;
+	out->room_len = word_len(p);
+	p = skip_blanks(p + out->room_len);
+	if (def->args == ARGS_ROOM)
+		return *p ? COMMAND_E_USAGE : COMMAND_OK;
+	if (!*p)
+		return COMMAND_E_USAGE; /* an empty message is not a message */
+	end = p + strlen(p);
+	while (end > p && is_blank(end[-1]))
+		end--;
+	out->text = p;
+	out->text_len = (size_t)(end - p);
+	return COMMAND_OK;
+}
+
+int command_parse(const char *line, struct command *out)
+{
+	const struct command_def *def;
+	const char *p = skip_blanks(line);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!*p)
+		return COMMAND_EMPTY;
+	out->word = p;
+	out->word_len = word_len(p);
+	def = find_def(p, out->word_len);
+	if (!def)
+		return COMMAND_E_UNKNOWN;
+	out->verb = def->verb;
+	rc = parse_args(def, p + out->word_len, out);
+	if (rc != COMMAND_OK) {
+		out->room = out->text = NULL;
+		out->room_len = out->text_len = 0;
+	}
+	return rc;
+}

@@ -1,0 +1,51 @@
+/* commands.h - roomc's command language: one command a line.
+ *
+ * Pure: no I/O, no allocation, no globals written; any thread may call it.
+ * The syntax, argument counts and usage strings live in one table in
+ * commands.c. */
+#ifndef ROOMC_COMMANDS_H
+#define ROOMC_COMMANDS_H
+
+#include <stddef.h>
+
+enum command_verb {
+	COMMAND_NONE = 0,
+	COMMAND_JOIN,       /* join ROOM */
+	COMMAND_SEND,       /* send ROOM MESSAGE... */
+	COMMAND_LEAVE,      /* leave_chatroom ROOM, or leave ROOM */
+	COMMAND_DISCONNECT, /* disconnect, or quit */
+	COMMAND_HELP,       /* help */
+};
+
+/* The result of command_parse(). The pointers point into the parsed line and
+ * are not NUL-terminated: use the lengths. */
+struct command {
+	enum command_verb verb; /* COMMAND_NONE for an empty or unknown line */
+	const char *word;       /* the first word as typed (for messages) */
+	size_t word_len;
+	const char *room;       /* ROOM argument; NULL when the verb takes none */
+	size_t room_len;
+	const char *text;       /* send: MESSAGE, the rest of the line after ROOM
+				 * with surrounding blanks trimmed and inner spacing
+				 * kept; NULL for other verbs */
+	size_t text_len;
+};
+
+enum command_status {
+	COMMAND_OK = 0,         /* *out holds a command */
+	COMMAND_EMPTY = 1,      /* blank line: nothing to do */
+	COMMAND_E_UNKNOWN = -1, /* unknown verb: out->word says which */
+	COMMAND_E_USAGE = -2,   /* known verb, wrong arguments: out->verb says which */
+};
+
+/* Parse one line (NUL-terminated, with or without its line ending; blanks are
+ * spaces, tabs, CR and LF). Words are separated by runs of blanks. Verbs are
+ * case-sensitive. Returns an enum command_status; *out is always filled
+ * (zeroed first). Never fails on any input. */
+int command_parse(const char *line, struct command *out);
+
+/* "usage: send ROOM MESSAGE..." for a verb; "" for COMMAND_NONE. Static
+ * storage. */
+const char *command_usage(enum command_verb verb);
+
+#endif

@@ -1,0 +1,65 @@
+/* control.h - roomc's control connection to the daemon.
+ *
+ * A reader thread parses everything the server sends on it. CHAT frames are
+ * printed at once (the joiner's own announcement and the leaver's copy arrive
+ * here). JOINED, LEFT and ERROR replies print their line ("joined ...",
+ * "left ...", "error K: ...") in stream order and are handed to the command
+ * thread through a one-slot mailbox. Only the command thread writes to the
+ * socket, one request at a time. */
+#ifndef ROOMC_CONTROL_H
+#define ROOMC_CONTROL_H
+
+#include "proto.h"
+
+struct control;
+struct msg;
+struct notify;
+
+/* A reply, copied out of the reader's buffer. */
+struct control_reply {
+	enum proto_kind kind; /* PROTO_R_JOINED, PROTO_R_LEFT, PROTO_R_ERROR, or
+			       * PROTO_NONE for a reply that failed validation */
+	char *room;           /* JOINED: the room's name (malloc'd), else NULL */
+	char *server_ip;      /* JOINED: SERVER_IP as sent (malloc'd), else NULL */
+	unsigned port;        /* JOINED: the room's port */
+	long ref;             /* JOINED, LEFT: ROOM_REF */
+	long join_id;         /* JOINED, LEFT: JOIN_ID */
+	long code;            /* ERROR: ERROR_CODE */
+};
+
+/* Free the strings of a reply taken with control_take_reply(). */
+void control_reply_fini(struct control_reply *r);
+
+/* Take over the connected socket fd and start the reader thread, which pokes
+ * note whenever something the command thread may wait for changes. On error
+ * the fd is closed. 0 or -errno. Command thread. */
+int control_create(int fd, struct notify *note, struct control **out);
+
+/* Shut the socket down, join the reader, free everything. Command thread. */
+void control_destroy(struct control *c);
+
+/* Nonzero when the socket's local address is a loopback one (we reached the
+ * daemon over loopback). Immutable: any thread. */
+int control_is_loopback(const struct control *c);
+
+/* Write one request; expect is the reply kind the command thread will wait
+ * for (PROTO_R_JOINED or PROTO_R_LEFT; an ERROR answers any of them), or
+ * PROTO_NONE. m stays the caller's. 0 or -errno (the connection is then
+ * unusable). Command thread. */
+int control_send(struct control *c, const struct msg *m, enum proto_kind expect);
+
+/* Nonzero when the reply to the last request has arrived. Command thread. */
+int control_reply_ready(struct control *c);
+
+/* Move the reply into *out (caller frees it with control_reply_fini) and stop
+ * expecting one. 0, or -EAGAIN when none has arrived. Command thread. */
+int control_take_reply(struct control *c, struct control_reply *out);
+
+/* Stop expecting a reply (after a timeout): a late one is ignored. */
+void control_cancel(struct control *c);
+
+/* 0 while the connection is up; once the reader has stopped, 1 for a close
+ * by the server or the -errno that ended it (-EMSGSIZE: oversized frame). */
+int control_closed(struct control *c);
+
+#endif

@@ -1,0 +1,139 @@
+/* main.c - roomc, the roomd terminal client: options, the connection to the
+ * daemon, exit status.
+ *
+ * Runs on the main thread before any other exists; the session it starts
+ * owns every thread and descriptor after that. Exit status: 0 after a clean
+ * disconnect (command, end of input, Ctrl-C), 1 when the daemon cannot be
+ * reached or the connection fails, 2 for a usage error. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net.h"
+#include "session.h"
+
+#define DEFAULT_HOST "127.0.0.1"
+#define DEFAULT_PORT 9000
+
+enum { EXIT_USAGE = 2 };
+enum args_result { ARGS_RUN, ARGS_DONE, ARGS_BAD };
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: roomc [-h HOST] [-p PORT] -n NAME\n"
+		"       roomc --help | --version\n"
+		"Chat client for roomd: reads commands from stdin, one a line\n"
+		"(join ROOM, send ROOM MESSAGE..., leave_chatroom ROOM, disconnect, help).\n"
+		"  -h, --host HOST   the daemon's host name or address (default %s)\n"
+		"  -p, --port PORT   its control port (default %d)\n"
+		"  -n, --name NAME   your name in the rooms (required)\n"
+		"      --help        this text\n"
+		"      --version     the version\n"
+		"Exit status: 0 after a disconnect or end of input, 1 when the daemon\n"
+		"cannot be reached or drops the connection, 2 for bad usage.\n",
+		DEFAULT_HOST, DEFAULT_PORT);
+}
+
+static int bad_usage(const char *what, const char *arg)
+{
+	if (what)
+		fprintf(stderr, "roomc: %s%s%s\n", what, arg ? ": " : "", arg ? arg : "");
+	fprintf(stderr, "Try 'roomc --help'.\n");
+	return ARGS_BAD;
+}
+
+static int parse_port(const char *s, unsigned *port)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > 65535)
+		return -1;
+	*port = (unsigned)v;
+	return 0;
+}
+
+/* A name we can put on the wire: one line without control characters, and
+ * no surrounding blanks (the server would trim them, and then our own
+ * messages would not look like ours). The server judges the rest. */
+static int name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t')
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+static enum args_result parse_args(int argc, char **argv, struct session_params *p)
+{
+	enum { OPT_HELP = 1000, OPT_VERSION };
+	static const struct option longopts[] = {
+		{ "host", required_argument, NULL, 'h' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h:p:n:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h': p->host = optarg; break;
+		case 'p':
+			if (parse_port(optarg, &p->port) < 0)
+				return bad_usage("invalid port (1-65535)", optarg);
+			break;
+		case 'n': p->name = optarg; break;
+		case OPT_HELP: usage(stdout); return ARGS_DONE;
+		case OPT_VERSION: printf("roomc %s\n", ROOMD_VERSION); return ARGS_DONE;
+		default: return bad_usage(NULL, NULL); /* getopt said why */
+		}
+	}
+	if (optind < argc)
+		return bad_usage("unexpected argument", argv[optind]);
+	if (!p->name)
+		return bad_usage("a name is required (-n NAME)", NULL);
+	if (!name_ok(p->name))
+		return bad_usage("invalid name", p->name);
+	if (!*p->host)
+		return bad_usage("empty host name", NULL);
+	return ARGS_RUN;
+}
+
+int main(int argc, char **argv)
+{
+	struct session_params p = { .host = DEFAULT_HOST, .port = DEFAULT_PORT };
+	struct session *s;
+	int fd, rc;
+
+	switch (parse_args(argc, argv, &p)) {
+	case ARGS_DONE: return EXIT_SUCCESS;
+	case ARGS_BAD: return EXIT_USAGE;
+	case ARGS_RUN: break;
+	}
+	fd = net_connect(p.host, p.port);
+	if (fd < 0) {
+		fprintf(stderr, "roomc: cannot connect to %s%s%s:%u: %s\n",
+			strchr(p.host, ':') ? "[" : "", p.host, strchr(p.host, ':') ? "]" : "",
+			p.port, fd == -ENOENT ? "host not found" : strerror(-fd));
+		return EXIT_FAILURE;
+	}
+	rc = session_create(&p, fd, &s);
+	if (rc < 0) {
+		fprintf(stderr, "roomc: cannot start: %s\n", strerror(-rc));
+		return EXIT_FAILURE;
+	}
+	rc = session_run(s);
+	session_destroy(s);
+	return rc;
+}

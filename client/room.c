@@ -1,0 +1,322 @@
+/* room.c - a joined room's connection and its listener thread.
+ *
+ * Owns the room socket, the listener thread and its frame reader. Only the
+ * listener reads the socket; only the command thread writes to it (attach,
+ * CHAT) and finally shuts it down, which wakes the listener for the join.
+ * lock guards state and leaving, which both threads touch. */
+#include "room.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "frame_reader.h"
+#include "msg.h"
+#include "net.h"
+#include "notify.h"
+#include "output.h"
+#include "proto.h"
+
+/* Per address tried: a room port that does not answer this fast is as good
+ * as unreachable, and the command waits for it. */
+#define ROOM_CONNECT_TIMEOUT_MS 3000
+/* As for the control socket: a daemon that stops reading fails the send. */
+#define ROOM_SEND_TIMEOUT_S 10
+
+struct room {
+	char *name, *client_name;  /* immutable after create */
+	long ref, join_id;
+	int fd;
+	struct notify *note;       /* not owned */
+	pthread_t listener;
+	struct frame_reader fr;    /* listener only */
+	pthread_mutex_t lock;      /* guards state and leaving */
+	enum room_state state;
+	int leaving;
+};
+
+/* ---- connecting -------------------------------------------------------- */
+
+static int wait_connected(int fd, int abort_fd)
+{
+	struct pollfd pf[2] = { { .fd = fd, .events = POLLOUT }, { .fd = abort_fd, .events = POLLIN } };
+	socklen_t len = sizeof(int);
+	int n, soerr = 0;
+
+	do {
+		n = poll(pf, abort_fd >= 0 ? 2 : 1, ROOM_CONNECT_TIMEOUT_MS);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -ETIMEDOUT;
+	if (abort_fd >= 0 && (pf[1].revents & POLLIN))
+		return -EINTR;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		return -errno;
+	return -soerr;
+}
+
+/* One address: a non-blocking connect bounded in time, then back to a
+ * blocking socket (the command thread's writes are bounded by SO_SNDTIMEO). */
+static int dial_addr(const struct addrinfo *ai, int abort_fd)
+{
+	struct timeval tv = { .tv_sec = ROOM_SEND_TIMEOUT_S };
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			ai->ai_protocol);
+	int rc;
+
+	if (fd < 0)
+		return -errno;
+	rc = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : -errno;
+	if (rc == -EINPROGRESS || rc == -EINTR)
+		rc = wait_connected(fd, abort_fd);
+	if (rc == 0) {
+		int flags = fcntl(fd, F_GETFL);
+		if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+			rc = -errno;
+	}
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	(void)net_set_nodelay(fd); /* only latency is lost */
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* net_connect() without an unbounded wait: fd or -errno. */
+static int dial(const char *host, unsigned port, int abort_fd)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
+	char service[16];
+	int fd = -ECONNREFUSED, rc;
+
+	snprintf(service, sizeof(service), "%u", port);
+	rc = getaddrinfo(host, service, &hints, &res);
+	if (rc != 0)
+		return rc == EAI_SYSTEM ? -errno : -ENOENT;
+	for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		fd = dial_addr(ai, abort_fd);
+		if (fd >= 0 || fd == -EINTR)
+			break;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* A SERVER_IP we should not take literally: a wildcard (the daemon listens
+ * everywhere and does not know its public name), or loopback when we did not
+ * reach the daemon over loopback (it would be our own machine). */
+static int unusable_ip(const char *ip, int control_is_loopback)
+{
+	static const char *const wildcards[] = { "", "0", "0.0.0.0", "::", "[::]", "*" };
+
+	for (size_t i = 0; i < sizeof(wildcards) / sizeof(wildcards[0]); i++)
+		if (strcmp(ip, wildcards[i]) == 0)
+			return 1;
+	return net_is_loopback(ip) && !control_is_loopback;
+}
+
+static int room_connect(const struct room_params *p)
+{
+	int fd = -ENOENT;
+
+	if (!unusable_ip(p->server_ip, p->control_is_loopback)) {
+		fd = dial(p->server_ip, p->port, p->abort_fd);
+		if (fd >= 0 || fd == -EINTR || strcmp(p->server_ip, p->control_host) == 0)
+			return fd;
+	}
+	/* The host we reached the control port through reaches the rooms too. */
+	return dial(p->control_host, p->port, p->abort_fd);
+}
+
+/* ---- listener thread --------------------------------------------------- */
+
+static void set_state(struct room *r, enum room_state st)
+{
+	pthread_mutex_lock(&r->lock);
+	r->state = st;
+	pthread_mutex_unlock(&r->lock);
+	notify_poke(r->note);
+}
+
+static void on_error(struct room *r, const struct proto_msg *m, int attaching)
+{
+	long code;
+
+	if (proto_parse_int(m->field[PROTO_F_ERROR_CODE], 0, LONG_MAX, &code) < 0)
+		code = -1;
+	output_server_error(code, m->field[PROTO_F_ERROR_TEXT]);
+	if (attaching)
+		set_state(r, ROOM_REFUSED);
+	else
+		notify_error(r->note, r->ref);
+}
+
+/* Report an end we did not ask for; settle the state. */
+static void on_end(struct room *r, int rc)
+{
+	int report;
+
+	pthread_mutex_lock(&r->lock);
+	report = !r->leaving && r->state != ROOM_REFUSED;
+	if (r->state != ROOM_REFUSED)
+		r->state = ROOM_CLOSED;
+	pthread_mutex_unlock(&r->lock);
+	if (report && rc == 0)
+		output_local("connection to %s closed by the server", r->name);
+	else if (report)
+		output_local("connection to %s lost: %s", r->name,
+			     rc == -EMSGSIZE ? "oversized frame from the server" : strerror(-rc));
+	notify_poke(r->note);
+}
+
+static void *listener_main(void *arg)
+{
+	struct room *r = arg;
+	struct proto_msg m;
+	int rc, attaching = 1;
+
+	while ((rc = frame_reader_next(&r->fr, &m)) > 0) {
+		if (m.kind == PROTO_R_CHAT) {
+			output_chat(r->name, m.field[PROTO_F_RCHAT_NAME], m.field[PROTO_F_RCHAT_TEXT]);
+			notify_chat(r->note, r->ref, m.field[PROTO_F_RCHAT_NAME],
+				    m.field[PROTO_F_RCHAT_TEXT]);
+		} else if (m.kind == PROTO_R_ERROR) {
+			on_error(r, &m, attaching);
+			if (attaching)
+				break; /* refused: the server closes; nothing more to read */
+		} else if (m.kind == PROTO_R_ATTACHED && attaching) {
+			attaching = 0;
+			set_state(r, ROOM_ATTACHED);
+		}
+	}
+	on_end(r, rc);
+	return NULL;
+}
+
+/* ---- command thread ---------------------------------------------------- */
+
+static void room_free(struct room *r)
+{
+	free(r->name);
+	free(r->client_name);
+	free(r);
+}
+
+static int send_attach(struct room *r)
+{
+	struct msg *m = proto_write_attach_req(r->ref, r->join_id, r->client_name);
+	int rc;
+
+	if (!m)
+		return -ENOMEM;
+	rc = net_write_all(r->fd, m->data, m->len);
+	msg_unref(&m);
+	return rc;
+}
+
+int room_create(const struct room_params *p, struct room **out)
+{
+	struct room *r = calloc(1, sizeof(*r));
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	r->name = strdup(p->name);
+	r->client_name = strdup(p->client_name);
+	r->ref = p->ref;
+	r->join_id = p->join_id;
+	r->note = p->note;
+	r->state = ROOM_ATTACHING;
+	if (!r->name || !r->client_name) {
+		room_free(r);
+		return -ENOMEM;
+	}
+	r->fd = room_connect(p);
+	if (r->fd < 0) {
+		rc = r->fd;
+		room_free(r);
+		return rc;
+	}
+	rc = send_attach(r);
+	if (rc < 0)
+		goto fail;
+	frame_reader_init(&r->fr, r->fd);
+	pthread_mutex_init(&r->lock, NULL);
+	rc = -pthread_create(&r->listener, NULL, listener_main, r);
+	if (rc < 0) {
+		frame_reader_fini(&r->fr);
+		pthread_mutex_destroy(&r->lock);
+		goto fail;
+	}
+	(void)pthread_setname_np(r->listener, "roomc-room");
+	*out = r;
+	return 0;
+
+fail:
+	close(r->fd);
+	room_free(r);
+	return rc;
+}
+
+void room_set_leaving(struct room *r, int leaving)
+{
+	pthread_mutex_lock(&r->lock);
+	r->leaving = leaving;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void room_destroy(struct room *r)
+{
+	if (!r)
+		return;
+	room_set_leaving(r, 1);
+	/* Wakes the listener out of recv(2) whatever the server does. */
+	shutdown(r->fd, SHUT_RDWR);
+	pthread_join(r->listener, NULL);
+	close(r->fd);
+	frame_reader_fini(&r->fr);
+	pthread_mutex_destroy(&r->lock);
+	room_free(r);
+}
+
+enum room_state room_state(struct room *r)
+{
+	enum room_state st;
+
+	pthread_mutex_lock(&r->lock);
+	st = r->state;
+	pthread_mutex_unlock(&r->lock);
+	return st;
+}
+
+int room_send(struct room *r, const char *text)
+{
+	struct msg *m;
+	int rc;
+
+	if (room_state(r) != ROOM_ATTACHED)
+		return -ENOTCONN;
+	m = proto_write_chat_req(r->ref, r->join_id, r->client_name, text);
+	if (!m)
+		return -ENOMEM;
+	rc = net_write_all(r->fd, m->data, m->len);
+	msg_unref(&m);
+	return rc;
+}
+
+const char *room_name(const struct room *r) { return r->name; }
+long room_ref(const struct room *r) { return r->ref; }
+long room_join_id(const struct room *r) { return r->join_id; }

@@ -1,0 +1,596 @@
+/* session.c - the command loop: stdin in, requests out, one reply at a time.
+ *
+ * Owns the control connection, the joined rooms, the notifier, stdin and the
+ * signalfd. Runs on the main thread only; the control reader and the room
+ * listeners (threads owned by control.c and room.c) print what they receive
+ * and poke the notifier. Every wait here is a poll(2) bounded by a timeout
+ * that also wakes for a signal, so Ctrl-C always ends the session cleanly. */
+#include "session.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "control.h"
+#include "input.h"
+#include "msg.h"
+#include "notify.h"
+#include "output.h"
+#include "proto.h"
+#include "room.h"
+
+/* A command line: generous for chat, and what keeps a runaway paste from
+ * growing our memory. */
+#define SESSION_MAX_LINE 65536
+
+/* How long each command waits. Replies come in milliseconds from a live
+ * daemon; these only bound a dead or overloaded one. */
+#define REPLY_TIMEOUT_MS 10000      /* JOINED_CHATROOM, LEFT_CHATROOM */
+#define ATTACH_TIMEOUT_MS 10000     /* ATTACHED_CHATROOM */
+#define ECHO_TIMEOUT_MS 5000        /* our own message relayed back */
+#define ANNOUNCE_TIMEOUT_MS 2000    /* our join/leave announcement; a server
+				     * that sends none only costs this */
+#define DISCONNECT_TIMEOUT_MS 5000  /* the server closing after DISCONNECT */
+
+/* A command handler's verdict, besides a negative errno (fatal: -EPIPE when
+ * the control connection is gone, -EINTR for a signal). */
+enum { CMD_CONTINUE = 0, CMD_QUIT = 1 };
+
+struct joined {
+	char *typed;       /* the room name as the user typed it */
+	struct room *room; /* its name as the server spells it: room_name() */
+};
+
+struct session {
+	struct session_params p;
+	int sigfd;
+	struct notify *note;
+	struct control *ctl;
+	struct input *in;
+	struct joined *rooms;
+	size_t nrooms, caprooms;
+};
+
+/* ---- waiting ------------------------------------------------------------ */
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t0->tv_sec) * 1000L + (now.tv_nsec - t0->tv_nsec) / 1000000L;
+}
+
+static void take_signal(struct session *s)
+{
+	struct signalfd_siginfo si;
+
+	/* Only the fact matters; EAGAIN cannot happen after POLLIN. */
+	if (read(s->sigfd, &si, sizeof(si)) < 0)
+		return;
+}
+
+/* Sleep until ready(arg), the control connection closes, a signal arrives or
+ * ms pass: 0, -EPIPE, -EINTR or -ETIMEDOUT. ready is tested first, so a
+ * reply that arrived just before the close still counts. */
+static int session_wait(struct session *s, int (*ready)(void *), void *arg, int ms)
+{
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd pf[2] = {
+			{ .fd = notify_fd(s->note), .events = POLLIN },
+			{ .fd = s->sigfd, .events = POLLIN },
+		};
+		long left = ms - ms_since(&t0);
+		int n;
+
+		if (ready(arg))
+			return 0;
+		if (control_closed(s->ctl))
+			return -EPIPE;
+		if (left <= 0)
+			return -ETIMEDOUT;
+		n = poll(pf, 2, (int)left);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (pf[1].revents & POLLIN) {
+			take_signal(s);
+			return -EINTR;
+		}
+		if (pf[0].revents & POLLIN)
+			notify_drain(s->note);
+	}
+}
+
+static int reply_ready(void *arg) { return control_reply_ready(arg); }
+static int notify_settled(void *arg) { return notify_result(arg) != 0; }
+static int attach_settled(void *arg) { return room_state(arg) != ROOM_ATTACHING; }
+static int control_gone(void *arg) { return control_closed(arg) != 0; }
+
+struct echo_wait {
+	struct notify *note;
+	struct room *room;
+};
+
+static int echo_settled(void *arg)
+{
+	struct echo_wait *w = arg;
+
+	return notify_result(w->note) != 0 || room_state(w->room) != ROOM_ATTACHED;
+}
+
+/* ---- the room table ------------------------------------------------------ */
+
+static struct joined *find_room(struct session *s, const char *name)
+{
+	for (size_t i = 0; i < s->nrooms; i++)
+		if (strcmp(s->rooms[i].typed, name) == 0 ||
+		    strcmp(room_name(s->rooms[i].room), name) == 0)
+			return &s->rooms[i];
+	return NULL;
+}
+
+/* Grows only with the user's own joins. 0 or -ENOMEM. */
+static int add_room(struct session *s, const char *typed, struct room *room)
+{
+	char *copy = strdup(typed);
+
+	if (!copy)
+		return -ENOMEM;
+	if (s->nrooms == s->caprooms) {
+		size_t ncap = s->caprooms ? s->caprooms * 2 : 8;
+		struct joined *p = realloc(s->rooms, ncap * sizeof(*p));
+		if (!p) {
+			free(copy);
+			return -ENOMEM;
+		}
+		s->rooms = p;
+		s->caprooms = ncap;
+	}
+	s->rooms[s->nrooms].typed = copy;
+	s->rooms[s->nrooms++].room = room;
+	return 0;
+}
+
+static void remove_room(struct session *s, struct joined *j)
+{
+	room_destroy(j->room);
+	free(j->typed);
+	*j = s->rooms[--s->nrooms];
+}
+
+static void remove_all_rooms(struct session *s)
+{
+	while (s->nrooms > 0)
+		remove_room(s, &s->rooms[s->nrooms - 1]);
+}
+
+/* ---- requests -------------------------------------------------------------- */
+
+static const char *errtext(int rc)
+{
+	return rc == -ENOENT ? "host not found" : strerror(-rc);
+}
+
+/* Send m (consumed) on the control connection and wait for the reply to it,
+ * moved into *rep (kind PROTO_NONE when there is none: timeout, no memory,
+ * which is reported here). 0 or a fatal -errno. */
+static int request(struct session *s, struct msg *m, enum proto_kind expect,
+		   struct control_reply *rep)
+{
+	int rc;
+
+	memset(rep, 0, sizeof(*rep));
+	if (!m) {
+		output_local("out of memory");
+		return 0;
+	}
+	rc = control_send(s->ctl, m, expect);
+	msg_unref(&m);
+	if (rc < 0) {
+		output_local("cannot write to the server: %s", strerror(-rc));
+		return -ECONNABORTED;
+	}
+	rc = session_wait(s, reply_ready, s->ctl, REPLY_TIMEOUT_MS);
+	if (rc < 0) {
+		control_cancel(s->ctl);
+		if (rc != -ETIMEDOUT)
+			return rc;
+		output_local("no reply from the server in %d s", REPLY_TIMEOUT_MS / 1000);
+		return 0;
+	}
+	(void)control_take_reply(s->ctl, rep); /* ready: cannot fail */
+	return 0;
+}
+
+/* Our own announcement (armed before the request) is printed, so the next
+ * command's output cannot overtake it. A server that sends none costs only
+ * the timeout. */
+static int wait_announcement(struct session *s)
+{
+	int rc = session_wait(s, notify_settled, s->note, ANNOUNCE_TIMEOUT_MS);
+
+	return rc == -ETIMEDOUT ? 0 : rc;
+}
+
+/* LEAVE_CHATROOM for a membership; *rep says how it went. 0 or fatal. */
+static int leave_membership(struct session *s, long ref, long join_id, struct control_reply *rep)
+{
+	int rc;
+
+	notify_arm(s->note, ref, PROTO_LEFT_TEXT);
+	rc = request(s, proto_write_leave_req(ref, join_id, s->p.name), PROTO_R_LEFT, rep);
+	if (rc == 0 && rep->kind == PROTO_R_LEFT)
+		rc = wait_announcement(s);
+	notify_disarm(s->note);
+	return rc;
+}
+
+/* A join whose room connection failed is undone, so the server does not keep
+ * a member we cannot serve. */
+static int undo_join(struct session *s, const struct control_reply *joined)
+{
+	struct control_reply rep;
+	int rc = leave_membership(s, joined->ref, joined->join_id, &rep);
+
+	control_reply_fini(&rep);
+	return rc;
+}
+
+/* The JOINED reply is in: connect to the room's port and attach. */
+static int attach(struct session *s, const char *typed, const struct control_reply *joined)
+{
+	struct room_params rp = {
+		.name = joined->room, .ref = joined->ref, .join_id = joined->join_id,
+		.client_name = s->p.name, .server_ip = joined->server_ip,
+		.port = joined->port, .control_host = s->p.host,
+		.control_is_loopback = control_is_loopback(s->ctl),
+		.abort_fd = s->sigfd, .note = s->note,
+	};
+	struct room *room;
+	int rc = room_create(&rp, &room);
+
+	if (rc == -EINTR) {
+		take_signal(s);
+		return rc;
+	}
+	if (rc < 0) {
+		output_local("cannot connect to %s (port %u): %s", joined->room, joined->port, errtext(rc));
+		return undo_join(s, joined);
+	}
+	rc = session_wait(s, attach_settled, room, ATTACH_TIMEOUT_MS);
+	if (rc == 0 && room_state(room) == ROOM_ATTACHED) {
+		rc = add_room(s, typed, room);
+		if (rc == 0)
+			return wait_announcement(s);
+		output_local("out of memory");
+	} else if (rc == -ETIMEDOUT) {
+		output_local("no answer from the port of %s in %d s", joined->room,
+			     ATTACH_TIMEOUT_MS / 1000);
+	}
+	/* Refused or closed: the listener said why. */
+	room_destroy(room);
+	if (rc == 0 || rc == -ETIMEDOUT || rc == -ENOMEM)
+		return undo_join(s, joined);
+	return rc;
+}
+
+/* ---- commands ----------------------------------------------------------------- */
+
+/* Names go on the wire as one line: no control characters. The server judges
+ * the rest (length, charset) and answers error 4. */
+static int name_ok(const char *name)
+{
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	return *name != '\0';
+}
+
+static int do_join(struct session *s, const char *room)
+{
+	struct control_reply rep;
+	int rc;
+
+	if (find_room(s, room)) {
+		output_local("already in %s", room);
+		return CMD_CONTINUE;
+	}
+	if (!name_ok(room)) {
+		output_local("invalid room name");
+		return CMD_CONTINUE;
+	}
+	/* Armed before the request: the announcement may follow JOINED at once. */
+	notify_arm(s->note, -1, PROTO_JOINED_TEXT);
+	rc = request(s, proto_write_join_req(room, s->p.name), PROTO_R_JOINED, &rep);
+	if (rc == 0 && rep.kind == PROTO_R_JOINED)
+		rc = attach(s, room, &rep);
+	control_reply_fini(&rep);
+	notify_disarm(s->note);
+	return rc;
+}
+
+static int do_leave(struct session *s, const char *room)
+{
+	struct joined *j = find_room(s, room);
+	struct control_reply rep;
+	int rc;
+
+	if (!j) {
+		output_local("not in %s", room);
+		return CMD_CONTINUE;
+	}
+	/* The server closes the room connection after LEFT: not news. */
+	room_set_leaving(j->room, 1);
+	rc = leave_membership(s, room_ref(j->room), room_join_id(j->room), &rep);
+	if (rep.kind == PROTO_R_LEFT)
+		remove_room(s, j);
+	else if (rc == 0)
+		room_set_leaving(j->room, 0);
+	control_reply_fini(&rep);
+	return rc;
+}
+
+static int do_send(struct session *s, const char *room, const char *text)
+{
+	struct joined *j = find_room(s, room);
+	struct echo_wait w;
+	int rc;
+
+	if (!j) {
+		output_local("not in %s", room);
+		return CMD_CONTINUE;
+	}
+	w.note = s->note;
+	w.room = j->room;
+	/* The server relays our message back to us: that echo, printed, ends
+	 * the command, so the next command's output comes after it. */
+	notify_arm(s->note, room_ref(j->room), NULL);
+	rc = room_send(j->room, text);
+	if (rc == 0) {
+		rc = session_wait(s, echo_settled, &w, ECHO_TIMEOUT_MS);
+		if (rc == -ETIMEDOUT)
+			output_local("%s: no echo of the message from the server in %d s", room,
+				     ECHO_TIMEOUT_MS / 1000);
+		else if (rc < 0)
+			goto out; /* fatal: control connection gone, or a signal */
+	} else if (rc == -ENOTCONN) {
+		output_local("not connected to %s (leave it and join again)", room);
+	} else {
+		output_local("cannot send to %s: %s", room, strerror(-rc));
+	}
+	rc = CMD_CONTINUE; /* a room's trouble is not the session's */
+out:
+	notify_disarm(s->note);
+	return rc;
+}
+
+static int run_room_command(struct session *s, const struct command *c)
+{
+	char *room = strndup(c->room, c->room_len);
+	char *text = c->text ? strndup(c->text, c->text_len) : NULL;
+	int rc = CMD_CONTINUE;
+
+	if (!room || (c->text && !text))
+		output_local("out of memory");
+	else if (c->verb == COMMAND_JOIN)
+		rc = do_join(s, room);
+	else if (c->verb == COMMAND_LEAVE)
+		rc = do_leave(s, room);
+	else
+		rc = do_send(s, room, text);
+	free(room);
+	free(text);
+	return rc;
+}
+
+static int execute(struct session *s, const char *line, size_t len)
+{
+	struct command c;
+	int st;
+
+	if (control_closed(s->ctl))
+		return -EPIPE;
+	if (strlen(line) != len) {
+		output_local("line ignored: it holds a NUL byte");
+		return CMD_CONTINUE;
+	}
+	st = command_parse(line, &c);
+	if (st == COMMAND_EMPTY)
+		return CMD_CONTINUE;
+	if (st == COMMAND_E_UNKNOWN) {
+		output_local("unknown command '%.*s' (try help)", (int)c.word_len, c.word);
+		return CMD_CONTINUE;
+	}
+	if (st == COMMAND_E_USAGE) {
+		output_local("%s", command_usage(c.verb));
+		return CMD_CONTINUE;
+	}
+	switch (c.verb) {
+	case COMMAND_HELP:
+		output_help();
+		return CMD_CONTINUE;
+	case COMMAND_DISCONNECT:
+		return CMD_QUIT;
+	default:
+		return run_room_command(s, &c);
+	}
+}
+
+/* ---- the loop ------------------------------------------------------------------- */
+
+/* Sleep until stdin has input: 1, or -EPIPE / -EINTR / -errno. */
+static int wait_input(struct session *s)
+{
+	for (;;) {
+		struct pollfd pf[3] = {
+			{ .fd = input_fd(s->in), .events = POLLIN },
+			{ .fd = notify_fd(s->note), .events = POLLIN },
+			{ .fd = s->sigfd, .events = POLLIN },
+		};
+
+		if (control_closed(s->ctl))
+			return -EPIPE;
+		if (poll(pf, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (pf[2].revents & POLLIN) {
+			take_signal(s);
+			return -EINTR;
+		}
+		if (pf[1].revents & POLLIN)
+			notify_drain(s->note);
+		if (pf[0].revents)
+			return 1; /* POLLIN, POLLHUP or POLLERR: read() tells which */
+	}
+}
+
+/* Run buffered commands, then read more, until the session should end:
+ * 0 to disconnect (quit, end of input, signal), or a fatal -errno. */
+static int command_loop(struct session *s)
+{
+	for (;;) {
+		char *line;
+		size_t len;
+		int rc = input_next(s->in, &line, &len);
+
+		if (rc == -E2BIG) {
+			output_local("line ignored: longer than %d bytes", SESSION_MAX_LINE);
+			continue;
+		}
+		if (rc < 0) {
+			output_local("cannot read commands: %s", strerror(-rc));
+			return 0;
+		}
+		if (rc > 0) {
+			rc = execute(s, line, len);
+			if (rc == CMD_QUIT || rc == -EINTR)
+				return 0;
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (input_eof(s->in))
+			return 0;
+		rc = wait_input(s);
+		if (rc == -EINTR)
+			return 0;
+		if (rc < 0)
+			return rc;
+		rc = input_read(s->in);
+		if (rc < 0) {
+			output_local("cannot read commands: %s", strerror(-rc));
+			return 0;
+		}
+	}
+}
+
+/* DISCONNECT, then wait for the server to close: it has announced our
+ * departure everywhere by then. A second signal stops the wait. */
+static void disconnect(struct session *s)
+{
+	struct msg *m = proto_write_disconnect_req(s->p.name);
+
+	for (size_t i = 0; i < s->nrooms; i++)
+		room_set_leaving(s->rooms[i].room, 1);
+	if (m && !control_closed(s->ctl) && control_send(s->ctl, m, PROTO_NONE) == 0)
+		(void)session_wait(s, control_gone, s->ctl, DISCONNECT_TIMEOUT_MS);
+	msg_unref(&m);
+	remove_all_rooms(s);
+}
+
+int session_run(struct session *s)
+{
+	int rc = command_loop(s);
+
+	if (rc == 0) {
+		disconnect(s);
+		return 0;
+	}
+	if (rc == -EPIPE) {
+		int closed = control_closed(s->ctl);
+
+		if (closed < 0)
+			output_local("connection to the server lost: %s",
+				     closed == -EMSGSIZE ? "oversized frame" : strerror(-closed));
+		else
+			output_local("connection closed by server");
+	} else if (rc != -ECONNABORTED) { /* that one was reported where it happened */
+		output_local("%s", strerror(-rc));
+	}
+	remove_all_rooms(s);
+	return 1;
+}
+
+/* ---- set-up ----------------------------------------------------------------------- */
+
+static int take_signals(struct session *s)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+	sigset_t set;
+
+	/* Peer closes show up as EPIPE from send(2), and a closed stdout as
+	 * failed writes, instead of killing us. */
+	sigaction(SIGPIPE, &ign, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return -EINVAL;
+	s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return s->sigfd < 0 ? -errno : 0;
+}
+
+int session_create(const struct session_params *p, int fd, struct session **out)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (!s) {
+		close(fd);
+		return -ENOMEM;
+	}
+	s->p = *p;
+	s->sigfd = -1;
+	rc = take_signals(s);
+	if (rc == 0)
+		rc = notify_create(p->name, &s->note);
+	if (rc == 0)
+		rc = input_create(STDIN_FILENO, SESSION_MAX_LINE, &s->in);
+	if (rc == 0)
+		rc = control_create(fd, s->note, &s->ctl);
+	else
+		close(fd);
+	if (rc < 0) {
+		session_destroy(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void session_destroy(struct session *s)
+{
+	if (!s)
+		return;
+	remove_all_rooms(s);
+	free(s->rooms);
+	control_destroy(s->ctl);
+	input_destroy(s->in);
+	notify_destroy(s->note);
+	if (s->sigfd >= 0)
+		close(s->sigfd);
+	free(s);
+}
