@@ -204,6 +204,10 @@ static enum control_result handle_leave(struct control *ctl, struct conn *c, con
 		return CONTROL_OK;
 	}
 	ms = conn_membership(c, id);
+	if ((!ms || ms->ref != ref) && registry_find_ref(ctl->reg, ref, &info) < 0) {
+		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
+		return CONTROL_OK;
+	}
 	if (ms && (ms->ref != ref || strcmp(ms->name, m->field[PROTO_F_LEAVE_NAME]) != 0)) {
 		control_reply_error(c, PROTO_E_NOT_MEMBER, "JOIN_ID does not match the room or name");
 		return CONTROL_OK;
@@ -212,10 +216,6 @@ static enum control_result handle_leave(struct control *ctl, struct conn *c, con
 		/* Nobody can make someone else leave. */
 		log_info("control: %s: LEAVE with another connection's JOIN_ID refused", c->peer);
 		control_reply_error(c, PROTO_E_NOT_MEMBER, NULL);
-		return CONTROL_OK;
-	}
-	if (!ms && registry_find_ref(ctl->reg, ref, &info) < 0) {
-		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
 		return CONTROL_OK;
 	}
 	if (!ms) {

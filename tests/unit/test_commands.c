@@ -1,0 +1,116 @@
+/* test_commands.c - roomc's command-line parser: every verb, aliases,
+ * argument counts, spacing, and never failing on odd input. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+struct parse_case {
+	const char *line;
+	int status;
+	enum command_verb verb;
+	const char *room; /* NULL: no room expected */
+	const char *text; /* NULL: no text expected */
+};
+
+static const struct parse_case cases[] = {
+	{ "join room1", COMMAND_OK, COMMAND_JOIN, "room1", NULL },
+	{ "  join\troom1  \r\n", COMMAND_OK, COMMAND_JOIN, "room1", NULL },
+	{ "send room1 hello world", COMMAND_OK, COMMAND_SEND, "room1", "hello world" },
+	{ "send room1   spaced   out  \n", COMMAND_OK, COMMAND_SEND, "room1", "spaced   out" },
+	{ "leave_chatroom room1", COMMAND_OK, COMMAND_LEAVE, "room1", NULL },
+	{ "leave room1", COMMAND_OK, COMMAND_LEAVE, "room1", NULL },
+	{ "disconnect", COMMAND_OK, COMMAND_DISCONNECT, NULL, NULL },
+	{ "quit", COMMAND_OK, COMMAND_DISCONNECT, NULL, NULL },
+	{ "help", COMMAND_OK, COMMAND_HELP, NULL, NULL },
+	{ "", COMMAND_EMPTY, COMMAND_NONE, NULL, NULL },
+	{ "   \t \n", COMMAND_EMPTY, COMMAND_NONE, NULL, NULL },
+	{ "dance now", COMMAND_E_UNKNOWN, COMMAND_NONE, NULL, NULL },
+	{ "JOIN room1", COMMAND_E_UNKNOWN, COMMAND_NONE, NULL, NULL },
+	{ "join", COMMAND_E_USAGE, COMMAND_JOIN, NULL, NULL },
+	{ "join a b", COMMAND_E_USAGE, COMMAND_JOIN, NULL, NULL },
+	{ "send room1", COMMAND_E_USAGE, COMMAND_SEND, NULL, NULL },
+	{ "send", COMMAND_E_USAGE, COMMAND_SEND, NULL, NULL },
+	{ "disconnect now", COMMAND_E_USAGE, COMMAND_DISCONNECT, NULL, NULL },
+};
+
+static void expect_slice(const char *what, const char *p, size_t n, const char *want)
+{
+	if (!want) {
+		if (p)
+			fail_msg("%s: expected none, got '%.*s'", what, (int)n, p);
+		return;
+	}
+	assert_non_null(p);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(p, want, n);
+}
+
+static void test_parse_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct parse_case *pc = &cases[i];
+		struct command cmd;
+		int st = command_parse(pc->line, &cmd);
+
+		if (st != pc->status || (pc->status != COMMAND_E_UNKNOWN && cmd.verb != pc->verb))
+			fail_msg("'%s': status %d verb %d, expected %d and %d", pc->line, st, cmd.verb,
+				 pc->status, pc->verb);
+		if (st == COMMAND_OK) {
+			expect_slice(pc->line, cmd.room, cmd.room_len, pc->room);
+			expect_slice(pc->line, cmd.text, cmd.text_len, pc->text);
+		}
+	}
+}
+
+static void test_unknown_names_the_word(void **state)
+{
+	struct command cmd;
+
+	(void)state;
+	assert_int_equal(command_parse("  frobnicate x y", &cmd), COMMAND_E_UNKNOWN);
+	assert_int_equal(cmd.word_len, strlen("frobnicate"));
+	assert_memory_equal(cmd.word, "frobnicate", cmd.word_len);
+}
+
+static void test_usage_strings(void **state)
+{
+	(void)state;
+	assert_non_null(strstr(command_usage(COMMAND_SEND), "send ROOM MESSAGE"));
+	assert_non_null(strstr(command_usage(COMMAND_JOIN), "join ROOM"));
+	assert_string_equal(command_usage(COMMAND_NONE), "");
+}
+
+/* Any byte string parses to some status without crashing. */
+static void test_odd_input(void **state)
+{
+	char line[64];
+	struct command cmd;
+
+	(void)state;
+	for (int b = 1; b < 256; b++) {
+		memset(line, 0, sizeof(line));
+		snprintf(line, sizeof(line), "send r%c x%c", b, b);
+		int st = command_parse(line, &cmd);
+		assert_true(st >= COMMAND_E_USAGE && st <= COMMAND_EMPTY);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_table),
+		cmocka_unit_test(test_unknown_names_the_word),
+		cmocka_unit_test(test_usage_strings),
+		cmocka_unit_test(test_odd_input),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
