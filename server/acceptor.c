@@ -31,6 +31,7 @@
 
 #define ACC_EVENTS 128
 #define ACC_STOP_FLUSH_MS 700 /* with the rooms' 700 ms: exit within 2 s */
+#define ACC_SWEEP_MS 500
 
 struct acceptor {
 	const struct config *cfg;
@@ -46,6 +47,7 @@ struct acceptor {
 	long nclients;
 	struct conn *dirty;    /* conns with output queued this pass */
 	int emfile_logged;
+	uint64_t next_sweep_ms;
 };
 
 /* epoll data.ptr markers for the descriptors that are not conns. */
@@ -70,6 +72,17 @@ int delivery_add(struct delivery_batch **bp, struct msg *m, int fd, uint64_t con
 	}
 	b->d[b->n++] = (struct delivery){ msg_ref(m), fd, conn_id, join_id, ack };
 	return 0;
+}
+
+struct delivery_batch *delivery_batch_create(size_t cap)
+{
+	struct delivery_batch *b = malloc(sizeof(*b) + cap * sizeof(b->d[0]));
+
+	if (b) {
+		b->n = 0;
+		b->cap = cap;
+	}
+	return b;
 }
 
 void delivery_free(struct delivery_batch *b)
@@ -97,14 +110,14 @@ static void mark_dirty(struct acceptor *acc, struct conn *c)
 	}
 }
 
-/* Decide to close c: its memberships end now (announced to the rooms), its
- * queued replies get this pass's flush, then it is closed. */
-static void begin_close(struct acceptor *acc, struct conn *c)
+/* Decide to close c: its memberships end now (announced to the rooms), it
+ * reads nothing more, and it is closed once its queue is out (with cut_off,
+ * a client that does not read: only a partly written frame is finished),
+ * within CONN_CLOSE_GRACE_MS. */
+static void begin_close(struct acceptor *acc, struct conn *c, int cut_off)
 {
-	if (!c->closing) {
-		c->closing = 1;
-		control_drop_memberships(&acc->ctl, c);
-	}
+	conn_begin_close(c, cut_off);
+	control_drop_memberships(&acc->ctl, c);
 	mark_dirty(acc, c);
 }
 
@@ -143,17 +156,6 @@ static int track_conn(struct acceptor *acc, struct conn *c)
 	return 0;
 }
 
-/* Tell a client we cannot take it, without waiting on it, and close. */
-static void refuse(int fd, enum proto_err err, const char *detail)
-{
-	struct msg *m = proto_write_error(err, detail);
-
-	if (m && send(fd, m->data, m->len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-		log_debug("acceptor: refusal not sent: %s", strerror(errno));
-	msg_unref(&m);
-	close(fd);
-}
-
 /* At EMFILE the pending connection cannot even be accepted, and with a
  * level-triggered listener we would spin: give up the spare descriptor,
  * accept and close the connection, take the spare back. */
@@ -171,7 +173,7 @@ static void shed_one(struct acceptor *acc, int err)
 		close(acc->spare_fd);
 	fd = net_accept(acc->lfd, peer, sizeof(peer));
 	if (fd >= 0)
-		refuse(fd, PROTO_E_SERVER_FULL, "server out of resources");
+		conn_refuse(fd, PROTO_E_SERVER_FULL, "server out of resources");
 	acc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
@@ -197,7 +199,7 @@ static void accept_all(struct acceptor *acc)
 		acc->emfile_logged = 0;
 		if (acc->nclients >= acc->cfg->max_clients) {
 			log_warn("acceptor: %s refused: max_clients (%ld) reached", peer, acc->cfg->max_clients);
-			refuse(fd, PROTO_E_SERVER_FULL, "server full");
+			conn_refuse(fd, PROTO_E_SERVER_FULL, "server full");
 			continue;
 		}
 		c = conn_create(fd, peer, acc->cfg);
@@ -219,7 +221,7 @@ static void handle_parsed(struct acceptor *acc, struct conn *c, const struct pro
 	case CONTROL_OK:
 		break;
 	case CONTROL_CLOSE:
-		begin_close(acc, c);
+		begin_close(acc, c, 0);
 		break;
 	case CONTROL_STOP:
 		acc->stop = 1;
@@ -248,13 +250,15 @@ static void process_input(struct acceptor *acc, struct conn *c)
 			if (fatal) {
 				log_warn("acceptor: %s sent a request over %ld bytes: closed",
 					 c->peer, acc->cfg->max_request);
-				begin_close(acc, c);
+				begin_close(acc, c, 0);
 			}
 		}
 		if (st == PROTO_NEED_MORE)
 			break;
 	}
 	buf_consume(&c->in, off);
+	if (c->closing)
+		begin_close(acc, c, 0); /* a handler gave up on it (full queue) */
 	mark_dirty(acc, c);
 }
 
@@ -268,7 +272,7 @@ static void serve_input(struct acceptor *acc, struct conn *c)
 	if (n <= 0) {
 		if (n < 0 && n != -ECONNRESET)
 			log_info("acceptor: %s: read: %s", c->peer, strerror((int)-n));
-		begin_close(acc, c); /* an abrupt close is a disconnect */
+		begin_close(acc, c, 1); /* an abrupt close is a disconnect */
 		return;
 	}
 	process_input(acc, c);
@@ -291,7 +295,7 @@ static void apply_deliveries(struct acceptor *acc)
 				continue; /* left the room since */
 			if (conn_queue(c, d->msg) < 0) {
 				log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
-				begin_close(acc, c);
+				begin_close(acc, c, 1);
 				continue;
 			}
 			mark_dirty(acc, c);
@@ -352,10 +356,10 @@ static void handle_event(struct acceptor *acc, struct epoll_event *ev)
 	} else if (ev->data.ptr == &mailbox_marker) {
 		apply_deliveries(acc);
 	} else {
-		if (ev->events & (EPOLLOUT | EPOLLERR))
+		if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 			mark_dirty(acc, c);
 		if (c->paused && (ev->events & (EPOLLHUP | EPOLLERR)))
-			begin_close(acc, c); /* gone while its LEAVE is pending */
+			begin_close(acc, c, 1); /* gone while its LEAVE is pending */
 		else if (!c->closing && !c->paused && (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 			serve_input(acc, c);
 	}
@@ -389,6 +393,7 @@ static void stop_rooms(struct acceptor *acc)
 {
 	if (acc->rooms_stopped)
 		return;
+	acc->stop = 1; /* no request may reach a room from now on */
 	registry_each_room(acc->reg, room_request_stop_cb, NULL);
 	registry_each_room(acc->reg, room_stop_cb, NULL);
 	acc->rooms_stopped = 1;
@@ -422,25 +427,46 @@ static void shutdown_all(struct acceptor *acc)
 			destroy_conn(acc, acc->conns[fd]);
 }
 
+/* Close the closing connections that did not take their last bytes in
+ * time. Runs with the dirty list empty. */
+static void sweep(struct acceptor *acc)
+{
+	uint64_t now = conn_clock_ms();
+
+	if (now < acc->next_sweep_ms)
+		return;
+	acc->next_sweep_ms = now + ACC_SWEEP_MS;
+	for (size_t fd = 0; fd < acc->conns_cap; fd++) {
+		struct conn *c = acc->conns[fd];
+		if (c && c->closing && now - c->since_ms > CONN_CLOSE_GRACE_MS) {
+			log_info("acceptor: %s did not take its last bytes: closed", c->peer);
+			destroy_conn(acc, c);
+		}
+	}
+}
+
 int acceptor_run(struct acceptor *acc)
 {
 	struct epoll_event evs[ACC_EVENTS];
+	int rc = 0;
 
 	while (!acc->stop) {
-		int n = epoll_wait(acc->epfd, evs, ACC_EVENTS, -1);
+		int n = epoll_wait(acc->epfd, evs, ACC_EVENTS, ACC_SWEEP_MS);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("acceptor: epoll_wait: %s", strerror(errno));
-			return -1;
+			rc = -1;
+			break;
 		}
 		for (int i = 0; i < n; i++)
 			handle_event(acc, &evs[i]);
 		flush_dirty(acc);
+		sweep(acc);
 	}
 	shutdown_all(acc);
 	log_info("acceptor: stopped");
-	return 0;
+	return rc;
 }
 
 static int add_fd(struct acceptor *acc, int fd, void *marker)

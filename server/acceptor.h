@@ -51,6 +51,10 @@ void acceptor_deliver(struct acceptor *acc, struct delivery_batch *b);
 int delivery_add(struct delivery_batch **bp, struct msg *m, int fd, uint64_t conn_id, long join_id,
 		 int ack);
 
+/* An empty batch with room for cap deliveries (delivery_add will not need
+ * to allocate until it is full), or NULL. */
+struct delivery_batch *delivery_batch_create(size_t cap);
+
 /* Drop a batch that was never handed over. */
 void delivery_free(struct delivery_batch *b);
 

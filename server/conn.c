@@ -2,6 +2,7 @@
  * conn's owner thread only, so nothing is locked. */
 #include "conn.h"
 #include "config.h"
+#include "log.h"
 #include "msg.h"
 
 #include <errno.h>
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Ids are never reused, so a stale reference to a closed conn whose fd
@@ -19,6 +22,24 @@ static atomic_uint_fast64_t next_conn_id = 1;
  * so the parser sees an over-long request before the buffer is full. */
 #define CONN_READ_CHUNK 4096
 
+uint64_t conn_clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void conn_begin_close(struct conn *c, int cut_off)
+{
+	if (cut_off)
+		sendq_drop_unstarted(&c->out);
+	if (!c->closing) {
+		c->closing = 1;
+		c->since_ms = conn_clock_ms();
+	}
+}
+
 struct conn *conn_create(int fd, const char *peer, const struct config *cfg)
 {
 	struct conn *c = calloc(1, sizeof(*c));
@@ -26,12 +47,24 @@ struct conn *conn_create(int fd, const char *peer, const struct config *cfg)
 	if (!c)
 		return NULL;
 	c->fd = fd;
+	c->since_ms = conn_clock_ms();
 	c->id = atomic_fetch_add_explicit(&next_conn_id, 1, memory_order_relaxed);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	buf_init(&c->in, (size_t)cfg->max_request + CONN_READ_CHUNK);
 	proto_parser_init(&c->parser, PROTO_REQUESTS, (size_t)cfg->max_request);
 	sendq_init(&c->out, (size_t)cfg->sendq_bytes);
 	return c;
+}
+
+void conn_refuse(int fd, enum proto_err err, const char *detail)
+{
+	struct msg *m = proto_write_error(err, detail);
+
+	/* Best effort: a fresh socket's buffer takes a short error frame. */
+	if (m && send(fd, m->data, m->len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		log_debug("refusal not sent: %s", strerror(errno));
+	msg_unref(&m);
+	close(fd);
 }
 
 void conn_destroy(struct conn *c)

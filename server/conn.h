@@ -39,6 +39,7 @@ struct conn {
 	unsigned ev_mask;            /* the epoll events registered now */
 	int dirty;                   /* on the owner's flush list */
 	int closing;                 /* close after the pending flush */
+	uint64_t since_ms;           /* accepted, or (closing) when closing began */
 	struct conn *next_dirty;
 	/* control connections: a LEAVE waits for its room to answer, in room
 	 * order, before the next request of this connection is handled */
@@ -51,8 +52,23 @@ struct conn {
 	long attached_id;
 };
 
+/* How long a closing connection may take to accept its last bytes. */
+#define CONN_CLOSE_GRACE_MS 2000
+
+/* Monotonic milliseconds, for deadlines. */
+uint64_t conn_clock_ms(void);
+
+/* Mark c closing (once): it reads nothing more, and its owner closes it
+ * when its queue is out or CONN_CLOSE_GRACE_MS have passed. With cut_off
+ * (a client that does not read) the queued messages not yet started are
+ * dropped. */
+void conn_begin_close(struct conn *c, int cut_off);
+
 /* A new conn for fd (taken over) with limits from cfg, or NULL. */
 struct conn *conn_create(int fd, const char *peer, const struct config *cfg);
+/* Tell a client we cannot take it, without waiting on it, and close fd. */
+void conn_refuse(int fd, enum proto_err err, const char *detail);
+
 /* Close the socket and free everything. */
 void conn_destroy(struct conn *c);
 

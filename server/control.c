@@ -29,7 +29,7 @@ static void reply(struct conn *c, struct msg *m)
 	if (rc < 0 && !c->closing) {
 		log_warn("control: %s: %s: closing", c->peer,
 			 rc == -ENOBUFS ? "send queue full (not reading)" : "out of memory");
-		c->closing = 1;
+		conn_begin_close(c, 1); /* the acceptor ends its memberships */
 	}
 }
 
@@ -92,7 +92,7 @@ static enum proto_err open_room(struct control *ctl, const char *name, struct ro
 		return PROTO_E_SERVER_FULL;
 	/* Only this thread creates rooms, so the ref cannot be taken meanwhile. */
 	ref = registry_next_ref(ctl->reg);
-	room = room_start(ctl->cfg, ctl->acc, name, ref, 0, &err);
+	room = room_start(ctl->cfg, ctl->acc, name, ref, 0, 0, &err);
 	if (!room) {
 		log_error("control: cannot open room %s: %s", name, strerror(-err));
 		return PROTO_E_SERVER;
@@ -124,7 +124,7 @@ static enum control_result join_error(struct conn *c, enum proto_err err, const 
 static enum control_result handle_join(struct control *ctl, struct conn *c, const struct proto_msg *m)
 {
 	const char *room = m->field[PROTO_F_JOIN_ROOM], *name = m->field[PROTO_F_JOIN_NAME];
-	struct membership ms;
+	struct membership ms, *stored;
 	struct room_info info;
 	enum proto_err err;
 
@@ -153,18 +153,21 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 	ms.room = info.room;
 	snprintf(ms.name, sizeof(ms.name), "%s", name);
 	snprintf(ms.room_name, sizeof(ms.room_name), "%s", room);
+	/* Everything that can fail comes before the room hears of the member,
+	 * so a failure leaves no trace. */
+	if (conn_add_membership(c, &ms, ctl->cfg->max_rooms_per_client) < 0) {
+		registry_leave(ctl->reg, ms.join_id);
+		return join_error(c, PROTO_E_SERVER, room);
+	}
+	stored = conn_membership(c, ms.join_id);
 	if (room_add_member(info.room, ms.join_id, name, c->fd, c->id,
-			    announcement(info.ref, name, PROTO_JOINED_TEXT), &ms.leave) < 0 ||
-	    conn_add_membership(c, &ms, ctl->cfg->max_rooms_per_client) < 0) {
-		/* Out of memory: undo what was done; the member never appeared
-		 * unless the room event was posted, and then it leaves again. */
-		if (ms.leave)
-			room_remove_member(info.room, ms.leave, ms.join_id, c->fd, c->id, NULL, NULL);
+			    announcement(info.ref, name, PROTO_JOINED_TEXT), &stored->leave) < 0) {
+		conn_remove_membership(c, ms.join_id);
 		registry_leave(ctl->reg, ms.join_id);
 		return join_error(c, PROTO_E_SERVER, room);
 	}
 	log_debug("control: %s joined %s as %s (join id %ld)", c->peer, room, name, ms.join_id);
-	reply_joined(ctl, c, &ms);
+	reply_joined(ctl, c, stored);
 	return CONTROL_OK;
 }
 
@@ -325,7 +328,8 @@ int control_open_configured_rooms(struct control *ctl)
 	for (size_t i = 0; i < ctl->cfg->nrooms; i++) {
 		const struct room_conf *rc = &ctl->cfg->rooms[i];
 		int err;
-		struct room *room = room_start(ctl->cfg, ctl->acc, rc->name, rc->ref, rc->port, &err);
+		struct room *room = room_start(ctl->cfg, ctl->acc, rc->name, rc->ref, rc->port,
+					       rc->max_members, &err);
 
 		if (!room) {
 			log_error("room %s: cannot listen on port %u: %s", rc->name, rc->port, strerror(-err));

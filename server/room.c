@@ -35,6 +35,7 @@ struct room_event {
 	uint64_t ctl_id;
 	struct msg *msg;
 	struct msg *self; /* EV_REMOVE: the leaver's LEFT reply, or NULL */
+	struct delivery_batch *answer; /* EV_REMOVE: room for self, preallocated */
 	char name[CONFIG_NAME_MAX + 1];
 };
 
@@ -66,12 +67,21 @@ struct room {
 	struct conn **conns;          /* every room connection */
 	size_t nconns, conns_cap;
 	struct delivery_batch *batch; /* for the acceptor, this pass */
+	long max_conns;               /* room connections at most */
+	int listen_paused;            /* out of descriptors: accept later */
+	uint64_t resume_ms;           /* when to accept again */
+	uint64_t next_sweep_ms;
 };
 
 /* epoll data.ptr markers for the two descriptors that are not conns. */
 static char listen_marker, mailbox_marker;
 
 #define ROOM_EVENTS 64
+/* A room connection must attach within this time; an unattached one does
+ * nothing but hold a descriptor. */
+#define ROOM_ATTACH_TIMEOUT_MS 10000
+#define ROOM_SWEEP_MS 500
+#define ROOM_ACCEPT_PAUSE_MS 250
 #define ROOM_STOP_FLUSH_MS 700 /* part of the daemon's 2 s shutdown budget */
 
 /* ---- posting (any thread) ---- */
@@ -94,11 +104,14 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 {
 	struct room_event *ev = calloc(1, sizeof(*ev));
 
-	/* The leave event is allocated now so that leaving cannot fail. */
+	/* The leave event and the batch for its answer are allocated now, so
+	 * that leaving cannot fail and a LEAVE is always answered. */
 	*leave = calloc(1, sizeof(**leave));
-	if (!ev || !*leave) {
+	if (*leave)
+		(*leave)->answer = delivery_batch_create(1);
+	if (!ev || !*leave || !(*leave)->answer) {
 		free(ev);
-		free(*leave);
+		room_event_free(*leave);
 		*leave = NULL;
 		msg_unref(&announce);
 		return -ENOMEM;
@@ -116,6 +129,8 @@ void room_remove_member(struct room *r, struct room_event *leave, long join_id, 
 
 void room_event_free(struct room_event *ev)
 {
+	if (ev)
+		delivery_free(ev->answer);
 	free(ev);
 }
 
@@ -152,15 +167,6 @@ static void mark_dirty(struct room *r, struct conn *c)
 	}
 }
 
-/* Stop delivering on c: what is partly written is finished, the rest
- * dropped, and the connection closed after this pass's flush. */
-static void close_soon(struct room *r, struct conn *c)
-{
-	sendq_drop_unstarted(&c->out);
-	c->closing = 1;
-	mark_dirty(r, c);
-}
-
 static void detach(struct room *r, struct conn *c)
 {
 	struct member *m = c->attached_id ? find_member(r, c->attached_id) : NULL;
@@ -168,6 +174,16 @@ static void detach(struct room *r, struct conn *c)
 	if (m && m->attached == c)
 		m->attached = NULL; /* back to delivery over the control connection */
 	c->attached_id = 0;
+}
+
+/* Stop using c: it is detached from its member at once, what it has queued
+ * is written (with cut_off, only a partly written frame is finished), then
+ * it is closed, within CONN_CLOSE_GRACE_MS. */
+static void close_conn(struct room *r, struct conn *c, int cut_off)
+{
+	detach(r, c);
+	conn_begin_close(c, cut_off);
+	mark_dirty(r, c);
 }
 
 static void deliver(struct room *r, struct member *m, struct msg *msg)
@@ -179,8 +195,7 @@ static void deliver(struct room *r, struct member *m, struct msg *msg)
 		if (conn_queue(c, msg) < 0) {
 			log_warn("room %s: %s (%s) is not reading: room connection cut off",
 				 r->name, m->name, c->peer);
-			detach(r, c);
-			close_soon(r, c);
+			close_conn(r, c, 1);
 			return;
 		}
 		mark_dirty(r, c);
@@ -218,20 +233,27 @@ static void add_member(struct room *r, const struct room_event *ev)
 	m->ctl_id = ev->ctl_id;
 }
 
-static void remove_member(struct room *r, const struct room_event *ev)
+static void remove_member(struct room *r, struct room_event *ev)
 {
 	struct member *m = find_member(r, ev->join_id);
 
 	/* The answer goes even if the member is unknown here (its add failed
-	 * for lack of memory): the leaver's connection waits for it. */
-	if (ev->self && delivery_add(&r->batch, ev->self, ev->ctl_fd, ev->ctl_id, ev->join_id, 1) < 0)
-		log_error("room %s: out of memory answering a LEAVE", r->name);
+	 * for lack of memory): the leaver's connection waits for it. It
+	 * follows everything relayed to the leaver before. */
+	if (ev->self) {
+		if (r->batch)
+			acceptor_deliver(r->acc, r->batch);
+		r->batch = NULL;
+		delivery_add(&ev->answer, ev->self, ev->ctl_fd, ev->ctl_id, ev->join_id, 1);
+		acceptor_deliver(r->acc, ev->answer);
+		ev->answer = NULL;
+	}
 	if (!m)
 		return;
-	if (m->attached) {
-		m->attached->attached_id = 0;
-		close_soon(r, m->attached);
-	}
+	/* What was relayed to it before the leave still goes out, then the
+	 * room connection closes. */
+	if (m->attached)
+		close_conn(r, m->attached, 0);
 	*m = r->members[--r->nmembers];
 }
 
@@ -260,7 +282,7 @@ static void handle_mail(struct room *r)
 		msg_unref(&ev->msg);
 		msg_unref(&ev->self);
 		if (ev != &r->stop_event)
-			free(ev);
+			room_event_free(ev);
 	}
 }
 
@@ -295,13 +317,35 @@ static void drop_conn(struct room *r, struct conn *c)
 	conn_destroy(c); /* close() also removes it from the epoll set */
 }
 
+/* Out of descriptors: stop accepting for a moment instead of spinning on a
+ * listener that stays readable. */
+static void pause_accepting(struct room *r, int err)
+{
+	struct epoll_event ee = { .events = 0, .data.ptr = &listen_marker };
+
+	if (r->listen_paused)
+		return;
+	log_error("room %s: accept: %s: pausing new room connections", r->name, strerror(-err));
+	if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, r->lfd, &ee) == 0) {
+		r->listen_paused = 1;
+		r->resume_ms = conn_clock_ms() + ROOM_ACCEPT_PAUSE_MS;
+	}
+}
+
 static void accept_all(struct room *r)
 {
 	char peer[NET_ADDRSTRLEN];
 	int fd;
 
 	while ((fd = net_accept(r->lfd, peer, sizeof(peer))) >= 0) {
-		struct conn *c = conn_create(fd, peer, r->cfg);
+		struct conn *c;
+
+		if ((long)r->nconns >= r->max_conns) {
+			log_warn("room %s: %s refused: %ld room connections", r->name, peer, r->max_conns);
+			conn_refuse(fd, PROTO_E_SERVER_FULL, "too many room connections");
+			continue;
+		}
+		c = conn_create(fd, peer, r->cfg);
 		if (!c || track_conn(r, c) < 0) {
 			log_error("room %s: cannot take a connection from %s: out of resources", r->name, peer);
 			if (c)
@@ -310,7 +354,9 @@ static void accept_all(struct room *r)
 				close(fd);
 		}
 	}
-	if (fd != -EAGAIN)
+	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM)
+		pause_accepting(r, fd);
+	else if (fd != -EAGAIN && fd != -ECONNABORTED)
 		log_warn("room %s: accept: %s", r->name, strerror(-fd));
 }
 
@@ -318,8 +364,11 @@ static void accept_all(struct room *r)
 
 static void reply(struct room *r, struct conn *c, struct msg *m)
 {
-	if (conn_queue_take(c, m) < 0)
-		c->closing = 1;
+	if (conn_queue_take(c, m) < 0) {
+		log_warn("room %s: %s is not reading its replies: closed", r->name, c->peer);
+		close_conn(r, c, 1);
+		return;
+	}
 	mark_dirty(r, c);
 }
 
@@ -341,7 +390,7 @@ static void handle_attach(struct room *r, struct conn *c, const struct proto_msg
 		/* A wrong capability: nothing more from this connection. */
 		log_info("room %s: attach refused for %s", r->name, c->peer);
 		reply_error(r, c, PROTO_E_NOT_MEMBER, NULL);
-		c->closing = 1;
+		close_conn(r, c, 0);
 		return;
 	}
 	if (c->attached_id && c->attached_id != id) {
@@ -349,9 +398,9 @@ static void handle_attach(struct room *r, struct conn *c, const struct proto_msg
 		return;
 	}
 	if (m->attached && m->attached != c) {
-		/* The capability holder re-attached: the old channel goes. */
-		m->attached->attached_id = 0;
-		close_soon(r, m->attached);
+		/* The capability holder re-attached: the old channel closes
+		 * once what it holds is written. */
+		close_conn(r, m->attached, 0);
 	}
 	m->attached = c;
 	c->attached_id = id;
@@ -411,9 +460,7 @@ static void serve_input(struct room *r, struct conn *c)
 	if (n == -EAGAIN)
 		return;
 	if (n <= 0) {
-		c->closing = 1;
-		detach(r, c);
-		mark_dirty(r, c);
+		close_conn(r, c, 1);
 		return;
 	}
 	while (!c->closing) {
@@ -430,8 +477,7 @@ static void serve_input(struct room *r, struct conn *c)
 			reply_error(r, c, err, NULL);
 			if (fatal) {
 				log_warn("room %s: %s sent an over-long request: closed", r->name, c->peer);
-				detach(r, c);
-				c->closing = 1;
+				close_conn(r, c, 0);
 			}
 		}
 		if (st == PROTO_NEED_MORE)
@@ -440,9 +486,11 @@ static void serve_input(struct room *r, struct conn *c)
 	buf_consume(&c->in, off);
 }
 
+/* Register the events c needs now: requests unless it is closing;
+ * writability only while output is left over. */
 static void set_want_out(struct room *r, struct conn *c, int on)
 {
-	unsigned mask = EPOLLIN | (on ? EPOLLOUT : 0);
+	unsigned mask = (c->closing ? 0 : EPOLLIN) | (on ? EPOLLOUT : 0);
 	struct epoll_event ee = { .events = mask, .data.ptr = c };
 
 	if (c->ev_mask != mask && epoll_ctl(r->epfd, EPOLL_CTL_MOD, c->fd, &ee) == 0)
@@ -483,10 +531,36 @@ static void handle_event(struct room *r, struct epoll_event *ev)
 	}
 	if (ev->data.ptr == &mailbox_marker)
 		return;
-	if (ev->events & (EPOLLOUT | EPOLLERR))
+	if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 		mark_dirty(r, c);
 	if (!c->closing && (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		serve_input(r, c);
+}
+
+/* Deadlines: closing connections that do not drain, connections that never
+ * attach, and a paused listener. Runs with the dirty list empty. */
+static void sweep(struct room *r)
+{
+	uint64_t now = conn_clock_ms();
+
+	if (now < r->next_sweep_ms)
+		return;
+	r->next_sweep_ms = now + ROOM_SWEEP_MS;
+	for (size_t i = r->nconns; i-- > 0;) {
+		struct conn *c = r->conns[i];
+		if (c->closing && now - c->since_ms > CONN_CLOSE_GRACE_MS) {
+			drop_conn(r, c);
+		} else if (!c->closing && !c->attached_id && now - c->since_ms > ROOM_ATTACH_TIMEOUT_MS) {
+			log_info("room %s: %s did not attach in time: closed", r->name, c->peer);
+			close_conn(r, c, 1);
+		}
+	}
+	if (r->listen_paused && now >= r->resume_ms) {
+		struct epoll_event ee = { .events = EPOLLIN, .data.ptr = &listen_marker };
+		if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, r->lfd, &ee) == 0)
+			r->listen_paused = 0;
+	}
+	flush_dirty(r);
 }
 
 /* Shutdown: give queued output a bounded time to leave, then close all. */
@@ -522,7 +596,9 @@ static void *room_main(void *arg)
 	snprintf(tname, sizeof(tname), "room-%ld", r->ref);
 	pthread_setname_np(pthread_self(), tname);
 	while (!r->stopping) {
-		int n = epoll_wait(r->epfd, evs, ROOM_EVENTS, -1);
+		/* Only deadlines need a timeout; an idle room sleeps. */
+		int timeout = r->nconns > 0 || r->listen_paused ? ROOM_SWEEP_MS : -1;
+		int n = epoll_wait(r->epfd, evs, ROOM_EVENTS, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -536,6 +612,7 @@ static void *room_main(void *arg)
 		for (int i = 0; i < n; i++)
 			handle_event(r, &evs[i]);
 		flush_dirty(r);
+		sweep(r);
 	}
 	drain_and_close(r);
 	return NULL;
@@ -574,7 +651,7 @@ static void room_free(struct room *r)
 }
 
 struct room *room_start(const struct config *cfg, struct acceptor *acc, const char *name,
-			long ref, unsigned port, int *err)
+			long ref, unsigned port, long max_members, int *err)
 {
 	struct room *r = calloc(1, sizeof(*r));
 	struct epoll_event ee = { .events = EPOLLIN };
@@ -589,6 +666,8 @@ struct room *room_start(const struct config *cfg, struct acceptor *acc, const ch
 	r->acc = acc;
 	r->ref = ref;
 	r->lfd = r->epfd = -1;
+	/* One per member, and room for members re-attaching. */
+	r->max_conns = (max_members > 0 ? max_members : cfg->max_members) * 2 + 16;
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	if ((rc = mailbox_init(&r->mbox)) < 0) {
 		free(r);

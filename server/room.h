@@ -19,7 +19,7 @@ struct room;
  * Returns the room, or NULL with *err a negative errno (-EADDRINUSE when no
  * port is free). Acceptor thread only. */
 struct room *room_start(const struct config *cfg, struct acceptor *acc, const char *name,
-			long ref, unsigned port, int *err);
+			long ref, unsigned port, long max_members, int *err);
 
 /* The port the room listens on. Any thread. */
 unsigned room_port(const struct room *r);
