@@ -278,7 +278,8 @@ static int over_limit(const struct proto_parser *p, const char *buf, size_t len)
 		return 0;
 	while (s < len && is_space(buf[s]))
 		s++;
-	return s < len || p->last_line_end - start > p->max_request;
+	return s < len || p->last_line_end - start > p->max_request ||
+	       len - p->last_line_end > p->max_request; /* no blank line is that long */
 }
 
 enum proto_status proto_parse(struct proto_parser *p, char *buf, size_t len,

@@ -207,7 +207,7 @@ static enum control_result handle_leave(struct control *ctl, struct conn *c, con
 		return CONTROL_OK;
 	}
 	ms = conn_membership(c, id);
-	if ((!ms || ms->ref != ref) && registry_find_ref(ctl->reg, ref, &info) < 0) {
+	if (ms && ms->ref != ref && registry_find_ref(ctl->reg, ref, &info) < 0) {
 		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
 		return CONTROL_OK;
 	}
@@ -222,7 +222,8 @@ static enum control_result handle_leave(struct control *ctl, struct conn *c, con
 		return CONTROL_OK;
 	}
 	if (!ms) {
-		/* Idempotent: a membership that is not live gets the same reply. */
+		/* Idempotent (SPEC 2.1): a JOIN_ID that is not live, whatever
+		 * the ref, gets the same reply and changes nothing. */
 		reply(c, proto_write_left(ref, id));
 		return CONTROL_OK;
 	}
