@@ -11,6 +11,7 @@
 #include "config.h"
 #include "conn.h"
 #include "control.h"
+#include "iptable.h"
 #include "log.h"
 #include "msg.h"
 #include "net.h"
@@ -48,6 +49,8 @@ struct acceptor {
 	struct conn *dirty;    /* conns with output queued this pass */
 	int emfile_logged;
 	uint64_t next_sweep_ms;
+	struct iptable *ips;   /* connections per client address */
+	struct throttle_list throttled; /* conns out of tokens */
 };
 
 /* epoll data.ptr markers for the descriptors that are not conns. */
@@ -123,6 +126,8 @@ static void begin_close(struct acceptor *acc, struct conn *c, int cut_off)
 
 static void destroy_conn(struct acceptor *acc, struct conn *c)
 {
+	throttle_remove(&acc->throttled, c);
+	iptable_add(acc->ips, c->peer, -1);
 	if (acc->rooms_stopped)
 		control_forget_memberships(c);
 	else
@@ -185,6 +190,7 @@ static void accept_all(struct acceptor *acc)
 	/* A bounded number per pass, so established clients are served too. */
 	for (int i = 0; i < 64; i++) {
 		struct conn *c;
+		long per_ip;
 
 		fd = net_accept(acc->lfd, peer, sizeof(peer));
 		if (fd == -EMFILE || fd == -ENFILE) {
@@ -202,9 +208,19 @@ static void accept_all(struct acceptor *acc)
 			conn_refuse(fd, PROTO_E_SERVER_FULL, "server full");
 			continue;
 		}
-		c = conn_create(fd, peer, acc->cfg);
+		per_ip = iptable_add(acc->ips, peer, 1);
+		if (per_ip > acc->cfg->max_clients_per_ip) {
+			iptable_add(acc->ips, peer, -1);
+			log_warn("acceptor: %s refused: max_clients_per_ip (%ld) reached", peer,
+				 acc->cfg->max_clients_per_ip);
+			conn_refuse(fd, PROTO_E_SERVER_FULL, "too many connections from your address");
+			continue;
+		}
+		c = per_ip > 0 ? conn_create(fd, peer, acc->cfg) : NULL;
 		if (!c || track_conn(acc, c) < 0) {
 			log_error("acceptor: %s refused: out of memory", peer);
+			if (per_ip > 0)
+				iptable_add(acc->ips, peer, -1);
 			if (c)
 				conn_destroy(c);
 			else
@@ -235,15 +251,22 @@ static void process_input(struct acceptor *acc, struct conn *c)
 {
 	size_t off = 0;
 
-	while (!c->closing && !c->paused && !acc->stop && c->in.len > off) {
+	while (!c->closing && !c->paused && !c->throttled && !acc->stop && c->in.len > off) {
 		struct proto_msg pm;
 		size_t used;
 		enum proto_err err;
 		int fatal;
 		enum proto_status st = proto_parse(&c->parser, c->in.data + off, c->in.len - off,
 						   &pm, &used, &err, &fatal);
-		if (st == PROTO_MESSAGE)
+		if (st == PROTO_MESSAGE) {
+			long wait;
 			handle_parsed(acc, c, &pm);
+			wait = conn_take_token(c, acc->cfg, conn_clock_ms());
+			if (wait > 0) {
+				/* Out of tokens: the next request waits. */
+				throttle_add(&acc->throttled, c, wait);
+			}
+		}
 		off += used;
 		if (st == PROTO_ERROR) {
 			control_reply_error(c, err, NULL);
@@ -314,7 +337,7 @@ static void apply_deliveries(struct acceptor *acc)
  * closing; writability only while output is left over. */
 static void set_want_out(struct acceptor *acc, struct conn *c, int on)
 {
-	unsigned mask = (c->paused || c->closing ? 0 : EPOLLIN) | (on ? EPOLLOUT : 0);
+	unsigned mask = (c->paused || c->closing || c->throttled ? 0 : EPOLLIN) | (on ? EPOLLOUT : 0);
 	struct epoll_event ee = { .events = mask, .data.ptr = c };
 
 	if (c->ev_mask != mask && epoll_ctl(acc->epfd, EPOLL_CTL_MOD, c->fd, &ee) == 0)
@@ -358,9 +381,10 @@ static void handle_event(struct acceptor *acc, struct epoll_event *ev)
 	} else {
 		if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 			mark_dirty(acc, c);
-		if (c->paused && (ev->events & (EPOLLHUP | EPOLLERR)))
-			begin_close(acc, c, 1); /* gone while its LEAVE is pending */
-		else if (!c->closing && !c->paused && (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		if ((c->paused || c->throttled) && (ev->events & (EPOLLHUP | EPOLLERR)))
+			begin_close(acc, c, 1); /* gone while waiting */
+		else if (!c->closing && !c->paused && !c->throttled &&
+			 (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 			serve_input(acc, c);
 	}
 }
@@ -427,22 +451,44 @@ static void shutdown_all(struct acceptor *acc)
 			destroy_conn(acc, acc->conns[fd]);
 }
 
-/* Close the closing connections that did not take their last bytes in
- * time. Runs with the dirty list empty. */
+/* Throttled connections whose tokens are back: read them again, starting
+ * with what they already sent. */
+static void resume_throttled(struct acceptor *acc)
+{
+	struct conn *c = throttle_take_due(&acc->throttled, conn_clock_ms()), *next;
+
+	for (; c; c = next) {
+		next = c->next_throttled;
+		process_input(acc, c); /* may throttle it again */
+		mark_dirty(acc, c);    /* the flush also restores EPOLLIN */
+	}
+}
+
+/* Deadlines: closing connections that did not take their last bytes, and
+ * connections in no room that stayed silent for idle_timeout. Runs with
+ * the dirty list empty. */
 static void sweep(struct acceptor *acc)
 {
-	uint64_t now = conn_clock_ms();
+	uint64_t now = conn_clock_ms(), idle_ms = (uint64_t)acc->cfg->idle_timeout * 1000;
 
 	if (now < acc->next_sweep_ms)
 		return;
 	acc->next_sweep_ms = now + ACC_SWEEP_MS;
 	for (size_t fd = 0; fd < acc->conns_cap; fd++) {
 		struct conn *c = acc->conns[fd];
-		if (c && c->closing && now - c->since_ms > CONN_CLOSE_GRACE_MS) {
+		if (!c)
+			continue;
+		if (c->closing && now - c->since_ms > CONN_CLOSE_GRACE_MS) {
 			log_info("acceptor: %s did not take its last bytes: closed", c->peer);
 			destroy_conn(acc, c);
+		} else if (!c->closing && idle_ms && c->nms == 0 && !c->paused &&
+			   now - c->active_ms > idle_ms) {
+			log_info("acceptor: %s idle for %lds in no room: closed", c->peer,
+				 acc->cfg->idle_timeout);
+			begin_close(acc, c, 1);
 		}
 	}
+	flush_dirty(acc);
 }
 
 int acceptor_run(struct acceptor *acc)
@@ -451,7 +497,8 @@ int acceptor_run(struct acceptor *acc)
 	int rc = 0;
 
 	while (!acc->stop) {
-		int n = epoll_wait(acc->epfd, evs, ACC_EVENTS, ACC_SWEEP_MS);
+		int n = epoll_wait(acc->epfd, evs, ACC_EVENTS,
+				   throttle_timeout(&acc->throttled, conn_clock_ms(), ACC_SWEEP_MS));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -461,6 +508,7 @@ int acceptor_run(struct acceptor *acc)
 		}
 		for (int i = 0; i < n; i++)
 			handle_event(acc, &evs[i]);
+		resume_throttled(acc);
 		flush_dirty(acc);
 		sweep(acc);
 	}
@@ -502,7 +550,9 @@ struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg,
 	acc->cfg = cfg;
 	acc->reg = reg;
 	acc->lfd = acc->epfd = acc->sigfd = acc->spare_fd = -1;
-	if (mailbox_init(&acc->mbox) < 0) {
+	acc->ips = iptable_create();
+	if (!acc->ips || mailbox_init(&acc->mbox) < 0) {
+		iptable_destroy(acc->ips);
 		free(acc);
 		return NULL;
 	}
@@ -553,5 +603,6 @@ void acceptor_destroy(struct acceptor *acc)
 	if (acc->spare_fd >= 0)
 		close(acc->spare_fd);
 	mailbox_fini(&acc->mbox);
+	iptable_destroy(acc->ips);
 	free(acc);
 }

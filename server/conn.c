@@ -40,6 +40,77 @@ void conn_begin_close(struct conn *c, int cut_off)
 	}
 }
 
+long conn_take_token(struct conn *c, const struct config *cfg, uint64_t now)
+{
+	long full = cfg->burst * 1000;
+
+	/* rate tokens a second = rate thousandths a millisecond. */
+	if (now > c->refill_ms) {
+		uint64_t gain = (now - c->refill_ms) * (uint64_t)cfg->rate;
+		c->tokens = gain >= (uint64_t)(full - c->tokens) ? full : c->tokens + (long)gain;
+		c->refill_ms = now;
+	}
+	/* The request was handled: it always costs a token. A balance below
+	 * zero is a debt, repaid before the next request is read. */
+	c->tokens -= 1000;
+	if (c->tokens >= 0)
+		return 0;
+	return (-c->tokens + cfg->rate - 1) / cfg->rate;
+}
+
+void throttle_add(struct throttle_list *l, struct conn *c, long wait_ms)
+{
+	if (c->throttled)
+		return;
+	c->throttled = 1;
+	c->resume_ms = conn_clock_ms() + (uint64_t)wait_ms;
+	c->next_throttled = l->head;
+	l->head = c;
+}
+
+void throttle_remove(struct throttle_list *l, struct conn *c)
+{
+	struct conn **pp = &l->head;
+
+	if (!c->throttled)
+		return;
+	while (*pp && *pp != c)
+		pp = &(*pp)->next_throttled;
+	if (*pp)
+		*pp = c->next_throttled;
+	c->throttled = 0;
+}
+
+struct conn *throttle_take_due(struct throttle_list *l, uint64_t now)
+{
+	struct conn **pp = &l->head, *due = NULL;
+
+	while (*pp) {
+		struct conn *c = *pp;
+		if (c->resume_ms <= now) {
+			*pp = c->next_throttled;
+			c->throttled = 0;
+			c->next_throttled = due;
+			due = c;
+		} else {
+			pp = &c->next_throttled;
+		}
+	}
+	return due;
+}
+
+int throttle_timeout(const struct throttle_list *l, uint64_t now, int dflt)
+{
+	long best = dflt;
+
+	for (const struct conn *c = l->head; c; c = c->next_throttled) {
+		long left = c->resume_ms > now ? (long)(c->resume_ms - now) : 0;
+		if (best < 0 || left < best)
+			best = left;
+	}
+	return (int)best;
+}
+
 struct conn *conn_create(int fd, const char *peer, const struct config *cfg)
 {
 	struct conn *c = calloc(1, sizeof(*c));
@@ -47,7 +118,8 @@ struct conn *conn_create(int fd, const char *peer, const struct config *cfg)
 	if (!c)
 		return NULL;
 	c->fd = fd;
-	c->since_ms = conn_clock_ms();
+	c->since_ms = c->active_ms = c->refill_ms = conn_clock_ms();
+	c->tokens = cfg->burst * 1000;
 	c->id = atomic_fetch_add_explicit(&next_conn_id, 1, memory_order_relaxed);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	buf_init(&c->in, (size_t)cfg->max_request + CONN_READ_CHUNK);
@@ -93,6 +165,7 @@ long conn_read(struct conn *c)
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	c->in.len += (size_t)n;
+	c->active_ms = conn_clock_ms();
 	return n;
 }
 

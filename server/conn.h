@@ -40,6 +40,13 @@ struct conn {
 	int dirty;                   /* on the owner's flush list */
 	int closing;                 /* close after the pending flush */
 	uint64_t since_ms;           /* accepted, or (closing) when closing began */
+	uint64_t active_ms;          /* last bytes received, for idle_timeout */
+	/* token bucket (requests), in thousandths of a request */
+	long tokens;
+	uint64_t refill_ms;
+	int throttled;               /* bucket empty: not read until resume_ms */
+	uint64_t resume_ms;
+	struct conn *next_throttled;
 	struct conn *next_dirty;
 	/* control connections: a LEAVE waits for its room to answer, in room
 	 * order, before the next request of this connection is handled */
@@ -63,6 +70,29 @@ uint64_t conn_clock_ms(void);
  * (a client that does not read) the queued messages not yet started are
  * dropped. */
 void conn_begin_close(struct conn *c, int cut_off);
+
+/* Charge one handled request to c's bucket (cfg->rate tokens a second, at
+ * most cfg->burst saved up). Returns 0, or the milliseconds until the debt
+ * is repaid: the caller handles no further request of c and stops reading
+ * it until then, so a flooding client is slowed by TCP back-pressure and
+ * nothing it sent is dropped. */
+long conn_take_token(struct conn *c, const struct config *cfg, uint64_t now);
+
+/* The connections of one thread waiting for tokens. */
+struct throttle_list {
+	struct conn *head;
+};
+
+/* Stop reading c for wait_ms (the caller updates its epoll interest). */
+void throttle_add(struct throttle_list *l, struct conn *c, long wait_ms);
+/* Forget c (it is being destroyed). */
+void throttle_remove(struct throttle_list *l, struct conn *c);
+/* Unlink and return the connections whose wait is over (chained by
+ * next_throttled, their throttled flag cleared). */
+struct conn *throttle_take_due(struct throttle_list *l, uint64_t now);
+/* The epoll timeout that wakes the thread for the next resumption: at most
+ * dflt (which may be -1: none). */
+int throttle_timeout(const struct throttle_list *l, uint64_t now, int dflt);
 
 /* A new conn for fd (taken over) with limits from cfg, or NULL. */
 struct conn *conn_create(int fd, const char *peer, const struct config *cfg);

@@ -71,6 +71,7 @@ struct room {
 	int listen_paused;            /* out of descriptors: accept later */
 	uint64_t resume_ms;           /* when to accept again */
 	uint64_t next_sweep_ms;
+	struct throttle_list throttled; /* room conns out of tokens */
 };
 
 /* epoll data.ptr markers for the two descriptors that are not conns. */
@@ -307,6 +308,7 @@ static int track_conn(struct room *r, struct conn *c)
 
 static void drop_conn(struct room *r, struct conn *c)
 {
+	throttle_remove(&r->throttled, c);
 	detach(r, c);
 	for (size_t i = 0; i < r->nconns; i++) {
 		if (r->conns[i] == c) {
@@ -451,27 +453,26 @@ static void handle_request(struct room *r, struct conn *c, const struct proto_ms
 	}
 }
 
-/* Read and handle what c sent. */
-static void serve_input(struct room *r, struct conn *c)
+/* Handle the complete requests buffered for c, until it closes or runs out
+ * of tokens. */
+static void process_input(struct room *r, struct conn *c)
 {
-	long n = conn_read(c);
 	size_t off = 0;
 
-	if (n == -EAGAIN)
-		return;
-	if (n <= 0) {
-		close_conn(r, c, 1);
-		return;
-	}
-	while (!c->closing) {
+	while (!c->closing && !c->throttled && c->in.len > off) {
 		struct proto_msg pm;
 		size_t used;
 		enum proto_err err;
 		int fatal;
 		enum proto_status st = proto_parse(&c->parser, c->in.data + off, c->in.len - off,
 						   &pm, &used, &err, &fatal);
-		if (st == PROTO_MESSAGE)
+		if (st == PROTO_MESSAGE) {
+			long wait;
 			handle_request(r, c, &pm);
+			wait = conn_take_token(c, r->cfg, conn_clock_ms());
+			if (wait > 0)
+				throttle_add(&r->throttled, c, wait);
+		}
 		off += used;
 		if (st == PROTO_ERROR) {
 			reply_error(r, c, err, NULL);
@@ -484,13 +485,36 @@ static void serve_input(struct room *r, struct conn *c)
 			break;
 	}
 	buf_consume(&c->in, off);
+	mark_dirty(r, c); /* the flush also sets its epoll interest */
 }
 
-/* Register the events c needs now: requests unless it is closing;
- * writability only while output is left over. */
+/* Read what c sent and handle it. */
+static void serve_input(struct room *r, struct conn *c)
+{
+	long n = conn_read(c);
+
+	if (n == -EAGAIN)
+		return;
+	if (n <= 0) {
+		close_conn(r, c, 1);
+		return;
+	}
+	process_input(r, c);
+}
+
+static void resume_throttled(struct room *r)
+{
+	struct conn *c = throttle_take_due(&r->throttled, conn_clock_ms()), *next;
+
+	for (; c; c = next) {
+		next = c->next_throttled;
+		process_input(r, c);
+	}
+}
+
 static void set_want_out(struct room *r, struct conn *c, int on)
 {
-	unsigned mask = (c->closing ? 0 : EPOLLIN) | (on ? EPOLLOUT : 0);
+	unsigned mask = (c->closing || c->throttled ? 0 : EPOLLIN) | (on ? EPOLLOUT : 0);
 	struct epoll_event ee = { .events = mask, .data.ptr = c };
 
 	if (c->ev_mask != mask && epoll_ctl(r->epfd, EPOLL_CTL_MOD, c->fd, &ee) == 0)
@@ -533,7 +557,9 @@ static void handle_event(struct room *r, struct epoll_event *ev)
 		return;
 	if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 		mark_dirty(r, c);
-	if (!c->closing && (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+	if (c->throttled && (ev->events & (EPOLLHUP | EPOLLERR)))
+		close_conn(r, c, 1);
+	else if (!c->closing && !c->throttled && (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		serve_input(r, c);
 }
 
@@ -598,7 +624,8 @@ static void *room_main(void *arg)
 	while (!r->stopping) {
 		/* Only deadlines need a timeout; an idle room sleeps. */
 		int timeout = r->nconns > 0 || r->listen_paused ? ROOM_SWEEP_MS : -1;
-		int n = epoll_wait(r->epfd, evs, ROOM_EVENTS, timeout);
+		int n = epoll_wait(r->epfd, evs, ROOM_EVENTS,
+				   throttle_timeout(&r->throttled, conn_clock_ms(), timeout));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -611,6 +638,7 @@ static void *room_main(void *arg)
 				handle_mail(r);
 		for (int i = 0; i < n; i++)
 			handle_event(r, &evs[i]);
+		resume_throttled(r);
 		flush_dirty(r);
 		sweep(r);
 	}
