@@ -491,30 +491,54 @@ static void sweep(struct acceptor *acc)
 	flush_dirty(acc);
 }
 
-int acceptor_run(struct acceptor *acc)
+int acceptor_step(struct acceptor *acc, int timeout_ms)
 {
 	struct epoll_event evs[ACC_EVENTS];
-	int rc = 0;
+	int wait = throttle_timeout(&acc->throttled, conn_clock_ms(), timeout_ms);
+	int n = epoll_wait(acc->epfd, evs, ACC_EVENTS, wait);
 
-	while (!acc->stop) {
-		int n = epoll_wait(acc->epfd, evs, ACC_EVENTS,
-				   throttle_timeout(&acc->throttled, conn_clock_ms(), ACC_SWEEP_MS));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("acceptor: epoll_wait: %s", strerror(errno));
-			rc = -1;
-			break;
-		}
-		for (int i = 0; i < n; i++)
-			handle_event(acc, &evs[i]);
-		resume_throttled(acc);
-		flush_dirty(acc);
-		sweep(acc);
+	if (n < 0 && errno != EINTR) {
+		log_error("acceptor: epoll_wait: %s", strerror(errno));
+		return -1;
 	}
+	for (int i = 0; i < n; i++)
+		handle_event(acc, &evs[i]);
+	resume_throttled(acc);
+	flush_dirty(acc);
+	sweep(acc);
+	return acc->stop ? 1 : 0;
+}
+
+int acceptor_run(struct acceptor *acc)
+{
+	int rc;
+
+	do
+		rc = acceptor_step(acc, ACC_SWEEP_MS);
+	while (rc == 0);
 	shutdown_all(acc);
 	log_info("acceptor: stopped");
-	return rc;
+	return rc < 0 ? -1 : 0;
+}
+
+struct conn *acceptor_adopt(struct acceptor *acc, int fd, const char *peer)
+{
+	struct conn *c;
+
+	if (iptable_add(acc->ips, peer, 1) <= 0) {
+		close(fd);
+		return NULL;
+	}
+	c = conn_create(fd, peer, acc->cfg);
+	if (!c || track_conn(acc, c) < 0) {
+		iptable_add(acc->ips, peer, -1);
+		if (c)
+			conn_destroy(c);
+		else
+			close(fd);
+		return NULL;
+	}
+	return c;
 }
 
 static int add_fd(struct acceptor *acc, int fd, void *marker)

@@ -43,6 +43,17 @@ int acceptor_run(struct acceptor *acc);
 
 void acceptor_destroy(struct acceptor *acc);
 
+/* One pass of the loop: wait up to timeout_ms for events, handle them, flush,
+ * check deadlines. Returns 0, 1 once a stop was requested (signal or
+ * KILL_SERVICE), -1 on failure. acceptor_run() is this in a loop; tests and
+ * fuzz targets drive it directly. */
+int acceptor_step(struct acceptor *acc, int timeout_ms);
+
+/* Take fd over as a control connection from peer, exactly as if it had been
+ * accepted (tests and fuzzing feed requests through a socketpair this way).
+ * Returns the connection, or NULL (fd is closed). */
+struct conn *acceptor_adopt(struct acceptor *acc, int fd, const char *peer);
+
 /* Any thread: hand a batch over (ownership passes). */
 void acceptor_deliver(struct acceptor *acc, struct delivery_batch *b);
 
