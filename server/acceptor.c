@@ -50,6 +50,8 @@ struct acceptor {
 	int emfile_logged;
 	uint64_t next_sweep_ms;
 	struct iptable *ips;   /* connections per client address */
+	struct room **retiring; /* rooms asked to stop, not yet joined */
+	size_t nretiring, retiring_cap;
 	struct throttle_list throttled; /* conns out of tokens */
 };
 
@@ -394,13 +396,15 @@ static void handle_event(struct acceptor *acc, struct epoll_event *ev)
 static void room_stop_cb(const struct room_info *info, void *arg)
 {
 	(void)arg;
-	room_stop(info->room);
+	if (info->room)
+		room_stop(info->room);
 }
 
 static void room_request_stop_cb(const struct room_info *info, void *arg)
 {
 	(void)arg;
-	room_request_stop(info->room);
+	if (info->room)
+		room_request_stop(info->room);
 }
 
 static long elapsed_ms(const struct timespec *t0)
@@ -409,6 +413,33 @@ static long elapsed_ms(const struct timespec *t0)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+int acceptor_retire_room(struct acceptor *acc, struct room *room)
+{
+	if (acc->nretiring == acc->retiring_cap) {
+		size_t ncap = acc->retiring_cap ? acc->retiring_cap * 2 : 8;
+		struct room **nr = realloc(acc->retiring, ncap * sizeof(*nr));
+		if (!nr)
+			return -ENOMEM;
+		acc->retiring = nr;
+		acc->retiring_cap = ncap;
+	}
+	acc->retiring[acc->nretiring++] = room;
+	room_request_stop(room);
+	return 0;
+}
+
+/* Join and free the retiring rooms whose thread is done (all of them when
+ * wait_all: shutdown). */
+static void reap_rooms(struct acceptor *acc, int wait_all)
+{
+	for (size_t i = acc->nretiring; i-- > 0;) {
+		if (wait_all || room_exited(acc->retiring[i])) {
+			room_stop(acc->retiring[i]);
+			acc->retiring[i] = acc->retiring[--acc->nretiring];
+		}
+	}
 }
 
 /* Stop every room thread (all at once, so their flush deadlines overlap),
@@ -420,6 +451,7 @@ static void stop_rooms(struct acceptor *acc)
 	acc->stop = 1; /* no request may reach a room from now on */
 	registry_each_room(acc->reg, room_request_stop_cb, NULL);
 	registry_each_room(acc->reg, room_stop_cb, NULL);
+	reap_rooms(acc, 1);
 	acc->rooms_stopped = 1;
 	apply_deliveries(acc);
 }
@@ -474,6 +506,7 @@ static void sweep(struct acceptor *acc)
 	if (now < acc->next_sweep_ms)
 		return;
 	acc->next_sweep_ms = now + ACC_SWEEP_MS;
+	reap_rooms(acc, 0);
 	for (size_t fd = 0; fd < acc->conns_cap; fd++) {
 		struct conn *c = acc->conns[fd];
 		if (!c)
@@ -618,6 +651,7 @@ void acceptor_destroy(struct acceptor *acc)
 		if (acc->conns[fd])
 			destroy_conn(acc, acc->conns[fd]);
 	free(acc->conns);
+	free(acc->retiring);
 	if (acc->lfd >= 0)
 		close(acc->lfd);
 	if (acc->epfd >= 0)

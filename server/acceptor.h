@@ -14,6 +14,7 @@ struct config;
 struct registry;
 struct msg;
 struct acceptor;
+struct room;
 
 /* One message for one membership of a control connection. */
 struct delivery {
@@ -53,6 +54,11 @@ int acceptor_step(struct acceptor *acc, int timeout_ms);
  * accepted (tests and fuzzing feed requests through a socketpair this way).
  * Returns the connection, or NULL (fd is closed). */
 struct conn *acceptor_adopt(struct acceptor *acc, int fd, const char *peer);
+
+/* Acceptor thread: the room's last member left; stop its thread (it
+ * finishes what it holds first) and free it once done. 0 or -ENOMEM (the
+ * room keeps running). */
+int acceptor_retire_room(struct acceptor *acc, struct room *room);
 
 /* Any thread: hand a batch over (ownership passes). */
 void acceptor_deliver(struct acceptor *acc, struct delivery_batch *b);

@@ -84,20 +84,24 @@ static enum proto_err open_room(struct control *ctl, const char *name, struct ro
 	long ref;
 	int err;
 
-	if (registry_find_room(ctl->reg, name, info) == 0)
+	int known = registry_find_room(ctl->reg, name, info) == 0;
+
+	if (known && info->room)
 		return PROTO_OK;
-	if (!ctl->cfg->room_creation)
+	if (!known && !ctl->cfg->room_creation)
 		return PROTO_E_FORBIDDEN;
 	if (registry_room_count(ctl->reg) >= ctl->cfg->max_rooms)
 		return PROTO_E_SERVER_FULL;
-	/* Only this thread creates rooms, so the ref cannot be taken meanwhile. */
-	ref = registry_next_ref(ctl->reg);
-	room = room_start(ctl->cfg, ctl->acc, name, ref, 0, 0, &err);
+	/* Only this thread creates rooms, so the ref cannot be taken meanwhile;
+	 * a dormant room keeps its ref. */
+	ref = known ? info->ref : registry_next_ref(ctl->reg);
+	room = room_start(ctl->cfg, ctl->acc, name, ref, 0, known ? info->max_members : 0, &err);
 	if (!room) {
 		log_error("control: cannot open room %s: %s", name, strerror(-err));
 		return PROTO_E_SERVER;
 	}
-	err = registry_add_room(ctl->reg, name, ref, room_port(room), 0, room);
+	err = known ? registry_set_room(ctl->reg, ref, room, room_port(room))
+		    : registry_add_room(ctl->reg, name, ref, room_port(room), 0, 1, room);
 	if (err < 0) {
 		room_stop(room);
 		return err == -ENOSPC ? PROTO_E_SERVER_FULL : PROTO_E_SERVER;
@@ -179,12 +183,22 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 static void end_membership(struct control *ctl, struct conn *c, struct membership *ms,
 			   struct msg *note, struct msg *self)
 {
+	struct room_info info;
+
 	registry_leave(ctl->reg, ms->join_id);
 	if (self) {
 		c->paused = 1;
 		c->leaving_id = ms->join_id;
 	}
 	room_remove_member(ms->room, ms->leave, ms->join_id, c->fd, c->id, note, self);
+	/* A room made by a JOIN ends with its last member; it stops after
+	 * this removal, its mailbox being in order. A later JOIN restarts it
+	 * under the same ref. */
+	if (registry_find_ref(ctl->reg, ms->ref, &info) == 0 && info.on_demand && info.members == 0 &&
+	    info.room == ms->room && acceptor_retire_room(ctl->acc, ms->room) == 0) {
+		registry_set_room(ctl->reg, ms->ref, NULL, 0);
+		log_info("room %s closed: no members left", info.name);
+	}
 	conn_remove_membership(c, ms->join_id);
 }
 
@@ -336,7 +350,7 @@ int control_open_configured_rooms(struct control *ctl)
 			log_error("room %s: cannot listen on port %u: %s", rc->name, rc->port, strerror(-err));
 			return -1;
 		}
-		err = registry_add_room(ctl->reg, rc->name, rc->ref, room_port(room), rc->max_members, room);
+		err = registry_add_room(ctl->reg, rc->name, rc->ref, room_port(room), rc->max_members, 0, room);
 		if (err < 0) {
 			log_error("room %s: cannot register: %s", rc->name, strerror(-err));
 			room_stop(room);

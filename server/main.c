@@ -6,7 +6,9 @@
 #include "log.h"
 #include "registry.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +97,36 @@ static int parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+/* Raise the descriptor limit as far as allowed, and say so when it is below
+ * what the configured limits can use: every client a control socket and a
+ * room socket per room it attaches to, every room a listener, an epoll and
+ * an eventfd. Running short is survivable (accept backs off), so it is a
+ * warning, not a refusal. */
+static void raise_fd_limit(const struct config *cfg)
+{
+	struct rlimit rl;
+	unsigned long long need = (unsigned long long)cfg->max_clients * (1 + (unsigned long long)cfg->max_rooms_per_client) +
+				  (unsigned long long)cfg->max_rooms * 3 + 32;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("setrlimit(RLIMIT_NOFILE, %llu): %s", (unsigned long long)rl.rlim_max,
+				 strerror(errno));
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		log_warn("open file limit is %llu, the configured limits may need %llu: raise it "
+			 "(ulimit -n, LimitNOFILE=) or lower max_clients/max_rooms_per_client",
+			 (unsigned long long)rl.rlim_cur, need);
+	else
+		log_debug("open file limit %llu (need up to %llu)", (unsigned long long)rl.rlim_cur, need);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -120,6 +152,7 @@ int main(int argc, char **argv)
 		cfg.port = (unsigned)o.port;
 	log_set_level(o.log_level >= 0 ? o.log_level : cfg.log_level);
 	log_info("roomd %s starting, config %s", ROOMD_VERSION, o.config);
+	raise_fd_limit(&cfg);
 
 	reg = registry_create(&cfg);
 	acc = reg ? acceptor_create(&cfg, reg, cfg.port) : NULL;

@@ -29,6 +29,7 @@ struct registry {
 	const struct config *cfg;
 	struct reg_room *rooms;   /* array, in creation order */
 	size_t nrooms, rooms_cap;
+	long nlive;               /* rooms with a thread */
 	long max_ref;
 	struct reg_member **by_id;   /* buckets */
 	struct reg_member **by_name; /* buckets */
@@ -136,7 +137,7 @@ long registry_room_count(struct registry *reg)
 	long n;
 
 	pthread_mutex_lock(&reg->lock);
-	n = (long)reg->nrooms;
+	n = reg->nlive;
 	pthread_mutex_unlock(&reg->lock);
 	return n;
 }
@@ -152,7 +153,7 @@ long registry_next_ref(struct registry *reg)
 }
 
 int registry_add_room(struct registry *reg, const char *name, long ref, unsigned port,
-		      long max_members, struct room *room)
+		      long max_members, int on_demand, struct room *room)
 {
 	struct reg_room *r;
 	int rc = 0;
@@ -160,7 +161,7 @@ int registry_add_room(struct registry *reg, const char *name, long ref, unsigned
 	pthread_mutex_lock(&reg->lock);
 	if (find_name_locked(reg, name) || find_ref_locked(reg, ref)) {
 		rc = -EEXIST;
-	} else if ((long)reg->nrooms >= reg->cfg->max_rooms) {
+	} else if (reg->nlive >= reg->cfg->max_rooms || reg->nrooms >= REGISTRY_MAX_NAMES) {
 		rc = -ENOSPC;
 	} else if (reg->nrooms == reg->rooms_cap) {
 		size_t ncap = reg->rooms_cap ? reg->rooms_cap * 2 : 16;
@@ -179,9 +180,31 @@ int registry_add_room(struct registry *reg, const char *name, long ref, unsigned
 		r->info.ref = ref;
 		r->info.port = port;
 		r->info.max_members = max_members > 0 ? max_members : reg->cfg->max_members;
+		r->info.on_demand = on_demand;
 		r->info.room = room;
+		reg->nlive++;
 		if (ref > reg->max_ref)
 			reg->max_ref = ref;
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return rc;
+}
+
+int registry_set_room(struct registry *reg, long ref, struct room *room, unsigned port)
+{
+	struct reg_room *r;
+	int rc = 0;
+
+	pthread_mutex_lock(&reg->lock);
+	r = find_ref_locked(reg, ref);
+	if (!r) {
+		rc = -ENOENT;
+	} else if (room && !r->info.room && reg->nlive >= reg->cfg->max_rooms) {
+		rc = -ENOSPC;
+	} else {
+		reg->nlive += (room != NULL) - (r->info.room != NULL);
+		r->info.room = room;
+		r->info.port = port;
 	}
 	pthread_mutex_unlock(&reg->lock);
 	return rc;

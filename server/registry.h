@@ -21,7 +21,8 @@ struct room_info {
 	unsigned port;
 	long members;
 	long max_members;
-	struct room *room; /* the room's thread; lives until shutdown */
+	int on_demand;     /* created by a JOIN: its thread ends with its last member */
+	struct room *room; /* the room's thread; NULL while the room is dormant */
 };
 
 /* A copy of a membership. */
@@ -41,16 +42,26 @@ void registry_destroy(struct registry *reg);
 int registry_find_room(struct registry *reg, const char *name, struct room_info *out);
 int registry_find_ref(struct registry *reg, long ref, struct room_info *out);
 
-/* Rooms registered so far. */
+/* Rooms with a running thread (what max_rooms bounds). */
 long registry_room_count(struct registry *reg);
+
+/* Room names are remembered for the daemon's lifetime, so that a ROOM_REF
+ * is never reused or renumbered; this bounds the dormant ones. */
+#define REGISTRY_MAX_NAMES 65536
 
 /* The ref a new on-demand room will get: above every configured ref. */
 long registry_next_ref(struct registry *reg);
 
-/* Register a room (ref from registry_next_ref() or the config). Returns 0,
- * -EEXIST (name or ref taken), -ENOSPC (max_rooms reached) or -ENOMEM. */
+/* Register a running room (ref from registry_next_ref() or the config).
+ * Returns 0, -EEXIST (name or ref taken), -ENOSPC (max_rooms running, or
+ * REGISTRY_MAX_NAMES known) or -ENOMEM. */
 int registry_add_room(struct registry *reg, const char *name, long ref, unsigned port,
-		      long max_members, struct room *room);
+		      long max_members, int on_demand, struct room *room);
+
+/* Give the room ref a (new) thread listening on port, or none (room NULL:
+ * dormant; its name and ref stay). Returns 0, -ENOENT, or -ENOSPC when a
+ * thread would exceed max_rooms. */
+int registry_set_room(struct registry *reg, long ref, struct room *room, unsigned port);
 
 /* Add a membership of name, held by control connection conn_id, to the room
  * ref. On success *join_id is a fresh random id (positive, 31 bits, not

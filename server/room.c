@@ -18,6 +18,7 @@
 #include "proto.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,7 @@ struct room {
 	struct mailbox mbox; /* the only field other threads touch */
 	struct room_event stop_event;
 	int stop_posted;     /* acceptor thread only */
+	atomic_int exited;   /* set by the room thread as its last act */
 	/* room thread only */
 	int lfd, epfd;
 	int stopping;
@@ -643,7 +645,15 @@ static void *room_main(void *arg)
 		sweep(r);
 	}
 	drain_and_close(r);
+	/* Release: everything the thread did happens-before the acceptor's
+	 * acquire load, and its join. */
+	atomic_store_explicit(&r->exited, 1, memory_order_release);
 	return NULL;
+}
+
+int room_exited(struct room *r)
+{
+	return atomic_load_explicit(&r->exited, memory_order_acquire);
 }
 
 /* ---- lifecycle (acceptor thread) ---- */

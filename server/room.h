@@ -50,6 +50,9 @@ void room_event_free(struct room_event *ev);
 /* Relay a CHAT frame to every member. 0, or -ENOMEM (nothing relayed). */
 int room_relay(struct room *r, struct msg *m);
 
+/* Nonzero once the thread has finished (room_stop() will not wait). */
+int room_exited(struct room *r);
+
 /* Ask the thread to stop, without waiting. Acceptor thread only. */
 void room_request_stop(struct room *r);
 

@@ -39,8 +39,8 @@ static struct registry *with_two_rooms(const struct config *cfg)
 	struct registry *reg = registry_create(cfg);
 
 	assert_non_null(reg);
-	assert_int_equal(registry_add_room(reg, "lobby", 1, 9001, 0, (struct room *)&fake_room_a), 0);
-	assert_int_equal(registry_add_room(reg, "dev", 7, 9002, 2, (struct room *)&fake_room_b), 0);
+	assert_int_equal(registry_add_room(reg, "lobby", 1, 9001, 0, 0, (struct room *)&fake_room_a), 0);
+	assert_int_equal(registry_add_room(reg, "dev", 7, 9002, 2, 0, (struct room *)&fake_room_b), 0);
 	return reg;
 }
 
@@ -69,10 +69,10 @@ static void test_rooms_unique_and_bounded(void **state)
 {
 	struct registry *reg = with_two_rooms(*state);
 
-	assert_int_equal(registry_add_room(reg, "lobby", 9, 0, 0, NULL), -EEXIST);
-	assert_int_equal(registry_add_room(reg, "other", 7, 0, 0, NULL), -EEXIST);
-	assert_int_equal(registry_add_room(reg, "third", 8, 0, 0, NULL), 0);
-	assert_int_equal(registry_add_room(reg, "fourth", 9, 0, 0, NULL), -ENOSPC); /* max_rooms 3 */
+	assert_int_equal(registry_add_room(reg, "lobby", 9, 0, 0, 0, NULL), -EEXIST);
+	assert_int_equal(registry_add_room(reg, "other", 7, 0, 0, 0, NULL), -EEXIST);
+	assert_int_equal(registry_add_room(reg, "third", 8, 0, 0, 0, NULL), 0);
+	assert_int_equal(registry_add_room(reg, "fourth", 9, 0, 0, 0, NULL), -ENOSPC); /* max_rooms 3 */
 	registry_destroy(reg);
 }
 
@@ -146,7 +146,7 @@ static void test_many_members(void **state)
 
 	cfg->max_members = N;
 	reg = registry_create(cfg);
-	assert_int_equal(registry_add_room(reg, "big", 1, 0, 0, NULL), 0);
+	assert_int_equal(registry_add_room(reg, "big", 1, 0, 0, 0, NULL), 0);
 	for (int i = 0; i < N; i++) {
 		snprintf(name, sizeof(name), "user%d", i);
 		assert_int_equal(registry_join(reg, 1, name, (uint64_t)i, &ids[i]), PROTO_OK);
@@ -179,7 +179,7 @@ static void test_join_ids_unpredictable(void **state)
 
 	cfg->max_members = N;
 	reg = registry_create(cfg);
-	assert_int_equal(registry_add_room(reg, "r", 1, 0, 0, NULL), 0);
+	assert_int_equal(registry_add_room(reg, "r", 1, 0, 0, 0, NULL), 0);
 	for (int i = 0; i < N; i++) {
 		snprintf(name, sizeof(name), "u%d", i);
 		assert_int_equal(registry_join(reg, 1, name, 1, &ids[i]), PROTO_OK);

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""22-room-lifecycle: a room created on demand ends its thread and port when
+its last member leaves (however it leaves), keeps its ROOM_REF, and comes
+back on the next JOIN; a configured room stays open with no members; a JOIN
+racing the room's end is served by a fresh room thread."""
+import os
+import socket
+import sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from roomtest import *  # noqa: E402,F401,F403
+
+
+def fd_count(d):
+    return len(os.listdir("/proc/%d/fd" % d.proc.pid))
+
+
+def wait_for(cond, what):
+    deadline = time.monotonic() + TIMEOUT * 2
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    fail("timed out waiting for " + what)
+
+
+def port_closed(port):
+    s = socket.socket()
+    try:
+        return s.connect_ex((HOST, port)) != 0
+    finally:
+        s.close()
+
+
+def main():
+    with Daemon(rooms={"lobby": {"ref": 1}}) as d:
+        a = d.connect("a")
+        b = d.connect("b")
+        base = fd_count(d)
+
+        # Last member leaves by LEAVE: the room's port and thread go.
+        ref, jid, _, port = a.join("pop-up", "a")
+        check(fd_count(d) > base, "a new room holds no descriptors?")
+        a.leave(ref, jid, "a")
+        wait_for(lambda: port_closed(port), "the empty room's port to close")
+        wait_for(lambda: fd_count(d) == base, "the room's descriptors to be freed (%d -> %d)"
+                 % (base, fd_count(d)))
+        check("room pop-up closed" in d.stderr(), "no log line for the room's end")
+
+        # The name keeps its ref; the room comes back and works.
+        ref2, jid2, _, port2 = b.join("pop-up", "b")
+        check(ref2 == ref, "ROOM_REF changed after the room emptied: %d -> %d" % (ref, ref2))
+        r = d.room_connect(port2, "b-room")
+        r.send(attach_req(ref2, jid2, "b"))
+        r.expect(attached_reply(ref2, jid2))
+        r.send(chat_req(ref2, jid2, "b", "back again"))
+        r.expect_chat(ref2, "b", "back again")
+
+        # Last member leaves by an abrupt close: same end.
+        b.close()
+        r.expect_closed()
+        wait_for(lambda: port_closed(port2), "the room's port to close after an abrupt close")
+        wait_for(lambda: fd_count(d) == base - 1, "descriptors back after the abrupt close")
+
+        # A JOIN right after the last LEAVE, in one segment: served by a
+        # fresh thread, same ref, both replies in order.
+        c = d.connect("c")
+        ref3, jid3, _, _ = c.join("pop-up", "c")
+        check(ref3 == ref, "ROOM_REF changed: %d -> %d" % (ref, ref3))
+        c.send(leave_req(ref3, jid3, "c") + join_req("pop-up", "c"))
+        c.expect(left_reply(ref3, jid3))
+        c.expect(leave_announce(ref3, "c"))
+        f = c.expect_frame()
+        check(f.raw.startswith(b"JOINED_CHATROOM: pop-up\n") and b"ROOM_REF: %d\n" % ref in f.raw,
+              "re-join after the room ended: %s" % show(f.raw))
+        c.expect(join_announce(ref, "c"))
+
+        # A configured room stays open without members.
+        lref, ljid, _, lport = a.join("lobby", "a")
+        a.leave(lref, ljid, "a")
+        time.sleep(0.3)
+        check(not port_closed(lport), "a configured room closed when it emptied")
+        d.assert_alive()
+
+
+run(main)
