@@ -8,7 +8,10 @@ batch is relayed to both of them promptly (bounded wait per batch), and the
 stalled member is cut off once its bounded send queue (sendq_bytes = 65536)
 fills: its connection is closed (its max_clients slot is free again, even
 while it still does not read), and its departure is announced at most once.
-The daemon stays healthy and serves new clients afterwards."""
+The daemon stays healthy and serves new clients afterwards, and its RSS
+while it holds the stalled member stays within RSS_BOUND of what it was
+before the flood (release builds; sanitizer builds keep freed memory in
+quarantine, so there it is only printed)."""
 import os
 import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -17,6 +20,18 @@ from roomtest import *  # noqa: E402,F401,F403
 MSG = 3000
 BATCH = 20
 MAX_BYTES = 24 * 1024 * 1024   # give up (fail) if not cut off after this much
+# A stalled member costs at most its send queue (64 KiB here) plus the read
+# buffers and allocator slack: 8 MiB is far above that and far below what
+# an unbounded queue would reach in this test (24 MiB of traffic).
+RSS_BOUND = 8 * 1024 * 1024
+
+
+def rss(d):
+    with open("/proc/%d/status" % d.proc.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def main():
@@ -32,6 +47,7 @@ def main():
         # From here on slow never reads.
         bye = leave_announce(ref, "slow")
         byes = {"sender": 0, "observer": 0}
+        rss_before = rss_peak = rss(d)
         sent = 0
         seq = 0
         t0 = time.monotonic()
@@ -43,6 +59,7 @@ def main():
                 snd.chat(ref, sid, "sender", text)
                 seq += 1
             sent += BATCH * MSG
+            rss_peak = max(rss_peak, rss(d))
             for c in (snd, obs):
                 for text in texts:
                     want = chat_frame(ref, "sender", text)
@@ -94,7 +111,13 @@ def main():
         n1.join("room1", "newcomer1")
         snd.expect(join_announce(ref, "newcomer1"))
         n1.ping()
-        print("cut off after %d bytes of room traffic, %.1fs" % (sent, time.monotonic() - t0))
+        grew = rss_peak - rss_before
+        print("cut off after %d bytes of room traffic, %.1fs; daemon RSS %d KiB before, peak"
+              " %d KiB (+%d KiB, bound %d KiB)" % (sent, time.monotonic() - t0, rss_before // 1024,
+                                                   rss_peak // 1024, grew // 1024, RSS_BOUND // 1024))
+        if FACTOR == 1:
+            check(grew <= RSS_BOUND, "daemon RSS grew by %d KiB while a member stalled (bound %d KiB)"
+                  % (grew // 1024, RSS_BOUND // 1024))
 
 
 run(main)
