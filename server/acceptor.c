@@ -335,33 +335,17 @@ static void apply_deliveries(struct acceptor *acc)
 	}
 }
 
-/* Register the events c needs now: requests unless it is paused or
- * closing; writability only while output is left over. */
-static void set_want_out(struct acceptor *acc, struct conn *c, int on)
-{
-	unsigned mask = (c->paused || c->closing || c->throttled ? 0 : EPOLLIN) | (on ? EPOLLOUT : 0);
-	struct epoll_event ee = { .events = mask, .data.ptr = c };
-
-	if (c->ev_mask != mask && epoll_ctl(acc->epfd, EPOLL_CTL_MOD, c->fd, &ee) == 0)
-		c->ev_mask = mask;
-}
-
-/* Write what each conn has queued; EPOLLOUT only for leftovers. A closing
- * conn is closed once its queue is out (or the peer is gone). */
+/* Write what each conn has queued this pass: one writev per connection for
+ * everything it got. */
 static void flush_dirty(struct acceptor *acc)
 {
 	struct conn *c = acc->dirty, *next;
 
 	acc->dirty = NULL;
 	for (; c; c = next) {
-		int rc = sendq_flush(&c->out, c->fd);
 		next = c->next_dirty;
 		c->dirty = 0;
-		if (rc == -EAGAIN)
-			set_want_out(acc, c, 1);
-		else if (rc == 0 && !c->closing)
-			set_want_out(acc, c, 0);
-		else
+		if (conn_flush(c, acc->epfd))
 			destroy_conn(acc, c);
 	}
 }

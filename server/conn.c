@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -167,6 +168,21 @@ long conn_read(struct conn *c)
 	c->in.len += (size_t)n;
 	c->active_ms = conn_clock_ms();
 	return n;
+}
+
+int conn_flush(struct conn *c, int epfd)
+{
+	int rc = sendq_flush(&c->out, c->fd);
+	unsigned mask;
+	struct epoll_event ee;
+
+	if ((rc < 0 && rc != -EAGAIN) || (rc == 0 && c->closing))
+		return 1;
+	mask = (c->paused || c->closing || c->throttled ? 0 : EPOLLIN) | (rc == -EAGAIN ? EPOLLOUT : 0);
+	ee = (struct epoll_event){ .events = mask, .data.ptr = c };
+	if (c->ev_mask != mask && epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ee) == 0)
+		c->ev_mask = mask;
+	return 0;
 }
 
 int conn_queue(struct conn *c, struct msg *m)

@@ -106,6 +106,12 @@ void conn_destroy(struct conn *c);
  * bytes read (> 0), 0 at end of stream, -EAGAIN, or another -errno. */
 long conn_read(struct conn *c);
 
+/* Write what c has queued (never blocking) and register the epoll events it
+ * needs now: requests unless it is paused, throttled or closing; writability
+ * only while output is left over. Returns 1 when the owner must destroy c
+ * (closing and all out, or the peer is gone), else 0. */
+int conn_flush(struct conn *c, int epfd);
+
 /* Queue m for sending (shared, not copied). 0, or -ENOBUFS when the send
  * queue bound is reached (the caller cuts the client off), or -ENOMEM. */
 int conn_queue(struct conn *c, struct msg *m);

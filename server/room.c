@@ -514,31 +514,17 @@ static void resume_throttled(struct room *r)
 	}
 }
 
-static void set_want_out(struct room *r, struct conn *c, int on)
-{
-	unsigned mask = (c->closing || c->throttled ? 0 : EPOLLIN) | (on ? EPOLLOUT : 0);
-	struct epoll_event ee = { .events = mask, .data.ptr = c };
-
-	if (c->ev_mask != mask && epoll_ctl(r->epfd, EPOLL_CTL_MOD, c->fd, &ee) == 0)
-		c->ev_mask = mask;
-}
-
-/* Write what each conn has queued; arm EPOLLOUT only for leftovers. A
- * closing conn is dropped once its last (partly written) frame is out. */
+/* Write what each conn has queued this pass (one writev per connection for
+ * everything it got), then hand the acceptor its batch. */
 static void flush_dirty(struct room *r)
 {
 	struct conn *c = r->dirty, *next;
 
 	r->dirty = NULL;
 	for (; c; c = next) {
-		int rc = sendq_flush(&c->out, c->fd);
 		next = c->next_dirty;
 		c->dirty = 0;
-		if (rc == -EAGAIN)
-			set_want_out(r, c, 1);
-		else if (rc == 0 && !c->closing)
-			set_want_out(r, c, 0);
-		else
+		if (conn_flush(c, r->epfd))
 			drop_conn(r, c);
 	}
 	if (r->batch) {

@@ -14,13 +14,18 @@ def fd_count(d):
     return len(os.listdir("/proc/%d/fd" % d.proc.pid))
 
 
-def wait_for(cond, what):
+def fd_list(d):
+    fds = "/proc/%d/fd" % d.proc.pid
+    return " ".join(sorted("%s:%s" % (n, os.readlink(os.path.join(fds, n))) for n in os.listdir(fds)))
+
+
+def wait_for(cond, what, d=None):
     deadline = time.monotonic() + TIMEOUT * 2
     while time.monotonic() < deadline:
         if cond():
             return
         time.sleep(0.05)
-    fail("timed out waiting for " + what)
+    fail("timed out waiting for " + what + ("\n  daemon fds: " + fd_list(d) if d else ""))
 
 
 def port_closed(port):
@@ -35,6 +40,8 @@ def main():
     with Daemon(rooms={"lobby": {"ref": 1}}) as d:
         a = d.connect("a")
         b = d.connect("b")
+        a.ping()
+        b.ping()  # both accepted before the baseline is taken
         base = fd_count(d)
 
         # Last member leaves by LEAVE: the room's port and thread go.
@@ -43,7 +50,7 @@ def main():
         a.leave(ref, jid, "a")
         wait_for(lambda: port_closed(port), "the empty room's port to close")
         wait_for(lambda: fd_count(d) == base, "the room's descriptors to be freed (%d -> %d)"
-                 % (base, fd_count(d)))
+                 % (base, fd_count(d)), d)
         check("room pop-up closed" in d.stderr(), "no log line for the room's end")
 
         # The name keeps its ref; the room comes back and works.
@@ -59,7 +66,7 @@ def main():
         b.close()
         r.expect_closed()
         wait_for(lambda: port_closed(port2), "the room's port to close after an abrupt close")
-        wait_for(lambda: fd_count(d) == base - 1, "descriptors back after the abrupt close")
+        wait_for(lambda: fd_count(d) == base - 1, "descriptors back after the abrupt close", d)
 
         # A JOIN right after the last LEAVE, in one segment: served by a
         # fresh thread, same ref, both replies in order.

@@ -1,0 +1,455 @@
+/* fuzz_control.c - libFuzzer target for the control-port request handler,
+ * fed through the acceptor exactly as a client's bytes are: a socketpair
+ * whose one end is adopted as a control connection (acceptor_adopt), the
+ * acceptor driven one loop pass at a time (acceptor_step), the rooms real
+ * threads. The fuzzer's end writes the input and reads every reply.
+ *
+ * Input: byte 0 is a set of flags (below); the rest is split at each 0xff
+ * byte into segments, written in turn (to connections A and B alternately
+ * in two-connection mode), each one handled before the next is written.
+ * Since JOIN_IDs are random, "$J<d>" in a segment is replaced by the JOIN_ID
+ * of the d-th JOINED_CHATROOM reply received so far (either connection) and
+ * "$R<d>" by its ROOM_REF, so a LEAVE or CHAT may name a live membership,
+ * its own or the other connection's.
+ *
+ * Checked: acceptor_step never fails; every byte the daemon sends parses as
+ * reply frames (a client never sees a frame it cannot parse) with sane
+ * values; once the fuzzer's end is closed, the daemon closes its end (no
+ * connection outlives its client). The daemon (config, registry, acceptor,
+ * rooms) is created at the first input, rebuilt every FUZZ_RESET_EVERY
+ * inputs and after a KILL_SERVICE, and torn down at exit. Single fuzzer
+ * thread; the room threads are the daemon's own. */
+#include "acceptor.h"
+#include "config.h"
+#include "log.h"
+#include "proto.h"
+#include "registry.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Flags in byte 0. */
+#define FUZZ_TWO_CONNS 0x01  /* segments alternate between A and B */
+#define FUZZ_WRITE_MASK 0x06 /* how each segment is cut into writes */
+#define FUZZ_FAR_PEER 0x08   /* A comes from a non-loopback address */
+
+#define FUZZ_SEPARATOR 0xff
+/* Rebuilding the daemon now and then keeps runs comparable (rooms created
+ * by JOINs persist, and max_rooms is small) and exercises shutdown. */
+#define FUZZ_RESET_EVERY 64
+#define FUZZ_MAX_JOINED 16
+/* Loop passes allowed for one segment's requests and replies to settle;
+ * the whole input stays far below libFuzzer's -timeout. */
+#define FUZZ_SETTLE_PASSES 200
+/* How long a closed client's connection may survive on the daemon side:
+ * the close grace period plus a sweep, with margin. */
+#define FUZZ_TEARDOWN_MS 4000
+
+#define CHECK(cond)                                                                         \
+	do {                                                                                \
+		if (!(cond)) {                                                              \
+			fprintf(stderr, "fuzz_control: %s:%d: check failed: %s\n", __FILE__, \
+				__LINE__, #cond);                                           \
+			abort();                                                            \
+		}                                                                           \
+	} while (0)
+
+/* One simulated client: our end of the socketpair and its reply stream. */
+struct client {
+	int fd;            /* our end; -1 once closed */
+	int server_fd;     /* the daemon's end, as adopted */
+	ino_t server_ino;  /* its socket inode, to tell it from a reused fd */
+	int eof;           /* the daemon closed its end */
+	struct proto_parser parser;
+	char *buf;         /* reply bytes not yet parsed */
+	size_t len, cap;
+};
+
+static struct config cfg;
+static struct registry *reg;
+static struct acceptor *acc;
+static unsigned inputs_since_reset;
+static int stopped; /* KILL_SERVICE honoured: rebuild after this input */
+
+/* JOINED_CHATROOM replies of the current input, for $J and $R. */
+static char joined_id[FUZZ_MAX_JOINED][16], joined_ref[FUZZ_MAX_JOINED][16];
+static size_t njoined;
+
+/* ---- the daemon ---------------------------------------------------------- */
+
+static void daemon_start(void)
+{
+	reg = registry_create(&cfg);
+	CHECK(reg != NULL);
+	acc = acceptor_create(&cfg, reg, 0);
+	CHECK(acc != NULL);
+	inputs_since_reset = 0;
+	stopped = 0;
+}
+
+static void daemon_stop(void)
+{
+	acceptor_destroy(acc);
+	registry_destroy(reg);
+	acc = NULL;
+	reg = NULL;
+}
+
+static void teardown_at_exit(void)
+{
+	if (acc)
+		daemon_stop();
+	config_fini(&cfg);
+}
+
+static void init_once(void)
+{
+	static int done;
+	struct room_conf *rooms;
+
+	if (done)
+		return;
+	done = 1;
+	config_defaults(&cfg);
+	snprintf(cfg.bind, sizeof(cfg.bind), "127.0.0.1");
+	cfg.port = 0;
+	cfg.room_port_min = cfg.room_port_max = 0; /* rooms take any free port */
+	cfg.max_rooms = 4;
+	cfg.max_members = 8;
+	cfg.max_rooms_per_client = 3;
+	cfg.rate = 1000000; /* throttling would only slow the fuzzer down */
+	cfg.burst = 1000000;
+	cfg.idle_timeout = 0;
+	cfg.kill_service = 1; /* honoured for loopback peers: see FUZZ_FAR_PEER */
+	cfg.log_level = LOG_ERROR;
+	log_set_level(LOG_ERROR);
+	/* Two configured rooms, so seeds can name rooms that always exist. */
+	rooms = calloc(2, sizeof(*rooms));
+	CHECK(rooms != NULL);
+	snprintf(rooms[0].name, sizeof(rooms[0].name), "lobby");
+	rooms[0].ref = 1;
+	snprintf(rooms[0].topic, sizeof(rooms[0].topic), "fuzzing");
+	snprintf(rooms[1].name, sizeof(rooms[1].name), "tiny");
+	rooms[1].ref = 2;
+	rooms[1].max_members = 2;
+	cfg.rooms = rooms;
+	cfg.nrooms = 2;
+	daemon_start();
+	atexit(teardown_at_exit);
+}
+
+/* One loop pass; a failure is a bug, a stop is remembered. */
+static void step(int timeout_ms)
+{
+	int rc = acceptor_step(acc, timeout_ms);
+
+	CHECK(rc == 0 || rc == 1);
+	if (rc == 1)
+		stopped = 1;
+}
+
+/* ---- replies --------------------------------------------------------------- */
+
+static int int_in(const char *s, long min, long max)
+{
+	long v;
+
+	return proto_parse_int(s, min, max, &v) == 0;
+}
+
+/* A reply frame the daemon sent: values it makes must be well-formed. */
+static void check_reply(const struct proto_msg *m)
+{
+	switch (m->kind) {
+	case PROTO_R_HELO:
+		CHECK(int_in(m->field[PROTO_F_RHELO_PORT], 1, 65535));
+		break;
+	case PROTO_R_JOINED:
+		CHECK(int_in(m->field[PROTO_F_JOINED_PORT], 1, 65535));
+		CHECK(int_in(m->field[PROTO_F_JOINED_REF], 1, LONG_MAX));
+		CHECK(int_in(m->field[PROTO_F_JOINED_ID], 1, 0x7fffffffL));
+		CHECK(m->len[PROTO_F_JOINED_REF] < sizeof(joined_ref[0]));
+		CHECK(m->len[PROTO_F_JOINED_ID] < sizeof(joined_id[0]));
+		if (njoined < FUZZ_MAX_JOINED) {
+			memcpy(joined_ref[njoined], m->field[PROTO_F_JOINED_REF],
+			       m->len[PROTO_F_JOINED_REF] + 1);
+			memcpy(joined_id[njoined], m->field[PROTO_F_JOINED_ID],
+			       m->len[PROTO_F_JOINED_ID] + 1);
+			njoined++;
+		}
+		break;
+	case PROTO_R_LEFT:
+		CHECK(int_in(m->field[PROTO_F_LEFT_REF], 1, LONG_MAX));
+		CHECK(int_in(m->field[PROTO_F_LEFT_ID], 1, 0x7fffffffL));
+		break;
+	case PROTO_R_CHAT:
+		CHECK(int_in(m->field[PROTO_F_RCHAT_REF], 1, LONG_MAX));
+		CHECK(m->len[PROTO_F_RCHAT_NAME] > 0);
+		break;
+	case PROTO_R_ERROR:
+		CHECK(int_in(m->field[PROTO_F_ERROR_CODE], PROTO_E_MALFORMED, PROTO_E_SERVER));
+		CHECK(m->len[PROTO_F_ERROR_TEXT] > 0);
+		break;
+	default:
+		/* ATTACHED comes from room ports only. */
+		CHECK(!"unexpected reply kind on a control connection");
+	}
+}
+
+/* Parse what cl has received: whole frames only, never an error. */
+static void parse_replies(struct client *cl)
+{
+	for (;;) {
+		struct proto_msg m;
+		size_t used;
+		enum proto_err err;
+		int fatal;
+		enum proto_status st = proto_parse(&cl->parser, cl->buf, cl->len, &m, &used, &err, &fatal);
+
+		if (st == PROTO_ERROR) {
+			fprintf(stderr, "fuzz_control: the daemon sent a frame a client cannot parse "
+				"(error %d) in:\n%.*s\n", (int)err, (int)(cl->len < 2000 ? cl->len : 2000),
+				cl->buf);
+			abort();
+		}
+		if (st == PROTO_MESSAGE)
+			check_reply(&m);
+		memmove(cl->buf, cl->buf + used, cl->len - used);
+		cl->len -= used;
+		if (st == PROTO_NEED_MORE)
+			return;
+	}
+}
+
+/* Read everything cl has been sent so far. Returns the bytes read. */
+static size_t drain(struct client *cl)
+{
+	size_t total = 0;
+
+	while (cl->fd >= 0 && !cl->eof) {
+		ssize_t n;
+
+		if (cl->cap - cl->len < 4096) {
+			size_t ncap = cl->cap ? cl->cap * 2 : 16384;
+			char *nb = realloc(cl->buf, ncap);
+			CHECK(nb != NULL);
+			cl->buf = nb;
+			cl->cap = ncap;
+		}
+		n = recv(cl->fd, cl->buf + cl->len, cl->cap - cl->len, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			cl->eof = 1; /* closed (or reset) by the daemon */
+			break;
+		}
+		cl->len += (size_t)n;
+		total += (size_t)n;
+		parse_replies(cl);
+	}
+	return total;
+}
+
+static size_t drain_all(struct client *cls, int n)
+{
+	size_t total = 0;
+
+	for (int i = 0; i < n; i++)
+		total += drain(&cls[i]);
+	return total;
+}
+
+/* Run loop passes until nothing more arrives: a pass that waits briefly
+ * lets the room threads answer (announcements, relays, LEAVE acks). */
+static void settle(struct client *cls, int n)
+{
+	int quiet = 0;
+
+	for (int i = 0; i < FUZZ_SETTLE_PASSES && quiet < 2; i++) {
+		step(quiet ? 1 : 0);
+		if (drain_all(cls, n) > 0)
+			quiet = 0;
+		else
+			quiet++;
+	}
+}
+
+/* ---- requests -------------------------------------------------------------- */
+
+/* seg with "$J<d>" and "$R<d>" replaced; *outlen set; the caller frees. */
+static char *substitute(const uint8_t *seg, size_t n, size_t *outlen)
+{
+	char *out = malloc(n * 4 + 1); /* a 3-byte token becomes at most 10 digits */
+	size_t o = 0;
+
+	CHECK(out != NULL);
+	for (size_t i = 0; i < n; i++) {
+		if (seg[i] == '$' && i + 2 < n && (seg[i + 1] == 'J' || seg[i + 1] == 'R') &&
+		    seg[i + 2] >= '0' && seg[i + 2] <= '9') {
+			const char *v = "0"; /* nothing joined yet: never a live id */
+			if (njoined > 0) {
+				size_t k = (size_t)(seg[i + 2] - '0') % njoined;
+				v = seg[i + 1] == 'J' ? joined_id[k] : joined_ref[k];
+			}
+			memcpy(out + o, v, strlen(v));
+			o += strlen(v);
+			i += 2;
+			continue;
+		}
+		out[o++] = (char)seg[i];
+	}
+	*outlen = o;
+	return out;
+}
+
+static uint32_t next_rand(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/* Write a segment to cl in the pattern of flags, letting the daemon run
+ * between writes (it may reply, or close the connection, meanwhile). */
+static void send_segment(struct client *cls, int ncls, struct client *cl, const char *p, size_t n,
+			 unsigned flags, uint32_t *rng)
+{
+	size_t off = 0;
+	int stalls = 0;
+
+	while (off < n && cl->fd >= 0 && !cl->eof && !stopped) {
+		size_t k;
+		ssize_t w;
+
+		switch ((flags & FUZZ_WRITE_MASK) >> 1) {
+		case 0: k = n - off; break;
+		case 1: k = 1; break;
+		case 2: k = 1 + next_rand(rng) % 64; break;
+		default: k = 1 + next_rand(rng) % 512; break;
+		}
+		if (k > n - off)
+			k = n - off;
+		w = send(cl->fd, p + off, k, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* The daemon is not reading (paused, throttled): let it. */
+			if (++stalls > FUZZ_SETTLE_PASSES)
+				return;
+			step(1);
+			drain_all(cls, ncls);
+			continue;
+		}
+		if (w < 0)
+			return; /* EPIPE, ECONNRESET: the daemon closed it */
+		off += (size_t)w;
+		step(0);
+		drain_all(cls, ncls);
+	}
+}
+
+static void client_open(struct client *cl, const char *peer)
+{
+	int fds[2];
+	struct stat st;
+
+	memset(cl, 0, sizeof(*cl));
+	cl->fd = cl->server_fd = -1;
+	proto_parser_init(&cl->parser, PROTO_REPLIES, 1u << 20);
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
+	/* A connection the daemon never closes would show here first. */
+	CHECK(fds[0] < 512 && fds[1] < 512);
+	CHECK(fstat(fds[0], &st) == 0);
+	cl->server_fd = fds[0];
+	cl->server_ino = st.st_ino;
+	cl->fd = fds[1];
+	CHECK(acceptor_adopt(acc, fds[0], peer) != NULL);
+}
+
+/* Is the daemon's end of cl still open? */
+static int server_end_open(const struct client *cl)
+{
+	struct stat st;
+
+	return fstat(cl->server_fd, &st) == 0 && st.st_ino == cl->server_ino;
+}
+
+/* The client vanishes (an abrupt close is a disconnect): the daemon must
+ * close its end too, within the close grace period. */
+static void client_close(struct client *cls, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (cls[i].fd >= 0)
+			close(cls[i].fd);
+		cls[i].fd = -1;
+	}
+	settle(cls, n);
+	if (stopped)
+		return; /* acceptor_destroy closes what is left */
+	for (int i = 0; i < n; i++) {
+		for (int waited = 0; server_end_open(&cls[i]); waited += 10) {
+			if (waited > FUZZ_TEARDOWN_MS) {
+				fprintf(stderr, "fuzz_control: connection %c (fd %d) still open %d ms "
+					"after its client closed\n", 'A' + i, cls[i].server_fd, waited);
+				abort();
+			}
+			step(10);
+		}
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct client cls[2];
+	unsigned flags;
+	uint32_t rng;
+	int ncls;
+	size_t start, seg = 0;
+
+	if (size < 1)
+		return 0;
+	init_once();
+	if (stopped || inputs_since_reset >= FUZZ_RESET_EVERY) {
+		daemon_stop();
+		daemon_start();
+	}
+	inputs_since_reset++;
+	flags = data[0];
+	rng = 0x2545f491u ^ flags;
+	ncls = flags & FUZZ_TWO_CONNS ? 2 : 1;
+	njoined = 0;
+	client_open(&cls[0], flags & FUZZ_FAR_PEER ? "192.0.2.7" : "127.0.0.1");
+	if (ncls == 2)
+		client_open(&cls[1], "127.0.0.1");
+
+	data++;
+	size--;
+	for (start = 0; start <= size && !stopped; seg++) {
+		const uint8_t *sep = memchr(data + start, FUZZ_SEPARATOR, size - start);
+		size_t end = sep ? (size_t)(sep - data) : size, n;
+		struct client *cl = &cls[seg % (size_t)ncls];
+		char *text = substitute(data + start, end - start, &n);
+
+		send_segment(cls, ncls, cl, text, n, flags, &rng);
+		free(text);
+		settle(cls, ncls);
+		start = end + 1;
+	}
+	client_close(cls, ncls);
+	for (int i = 0; i < ncls; i++)
+		free(cls[i].buf);
+	return 0;
+}
