@@ -241,6 +241,9 @@ static enum line_result message_line(struct proto_parser *p, const char *buf, st
 	if (def->multiline && (p->seen & (1u << last))) {
 		if (ln->blank)
 			return LINE_DONE;
+		/* "MESSAGE:" alone on its line: the text starts on this one. */
+		if (p->val_end[last] == p->val_off[last])
+			p->val_off[last] = ln->key_off;
 		p->val_end[last] = ln->end; /* keeps the line's own spacing */
 		while (p->val_end[last] > p->val_off[last] && is_space(buf[p->val_end[last] - 1]))
 			p->val_end[last]--;
@@ -266,9 +269,13 @@ static enum line_result message_line(struct proto_parser *p, const char *buf, st
 	return find_head(p, buf, ln) >= 0 ? LINE_AGAIN : LINE_ERROR;
 }
 
+/* White space a blank line may carry without counting against the limit
+ * (it ends a message, it is not part of one): a "\r", or a few spaces. */
+#define PROTO_BLANK_SLACK 64
+
 /* Is the incomplete line at the end of buf already past the limit? A line of
  * only white space so far may be the blank line ending the message (its
- * '\r' arrived first), so it does not count yet. */
+ * '\r' arrived first), so up to PROTO_BLANK_SLACK of it does not count. */
 static int over_limit(const struct proto_parser *p, const char *buf, size_t len)
 {
 	size_t start = p->kind_index >= 0 ? p->msg_start : p->last_line_end;
@@ -278,8 +285,7 @@ static int over_limit(const struct proto_parser *p, const char *buf, size_t len)
 		return 0;
 	while (s < len && is_space(buf[s]))
 		s++;
-	return s < len || p->last_line_end - start > p->max_request ||
-	       len - p->last_line_end > p->max_request; /* no blank line is that long */
+	return s < len || len - start > p->max_request + PROTO_BLANK_SLACK;
 }
 
 enum proto_status proto_parse(struct proto_parser *p, char *buf, size_t len,
@@ -309,6 +315,11 @@ enum proto_status proto_parse(struct proto_parser *p, char *buf, size_t len,
 		/* The limit counts a message's wire bytes, line endings included,
 		 * but not the blank line that ends it. */
 		if (!ln.blank && end + 1 - (p->kind_index >= 0 ? p->msg_start : start) > p->max_request)
+			goto too_large;
+		/* The same bound over_limit() applies while the line is incomplete,
+		 * so the verdict does not depend on how the bytes were split. */
+		if (ln.blank && end - (p->kind_index >= 0 ? p->msg_start : start) >
+				    p->max_request + PROTO_BLANK_SLACK)
 			goto too_large;
 		if (memchr(buf + start, '\0', end - start)) {
 			if (p->kind_index < 0 && p->skipping) {

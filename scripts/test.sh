@@ -1,12 +1,18 @@
 #!/bin/sh
 # All set-up, build and every test: the release build, then the whole
-# suite again under AddressSanitizer+UBSan and under ThreadSanitizer.
-# usage: scripts/test.sh [release|asan|tsan ...]   (default: all three)
+# suite again under AddressSanitizer+UBSan and under ThreadSanitizer, then
+# each libFuzzer target for a bounded time (ROOMD_FUZZ_SECONDS, default 60).
+# usage: scripts/test.sh [release|asan|tsan|fuzz ...]   (default: all four)
 set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-kinds="${*:-release asan tsan}"
+kinds="${*:-release asan tsan fuzz}"
 for kind in $kinds; do
+	if [ "$kind" = fuzz ]; then
+		echo "=== fuzz: libFuzzer under ASan+UBSan"
+		scripts/fuzz.sh "${ROOMD_FUZZ_SECONDS:-60}"
+		continue
+	fi
 	echo "=== $kind: build"
 	scripts/build.sh "$kind"
 	echo "=== $kind: test"

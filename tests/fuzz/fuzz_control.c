@@ -4,21 +4,28 @@
  * acceptor driven one loop pass at a time (acceptor_step), the rooms real
  * threads. The fuzzer's end writes the input and reads every reply.
  *
- * Input: byte 0 is a set of flags (below); the rest is split at each 0xff
- * byte into segments, written in turn (to connections A and B alternately
- * in two-connection mode), each one handled before the next is written.
- * Since JOIN_IDs are random, "$J<d>" in a segment is replaced by the JOIN_ID
- * of the d-th JOINED_CHATROOM reply received so far (either connection) and
- * "$R<d>" by its ROOM_REF, so a LEAVE or CHAT may name a live membership,
- * its own or the other connection's.
+ * Input: byte 0 is a set of flags (FUZZ_* below; some change the config);
+ * the rest is split at each 0xff byte into segments, written in turn (to
+ * connections A and B alternately in two-connection mode), each handled
+ * before the next is written. JOIN_IDs are random, so "$J<d>" in a segment
+ * becomes the JOIN_ID of the d-th JOINED_CHATROOM reply received so far
+ * (either connection) and "$R<d>" its ROOM_REF: a LEAVE or CHAT may name a
+ * live membership, its own or the other connection's.
  *
  * Checked: acceptor_step never fails; every byte the daemon sends parses as
  * reply frames (a client never sees a frame it cannot parse) with sane
  * values; once the fuzzer's end is closed, the daemon closes its end (no
- * connection outlives its client). The daemon (config, registry, acceptor,
- * rooms) is created at the first input, rebuilt every FUZZ_RESET_EVERY
- * inputs and after a KILL_SERVICE, and torn down at exit. Single fuzzer
- * thread; the room threads are the daemon's own. */
+ * connection outlives its client); once the daemon is torn down, every
+ * descriptor it opened is closed and (LeakSanitizer) its memory freed.
+ *
+ * The config is made once. The daemon (registry, acceptor, room threads)
+ * is made for each input and torn down after it (about 0.4 ms), so every
+ * input runs alone and replays the same, and rooms created by JOINs do not
+ * pile up against max_rooms. The fuzzer thread is the acceptor's thread.
+ *
+ * FUZZ_CONTROL_TRACE=1 in the environment prints what each connection sends
+ * and receives, to see what an input does:
+ *     FUZZ_CONTROL_TRACE=1 build/fuzz/fuzz_control tests/fuzz/corpus/control/session */
 #include "acceptor.h"
 #include "config.h"
 #include "log.h"
@@ -32,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,15 +50,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_TWO_CONNS 0x01  /* segments alternate between A and B */
 #define FUZZ_WRITE_MASK 0x06 /* how each segment is cut into writes */
 #define FUZZ_FAR_PEER 0x08   /* A comes from a non-loopback address */
+#define FUZZ_SLOW_READER 0x10 /* small socket buffers, replies read slowly:
+				* the daemon's partial writes and EPOLLOUT */
+#define FUZZ_NO_CREATION 0x20 /* [features] room_creation off */
+#define FUZZ_TIGHT_RATE 0x40  /* rate 10000/s, burst 2: the token bucket */
 
 #define FUZZ_SEPARATOR 0xff
-/* Rebuilding the daemon now and then keeps runs comparable (rooms created
- * by JOINs persist, and max_rooms is small) and exercises shutdown. */
-#define FUZZ_RESET_EVERY 64
 #define FUZZ_MAX_JOINED 16
+#define FUZZ_SLOW_READ 256
 /* Loop passes allowed for one segment's requests and replies to settle;
  * the whole input stays far below libFuzzer's -timeout. */
 #define FUZZ_SETTLE_PASSES 200
+#define FUZZ_QUIET_PASSES 3
+#define FUZZ_QUIET_US 50
 /* How long a closed client's connection may survive on the daemon side:
  * the close grace period plus a sweep, with margin. */
 #define FUZZ_TEARDOWN_MS 4000
@@ -70,6 +82,8 @@ struct client {
 	int server_fd;     /* the daemon's end, as adopted */
 	ino_t server_ino;  /* its socket inode, to tell it from a reused fd */
 	int eof;           /* the daemon closed its end */
+	int slow;          /* read at most FUZZ_SLOW_READ bytes at a time */
+	char name;         /* 'A' or 'B', for traces */
 	struct proto_parser parser;
 	char *buf;         /* reply bytes not yet parsed */
 	size_t len, cap;
@@ -78,8 +92,10 @@ struct client {
 static struct config cfg;
 static struct registry *reg;
 static struct acceptor *acc;
-static unsigned inputs_since_reset;
-static int stopped; /* KILL_SERVICE honoured: rebuild after this input */
+static int stopped; /* KILL_SERVICE honoured: the daemon is stopping */
+static int quiet_wait_ms; /* settle()'s first quiet pass waits in the loop */
+static int trace;   /* FUZZ_CONTROL_TRACE set */
+static int lowest_free_fd; /* before any daemon existed */
 
 /* JOINED_CHATROOM replies of the current input, for $J and $R. */
 static char joined_id[FUZZ_MAX_JOINED][16], joined_ref[FUZZ_MAX_JOINED][16];
@@ -87,14 +103,31 @@ static size_t njoined;
 
 /* ---- the daemon ---------------------------------------------------------- */
 
-static void daemon_start(void)
+/* A daemon for one input; no thread of the last one is left, so the
+ * config may change first. */
+static void daemon_start(unsigned flags)
 {
+	cfg.room_creation = !(flags & FUZZ_NO_CREATION);
+	/* Throttling slows the fuzzer down (a millisecond wait every ten
+	 * requests here), so only some inputs meet it. */
+	cfg.rate = flags & FUZZ_TIGHT_RATE ? 10000 : 1000000;
+	cfg.burst = flags & FUZZ_TIGHT_RATE ? 2 : 1000000;
+	quiet_wait_ms = flags & FUZZ_TIGHT_RATE ? 1 : 0;
 	reg = registry_create(&cfg);
 	CHECK(reg != NULL);
 	acc = acceptor_create(&cfg, reg, 0);
 	CHECK(acc != NULL);
-	inputs_since_reset = 0;
 	stopped = 0;
+}
+
+/* The lowest descriptor number not in use. */
+static int lowest_fd(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	CHECK(fd >= 0);
+	close(fd);
+	return fd;
 }
 
 static void daemon_stop(void)
@@ -103,12 +136,14 @@ static void daemon_stop(void)
 	registry_destroy(reg);
 	acc = NULL;
 	reg = NULL;
+	if (lowest_fd() > lowest_free_fd) {
+		fprintf(stderr, "fuzz_control: descriptor %d left open by the daemon\n", lowest_free_fd);
+		abort();
+	}
 }
 
 static void teardown_at_exit(void)
 {
-	if (acc)
-		daemon_stop();
 	config_fini(&cfg);
 }
 
@@ -120,6 +155,10 @@ static void init_once(void)
 	if (done)
 		return;
 	done = 1;
+	/* Short sleeps in settle() should be short. */
+	prctl(PR_SET_TIMERSLACK, 1UL);
+	trace = getenv("FUZZ_CONTROL_TRACE") != NULL;
+	lowest_free_fd = lowest_fd();
 	config_defaults(&cfg);
 	snprintf(cfg.bind, sizeof(cfg.bind), "127.0.0.1");
 	cfg.port = 0;
@@ -127,8 +166,11 @@ static void init_once(void)
 	cfg.max_rooms = 4;
 	cfg.max_members = 8;
 	cfg.max_rooms_per_client = 3;
-	cfg.rate = 1000000; /* throttling would only slow the fuzzer down */
-	cfg.burst = 1000000;
+	/* The smallest limits the config accepts, so inputs of a few
+	 * kilobytes reach them (error 8 both ways). */
+	cfg.max_request = 1024;
+	cfg.max_message = 512;
+	cfg.sendq_bytes = 65536;
 	cfg.idle_timeout = 0;
 	cfg.kill_service = 1; /* honoured for loopback peers: see FUZZ_FAR_PEER */
 	cfg.log_level = LOG_ERROR;
@@ -144,7 +186,6 @@ static void init_once(void)
 	rooms[1].max_members = 2;
 	cfg.rooms = rooms;
 	cfg.nrooms = 2;
-	daemon_start();
 	atexit(teardown_at_exit);
 }
 
@@ -246,18 +287,25 @@ static size_t drain(struct client *cl)
 			cl->buf = nb;
 			cl->cap = ncap;
 		}
-		n = recv(cl->fd, cl->buf + cl->len, cl->cap - cl->len, MSG_DONTWAIT);
+		n = recv(cl->fd, cl->buf + cl->len, cl->slow ? FUZZ_SLOW_READ : cl->cap - cl->len,
+			 MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (n <= 0) {
+			if (trace)
+				fprintf(stderr, "<%c (closed by the daemon)\n", cl->name);
 			cl->eof = 1; /* closed (or reset) by the daemon */
 			break;
 		}
+		if (trace)
+			fprintf(stderr, "<%c %.*s", cl->name, (int)n, cl->buf + cl->len);
 		cl->len += (size_t)n;
 		total += (size_t)n;
 		parse_replies(cl);
+		if (cl->slow)
+			break;
 	}
 	return total;
 }
@@ -271,14 +319,24 @@ static size_t drain_all(struct client *cls, int n)
 	return total;
 }
 
-/* Run loop passes until nothing more arrives: a pass that waits briefly
- * lets the room threads answer (announcements, relays, LEAVE acks). */
+/* Run loop passes until nothing more arrives. Quiet passes first give the
+ * room threads a moment to answer (announcements, relays, LEAVE acks):
+ * they run on other CPUs and answer in microseconds, so a short sleep,
+ * not acceptor_step's millisecond timeout, keeps the fuzzer fast. A
+ * throttled connection resumes on the loop's own timeout: with a tight
+ * rate, the first quiet pass waits in acceptor_step. */
 static void settle(struct client *cls, int n)
 {
 	int quiet = 0;
 
-	for (int i = 0; i < FUZZ_SETTLE_PASSES && quiet < 2; i++) {
-		step(quiet ? 1 : 0);
+	for (int i = 0; i < FUZZ_SETTLE_PASSES && quiet < FUZZ_QUIET_PASSES; i++) {
+		if (quiet == 1 && quiet_wait_ms) {
+			step(quiet_wait_ms);
+		} else {
+			if (quiet)
+				usleep(FUZZ_QUIET_US);
+			step(0);
+		}
 		if (drain_all(cls, n) > 0)
 			quiet = 0;
 		else
@@ -355,22 +413,31 @@ static void send_segment(struct client *cls, int ncls, struct client *cl, const 
 		}
 		if (w < 0)
 			return; /* EPIPE, ECONNRESET: the daemon closed it */
+		if (trace)
+			fprintf(stderr, ">%c %.*s%s", cl->name, (int)w, p + off,
+				off + (size_t)w == n ? "\n" : "|");
 		off += (size_t)w;
 		step(0);
 		drain_all(cls, ncls);
 	}
 }
 
-static void client_open(struct client *cl, const char *peer)
+static void client_open(struct client *cl, char name, const char *peer, int slow)
 {
 	int fds[2];
 	struct stat st;
 
 	memset(cl, 0, sizeof(*cl));
 	cl->fd = cl->server_fd = -1;
+	cl->slow = slow;
+	cl->name = name;
 	proto_parser_init(&cl->parser, PROTO_REPLIES, 1u << 20);
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
-	/* A connection the daemon never closes would show here first. */
+	if (slow) {
+		int small = 1; /* the kernel's minimum, a few kilobytes */
+		CHECK(setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)) == 0);
+	}
+	/* Descriptors the daemon never closed would show here first. */
 	CHECK(fds[0] < 512 && fds[1] < 512);
 	CHECK(fstat(fds[0], &st) == 0);
 	cl->server_fd = fds[0];
@@ -411,6 +478,26 @@ static void client_close(struct client *cls, int n)
 	}
 }
 
+/* KILL_SERVICE was honoured: finish as roomd's main() does. acceptor_run
+ * sees the pending stop, stops the rooms, flushes what is queued to the
+ * clients still connected (bounded in time) and closes them. */
+static void shutdown_daemon(struct client *cls, int n)
+{
+	for (int i = 0; i < n; i++) {
+		/* A byte wakes the loop at once rather than after a sweep
+		 * interval; after the stop it is never handled. */
+		if (cls[i].fd >= 0 && !cls[i].eof)
+			(void)send(cls[i].fd, "\n", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
+	CHECK(acceptor_run(acc) == 0);
+	drain_all(cls, n);
+	for (int i = 0; i < n; i++) {
+		if (cls[i].fd >= 0)
+			close(cls[i].fd);
+		cls[i].fd = -1;
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct client cls[2];
@@ -422,18 +509,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	init_once();
-	if (stopped || inputs_since_reset >= FUZZ_RESET_EVERY) {
-		daemon_stop();
-		daemon_start();
-	}
-	inputs_since_reset++;
 	flags = data[0];
+	daemon_start(flags);
 	rng = 0x2545f491u ^ flags;
 	ncls = flags & FUZZ_TWO_CONNS ? 2 : 1;
 	njoined = 0;
-	client_open(&cls[0], flags & FUZZ_FAR_PEER ? "192.0.2.7" : "127.0.0.1");
+	client_open(&cls[0], 'A', flags & FUZZ_FAR_PEER ? "192.0.2.7" : "127.0.0.1",
+		    !!(flags & FUZZ_SLOW_READER));
 	if (ncls == 2)
-		client_open(&cls[1], "127.0.0.1");
+		client_open(&cls[1], 'B', "127.0.0.1", 0);
 
 	data++;
 	size--;
@@ -443,13 +527,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct client *cl = &cls[seg % (size_t)ncls];
 		char *text = substitute(data + start, end - start, &n);
 
-		send_segment(cls, ncls, cl, text, n, flags, &rng);
+		/* An empty segment only passes the turn to the other client. */
+		if (n > 0) {
+			send_segment(cls, ncls, cl, text, n, flags, &rng);
+			settle(cls, ncls);
+		}
 		free(text);
-		settle(cls, ncls);
 		start = end + 1;
 	}
-	client_close(cls, ncls);
+	if (stopped)
+		shutdown_daemon(cls, ncls);
+	else
+		client_close(cls, ncls);
 	for (int i = 0; i < ncls; i++)
 		free(cls[i].buf);
+	daemon_stop();
 	return 0;
 }

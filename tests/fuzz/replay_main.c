@@ -3,8 +3,9 @@
  * under any compiler, without libFuzzer.
  *
  * usage: <target>_replay FILE|DIR...   (a directory: every regular file in
- * it, in name order). A target that finds a fault aborts, which fails the
- * test; otherwise prints how many inputs ran and exits 0. */
+ * it, in name order). Each input's name is printed before it runs; a
+ * target that finds a fault aborts, which fails the test (the last name
+ * printed is the culprit); otherwise exits 0. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,6 +48,7 @@ static int replay_file(const char *path)
 		return -1;
 	}
 	fclose(f);
+	fprintf(stderr, "replay: %s (%zu bytes)\n", path, len);
 	/* An exact-size copy, so a read past the end is caught as libFuzzer
 	 * would catch it. */
 	uint8_t *exact = malloc(len ? len : 1);
