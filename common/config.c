@@ -87,9 +87,10 @@ static const struct key_spec global_keys[] = {
 	{ "limits", "rate", K_LONG, G(rate), 1, CONFIG_LIMIT_MAX },
 	{ "limits", "burst", K_LONG, G(burst), 1, CONFIG_LIMIT_MAX },
 	{ "limits", "idle_timeout", K_LONG, G(idle_timeout), 0, 604800 },
-	{ "limits", "history", K_LONG, G(history), 0, 10000 },
+	{ "limits", "history", K_LONG, G(history), 0, CONFIG_HISTORY_MAX },
 	{ "features", "room_creation", K_BOOL, G(room_creation), 0, 1 },
 	{ "features", "kill_service", K_BOOL, G(kill_service), 0, 1 },
+	{ "features", "topic_change", K_BOOL, G(topic_change), 0, 1 },
 };
 #define NGLOBAL (sizeof global_keys / sizeof global_keys[0])
 
@@ -99,6 +100,8 @@ static const struct key_spec room_keys[] = {
 	{ NULL, "port", K_PORT, R(port), 0, 65535 },
 	{ NULL, "topic", K_TEXT, R(topic), 0, CONFIG_TOPIC_MAX },
 	{ NULL, "max_members", K_LONG, R(max_members), 0, CONFIG_ROOMS_MAX },
+	{ NULL, "history", K_LONG, R(history), 0, CONFIG_HISTORY_MAX },
+	{ NULL, "topic_change", K_BOOL, R(topic_change), 0, 1 },
 };
 #define NROOMKEYS (sizeof room_keys / sizeof room_keys[0])
 enum { RK_NAME, RK_REF, RK_PORT }; /* indexes into room_keys */
@@ -612,6 +615,8 @@ static void begin_section(struct load *ld, size_t i, struct section_ctx *sc)
 	ld->rsec[sc->room] = (int)i;
 	r = &ld->cfg.rooms[sc->room];
 	r->ref = sc->room + 1; /* its position, unless a ref key says otherwise */
+	r->history = -1;       /* the server's, unless set */
+	r->topic_change = -1;
 	r->line = it->line;
 }
 
@@ -860,6 +865,7 @@ void config_defaults(struct config *cfg)
 	cfg->history = 50;
 	cfg->room_creation = 1;
 	cfg->kill_service = 0;
+	cfg->topic_change = 1;
 }
 
 static int alloc_rooms(struct load *ld)

@@ -14,6 +14,9 @@
 #define CONFIG_WELCOME_MAX 2048
 #define CONFIG_ID_MAX 64
 #define CONFIG_MAX_ROOMS_DEFINED 4096
+/* History kept per room at most: every entry is a shared message, so this
+ * bounds a room's memory; a bigger value is refused at start. */
+#define CONFIG_HISTORY_MAX 10000
 
 /* A room defined in a [room:NAME] section. */
 struct room_conf {
@@ -22,6 +25,8 @@ struct room_conf {
 	unsigned port;                  /* 0: taken from the room port range */
 	char topic[CONFIG_TOPIC_MAX + 1];
 	long max_members;               /* 0: the server's max_members */
+	long history;                   /* messages kept; -1: the server's history */
+	int topic_change;               /* members may set the topic; -1: the server's */
 	int line;                       /* line of the section header, for messages */
 };
 
@@ -53,6 +58,7 @@ struct config {
 	/* [features] */
 	int room_creation;         /* JOIN may create rooms not in the config */
 	int kill_service;          /* KILL_SERVICE honoured (from loopback peers only) */
+	int topic_change;          /* members may change topics (rooms may override) */
 
 	struct room_conf *rooms;   /* the [room:*] sections, in file order */
 	size_t nrooms;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct msg *msg_alloc(size_t len)
+struct msg *msg_new(size_t len)
 {
 	struct msg *m = malloc(sizeof(*m) + len + 1);
 
@@ -21,7 +21,7 @@ static struct msg *msg_alloc(size_t len)
 
 struct msg *msg_create(const char *data, size_t len)
 {
-	struct msg *m = msg_alloc(len);
+	struct msg *m = msg_new(len);
 
 	if (m)
 		memcpy(m->data, data, len);
@@ -39,7 +39,7 @@ struct msg *msg_printf(const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return NULL;
-	m = msg_alloc((size_t)n);
+	m = msg_new((size_t)n);
 	if (!m)
 		return NULL;
 	va_start(ap, fmt);
@@ -50,7 +50,7 @@ struct msg *msg_printf(const char *fmt, ...)
 
 struct msg *msg_concat(const struct msg *a, const struct msg *b)
 {
-	struct msg *m = msg_alloc(a->len + b->len);
+	struct msg *m = msg_new(a->len + b->len);
 
 	if (m) {
 		memcpy(m->data, a->data, a->len);

@@ -15,6 +15,10 @@ struct msg {
 	char data[];      /* always NUL-terminated for convenience */
 };
 
+/* A new message of len bytes, to be filled by the caller before it is
+ * shared (refcount 1, data[len] already NUL), or NULL. */
+struct msg *msg_new(size_t len);
+
 /* A new message of len bytes copied from data (refcount 1), or NULL. */
 struct msg *msg_create(const char *data, size_t len);
 

@@ -11,6 +11,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,12 @@ static const struct proto_def request_defs[] = {
 	{ PROTO_DISCONNECT, 0, 0, 3, { "DISCONNECT", "PORT", "CLIENT_NAME" } },
 	{ PROTO_CHAT, 0, 1, 4, { "CHAT", "JOIN_ID", "CLIENT_NAME", "MESSAGE" } },
 	{ PROTO_ATTACH, 0, 0, 3, { "ATTACH_CHATROOM", "JOIN_ID", "CLIENT_NAME" } },
+	{ PROTO_WELCOME, 0, 0, 1, { "WELCOME" } },
+	{ PROTO_LIST_ROOMS, 0, 0, 1, { "LIST_ROOMS" } },
+	{ PROTO_LIST_MEMBERS, 0, 0, 1, { "LIST_MEMBERS" } },
+	{ PROTO_PRIVATE, 0, 1, 3, { "PRIVATE_MESSAGE", "CLIENT_NAME", "MESSAGE" } },
+	{ PROTO_HISTORY, 0, 0, 3, { "HISTORY", "JOIN_ID", "CLIENT_NAME" } },
+	{ PROTO_SET_TOPIC, 0, 0, 4, { "SET_TOPIC", "JOIN_ID", "CLIENT_NAME", "TOPIC" } },
 };
 
 static const struct proto_def reply_defs[] = {
@@ -39,6 +46,16 @@ static const struct proto_def reply_defs[] = {
 	{ PROTO_R_CHAT, 0, 1, 3, { "CHAT", "CLIENT_NAME", "MESSAGE" } },
 	{ PROTO_R_ERROR, 0, 0, 2, { "ERROR_CODE", "ERROR_DESCRIPTION" } },
 	{ PROTO_R_ATTACHED, 0, 0, 2, { "ATTACHED_CHATROOM", "JOIN_ID" } },
+	{ PROTO_R_WELCOME, 0, 0, 4, { "WELCOME", "VERSION", "LIMITS", "TEXT" } },
+	{ PROTO_R_ROOMS, 0, 0, 1, { "ROOMS" } },
+	{ PROTO_R_ROOM, 0, 0, 5, { "ROOM", "ROOM_REF", "PORT", "MEMBERS", "TOPIC" } },
+	{ PROTO_R_MEMBERS, 0, 0, 2, { "MEMBERS", "COUNT" } },
+	{ PROTO_R_MEMBER, 0, 0, 1, { "MEMBER" } },
+	{ PROTO_R_PRIVATE_SENT, 0, 0, 2, { "PRIVATE_SENT", "COUNT" } },
+	{ PROTO_R_PRIVATE_FROM, 0, 1, 2, { "PRIVATE_FROM", "MESSAGE" } },
+	{ PROTO_R_HISTORY, 0, 0, 2, { "HISTORY", "COUNT" } },
+	{ PROTO_R_ENTRY, 0, 1, 3, { "ENTRY", "CLIENT_NAME", "MESSAGE" } },
+	{ PROTO_R_TOPIC_SET, 0, 0, 2, { "TOPIC_SET", "TOPIC" } },
 };
 
 #define NDEFS(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -459,6 +476,100 @@ struct msg *proto_write_error(enum proto_err err, const char *detail)
 struct msg *proto_write_attached(long ref, long join_id)
 {
 	return msg_printf("ATTACHED_CHATROOM: %ld\nJOIN_ID: %ld\n", ref, join_id);
+}
+
+struct msg *proto_write_welcome(const char *server_id, const char *version, const char *limits,
+				const char *text)
+{
+	assert_one_line(text);
+	return msg_printf("WELCOME: %s\nVERSION: %s\nLIMITS: %s\nTEXT: %s\n", server_id, version,
+			  limits, text);
+}
+
+struct msg *proto_write_rooms_head(long count)
+{
+	return msg_printf("ROOMS: %ld\n", count);
+}
+
+struct msg *proto_write_room_entry(const char *name, long ref, unsigned port, long members,
+				   const char *topic)
+{
+	assert_one_line(topic);
+	return msg_printf("ROOM: %s\nROOM_REF: %ld\nPORT: %u\nMEMBERS: %ld\nTOPIC: %s\n", name, ref,
+			  port, members, topic);
+}
+
+struct msg *proto_write_members_head(long ref, long count)
+{
+	return msg_printf("MEMBERS: %ld\nCOUNT: %ld\n", ref, count);
+}
+
+struct msg *proto_write_member_entry(const char *name)
+{
+	return msg_printf("MEMBER: %s\n", name);
+}
+
+struct msg *proto_write_private_sent(const char *to, long count)
+{
+	return msg_printf("PRIVATE_SENT: %s\nCOUNT: %ld\n", to, count);
+}
+
+struct msg *proto_write_private_from(const char *from, const char *text)
+{
+	assert(!strstr(text, "\n\n"));
+	return msg_printf("PRIVATE_FROM: %s\nMESSAGE: %s\n\n", from, text);
+}
+
+struct msg *proto_write_history_head(long ref, long count)
+{
+	return msg_printf("HISTORY: %ld\nCOUNT: %ld\n", ref, count);
+}
+
+size_t proto_fmt_history_entry(char *dst, size_t cap, const char *time, const char *name,
+			       size_t name_len, const char *text, size_t text_len)
+{
+	int n = snprintf(dst, cap, "ENTRY: %s\nCLIENT_NAME: %.*s\nMESSAGE: %.*s\n\n", time,
+			 (int)name_len, name, (int)text_len, text);
+	return n < 0 ? 0 : (size_t)n;
+}
+
+struct msg *proto_write_topic_set(long ref, const char *topic)
+{
+	assert_one_line(topic);
+	return msg_printf("TOPIC_SET: %ld\nTOPIC: %s\n", ref, topic);
+}
+
+struct msg *proto_write_welcome_req(void)
+{
+	return msg_printf("WELCOME: 0\n");
+}
+
+struct msg *proto_write_list_rooms_req(void)
+{
+	return msg_printf("LIST_ROOMS: 0\n");
+}
+
+struct msg *proto_write_list_members_req(long ref)
+{
+	return msg_printf("LIST_MEMBERS: %ld\n", ref);
+}
+
+struct msg *proto_write_private_req(const char *to, const char *from, const char *text)
+{
+	assert(!strstr(text, "\n\n"));
+	return msg_printf("PRIVATE_MESSAGE: %s\nCLIENT_NAME: %s\nMESSAGE: %s\n\n", to, from, text);
+}
+
+struct msg *proto_write_history_req(long ref, long join_id, const char *name)
+{
+	return msg_printf("HISTORY: %ld\nJOIN_ID: %ld\nCLIENT_NAME: %s\n", ref, join_id, name);
+}
+
+struct msg *proto_write_set_topic_req(long ref, long join_id, const char *name, const char *topic)
+{
+	assert_one_line(topic);
+	return msg_printf("SET_TOPIC: %ld\nJOIN_ID: %ld\nCLIENT_NAME: %s\nTOPIC: %s\n", ref, join_id,
+			  name, topic);
 }
 
 struct msg *proto_write_join_req(const char *room, const char *name)

@@ -44,6 +44,13 @@ enum proto_kind {
 	PROTO_DISCONNECT,
 	PROTO_CHAT,
 	PROTO_ATTACH,
+	/* extension requests (docs/PROTOCOL.md, "Extensions") */
+	PROTO_WELCOME,
+	PROTO_LIST_ROOMS,
+	PROTO_LIST_MEMBERS,
+	PROTO_PRIVATE,
+	PROTO_HISTORY,
+	PROTO_SET_TOPIC,
 	/* replies */
 	PROTO_R_HELO,
 	PROTO_R_JOINED,
@@ -51,6 +58,17 @@ enum proto_kind {
 	PROTO_R_CHAT,
 	PROTO_R_ERROR,
 	PROTO_R_ATTACHED,
+	/* extension replies: a head with a count, then that many entries */
+	PROTO_R_WELCOME,
+	PROTO_R_ROOMS,        /* ROOMS: n, then n PROTO_R_ROOM */
+	PROTO_R_ROOM,
+	PROTO_R_MEMBERS,      /* MEMBERS: ref, COUNT: n, then n PROTO_R_MEMBER */
+	PROTO_R_MEMBER,
+	PROTO_R_PRIVATE_SENT,
+	PROTO_R_PRIVATE_FROM,
+	PROTO_R_HISTORY,      /* HISTORY: ref, COUNT: n, then n PROTO_R_ENTRY */
+	PROTO_R_ENTRY,
+	PROTO_R_TOPIC_SET,
 };
 
 enum proto_dialect { PROTO_REQUESTS, PROTO_REPLIES };
@@ -93,6 +111,35 @@ enum {
 	PROTO_F_ERROR_CODE = 0, PROTO_F_ERROR_TEXT = 1,
 	/* ATTACHED_CHATROOM, JOIN_ID */
 	PROTO_F_ATTACHED_REF = 0, PROTO_F_ATTACHED_ID = 1,
+	/* extension requests */
+	PROTO_F_LIST_MEMBERS_REF = 0,
+	/* PRIVATE_MESSAGE, CLIENT_NAME, MESSAGE */
+	PROTO_F_PRIV_TO = 0, PROTO_F_PRIV_NAME = 1, PROTO_F_PRIV_TEXT = 2,
+	/* HISTORY, JOIN_ID, CLIENT_NAME */
+	PROTO_F_HIST_REF = 0, PROTO_F_HIST_ID = 1, PROTO_F_HIST_NAME = 2,
+	/* SET_TOPIC, JOIN_ID, CLIENT_NAME, TOPIC */
+	PROTO_F_TOPIC_REF = 0, PROTO_F_TOPIC_ID = 1, PROTO_F_TOPIC_NAME = 2, PROTO_F_TOPIC_TEXT = 3,
+	/* extension replies */
+	/* WELCOME, VERSION, LIMITS, TEXT */
+	PROTO_F_RWELCOME_ID = 0, PROTO_F_RWELCOME_VERSION = 1, PROTO_F_RWELCOME_LIMITS = 2,
+	PROTO_F_RWELCOME_TEXT = 3,
+	PROTO_F_RROOMS_COUNT = 0,
+	/* ROOM, ROOM_REF, PORT, MEMBERS, TOPIC */
+	PROTO_F_RROOM_NAME = 0, PROTO_F_RROOM_REF = 1, PROTO_F_RROOM_PORT = 2,
+	PROTO_F_RROOM_MEMBERS = 3, PROTO_F_RROOM_TOPIC = 4,
+	/* MEMBERS, COUNT */
+	PROTO_F_RMEMBERS_REF = 0, PROTO_F_RMEMBERS_COUNT = 1,
+	PROTO_F_RMEMBER_NAME = 0,
+	/* PRIVATE_SENT, COUNT */
+	PROTO_F_RPSENT_TO = 0, PROTO_F_RPSENT_COUNT = 1,
+	/* PRIVATE_FROM, MESSAGE */
+	PROTO_F_RPFROM_NAME = 0, PROTO_F_RPFROM_TEXT = 1,
+	/* HISTORY, COUNT */
+	PROTO_F_RHIST_REF = 0, PROTO_F_RHIST_COUNT = 1,
+	/* ENTRY (time), CLIENT_NAME, MESSAGE */
+	PROTO_F_RENTRY_TIME = 0, PROTO_F_RENTRY_NAME = 1, PROTO_F_RENTRY_TEXT = 2,
+	/* TOPIC_SET, TOPIC */
+	PROTO_F_RTOPIC_REF = 0, PROTO_F_RTOPIC_TEXT = 1,
 };
 
 /* Parser state for one byte stream. Embedded in its owner (a connection);
@@ -151,6 +198,24 @@ struct msg *proto_write_chat(long ref, const char *name, const char *text);
 struct msg *proto_write_error(enum proto_err err, const char *detail);
 struct msg *proto_write_attached(long ref, long join_id);
 
+/* Extension replies. Lists are a head frame with a count, then that many
+ * entry frames, each written by its own function. */
+struct msg *proto_write_welcome(const char *server_id, const char *version, const char *limits,
+				const char *text);
+struct msg *proto_write_rooms_head(long count);
+struct msg *proto_write_room_entry(const char *name, long ref, unsigned port, long members,
+				   const char *topic);
+struct msg *proto_write_members_head(long ref, long count);
+struct msg *proto_write_member_entry(const char *name);
+struct msg *proto_write_private_sent(const char *to, long count);
+struct msg *proto_write_private_from(const char *from, const char *text);
+struct msg *proto_write_history_head(long ref, long count);
+/* An ENTRY frame into dst (at most cap bytes): its length, or the length it
+ * needs when cap is too small (like snprintf). time is ISO 8601 UTC. */
+size_t proto_fmt_history_entry(char *dst, size_t cap, const char *time, const char *name,
+			       size_t name_len, const char *text, size_t text_len);
+struct msg *proto_write_topic_set(long ref, const char *topic);
+
 /* The announcement texts, shared by the daemon and the tests. */
 #define PROTO_JOINED_TEXT " has joined this chatroom."
 #define PROTO_LEFT_TEXT   " has left this chatroom."
@@ -162,5 +227,11 @@ struct msg *proto_write_disconnect_req(const char *name);
 struct msg *proto_write_chat_req(long ref, long join_id, const char *name, const char *text);
 struct msg *proto_write_attach_req(long ref, long join_id, const char *name);
 struct msg *proto_write_helo_req(const char *text);
+struct msg *proto_write_welcome_req(void);
+struct msg *proto_write_list_rooms_req(void);
+struct msg *proto_write_list_members_req(long ref);
+struct msg *proto_write_private_req(const char *to, const char *from, const char *text);
+struct msg *proto_write_history_req(long ref, long join_id, const char *name);
+struct msg *proto_write_set_topic_req(long ref, long join_id, const char *name, const char *topic);
 
 #endif

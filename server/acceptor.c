@@ -399,6 +399,26 @@ static long elapsed_ms(const struct timespec *t0)
 	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
+struct conn *acceptor_conn(struct acceptor *acc, int fd, uint64_t id)
+{
+	struct conn *c = fd >= 0 && (size_t)fd < acc->conns_cap ? acc->conns[fd] : NULL;
+
+	return c && c->id == id && !c->closing ? c : NULL;
+}
+
+int acceptor_send(struct acceptor *acc, struct conn *c, struct msg *m)
+{
+	int rc = conn_queue(c, m);
+
+	if (rc < 0) {
+		log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
+		begin_close(acc, c, 1);
+		return rc;
+	}
+	mark_dirty(acc, c);
+	return 0;
+}
+
 int acceptor_retire_room(struct acceptor *acc, struct room *room)
 {
 	if (acc->nretiring == acc->retiring_cap) {

@@ -60,6 +60,13 @@ struct conn *acceptor_adopt(struct acceptor *acc, int fd, const char *peer);
  * room keeps running). */
 int acceptor_retire_room(struct acceptor *acc, struct room *room);
 
+/* Acceptor thread: the live control connection (fd, id), or NULL. */
+struct conn *acceptor_conn(struct acceptor *acc, int fd, uint64_t id);
+
+/* Acceptor thread: queue m (shared) on control connection c and flush it
+ * this pass; a client that does not read is cut off. 0 or -errno. */
+int acceptor_send(struct acceptor *acc, struct conn *c, struct msg *m);
+
 /* Any thread: hand a batch over (ownership passes). */
 void acceptor_deliver(struct acceptor *acc, struct delivery_batch *b);
 

@@ -48,6 +48,9 @@ struct conn {
 	uint64_t resume_ms;
 	struct conn *next_throttled;
 	struct conn *next_dirty;
+	/* control connections: it used an extension request, so it may be sent
+	 * extension frames it did not ask for (private messages) */
+	int ext;
 	/* control connections: a LEAVE waits for its room to answer, in room
 	 * order, before the next request of this connection is handled */
 	int paused;

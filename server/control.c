@@ -95,13 +95,20 @@ static enum proto_err open_room(struct control *ctl, const char *name, struct ro
 	/* Only this thread creates rooms, so the ref cannot be taken meanwhile;
 	 * a dormant room keeps its ref. */
 	ref = known ? info->ref : registry_next_ref(ctl->reg);
-	room = room_start(ctl->cfg, ctl->acc, name, ref, 0, known ? info->max_members : 0, &err);
+	room = room_start(ctl->cfg, ctl->acc, name, ref, 0, known ? info->max_members : 0,
+			  known ? info->history : ctl->cfg->history, &err);
 	if (!room) {
 		log_error("control: cannot open room %s: %s", name, strerror(-err));
 		return PROTO_E_SERVER;
 	}
-	err = known ? registry_set_room(ctl->reg, ref, room, room_port(room))
-		    : registry_add_room(ctl->reg, name, ref, room_port(room), 0, 1, room);
+	if (known) {
+		err = registry_set_room(ctl->reg, ref, room, room_port(room));
+	} else {
+		struct room_info fresh = { .ref = ref, .port = room_port(room), .history = -1,
+					   .topic_change = -1, .on_demand = 1, .room = room };
+		snprintf(fresh.name, sizeof(fresh.name), "%s", name);
+		err = registry_add_room(ctl->reg, &fresh);
+	}
 	if (err < 0) {
 		room_stop(room);
 		return err == -ENOSPC ? PROTO_E_SERVER_FULL : PROTO_E_SERVER;
@@ -149,7 +156,7 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 		return join_error(c, err, room);
 
 	memset(&ms, 0, sizeof(ms));
-	err = registry_join(ctl->reg, info.ref, name, c->id, &ms.join_id);
+	err = registry_join(ctl->reg, info.ref, name, c->id, c->fd, &ms.join_id);
 	if (err != PROTO_OK)
 		return join_error(c, err, room);
 	ms.ref = info.ref;
@@ -288,7 +295,7 @@ static enum control_result handle_chat(struct control *ctl, struct conn *c, cons
 		return CONTROL_OK;
 	}
 	out = proto_write_chat(ref, ms->name, m->field[PROTO_F_CHAT_TEXT]);
-	if (!out || room_relay(ms->room, out) < 0)
+	if (!out || room_relay(ms->room, out, 1) < 0)
 		control_reply_error(c, PROTO_E_SERVER, "out of memory");
 	return CONTROL_OK;
 }
@@ -298,6 +305,199 @@ static enum control_result handle_attach(struct control *ctl, struct conn *c, co
 	(void)ctl;
 	(void)m;
 	control_reply_error(c, PROTO_E_MALFORMED, "ATTACH_CHATROOM goes to the room port");
+	return CONTROL_OK;
+}
+
+/* ---- extensions (docs/PROTOCOL.md, "Extensions") ---- */
+
+static enum control_result handle_welcome(struct control *ctl, struct conn *c, const struct proto_msg *m)
+{
+	const struct config *cfg = ctl->cfg;
+	char limits[256];
+
+	(void)m;
+	snprintf(limits, sizeof(limits),
+		 "max_name=%ld max_message=%ld max_rooms_per_client=%ld history=%ld rate=%ld burst=%ld",
+		 cfg->max_name, cfg->max_message, cfg->max_rooms_per_client, cfg->history, cfg->rate,
+		 cfg->burst);
+	reply(c, proto_write_welcome(cfg->server_id, "roomd " ROOMD_VERSION, limits, cfg->welcome));
+	return CONTROL_OK;
+}
+
+static void list_room(const struct room_info *info, void *arg)
+{
+	reply(arg, proto_write_room_entry(info->name, info->ref, info->room ? info->port : 0,
+					  info->members, info->topic));
+}
+
+static enum control_result handle_list_rooms(struct control *ctl, struct conn *c, const struct proto_msg *m)
+{
+	(void)m;
+	/* The count and the entries come from two snapshots; only this thread
+	 * adds rooms, so they agree. */
+	reply(c, proto_write_rooms_head(registry_room_count_all(ctl->reg)));
+	if (registry_each_room(ctl->reg, list_room, c) < 0)
+		conn_begin_close(c, 1); /* out of memory mid-list: the count would lie */
+	return CONTROL_OK;
+}
+
+struct member_list {
+	struct conn *c;
+	long left; /* entries promised by the count */
+};
+
+static void list_member(const struct member_info *mi, void *arg)
+{
+	struct member_list *ml = arg;
+
+	if (ml->left-- > 0)
+		reply(ml->c, proto_write_member_entry(mi->name));
+}
+
+static enum control_result handle_list_members(struct control *ctl, struct conn *c, const struct proto_msg *m)
+{
+	struct room_info info;
+	struct member_list ml = { c, 0 };
+	long ref;
+
+	if (proto_parse_int(m->field[PROTO_F_LIST_MEMBERS_REF], 1, ID_MAX, &ref) < 0) {
+		control_reply_error(c, PROTO_E_MALFORMED, "bad LIST_MEMBERS");
+		return CONTROL_OK;
+	}
+	if (registry_find_ref(ctl->reg, ref, &info) < 0) {
+		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
+		return CONTROL_OK;
+	}
+	/* Membership changes only on this thread, so the count holds. */
+	ml.left = info.members;
+	reply(c, proto_write_members_head(ref, info.members));
+	if (registry_each_member(ctl->reg, ref, NULL, list_member, &ml) < 0 || ml.left != 0)
+		conn_begin_close(c, 1);
+	return CONTROL_OK;
+}
+
+/* The connections using a name, each once, that may receive extension
+ * frames. */
+struct private_targets {
+	struct control *ctl;
+	struct conn *to[64];
+	size_t n;
+};
+
+static void add_target(const struct member_info *mi, void *arg)
+{
+	struct private_targets *t = arg;
+	struct conn *c = acceptor_conn(t->ctl->acc, mi->fd, mi->conn_id);
+
+	if (!c || !c->ext || t->n == sizeof(t->to) / sizeof(t->to[0]))
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->to[i] == c)
+			return;
+	t->to[t->n++] = c;
+}
+
+static int has_name(const struct conn *c, const char *name)
+{
+	for (size_t i = 0; i < c->nms; i++)
+		if (strcmp(c->ms[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+static enum control_result handle_private(struct control *ctl, struct conn *c, const struct proto_msg *m)
+{
+	const char *to = m->field[PROTO_F_PRIV_TO], *from = m->field[PROTO_F_PRIV_NAME];
+	struct private_targets t = { .ctl = ctl };
+	struct msg *out;
+
+	if (!config_name_valid(ctl->cfg, to, m->len[PROTO_F_PRIV_TO])) {
+		control_reply_error(c, PROTO_E_BAD_NAME, NULL);
+		return CONTROL_OK;
+	}
+	if (!has_name(c, from)) {
+		/* One speaks under a name one holds in some room. */
+		control_reply_error(c, PROTO_E_NOT_MEMBER, "CLIENT_NAME is not a name of this connection");
+		return CONTROL_OK;
+	}
+	if ((long)m->len[PROTO_F_PRIV_TEXT] > ctl->cfg->max_message) {
+		control_reply_error(c, PROTO_E_TOO_LARGE, "message too large");
+		return CONTROL_OK;
+	}
+	registry_each_member(ctl->reg, 0, to, add_target, &t);
+	if (t.n == 0) {
+		control_reply_error(c, PROTO_E_NO_ROOM, "no such user");
+		return CONTROL_OK;
+	}
+	out = proto_write_private_from(from, m->field[PROTO_F_PRIV_TEXT]);
+	for (size_t i = 0; out && i < t.n; i++)
+		if (t.to[i] == c)
+			reply(c, msg_ref(out));
+		else
+			acceptor_send(ctl->acc, t.to[i], out);
+	msg_unref(&out);
+	reply(c, proto_write_private_sent(to, (long)t.n));
+	return CONTROL_OK;
+}
+
+/* The membership a request names (ref, JOIN_ID, CLIENT_NAME), with the
+ * errors of CHAT: 1 bad numbers, 2 no such room, 3 not this connection's. */
+static struct membership *request_membership(struct control *ctl, struct conn *c, const char *ref_s,
+					     const char *id_s, const char *name)
+{
+	struct room_info info;
+	struct membership *ms;
+	long ref, id;
+
+	if (proto_parse_int(ref_s, 1, ID_MAX, &ref) < 0 || proto_parse_int(id_s, 1, ID_MAX, &id) < 0) {
+		control_reply_error(c, PROTO_E_MALFORMED, "bad ROOM_REF or JOIN_ID");
+		return NULL;
+	}
+	ms = conn_membership(c, id);
+	if ((!ms || ms->ref != ref) && registry_find_ref(ctl->reg, ref, &info) < 0) {
+		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
+		return NULL;
+	}
+	if (!ms || ms->ref != ref || strcmp(ms->name, name) != 0) {
+		control_reply_error(c, PROTO_E_NOT_MEMBER, NULL);
+		return NULL;
+	}
+	return ms;
+}
+
+static enum control_result handle_history(struct control *ctl, struct conn *c, const struct proto_msg *m)
+{
+	struct membership *ms = request_membership(ctl, c, m->field[PROTO_F_HIST_REF],
+						   m->field[PROTO_F_HIST_ID], m->field[PROTO_F_HIST_NAME]);
+
+	if (ms && room_history(ms->room, ms->join_id, c->fd, c->id) < 0)
+		control_reply_error(c, PROTO_E_SERVER, "out of memory");
+	return CONTROL_OK;
+}
+
+static enum control_result handle_set_topic(struct control *ctl, struct conn *c, const struct proto_msg *m)
+{
+	const char *topic = m->field[PROTO_F_TOPIC_TEXT];
+	struct membership *ms = request_membership(ctl, c, m->field[PROTO_F_TOPIC_REF],
+						   m->field[PROTO_F_TOPIC_ID], m->field[PROTO_F_TOPIC_NAME]);
+	struct room_info info;
+	char text[CONFIG_NAME_MAX + CONFIG_TOPIC_MAX + 32];
+
+	if (!ms)
+		return CONTROL_OK;
+	if (registry_find_ref(ctl->reg, ms->ref, &info) < 0 || !info.topic_change) {
+		control_reply_error(c, PROTO_E_FORBIDDEN, "this room's topic cannot be changed");
+		return CONTROL_OK;
+	}
+	if (m->len[PROTO_F_TOPIC_TEXT] > CONFIG_TOPIC_MAX) {
+		control_reply_error(c, PROTO_E_TOO_LARGE, "topic too long");
+		return CONTROL_OK;
+	}
+	registry_set_topic(ctl->reg, ms->ref, topic);
+	reply(c, proto_write_topic_set(ms->ref, topic));
+	/* Announced as a CHAT so that plain CS4032 members see it too. */
+	snprintf(text, sizeof(text), "%s set the topic: %s", ms->name, topic);
+	room_relay(ms->room, proto_write_chat(ms->ref, ctl->cfg->server_id, text), 0);
 	return CONTROL_OK;
 }
 
@@ -312,10 +512,19 @@ static const struct {
 	{ PROTO_DISCONNECT, handle_disconnect },
 	{ PROTO_CHAT, handle_chat },
 	{ PROTO_ATTACH, handle_attach },
+	{ PROTO_WELCOME, handle_welcome },
+	{ PROTO_LIST_ROOMS, handle_list_rooms },
+	{ PROTO_LIST_MEMBERS, handle_list_members },
+	{ PROTO_PRIVATE, handle_private },
+	{ PROTO_HISTORY, handle_history },
+	{ PROTO_SET_TOPIC, handle_set_topic },
 };
 
 enum control_result control_handle(struct control *ctl, struct conn *c, const struct proto_msg *m)
 {
+	/* Using an extension is the opt-in to extension frames. */
+	if (m->kind >= PROTO_WELCOME && m->kind <= PROTO_SET_TOPIC)
+		c->ext = 1;
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (commands[i].kind == m->kind)
 			return commands[i].handler(ctl, c, m);
@@ -342,15 +551,22 @@ int control_open_configured_rooms(struct control *ctl)
 {
 	for (size_t i = 0; i < ctl->cfg->nrooms; i++) {
 		const struct room_conf *rc = &ctl->cfg->rooms[i];
+		long history = rc->history >= 0 ? rc->history : ctl->cfg->history;
+		struct room_info info = { .ref = rc->ref, .max_members = rc->max_members,
+					  .history = history, .topic_change = rc->topic_change };
 		int err;
 		struct room *room = room_start(ctl->cfg, ctl->acc, rc->name, rc->ref, rc->port,
-					       rc->max_members, &err);
+					       rc->max_members, history, &err);
 
 		if (!room) {
 			log_error("room %s: cannot listen on port %u: %s", rc->name, rc->port, strerror(-err));
 			return -1;
 		}
-		err = registry_add_room(ctl->reg, rc->name, rc->ref, room_port(room), rc->max_members, 0, room);
+		snprintf(info.name, sizeof(info.name), "%s", rc->name);
+		snprintf(info.topic, sizeof(info.topic), "%s", rc->topic);
+		info.port = room_port(room);
+		info.room = room;
+		err = registry_add_room(ctl->reg, &info);
 		if (err < 0) {
 			log_error("room %s: cannot register: %s", rc->name, strerror(-err));
 			room_stop(room);

@@ -142,6 +142,16 @@ long registry_room_count(struct registry *reg)
 	return n;
 }
 
+long registry_room_count_all(struct registry *reg)
+{
+	long n;
+
+	pthread_mutex_lock(&reg->lock);
+	n = (long)reg->nrooms;
+	pthread_mutex_unlock(&reg->lock);
+	return n;
+}
+
 long registry_next_ref(struct registry *reg)
 {
 	long ref;
@@ -152,14 +162,13 @@ long registry_next_ref(struct registry *reg)
 	return ref;
 }
 
-int registry_add_room(struct registry *reg, const char *name, long ref, unsigned port,
-		      long max_members, int on_demand, struct room *room)
+int registry_add_room(struct registry *reg, const struct room_info *info)
 {
 	struct reg_room *r;
 	int rc = 0;
 
 	pthread_mutex_lock(&reg->lock);
-	if (find_name_locked(reg, name) || find_ref_locked(reg, ref)) {
+	if (find_name_locked(reg, info->name) || find_ref_locked(reg, info->ref)) {
 		rc = -EEXIST;
 	} else if (reg->nlive >= reg->cfg->max_rooms || reg->nrooms >= REGISTRY_MAX_NAMES) {
 		rc = -ENOSPC;
@@ -175,19 +184,32 @@ int registry_add_room(struct registry *reg, const char *name, long ref, unsigned
 	}
 	if (rc == 0) {
 		r = &reg->rooms[reg->nrooms++];
-		memset(r, 0, sizeof(*r));
-		snprintf(r->info.name, sizeof(r->info.name), "%s", name);
-		r->info.ref = ref;
-		r->info.port = port;
-		r->info.max_members = max_members > 0 ? max_members : reg->cfg->max_members;
-		r->info.on_demand = on_demand;
-		r->info.room = room;
+		r->info = *info;
+		r->info.members = 0;
+		if (info->max_members <= 0)
+			r->info.max_members = reg->cfg->max_members;
+		if (info->history < 0)
+			r->info.history = reg->cfg->history;
+		if (info->topic_change < 0)
+			r->info.topic_change = reg->cfg->topic_change;
 		reg->nlive++;
-		if (ref > reg->max_ref)
-			reg->max_ref = ref;
+		if (info->ref > reg->max_ref)
+			reg->max_ref = info->ref;
 	}
 	pthread_mutex_unlock(&reg->lock);
 	return rc;
+}
+
+int registry_set_topic(struct registry *reg, long ref, const char *topic)
+{
+	struct reg_room *r;
+
+	pthread_mutex_lock(&reg->lock);
+	r = find_ref_locked(reg, ref);
+	if (r)
+		snprintf(r->info.topic, sizeof(r->info.topic), "%s", topic);
+	pthread_mutex_unlock(&reg->lock);
+	return r ? 0 : -ENOENT;
 }
 
 int registry_set_room(struct registry *reg, long ref, struct room *room, unsigned port)
@@ -278,7 +300,7 @@ static long random_join_id(void)
 }
 
 enum proto_err registry_join(struct registry *reg, long ref, const char *name,
-			     uint64_t conn_id, long *join_id)
+			     uint64_t conn_id, int fd, long *join_id)
 {
 	struct reg_member *m = calloc(1, sizeof(*m));
 	struct reg_room *r;
@@ -309,6 +331,7 @@ enum proto_err registry_join(struct registry *reg, long ref, const char *name,
 		m->info.join_id = id;
 		m->info.ref = ref;
 		m->info.conn_id = conn_id;
+		m->info.fd = fd;
 		snprintf(m->info.name, sizeof(m->info.name), "%s", name);
 		link_locked(reg, m);
 		reg->nmembers++;
@@ -365,6 +388,27 @@ int registry_member(struct registry *reg, long join_id, struct member_info *out)
 		*out = m->info;
 	pthread_mutex_unlock(&reg->lock);
 	return m ? 0 : -ENOENT;
+}
+
+long registry_each_member(struct registry *reg, long ref, const char *name,
+			  void (*fn)(const struct member_info *, void *), void *arg)
+{
+	struct member_info *copy;
+	size_t n = 0;
+
+	pthread_mutex_lock(&reg->lock);
+	copy = malloc((reg->nmembers ? reg->nmembers : 1) * sizeof(*copy));
+	for (size_t b = 0; copy && b < reg->nbuckets; b++)
+		for (struct reg_member *m = reg->by_id[b]; m; m = m->next_by_id)
+			if ((!ref || m->info.ref == ref) && (!name || strcmp(m->info.name, name) == 0))
+				copy[n++] = m->info;
+	pthread_mutex_unlock(&reg->lock);
+	if (!copy)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		fn(&copy[i], arg);
+	free(copy);
+	return (long)n;
 }
 
 long registry_each_room(struct registry *reg, void (*fn)(const struct room_info *, void *), void *arg)

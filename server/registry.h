@@ -21,7 +21,10 @@ struct room_info {
 	unsigned port;
 	long members;
 	long max_members;
+	long history;      /* messages it keeps */
+	int topic_change;  /* members may set the topic */
 	int on_demand;     /* created by a JOIN: its thread ends with its last member */
+	char topic[CONFIG_TOPIC_MAX + 1];
 	struct room *room; /* the room's thread; NULL while the room is dormant */
 };
 
@@ -29,7 +32,8 @@ struct room_info {
 struct member_info {
 	long join_id;
 	long ref;
-	uint64_t conn_id; /* the control connection that joined */
+	uint64_t conn_id; /* the control connection that joined... */
+	int fd;           /* ...and its descriptor (check conn_id before use) */
 	char name[CONFIG_NAME_MAX + 1];
 };
 
@@ -45,6 +49,9 @@ int registry_find_ref(struct registry *reg, long ref, struct room_info *out);
 /* Rooms with a running thread (what max_rooms bounds). */
 long registry_room_count(struct registry *reg);
 
+/* Rooms known, dormant ones included (what registry_each_room visits). */
+long registry_room_count_all(struct registry *reg);
+
 /* Room names are remembered for the daemon's lifetime, so that a ROOM_REF
  * is never reused or renumbered; this bounds the dormant ones. */
 #define REGISTRY_MAX_NAMES 65536
@@ -52,11 +59,14 @@ long registry_room_count(struct registry *reg);
 /* The ref a new on-demand room will get: above every configured ref. */
 long registry_next_ref(struct registry *reg);
 
-/* Register a running room (ref from registry_next_ref() or the config).
- * Returns 0, -EEXIST (name or ref taken), -ENOSPC (max_rooms running, or
- * REGISTRY_MAX_NAMES known) or -ENOMEM. */
-int registry_add_room(struct registry *reg, const char *name, long ref, unsigned port,
-		      long max_members, int on_demand, struct room *room);
+/* Register a running room described by *info (ref from registry_next_ref()
+ * or the config; members ignored; max_members 0 and history -1 mean the
+ * server's, topic_change -1 too). Returns 0, -EEXIST (name or ref taken),
+ * -ENOSPC (max_rooms running, or REGISTRY_MAX_NAMES known) or -ENOMEM. */
+int registry_add_room(struct registry *reg, const struct room_info *info);
+
+/* Set room ref's topic. 0 or -ENOENT. */
+int registry_set_topic(struct registry *reg, long ref, const char *topic);
 
 /* Give the room ref a (new) thread listening on port, or none (room NULL:
  * dormant; its name and ref stay). Returns 0, -ENOENT, or -ENOSPC when a
@@ -69,13 +79,19 @@ int registry_set_room(struct registry *reg, long ref, struct room *room, unsigne
  * PROTO_E_NAME_IN_USE (another connection has the name there),
  * PROTO_E_ROOM_FULL or PROTO_E_SERVER (out of memory). */
 enum proto_err registry_join(struct registry *reg, long ref, const char *name,
-			     uint64_t conn_id, long *join_id);
+			     uint64_t conn_id, int fd, long *join_id);
 
 /* Remove a membership. 0, or -ENOENT when it is not live. */
 int registry_leave(struct registry *reg, long join_id);
 
 /* Copy a live membership. 0, or -ENOENT. */
 int registry_member(struct registry *reg, long join_id, struct member_info *out);
+
+/* Visit the members of room ref (ref 0: every membership), or those named
+ * name when name is not NULL: a snapshot copied under the lock, visited
+ * without it. Returns the number visited, or -ENOMEM. */
+long registry_each_member(struct registry *reg, long ref, const char *name,
+			  void (*fn)(const struct member_info *, void *), void *arg);
 
 /* Visit every room (a snapshot copied under the lock, visited without it).
  * Returns the number visited, or -ENOMEM. */

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum room_event_type { EV_ADD, EV_REMOVE, EV_RELAY, EV_STOP };
+enum room_event_type { EV_ADD, EV_REMOVE, EV_RELAY, EV_HISTORY, EV_STOP };
 
 struct room_event {
 	struct mail mail;  /* mail.type is an enum room_event_type */
@@ -37,7 +37,16 @@ struct room_event {
 	struct msg *msg;
 	struct msg *self; /* EV_REMOVE: the leaver's LEFT reply, or NULL */
 	struct delivery_batch *answer; /* EV_REMOVE: room for self, preallocated */
+	int record;       /* EV_RELAY: a member's message, kept in the history */
 	char name[CONFIG_NAME_MAX + 1];
+};
+
+/* A message kept for HISTORY: the relayed CHAT frame itself (shared, not
+ * copied) and where its name and text lie in it. */
+struct hist_entry {
+	struct msg *frame;
+	time_t when;
+	size_t name_off, name_len, text_off, text_len;
 };
 
 struct member {
@@ -74,6 +83,8 @@ struct room {
 	uint64_t resume_ms;           /* when to accept again */
 	uint64_t next_sweep_ms;
 	struct throttle_list throttled; /* room conns out of tokens */
+	struct hist_entry *hist;        /* ring of the last hist_cap messages */
+	size_t hist_cap, hist_head, hist_count;
 };
 
 /* epoll data.ptr markers for the two descriptors that are not conns. */
@@ -137,7 +148,7 @@ void room_event_free(struct room_event *ev)
 	free(ev);
 }
 
-int room_relay(struct room *r, struct msg *m)
+int room_relay(struct room *r, struct msg *m, int record)
 {
 	struct room_event *ev = calloc(1, sizeof(*ev));
 
@@ -145,7 +156,18 @@ int room_relay(struct room *r, struct msg *m)
 		msg_unref(&m);
 		return -ENOMEM;
 	}
+	ev->record = record;
 	post_event(r, ev, EV_RELAY, 0, NULL, -1, 0, m);
+	return 0;
+}
+
+int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id)
+{
+	struct room_event *ev = calloc(1, sizeof(*ev));
+
+	if (!ev)
+		return -ENOMEM;
+	post_event(r, ev, EV_HISTORY, join_id, NULL, ctl_fd, ctl_id, NULL);
 	return 0;
 }
 
@@ -260,6 +282,71 @@ static void remove_member(struct room *r, struct room_event *ev)
 	*m = r->members[--r->nmembers];
 }
 
+/* Keep a relayed CHAT frame ("CHAT: ref\nCLIENT_NAME: n\nMESSAGE: t\n\n",
+ * our own bytes) in the history ring, dropping the oldest when full. */
+static void history_record(struct room *r, struct msg *frame)
+{
+	static const char name_key[] = "\nCLIENT_NAME: ", text_key[] = "\nMESSAGE: ";
+	const char *name = strstr(frame->data, name_key), *text;
+	struct hist_entry *e;
+
+	if (r->hist_cap == 0 || !name)
+		return;
+	name += sizeof(name_key) - 1;
+	text = strstr(name, text_key);
+	if (!text || frame->len < 2)
+		return;
+	text += sizeof(text_key) - 1;
+	if (r->hist_count == r->hist_cap) {
+		msg_unref(&r->hist[r->hist_head].frame);
+		r->hist_head = (r->hist_head + 1) % r->hist_cap;
+		r->hist_count--;
+	}
+	e = &r->hist[(r->hist_head + r->hist_count++) % r->hist_cap];
+	e->frame = msg_ref(frame);
+	e->when = time(NULL);
+	e->name_off = (size_t)(name - frame->data);
+	e->name_len = (size_t)(strchr(name, '\n') - name);
+	e->text_off = (size_t)(text - frame->data);
+	e->text_len = frame->len - 2 - e->text_off; /* the frame ends in "\n\n" */
+}
+
+/* Format history entry i (0 = oldest) into dst; its length (like snprintf). */
+static size_t history_format(const struct room *r, size_t i, char *dst, size_t cap)
+{
+	const struct hist_entry *e = &r->hist[(r->hist_head + i) % r->hist_cap];
+	char when[32];
+	struct tm tm;
+
+	gmtime_r(&e->when, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return proto_fmt_history_entry(dst, cap, when, e->frame->data + e->name_off, e->name_len,
+				       e->frame->data + e->text_off, e->text_len);
+}
+
+/* Answer a member's HISTORY on its control connection: one frame with the
+ * head and every kept entry, oldest first. */
+static void history_reply(struct room *r, const struct room_event *ev)
+{
+	struct msg *head = proto_write_history_head(r->ref, (long)r->hist_count), *out = NULL;
+	size_t total = head ? head->len : 0, off;
+
+	for (size_t i = 0; i < r->hist_count; i++)
+		total += history_format(r, i, NULL, 0);
+	if (head)
+		out = msg_new(total);
+	if (out) {
+		memcpy(out->data, head->data, head->len);
+		off = head->len;
+		for (size_t i = 0; i < r->hist_count; i++)
+			off += history_format(r, i, out->data + off, total + 1 - off);
+	}
+	if (!out || delivery_add(&r->batch, out, ev->ctl_fd, ev->ctl_id, ev->join_id, 0) < 0)
+		log_error("room %s: out of memory answering a HISTORY request", r->name);
+	msg_unref(&head);
+	msg_unref(&out);
+}
+
 static void handle_mail(struct room *r)
 {
 	struct mail *all = mailbox_take_all(&r->mbox), *next;
@@ -274,6 +361,10 @@ static void handle_mail(struct room *r)
 		case EV_REMOVE:
 			remove_member(r, ev);
 			break;
+		case EV_HISTORY:
+			if (find_member(r, ev->join_id))
+				history_reply(r, ev);
+			break;
 		case EV_STOP:
 			r->stopping = 1;
 			break;
@@ -282,6 +373,8 @@ static void handle_mail(struct room *r)
 		}
 		if (ev->msg)
 			broadcast(r, ev->msg);
+		if (ev->msg && ev->record)
+			history_record(r, ev->msg);
 		msg_unref(&ev->msg);
 		msg_unref(&ev->self);
 		if (ev != &r->stop_event)
@@ -437,6 +530,7 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 		return;
 	}
 	broadcast(r, out);
+	history_record(r, out);
 	msg_unref(&out);
 }
 
@@ -669,13 +763,16 @@ static void room_free(struct room *r)
 	if (r->lfd >= 0)
 		close(r->lfd);
 	mailbox_fini(&r->mbox);
+	for (size_t i = 0; i < r->hist_count; i++)
+		msg_unref(&r->hist[(r->hist_head + i) % r->hist_cap].frame);
+	free(r->hist);
 	free(r->members);
 	free(r->conns);
 	free(r);
 }
 
 struct room *room_start(const struct config *cfg, struct acceptor *acc, const char *name,
-			long ref, unsigned port, long max_members, int *err)
+			long ref, unsigned port, long max_members, long history, int *err)
 {
 	struct room *r = calloc(1, sizeof(*r));
 	struct epoll_event ee = { .events = EPOLLIN };
@@ -692,6 +789,13 @@ struct room *room_start(const struct config *cfg, struct acceptor *acc, const ch
 	r->lfd = r->epfd = -1;
 	/* One per member, and room for members re-attaching. */
 	r->max_conns = (max_members > 0 ? max_members : cfg->max_members) * 2 + 16;
+	r->hist_cap = history > 0 ? (size_t)history : 0;
+	r->hist = r->hist_cap ? calloc(r->hist_cap, sizeof(*r->hist)) : NULL;
+	if (r->hist_cap && !r->hist) {
+		free(r);
+		*err = -ENOMEM;
+		return NULL;
+	}
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	if ((rc = mailbox_init(&r->mbox)) < 0) {
 		free(r);

@@ -19,7 +19,7 @@ struct room;
  * Returns the room, or NULL with *err a negative errno (-EADDRINUSE when no
  * port is free). Acceptor thread only. */
 struct room *room_start(const struct config *cfg, struct acceptor *acc, const char *name,
-			long ref, unsigned port, long max_members, int *err);
+			long ref, unsigned port, long max_members, long history, int *err);
 
 /* The port the room listens on. Any thread. */
 unsigned room_port(const struct room *r);
@@ -47,8 +47,14 @@ void room_remove_member(struct room *r, struct room_event *leave, long join_id, 
 /* Free a leave event that will never be posted (shutdown). */
 void room_event_free(struct room_event *ev);
 
-/* Relay a CHAT frame to every member. 0, or -ENOMEM (nothing relayed). */
-int room_relay(struct room *r, struct msg *m);
+/* Relay a CHAT frame to every member, and keep it in the room's history
+ * when record (a member's message, not a server notice). 0, or -ENOMEM
+ * (nothing relayed). */
+int room_relay(struct room *r, struct msg *m, int record);
+
+/* Send member join_id its room's history (HISTORY: head, COUNT entries) on
+ * its control connection (ctl_fd, ctl_id). 0, or -ENOMEM. */
+int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id);
 
 /* Nonzero once the thread has finished (room_stop() will not wait). */
 int room_exited(struct room *r);

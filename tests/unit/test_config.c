@@ -292,7 +292,7 @@ struct bad_case {
 static const struct bad_case bad_cases[] = {
 	{ "[server]\nport = 9000\nprot = 1\n", 3, "[server] prot: unknown key (known here: bind, port," },
 	{ "[limits]\n\n\nbind = 1.2.3.4\n", 4, "[limits] bind: unknown key" },
-	{ "[room:x]\nmax_clients = 3\n", 2, "[room:x] max_clients: unknown key (known here: name, ref, port, topic, max_members)" },
+	{ "[room:x]\nmax_clients = 3\n", 2, "[room:x] max_clients: unknown key (known here: name, ref, port, topic, max_members, history, topic_change)" },
 	{ "[server]\n[serve]\nport = 1\n", 2, "[serve]: unknown section" },
 	{ "[rooms:x]\n", 1, "[rooms:x]: unknown section" },
 	{ "port = 1\n", 1, "port: key outside any section" },

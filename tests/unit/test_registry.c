@@ -34,13 +34,23 @@ static int teardown(void **state)
 	return 0;
 }
 
+static int add_room(struct registry *reg, const char *name, long ref, unsigned port,
+		    long max_members, struct room *room)
+{
+	struct room_info info = { .ref = ref, .port = port, .max_members = max_members,
+				  .history = -1, .topic_change = -1, .room = room };
+
+	snprintf(info.name, sizeof(info.name), "%s", name);
+	return registry_add_room(reg, &info);
+}
+
 static struct registry *with_two_rooms(const struct config *cfg)
 {
 	struct registry *reg = registry_create(cfg);
 
 	assert_non_null(reg);
-	assert_int_equal(registry_add_room(reg, "lobby", 1, 9001, 0, 0, (struct room *)&fake_room_a), 0);
-	assert_int_equal(registry_add_room(reg, "dev", 7, 9002, 2, 0, (struct room *)&fake_room_b), 0);
+	assert_int_equal(add_room(reg, "lobby", 1, 9001, 0, (struct room *)&fake_room_a), 0);
+	assert_int_equal(add_room(reg, "dev", 7, 9002, 2, (struct room *)&fake_room_b), 0);
 	return reg;
 }
 
@@ -69,10 +79,10 @@ static void test_rooms_unique_and_bounded(void **state)
 {
 	struct registry *reg = with_two_rooms(*state);
 
-	assert_int_equal(registry_add_room(reg, "lobby", 9, 0, 0, 0, NULL), -EEXIST);
-	assert_int_equal(registry_add_room(reg, "other", 7, 0, 0, 0, NULL), -EEXIST);
-	assert_int_equal(registry_add_room(reg, "third", 8, 0, 0, 0, NULL), 0);
-	assert_int_equal(registry_add_room(reg, "fourth", 9, 0, 0, 0, NULL), -ENOSPC); /* max_rooms 3 */
+	assert_int_equal(add_room(reg, "lobby", 9, 0, 0, NULL), -EEXIST);
+	assert_int_equal(add_room(reg, "other", 7, 0, 0, NULL), -EEXIST);
+	assert_int_equal(add_room(reg, "third", 8, 0, 0, NULL), 0);
+	assert_int_equal(add_room(reg, "fourth", 9, 0, 0, NULL), -ENOSPC); /* max_rooms 3 */
 	registry_destroy(reg);
 }
 
@@ -83,8 +93,8 @@ static void test_join_and_member(void **state)
 	struct room_info info;
 	long a, b;
 
-	assert_int_equal(registry_join(reg, 1, "alice", 100, &a), PROTO_OK);
-	assert_int_equal(registry_join(reg, 1, "bob", 101, &b), PROTO_OK);
+	assert_int_equal(registry_join(reg, 1, "alice", 100, -1, &a), PROTO_OK);
+	assert_int_equal(registry_join(reg, 1, "bob", 101, -1, &b), PROTO_OK);
 	assert_true(a > 0 && a <= 0x7fffffffL);
 	assert_true(b > 0 && b != a);
 	assert_int_equal(registry_member(reg, a, &mi), 0);
@@ -102,14 +112,14 @@ static void test_join_errors(void **state)
 	struct registry *reg = with_two_rooms(*state);
 	long id;
 
-	assert_int_equal(registry_join(reg, 99, "alice", 1, &id), PROTO_E_NO_ROOM);
-	assert_int_equal(registry_join(reg, 7, "alice", 1, &id), PROTO_OK);
+	assert_int_equal(registry_join(reg, 99, "alice", 1, -1, &id), PROTO_E_NO_ROOM);
+	assert_int_equal(registry_join(reg, 7, "alice", 1, -1, &id), PROTO_OK);
 	/* The same name in the same room is taken, whoever asks. */
-	assert_int_equal(registry_join(reg, 7, "alice", 2, &id), PROTO_E_NAME_IN_USE);
+	assert_int_equal(registry_join(reg, 7, "alice", 2, -1, &id), PROTO_E_NAME_IN_USE);
 	/* ... but free in another room. */
-	assert_int_equal(registry_join(reg, 1, "alice", 2, &id), PROTO_OK);
-	assert_int_equal(registry_join(reg, 7, "bob", 3, &id), PROTO_OK);
-	assert_int_equal(registry_join(reg, 7, "carol", 4, &id), PROTO_E_ROOM_FULL); /* max 2 */
+	assert_int_equal(registry_join(reg, 1, "alice", 2, -1, &id), PROTO_OK);
+	assert_int_equal(registry_join(reg, 7, "bob", 3, -1, &id), PROTO_OK);
+	assert_int_equal(registry_join(reg, 7, "carol", 4, -1, &id), PROTO_E_ROOM_FULL); /* max 2 */
 	registry_destroy(reg);
 }
 
@@ -120,14 +130,14 @@ static void test_leave_frees_name_and_seat(void **state)
 	struct room_info info;
 	long a, b, c;
 
-	assert_int_equal(registry_join(reg, 7, "alice", 1, &a), PROTO_OK);
-	assert_int_equal(registry_join(reg, 7, "bob", 2, &b), PROTO_OK);
+	assert_int_equal(registry_join(reg, 7, "alice", 1, -1, &a), PROTO_OK);
+	assert_int_equal(registry_join(reg, 7, "bob", 2, -1, &b), PROTO_OK);
 	assert_int_equal(registry_leave(reg, a), 0);
 	assert_int_equal(registry_leave(reg, a), -ENOENT);
 	assert_int_equal(registry_member(reg, a, &mi), -ENOENT);
 	assert_int_equal(registry_find_ref(reg, 7, &info), 0);
 	assert_int_equal(info.members, 1);
-	assert_int_equal(registry_join(reg, 7, "alice", 3, &c), PROTO_OK);
+	assert_int_equal(registry_join(reg, 7, "alice", 3, -1, &c), PROTO_OK);
 	assert_int_equal(registry_member(reg, b, &mi), 0);
 	assert_string_equal(mi.name, "bob");
 	registry_destroy(reg);
@@ -146,10 +156,10 @@ static void test_many_members(void **state)
 
 	cfg->max_members = N;
 	reg = registry_create(cfg);
-	assert_int_equal(registry_add_room(reg, "big", 1, 0, 0, 0, NULL), 0);
+	assert_int_equal(add_room(reg, "big", 1, 0, 0, NULL), 0);
 	for (int i = 0; i < N; i++) {
 		snprintf(name, sizeof(name), "user%d", i);
-		assert_int_equal(registry_join(reg, 1, name, (uint64_t)i, &ids[i]), PROTO_OK);
+		assert_int_equal(registry_join(reg, 1, name, (uint64_t)i, -1, &ids[i]), PROTO_OK);
 	}
 	for (int i = 0; i < N; i += 2)
 		assert_int_equal(registry_leave(reg, ids[i]), 0);
@@ -179,10 +189,10 @@ static void test_join_ids_unpredictable(void **state)
 
 	cfg->max_members = N;
 	reg = registry_create(cfg);
-	assert_int_equal(registry_add_room(reg, "r", 1, 0, 0, 0, NULL), 0);
+	assert_int_equal(add_room(reg, "r", 1, 0, 0, NULL), 0);
 	for (int i = 0; i < N; i++) {
 		snprintf(name, sizeof(name), "u%d", i);
-		assert_int_equal(registry_join(reg, 1, name, 1, &ids[i]), PROTO_OK);
+		assert_int_equal(registry_join(reg, 1, name, 1, -1, &ids[i]), PROTO_OK);
 	}
 	for (int i = 1; i < N; i++)
 		if (labs(ids[i] - ids[i - 1]) < 1000)
