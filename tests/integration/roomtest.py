@@ -200,7 +200,21 @@ FRAME_HEADS = (
     (b"ATTACHED_CHATROOM:", "ATTACHED", 2),
     (b"HELO ", "HELO", 4),
     (b"CHAT:", "CHAT", None),
+    # extensions (docs/PROTOCOL.md, "Extensions"); lists are a head frame
+    # and then one frame per entry
+    (b"WELCOME:", "WELCOME", 4),
+    (b"ROOMS:", "ROOMS", 1),
+    (b"ROOM:", "ROOM", 5),
+    (b"MEMBERS:", "MEMBERS", 2),
+    (b"MEMBER:", "MEMBER", 1),
+    (b"PRIVATE_SENT:", "PRIVATE_SENT", 2),
+    (b"PRIVATE_FROM:", "PRIVATE_FROM", None),
+    (b"HISTORY:", "HISTORY", 2),
+    (b"ENTRY:", "ENTRY", None),
+    (b"TOPIC_SET:", "TOPIC_SET", 2),
 )
+# The frames a plain CS4032 client may ever see.
+CS4032_KINDS = ("JOINED", "LEFT", "ERROR", "HELO", "CHAT")
 
 
 class Frame:
