@@ -11,6 +11,7 @@ enum command_args {
 	ARGS_NONE,      /* verb alone */
 	ARGS_ROOM,      /* verb ROOM */
 	ARGS_ROOM_TEXT, /* verb ROOM MESSAGE... */
+	ARGS_ROOM_OPT,  /* verb ROOM [TEXT...] */
 };
 
 struct command_def {
@@ -27,6 +28,11 @@ static const struct command_def command_defs[] = {
 	{ "disconnect", COMMAND_DISCONNECT, ARGS_NONE },
 	{ "quit", COMMAND_DISCONNECT, ARGS_NONE },
 	{ "help", COMMAND_HELP, ARGS_NONE },
+	{ "rooms", COMMAND_ROOMS, ARGS_NONE },
+	{ "who", COMMAND_WHO, ARGS_ROOM },
+	{ "msg", COMMAND_MSG, ARGS_ROOM_TEXT },
+	{ "history", COMMAND_HISTORY, ARGS_ROOM },
+	{ "topic", COMMAND_TOPIC, ARGS_ROOM_OPT },
 };
 
 static const char *const usages[] = {
@@ -36,6 +42,11 @@ static const char *const usages[] = {
 	[COMMAND_LEAVE] = "usage: leave_chatroom ROOM",
 	[COMMAND_DISCONNECT] = "usage: disconnect",
 	[COMMAND_HELP] = "usage: help",
+	[COMMAND_ROOMS] = "usage: rooms",
+	[COMMAND_WHO] = "usage: who ROOM",
+	[COMMAND_MSG] = "usage: msg NAME MESSAGE...",
+	[COMMAND_HISTORY] = "usage: history ROOM",
+	[COMMAND_TOPIC] = "usage: topic ROOM [TEXT...]",
 };
 
 #define NDEFS ((int)(sizeof(command_defs) / sizeof(command_defs[0])))
@@ -45,6 +56,19 @@ const char *command_usage(enum command_verb verb)
 	if ((unsigned)verb >= sizeof(usages) / sizeof(usages[0]))
 		return "";
 	return usages[verb];
+}
+
+const char *command_name_at(size_t i)
+{
+	return i < (size_t)NDEFS ? command_defs[i].name : NULL;
+}
+
+int command_takes_room(enum command_verb verb)
+{
+	for (int i = 0; i < NDEFS; i++)
+		if (command_defs[i].verb == verb)
+			return verb != COMMAND_MSG && command_defs[i].args != ARGS_NONE;
+	return 0;
 }
 
 static int is_blank(char c)
@@ -79,6 +103,13 @@ static const struct command_def *find_def(const char *word, size_t len)
 	return NULL;
 }
 
+enum command_verb command_lookup(const char *word, size_t len)
+{
+	const struct command_def *def = find_def(word, len);
+
+	return def ? def->verb : COMMAND_NONE;
+}
+
 /* Fill the arguments of a known verb from rest (just after the verb). */
 static int parse_args(const struct command_def *def, const char *rest, struct command *out)
 {
@@ -93,8 +124,8 @@ static int parse_args(const struct command_def *def, const char *rest, struct co
 	p = skip_blanks(p + out->room_len);
 	if (def->args == ARGS_ROOM)
 		return *p ? COMMAND_E_USAGE : COMMAND_OK;
-	if (!*p)
-		return COMMAND_E_USAGE; /* an empty message is not a message */
+	if (!*p) /* an empty message is not a message; topic shows instead */
+		return def->args == ARGS_ROOM_OPT ? COMMAND_OK : COMMAND_E_USAGE;
 	end = p + strlen(p);
 	while (end > p && is_blank(end[-1]))
 		end--;

@@ -15,6 +15,11 @@ enum command_verb {
 	COMMAND_LEAVE,      /* leave_chatroom ROOM, or leave ROOM */
 	COMMAND_DISCONNECT, /* disconnect, or quit */
 	COMMAND_HELP,       /* help */
+	COMMAND_ROOMS,      /* rooms */
+	COMMAND_WHO,        /* who ROOM */
+	COMMAND_MSG,        /* msg NAME TEXT... (NAME in the room field) */
+	COMMAND_HISTORY,    /* history ROOM */
+	COMMAND_TOPIC,      /* topic ROOM [TEXT...] */
 };
 
 /* The result of command_parse(). The pointers point into the parsed line and
@@ -23,11 +28,13 @@ struct command {
 	enum command_verb verb; /* COMMAND_NONE for an empty or unknown line */
 	const char *word;       /* the first word as typed (for messages) */
 	size_t word_len;
-	const char *room;       /* ROOM argument; NULL when the verb takes none */
+	const char *room;       /* ROOM argument (msg: the NAME); NULL when the
+				 * verb takes none */
 	size_t room_len;
-	const char *text;       /* send: MESSAGE, the rest of the line after ROOM
-				 * with surrounding blanks trimmed and inner spacing
-				 * kept; NULL for other verbs */
+	const char *text;       /* send, msg, topic: the rest of the line after
+				 * ROOM with surrounding blanks trimmed and inner
+				 * spacing kept; NULL for other verbs, and for
+				 * topic without TEXT */
 	size_t text_len;
 };
 
@@ -47,5 +54,17 @@ int command_parse(const char *line, struct command *out);
 /* "usage: send ROOM MESSAGE..." for a verb; "" for COMMAND_NONE. Static
  * storage. */
 const char *command_usage(enum command_verb verb);
+
+/* The i-th command word of the table (aliases included), or NULL past the
+ * end: for tab completion. Static storage. */
+const char *command_name_at(size_t i);
+
+/* Nonzero when the verb's first argument is a room name (join, send, leave,
+ * who, history, topic): for tab completion. */
+int command_takes_room(enum command_verb verb);
+
+/* The verb a command word names (exact, case-sensitive), COMMAND_NONE for an
+ * unknown word. word need not be NUL-terminated. */
+enum command_verb command_lookup(const char *word, size_t len);
 
 #endif

@@ -1,8 +1,9 @@
 /* control.c - the control connection: requests out, replies and CHAT in.
  *
- * Owns the control socket, its reader thread, and the room names learned from
- * JOINED replies. The reader thread alone reads the socket and touches the
- * frame reader and the name table; the command thread alone writes requests.
+ * Owns the control socket, its reader thread, the room names learned from
+ * JOINED replies and the list reply being collected. The reader thread alone
+ * reads the socket and touches the frame reader, the name table and the list;
+ * the command thread alone writes requests.
  * lock guards the reply slot and the closed state, shared by both. Lines are
  * printed by the reader in stream order, so "joined ROOM" always precedes the
  * announcement that follows it on the wire. */
@@ -44,6 +45,10 @@ struct control {
 	struct frame_reader fr;    /* reader thread only */
 	struct ref_name *names;    /* reader thread only: from JOINED replies */
 	size_t nnames, capnames;
+	struct control_reply list; /* reader thread only: the list reply being
+				    * collected (kind PROTO_NONE: none) */
+	long list_left;            /* its entries still to come */
+	size_t list_cap;
 	pthread_mutex_t lock;      /* guards the fields below */
 	enum proto_kind pending;   /* reply the command thread waits for */
 	int have_reply;
@@ -55,6 +60,15 @@ void control_reply_fini(struct control_reply *r)
 {
 	free(r->room);
 	free(r->server_ip);
+	free(r->text);
+	free(r->server_id);
+	free(r->version);
+	for (size_t i = 0; i < r->nentries; i++) {
+		free(r->entries[i].name);
+		free(r->entries[i].text);
+		free(r->entries[i].time);
+	}
+	free(r->entries);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -107,6 +121,16 @@ static const char *label_of(const struct control *c, const char *ref_text, long 
 	else
 		*ref = -1;
 	return name ? name : ref_text;
+}
+
+static enum proto_kind pending_kind(struct control *c)
+{
+	enum proto_kind k;
+
+	pthread_mutex_lock(&c->lock);
+	k = c->pending;
+	pthread_mutex_unlock(&c->lock);
+	return k;
 }
 
 static int is_pending(struct control *c, enum proto_kind kind)
@@ -188,7 +212,8 @@ static void on_error(struct control *c, const struct proto_msg *m)
 
 	if (proto_parse_int(m->field[PROTO_F_ERROR_CODE], 0, LONG_MAX, &r.code) < 0)
 		r.code = -1;
-	output_server_error(r.code, m->field[PROTO_F_ERROR_TEXT]);
+	if (pending_kind(c) != PROTO_R_WELCOME)
+		output_server_error(r.code, m->field[PROTO_F_ERROR_TEXT]);
 	notify_error(c->note, -1);
 	if (is_pending(c, PROTO_R_ERROR))
 		deliver(c, &r);
@@ -203,6 +228,189 @@ static void on_chat(struct control *c, const struct proto_msg *m)
 	notify_chat(c->note, ref, m->field[PROTO_F_RCHAT_NAME], m->field[PROTO_F_RCHAT_TEXT]);
 }
 
+/* ---- extension replies (reader thread) ----------------------------------- */
+
+/* dup of s, or NULL with *oom set. */
+static char *dup_field(const char *s, int *oom)
+{
+	char *d = strdup(s);
+
+	if (!d)
+		*oom = 1;
+	return d;
+}
+
+/* A reply that failed: report it and wake the command thread with kind
+ * PROTO_NONE, which it treats as "no answer". */
+static void deliver_bad(struct control *c, struct control_reply *r, int oom, const char *what)
+{
+	output_local("%s", oom ? "out of memory" : what);
+	control_reply_fini(r);
+	deliver(c, r);
+}
+
+static void on_welcome(struct control *c, const struct proto_msg *m)
+{
+	struct control_reply r = { .kind = PROTO_R_WELCOME };
+	int oom = 0;
+
+	if (!is_pending(c, PROTO_R_WELCOME))
+		return;
+	r.server_id = dup_field(m->field[PROTO_F_RWELCOME_ID], &oom);
+	r.version = dup_field(m->field[PROTO_F_RWELCOME_VERSION], &oom);
+	r.text = dup_field(m->field[PROTO_F_RWELCOME_TEXT], &oom);
+	if (oom)
+		deliver_bad(c, &r, oom, NULL);
+	else
+		deliver(c, &r);
+}
+
+static void on_private_sent(struct control *c, const struct proto_msg *m)
+{
+	struct control_reply r = { .kind = PROTO_R_PRIVATE_SENT };
+	int oom = 0;
+
+	if (!is_pending(c, PROTO_R_PRIVATE_SENT))
+		return;
+	if (proto_parse_int(m->field[PROTO_F_RPSENT_COUNT], 0, LONG_MAX, &r.count) < 0)
+		r.count = -1;
+	r.text = dup_field(m->field[PROTO_F_RPSENT_TO], &oom);
+	if (oom)
+		deliver_bad(c, &r, oom, NULL);
+	else
+		deliver(c, &r);
+}
+
+static void on_topic_set(struct control *c, const struct proto_msg *m)
+{
+	struct control_reply r = { .kind = PROTO_R_TOPIC_SET };
+	int oom = 0;
+
+	if (!is_pending(c, PROTO_R_TOPIC_SET))
+		return;
+	if (proto_parse_int(m->field[PROTO_F_RTOPIC_REF], 0, LONG_MAX, &r.ref) < 0)
+		r.ref = -1;
+	r.text = dup_field(m->field[PROTO_F_RTOPIC_TEXT], &oom);
+	if (oom)
+		deliver_bad(c, &r, oom, NULL);
+	else
+		deliver(c, &r);
+}
+
+static void list_reset(struct control *c)
+{
+	control_reply_fini(&c->list);
+	c->list_left = 0;
+	c->list_cap = 0;
+}
+
+/* A list head (ROOMS, MEMBERS, HISTORY): start collecting its entries, or
+ * deliver at once when it announces none. A head nobody waits for is
+ * skipped with its entries (they match no list in progress). */
+static void on_list_head(struct control *c, const struct proto_msg *m, int count_field,
+			 int ref_field)
+{
+	list_reset(c);
+	if (!is_pending(c, m->kind))
+		return;
+	c->list.kind = m->kind;
+	if (ref_field < 0 ||
+	    proto_parse_int(m->field[ref_field], 0, LONG_MAX, &c->list.ref) < 0)
+		c->list.ref = -1;
+	if (proto_parse_int(m->field[count_field], 0, LONG_MAX, &c->list.count) < 0) {
+		deliver_bad(c, &c->list, 0, "malformed list reply from the server");
+		return;
+	}
+	c->list_left = c->list.count;
+	if (c->list_left == 0)
+		deliver(c, &c->list);
+}
+
+/* The entry kind that follows each list head. */
+static enum proto_kind entry_kind(enum proto_kind head)
+{
+	switch (head) {
+	case PROTO_R_ROOMS: return PROTO_R_ROOM;
+	case PROTO_R_MEMBERS: return PROTO_R_MEMBER;
+	case PROTO_R_HISTORY: return PROTO_R_ENTRY;
+	default: return PROTO_NONE;
+	}
+}
+
+static int fill_entry(const struct proto_msg *m, struct control_entry *e)
+{
+	int oom = 0;
+	long port;
+
+	memset(e, 0, sizeof(*e));
+	e->ref = e->members = -1;
+	switch (m->kind) {
+	case PROTO_R_ROOM:
+		e->name = dup_field(m->field[PROTO_F_RROOM_NAME], &oom);
+		e->text = dup_field(m->field[PROTO_F_RROOM_TOPIC], &oom);
+		if (proto_parse_int(m->field[PROTO_F_RROOM_REF], 0, LONG_MAX, &e->ref) < 0)
+			e->ref = -1;
+		if (proto_parse_int(m->field[PROTO_F_RROOM_MEMBERS], 0, LONG_MAX, &e->members) < 0)
+			e->members = -1;
+		if (proto_parse_int(m->field[PROTO_F_RROOM_PORT], 0, 65535, &port) == 0)
+			e->port = (unsigned)port;
+		break;
+	case PROTO_R_MEMBER:
+		e->name = dup_field(m->field[PROTO_F_RMEMBER_NAME], &oom);
+		break;
+	default: /* PROTO_R_ENTRY */
+		e->time = dup_field(m->field[PROTO_F_RENTRY_TIME], &oom);
+		e->name = dup_field(m->field[PROTO_F_RENTRY_NAME], &oom);
+		e->text = dup_field(m->field[PROTO_F_RENTRY_TEXT], &oom);
+		break;
+	}
+	if (oom) {
+		free(e->name);
+		free(e->text);
+		free(e->time);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void on_list_entry(struct control *c, const struct proto_msg *m)
+{
+	struct control_reply *l = &c->list;
+
+	if (l->kind == PROTO_NONE || c->list_left <= 0 || entry_kind(l->kind) != m->kind)
+		return; /* not part of a list we collect */
+	c->list_left--;
+	if (l->nentries < CONTROL_MAX_ENTRIES) {
+		if (l->nentries == c->list_cap) {
+			size_t ncap = c->list_cap ? c->list_cap * 2 : 16;
+			struct control_entry *p = realloc(l->entries, ncap * sizeof(*p));
+
+			if (!p) {
+				deliver_bad(c, l, 1, NULL);
+				list_reset(c);
+				return;
+			}
+			l->entries = p;
+			c->list_cap = ncap;
+		}
+		if (fill_entry(m, &l->entries[l->nentries]) < 0) {
+			deliver_bad(c, l, 1, NULL);
+			list_reset(c);
+			return;
+		}
+		l->nentries++;
+	}
+	if (c->list_left == 0) {
+		deliver(c, l);
+		list_reset(c);
+	}
+}
+
+static void on_private_from(const struct proto_msg *m)
+{
+	output_private(m->field[PROTO_F_RPFROM_NAME], NULL, m->field[PROTO_F_RPFROM_TEXT]);
+}
+
 static void *reader_main(void *arg)
 {
 	struct control *c = arg;
@@ -215,6 +423,20 @@ static void *reader_main(void *arg)
 		case PROTO_R_JOINED: on_joined(c, &m); break;
 		case PROTO_R_LEFT: on_left(c, &m); break;
 		case PROTO_R_ERROR: on_error(c, &m); break;
+		case PROTO_R_WELCOME: on_welcome(c, &m); break;
+		case PROTO_R_PRIVATE_SENT: on_private_sent(c, &m); break;
+		case PROTO_R_PRIVATE_FROM: on_private_from(&m); break;
+		case PROTO_R_TOPIC_SET: on_topic_set(c, &m); break;
+		case PROTO_R_ROOMS: on_list_head(c, &m, PROTO_F_RROOMS_COUNT, -1); break;
+		case PROTO_R_MEMBERS:
+			on_list_head(c, &m, PROTO_F_RMEMBERS_COUNT, PROTO_F_RMEMBERS_REF);
+			break;
+		case PROTO_R_HISTORY:
+			on_list_head(c, &m, PROTO_F_RHIST_COUNT, PROTO_F_RHIST_REF);
+			break;
+		case PROTO_R_ROOM:
+		case PROTO_R_MEMBER:
+		case PROTO_R_ENTRY: on_list_entry(c, &m); break;
 		default: break; /* HELO, ATTACHED: we never ask for them here */
 		}
 	}
@@ -270,6 +492,7 @@ void control_destroy(struct control *c)
 	for (size_t i = 0; i < c->nnames; i++)
 		free(c->names[i].name);
 	free(c->names);
+	control_reply_fini(&c->list);
 	control_reply_fini(&c->reply);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

@@ -4,7 +4,9 @@
  * printed at once (the joiner's own announcement and the leaver's copy arrive
  * here). JOINED, LEFT and ERROR replies print their line ("joined ...",
  * "left ...", "error K: ...") in stream order and are handed to the command
- * thread through a one-slot mailbox. Only the command thread writes to the
+ * thread through a one-slot mailbox, as are the extension replies (lists
+ * whole, once their last entry is in); PRIVATE_FROM prints at once as
+ * "[private] NAME: TEXT". Only the command thread writes to the
  * socket, one request at a time. */
 #ifndef ROOMC_CONTROL_H
 #define ROOMC_CONTROL_H
@@ -15,17 +17,42 @@ struct control;
 struct msg;
 struct notify;
 
+/* One entry of a list reply, copied out of the reader's buffer. */
+struct control_entry {
+	char *name;      /* ROOM: the room; MEMBER: the member; ENTRY: the sender */
+	char *text;      /* ROOM: its topic; ENTRY: the message; else NULL */
+	char *time;      /* ENTRY: ISO 8601 UTC time as sent; else NULL */
+	long ref;        /* ROOM: ROOM_REF (-1 when malformed) */
+	long members;    /* ROOM: MEMBERS (-1 when malformed) */
+	unsigned port;   /* ROOM: PORT, 0 while the room is dormant */
+};
+
 /* A reply, copied out of the reader's buffer. */
 struct control_reply {
-	enum proto_kind kind; /* PROTO_R_JOINED, PROTO_R_LEFT, PROTO_R_ERROR, or
+	enum proto_kind kind; /* PROTO_R_JOINED, _LEFT, _ERROR, _WELCOME, _ROOMS,
+			       * _MEMBERS, _HISTORY, _PRIVATE_SENT, _TOPIC_SET, or
 			       * PROTO_NONE for a reply that failed validation */
 	char *room;           /* JOINED: the room's name (malloc'd), else NULL */
 	char *server_ip;      /* JOINED: SERVER_IP as sent (malloc'd), else NULL */
 	unsigned port;        /* JOINED: the room's port */
-	long ref;             /* JOINED, LEFT: ROOM_REF */
+	long ref;             /* JOINED, LEFT, MEMBERS, HISTORY, TOPIC_SET: ROOM_REF */
 	long join_id;         /* JOINED, LEFT: JOIN_ID */
 	long code;            /* ERROR: ERROR_CODE */
+	char *text;           /* WELCOME: TEXT; TOPIC_SET: TOPIC; PRIVATE_SENT:
+			       * the recipient (malloc'd), else NULL */
+	char *server_id;      /* WELCOME: the server id (malloc'd), else NULL */
+	char *version;        /* WELCOME: VERSION (malloc'd), else NULL */
+	long count;           /* ROOMS, MEMBERS, HISTORY: the entries announced;
+			       * PRIVATE_SENT: connections reached */
+	struct control_entry *entries; /* ROOMS, MEMBERS, HISTORY: the entries
+					* kept (malloc'd), in arrival order */
+	size_t nentries;      /* at most CONTROL_MAX_ENTRIES, and <= count */
 };
+
+/* List entries kept per reply: far above any sane room list or history
+ * (the daemon caps history at 10000), and what bounds our memory against a
+ * server announcing more. Entries past it are read and dropped. */
+#define CONTROL_MAX_ENTRIES 20000
 
 /* Free the strings of a reply taken with control_take_reply(). */
 void control_reply_fini(struct control_reply *r);
@@ -43,8 +70,10 @@ void control_destroy(struct control *c);
 int control_is_loopback(const struct control *c);
 
 /* Write one request; expect is the reply kind the command thread will wait
- * for (PROTO_R_JOINED or PROTO_R_LEFT; an ERROR answers any of them), or
- * PROTO_NONE. m stays the caller's. 0 or -errno (the connection is then
+ * for (any kind struct control_reply lists; an ERROR answers any of them),
+ * or PROTO_NONE. For PROTO_R_WELCOME an ERROR is not printed (a classic
+ * server refuses the request; the caller says so its own way). List replies
+ * are delivered once their last entry has arrived. m stays the caller's. 0 or -errno (the connection is then
  * unusable). Command thread. */
 int control_send(struct control *c, const struct msg *m, enum proto_kind expect);
 

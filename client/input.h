@@ -3,7 +3,8 @@
  * The command thread polls the descriptor with its other wake-ups, then
  * reads what is there and takes the complete lines. Lines are capped: a
  * longer one is dropped whole and reported once. Owned by the command
- * thread. Line editing for terminals would live here. */
+ * thread. Used when stdin or stdout is not a terminal; line editing on a
+ * terminal is term.c's. */
 #ifndef ROOMC_INPUT_H
 #define ROOMC_INPUT_H
 

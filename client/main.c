@@ -1,5 +1,5 @@
 /* main.c - roomc, the roomd terminal client: options, the connection to the
- * daemon, exit status.
+ * daemon, the output's decorations, exit status.
  *
  * Runs on the main thread before any other exists; the session it starts
  * owns every thread and descriptor after that. Exit status: 0 after a clean
@@ -7,11 +7,14 @@
  * reached or the connection fails, 2 for a usage error. */
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "net.h"
+#include "output.h"
 #include "session.h"
 
 #define DEFAULT_HOST "127.0.0.1"
@@ -23,13 +26,16 @@ enum args_result { ARGS_RUN, ARGS_DONE, ARGS_BAD };
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: roomc [-h HOST] [-p PORT] -n NAME\n"
+		"usage: roomc [-h HOST] [-p PORT] [-n NAME]\n"
 		"       roomc --help | --version\n"
 		"Chat client for roomd: reads commands from stdin, one a line\n"
-		"(join ROOM, send ROOM MESSAGE..., leave_chatroom ROOM, disconnect, help).\n"
+		"(join ROOM, send ROOM MESSAGE..., leave_chatroom ROOM, rooms, who ROOM,\n"
+		"msg NAME MESSAGE..., history ROOM, topic ROOM [TEXT...], disconnect, help).\n"
+		"On a terminal: line editing, history, Tab completion, timestamps and\n"
+		"colours (none when NO_COLOR is set); Ctrl-C or Ctrl-D disconnects.\n"
 		"  -h, --host HOST   the daemon's host name or address (default %s)\n"
 		"  -p, --port PORT   its control port (default %d)\n"
-		"  -n, --name NAME   your name in the rooms (required)\n"
+		"  -n, --name NAME   your name in the rooms (default: your login name)\n"
 		"      --help        this text\n"
 		"      --version     the version\n"
 		"Exit status: 0 after a disconnect or end of input, 1 when the daemon\n"
@@ -73,6 +79,25 @@ static int name_ok(const char *s)
 	return 1;
 }
 
+/* The login name when -n is omitted: the session's login, else the account
+ * of the effective user, else $USER. NULL when none is known. */
+static const char *login_name(void)
+{
+	static char buf[256];
+	const struct passwd *pw;
+	const char *user;
+
+	if (getlogin_r(buf, sizeof(buf)) == 0 && buf[0])
+		return buf;
+	pw = getpwuid(geteuid());
+	if (pw && pw->pw_name && pw->pw_name[0] && strlen(pw->pw_name) < sizeof(buf)) {
+		strcpy(buf, pw->pw_name);
+		return buf;
+	}
+	user = getenv("USER");
+	return user && *user ? user : NULL;
+}
+
 static enum args_result parse_args(int argc, char **argv, struct session_params *p)
 {
 	enum { OPT_HELP = 1000, OPT_VERSION };
@@ -102,7 +127,9 @@ static enum args_result parse_args(int argc, char **argv, struct session_params 
 	if (optind < argc)
 		return bad_usage("unexpected argument", argv[optind]);
 	if (!p->name)
-		return bad_usage("a name is required (-n NAME)", NULL);
+		p->name = login_name();
+	if (!p->name)
+		return bad_usage("no login name known: give one with -n NAME", NULL);
 	if (!name_ok(p->name))
 		return bad_usage("invalid name", p->name);
 	if (!*p->host)
@@ -120,6 +147,12 @@ int main(int argc, char **argv)
 	case ARGS_DONE: return EXIT_SUCCESS;
 	case ARGS_BAD: return EXIT_USAGE;
 	case ARGS_RUN: break;
+	}
+	/* Timestamps on a terminal; colour too unless NO_COLOR is set to
+	 * anything non-empty (https://no-color.org). A pipe gets plain lines. */
+	if (isatty(STDOUT_FILENO)) {
+		const char *nc = getenv("NO_COLOR");
+		output_init(1, !(nc && *nc));
 	}
 	fd = net_connect(p.host, p.port);
 	if (fd < 0) {

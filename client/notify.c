@@ -1,7 +1,7 @@
 /* notify.c - the command thread's wake-up (an eventfd) and its expectation of
  * one of its own CHAT frames.
  *
- * Owns the eventfd and the expectation. The command thread arms, waits and
+ * Owns the eventfd and the expectation (with its copied sender and prefix). The command thread arms, waits and
  * disarms; the control reader and room listeners report CHAT frames and error
  * replies from their threads. lock guards the expectation only; the eventfd
  * needs none. */
@@ -19,10 +19,12 @@ struct notify {
 	int efd;
 	char *own_name;       /* immutable after create */
 	size_t own_len;
-	pthread_mutex_t lock; /* guards the four fields below */
+	pthread_mutex_t lock; /* guards the fields below */
 	int armed;
 	long ref;             /* -1: any room */
 	const char *suffix;   /* NULL: any text */
+	char *sender;         /* non-NULL: match this sender (not our own name) */
+	char *prefix;         /* ... and a text starting with this (owned) */
 	int result;           /* 0 pending, 1 seen, -1 failed */
 };
 
@@ -50,10 +52,19 @@ int notify_create(const char *own_name, struct notify **out)
 	return 0;
 }
 
+/* Drop an owned sender/prefix pair. Lock held (or no other thread yet). */
+static void clear_prefix_locked(struct notify *n)
+{
+	free(n->sender);
+	free(n->prefix);
+	n->sender = n->prefix = NULL;
+}
+
 void notify_destroy(struct notify *n)
 {
 	if (!n)
 		return;
+	clear_prefix_locked(n);
 	close(n->efd);
 	pthread_mutex_destroy(&n->lock);
 	free(n->own_name);
@@ -87,6 +98,7 @@ void notify_drain(struct notify *n)
 void notify_arm(struct notify *n, long ref, const char *suffix)
 {
 	pthread_mutex_lock(&n->lock);
+	clear_prefix_locked(n);
 	n->armed = 1;
 	n->ref = ref;
 	n->suffix = suffix;
@@ -94,9 +106,32 @@ void notify_arm(struct notify *n, long ref, const char *suffix)
 	pthread_mutex_unlock(&n->lock);
 }
 
+int notify_arm_prefix(struct notify *n, long ref, const char *sender, const char *prefix)
+{
+	char *s = strdup(sender), *p = strdup(prefix);
+
+	if (!s || !p) {
+		free(s);
+		free(p);
+		notify_disarm(n);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&n->lock);
+	clear_prefix_locked(n);
+	n->armed = 1;
+	n->ref = ref;
+	n->suffix = NULL;
+	n->sender = s;
+	n->prefix = p;
+	n->result = 0;
+	pthread_mutex_unlock(&n->lock);
+	return 0;
+}
+
 void notify_disarm(struct notify *n)
 {
 	pthread_mutex_lock(&n->lock);
+	clear_prefix_locked(n);
 	n->armed = 0;
 	n->result = 0;
 	pthread_mutex_unlock(&n->lock);
@@ -116,6 +151,9 @@ static int matches_locked(const struct notify *n, long ref, const char *name, co
 {
 	if (!n->armed || n->result != 0 || (n->ref != -1 && n->ref != ref))
 		return 0;
+	if (n->sender)
+		return strcmp(name, n->sender) == 0 &&
+		       strncmp(text, n->prefix, strlen(n->prefix)) == 0;
 	if (strcmp(name, n->own_name) != 0)
 		return 0;
 	if (!n->suffix)

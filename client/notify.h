@@ -4,8 +4,9 @@
  * or stdin can wake it as well. The control reader and the room listeners
  * change state under their own locks, then poke this eventfd. It also holds
  * the one "expectation" the command thread may wait for: the next CHAT of our
- * own name in a room (our echo, our join or leave announcement), which makes
- * piped scripts deterministic. */
+ * own name in a room (our echo, our join or leave announcement), or the
+ * server's announcement of our new topic, which makes piped scripts
+ * deterministic. */
 #ifndef ROOMC_NOTIFY_H
 #define ROOMC_NOTIFY_H
 
@@ -31,6 +32,12 @@ void notify_drain(struct notify *n);
  * PROTO_JOINED_TEXT, PROTO_LEFT_TEXT). Replaces any earlier expectation.
  * Command thread. */
 void notify_arm(struct notify *n, long ref, const char *suffix);
+
+/* Wait for a CHAT in room ref from sender whose text starts with prefix
+ * (both copied): the server's announcement of a change we asked for (a new
+ * topic). Replaces any earlier expectation. 0, or -ENOMEM with nothing
+ * armed. Command thread. */
+int notify_arm_prefix(struct notify *n, long ref, const char *sender, const char *prefix);
 
 /* Forget the expectation. Command thread. */
 void notify_disarm(struct notify *n);

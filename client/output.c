@@ -1,111 +1,433 @@
 /* output.c - roomc's stdout: incoming chat, command results, local errors.
  *
- * Owns stdout; any thread calls in (the command thread, the control reader,
- * every room listener). out_lock makes each event one uninterrupted write
- * followed by a flush. Bytes from the network pass through put_clean(), which
- * replaces control characters so a remote user cannot send terminal escape
- * sequences or forge whole lines. */
+ * Owns stdout, the decoration settings and the queue of events waiting for
+ * the terminal's owner. Any thread calls in (the command thread, the control
+ * reader, every room listener): an event is formatted into its own buffer
+ * without the lock, then out_lock makes it one uninterrupted write followed
+ * by a flush. With a terminal attached, only the owner (command thread)
+ * writes: other threads queue their events and wake it. Bytes from the
+ * network pass through put_clean(), which replaces control characters so a
+ * remote user cannot send terminal escape sequences or forge whole lines.
+ *
+ * Terminal sequences emitted here (only when output_init() asked for colour):
+ * ESC[3Nm (N = 1..6: red, green, yellow, blue, magenta, cyan) before a
+ * sender's name and ESC[0m after it. Erasing and redrawing the edited line
+ * is term.c's (see the list at its top). */
 #include "output.h"
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #define OUTPUT_LOCAL_MAX 1024
+/* Events queued for the terminal's owner. It drains them within a poll()
+ * wake-up unless a command is blocked connecting (seconds at most); the cap
+ * only stops a flood from growing memory meanwhile, and what it drops is
+ * counted and reported. */
+#define OUTPUT_QUEUE_MAX 4096
 
-/* Guards stdout: held for the whole of one event (its lines and the flush). */
+/* Written once by output_init() before other threads start: read-only after. */
+static int deco_time, deco_colour;
+
+struct event {
+	struct event *next;
+	size_t len;
+	char data[];
+};
+
+/* Guards stdout, the terminal hooks and the queue: held for the whole of one
+ * event (its lines and the flush), and while the owner drains the queue. */
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+static int attached;                 /* a terminal editor owns the line */
+static pthread_t owner;              /* the thread that attached it */
+static struct output_terminal term;  /* its hooks */
+static struct event *q_head, **q_tail = &q_head;
+static size_t q_len;
+static unsigned long q_dropped;      /* events lost at the cap or to ENOMEM */
 
-/* Write s with C0 controls, DEL and UTF-8 encoded C1 controls (U+0080..U+009F,
+/* ---- building an event -------------------------------------------------- */
+
+/* A growing buffer; out of memory is remembered and reported on emit. */
+struct sb {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void sb_putn(struct sb *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t ncap = b->cap ? b->cap : 128;
+		char *np;
+
+		while (ncap < b->len + n + 1)
+			ncap *= 2;
+		np = realloc(b->p, ncap);
+		if (!np) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_puts(struct sb *b, const char *s) { sb_putn(b, s, strlen(s)); }
+static void sb_putc(struct sb *b, char c) { sb_putn(b, &c, 1); }
+
+static void sb_vprintf(struct sb *b, const char *fmt, va_list ap)
+{
+	char tmp[OUTPUT_LOCAL_MAX];
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+
+	/* Truncation is fine: these are one-line messages. */
+	if (n > 0)
+		sb_putn(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+static void sb_printf(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sb *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	sb_vprintf(b, fmt, ap);
+	va_end(ap);
+}
+
+/* Append s with C0 controls, DEL and UTF-8 encoded C1 controls (U+0080..U+009F,
  * which some terminals obey as escapes) shown as '?'. A newline is written as
  * a newline plus `indent`, so continuation lines stay visibly inside the
  * event; NULL indent turns newlines into '?' as well. */
-static void put_clean(const char *s, const char *indent)
+static void put_clean(struct sb *b, const char *s, const char *indent)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '\n' && indent) {
-			putchar('\n');
-			fputs(indent, stdout);
+			sb_putc(b, '\n');
+			sb_puts(b, indent);
 		} else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			putchar('?');
+			sb_putc(b, '?');
 			p++;
 		} else if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
-			putchar('?');
+			sb_putc(b, '?');
 		} else {
-			putchar(*p);
+			sb_putc(b, (char)*p);
 		}
 	}
 }
 
-static void end_event(void)
+/* "HH:MM " of now, on a terminal only. */
+static void put_now(struct sb *b)
 {
-	putchar('\n');
+	char hm[16];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (!deco_time || !localtime_r(&now, &tm))
+		return;
+	strftime(hm, sizeof(hm), "%H:%M ", &tm);
+	sb_puts(b, hm);
+}
+
+/* A sender's name, in its colour when colour is on: FNV-1a of the name picks
+ * one of six, so a name keeps its colour across lines and sessions. */
+static void put_name(struct sb *b, const char *name)
+{
+	uint32_t h = 2166136261u;
+
+	if (!deco_colour) {
+		put_clean(b, name, NULL);
+		return;
+	}
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	sb_printf(b, "\x1b[3%um", (unsigned)(h % 6) + 1);
+	put_clean(b, name, NULL);
+	sb_puts(b, "\x1b[0m");
+}
+
+/* ---- writing an event --------------------------------------------------- */
+
+static void write_locked(const char *p, size_t n)
+{
+	/* A failed write to stdout (closed pipe) loses output, nothing else:
+	 * the session goes on and ends by its own rules. */
+	if (n && fwrite(p, 1, n, stdout) != n)
+		clearerr(stdout);
+}
+
+static void report_dropped_locked(void)
+{
+	char line[96];
+	int n;
+
+	if (!q_dropped)
+		return;
+	n = snprintf(line, sizeof(line), "roomc: %lu line(s) lost (out of memory or too many)\n",
+		     q_dropped);
+	write_locked(line, (size_t)n);
+	q_dropped = 0;
+}
+
+static void drain_locked(void)
+{
+	while (q_head) {
+		struct event *e = q_head;
+
+		q_head = e->next;
+		write_locked(e->data, e->len);
+		free(e);
+	}
+	q_tail = &q_head;
+	q_len = 0;
+	report_dropped_locked();
+}
+
+static void enqueue_locked(const struct sb *b)
+{
+	struct event *e = q_len < OUTPUT_QUEUE_MAX ? malloc(sizeof(*e) + b->len) : NULL;
+
+	if (!e) {
+		q_dropped++;
+		return;
+	}
+	e->next = NULL;
+	e->len = b->len;
+	memcpy(e->data, b->p, b->len);
+	*q_tail = e;
+	q_tail = &e->next;
+	q_len++;
+}
+
+/* Finish the event in b (a newline is added) and write it, or queue it for
+ * the terminal's owner. Frees b. */
+static void emit(struct sb *b)
+{
+	sb_putc(b, '\n');
+	pthread_mutex_lock(&out_lock);
+	if (b->oom)
+		q_dropped++;
+	if (attached && !pthread_equal(pthread_self(), owner)) {
+		if (!b->oom)
+			enqueue_locked(b);
+		term.wake(term.arg);
+		pthread_mutex_unlock(&out_lock);
+		free(b->p);
+		return;
+	}
+	if (attached) {
+		term.hide(term.arg);
+		drain_locked(); /* earlier events first */
+		if (!b->oom)
+			write_locked(b->p, b->len);
+		report_dropped_locked();
+		term.show(term.arg);
+	} else {
+		if (!b->oom)
+			write_locked(b->p, b->len);
+		report_dropped_locked();
+	}
 	fflush(stdout);
+	pthread_mutex_unlock(&out_lock);
+	free(b->p);
+}
+
+/* ---- the API -------------------------------------------------------------- */
+
+void output_init(int timestamps, int colour)
+{
+	deco_time = timestamps;
+	deco_colour = colour;
+}
+
+void output_attach_terminal(const struct output_terminal *t)
+{
+	pthread_mutex_lock(&out_lock);
+	term = *t;
+	owner = pthread_self();
+	attached = 1;
+	pthread_mutex_unlock(&out_lock);
+}
+
+void output_detach_terminal(void)
+{
+	pthread_mutex_lock(&out_lock);
+	if (attached) {
+		term.hide(term.arg);
+		drain_locked();
+		fflush(stdout);
+	}
+	attached = 0;
+	pthread_mutex_unlock(&out_lock);
+}
+
+void output_flush(void)
+{
+	pthread_mutex_lock(&out_lock);
+	if (attached && pthread_equal(pthread_self(), owner) && (q_head || q_dropped)) {
+		term.hide(term.arg);
+		drain_locked();
+		term.show(term.arg);
+		fflush(stdout);
+	}
 	pthread_mutex_unlock(&out_lock);
 }
 
 void output_chat(const char *room, const char *name, const char *text)
 {
-	pthread_mutex_lock(&out_lock);
-	putchar('[');
-	put_clean(room, NULL);
-	fputs("] ", stdout);
-	put_clean(name, NULL);
-	fputs(": ", stdout);
-	put_clean(text, "  ");
-	end_event();
+	struct sb b = { 0 };
+
+	put_now(&b);
+	sb_putc(&b, '[');
+	put_clean(&b, room, NULL);
+	sb_puts(&b, "] ");
+	put_name(&b, name);
+	sb_puts(&b, ": ");
+	put_clean(&b, text, "  ");
+	emit(&b);
+}
+
+void output_private(const char *from, const char *to, const char *text)
+{
+	struct sb b = { 0 };
+
+	put_now(&b);
+	if (to) {
+		sb_puts(&b, "[private to ");
+		put_clean(&b, to, NULL);
+		sb_puts(&b, "] ");
+	} else {
+		sb_puts(&b, "[private] ");
+	}
+	put_name(&b, from);
+	sb_puts(&b, ": ");
+	put_clean(&b, text, "  ");
+	emit(&b);
+}
+
+/* "HH:MM", or "YYYY-MM-DD HH:MM" when not today, in local time; 0 or -1 when
+ * iso is not "YYYY-MM-DDTHH:MM:SSZ". */
+static int local_time(const char *iso, char *out, size_t cap)
+{
+	struct tm tm = { 0 }, lt, today;
+	time_t t, now = time(NULL);
+	char z;
+
+	if (sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &z) != 7 || z != 'Z')
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	t = timegm(&tm);
+	if (t == (time_t)-1 || !localtime_r(&t, &lt) || !localtime_r(&now, &today))
+		return -1;
+	if (lt.tm_year == today.tm_year && lt.tm_yday == today.tm_yday)
+		strftime(out, cap, "%H:%M", &lt);
+	else
+		strftime(out, cap, "%Y-%m-%d %H:%M", &lt);
+	return 0;
+}
+
+void output_history_entry(const char *room, const char *iso_time, const char *name,
+			  const char *text)
+{
+	struct sb b = { 0 };
+	char when[32];
+
+	sb_putc(&b, '[');
+	put_clean(&b, room, NULL);
+	sb_putc(&b, ' ');
+	if (local_time(iso_time, when, sizeof(when)) == 0)
+		sb_puts(&b, when);
+	else
+		put_clean(&b, iso_time, NULL);
+	sb_puts(&b, "] ");
+	put_name(&b, name);
+	sb_puts(&b, ": ");
+	put_clean(&b, text, "  ");
+	emit(&b);
 }
 
 void output_joined(const char *room, long ref, unsigned port)
 {
-	pthread_mutex_lock(&out_lock);
-	fputs("joined ", stdout);
-	put_clean(room, NULL);
-	printf(" (ref %ld, port %u)", ref, port);
-	end_event();
+	struct sb b = { 0 };
+
+	sb_puts(&b, "joined ");
+	put_clean(&b, room, NULL);
+	sb_printf(&b, " (ref %ld, port %u)", ref, port);
+	emit(&b);
 }
 
 void output_left(const char *room)
 {
-	pthread_mutex_lock(&out_lock);
-	fputs("left ", stdout);
-	put_clean(room, NULL);
-	end_event();
+	struct sb b = { 0 };
+
+	sb_puts(&b, "left ");
+	put_clean(&b, room, NULL);
+	emit(&b);
 }
 
 void output_server_error(long code, const char *description)
 {
-	pthread_mutex_lock(&out_lock);
-	printf("error %ld: ", code);
-	put_clean(description, NULL);
-	end_event();
+	struct sb b = { 0 };
+
+	sb_printf(&b, "error %ld: ", code);
+	put_clean(&b, description, NULL);
+	emit(&b);
 }
 
 void output_local(const char *fmt, ...)
 {
 	char line[OUTPUT_LOCAL_MAX];
+	struct sb b = { 0 };
 	va_list ap;
 
 	va_start(ap, fmt);
-	/* Truncation is fine: these are one-line diagnostics. */
 	(void)vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	pthread_mutex_lock(&out_lock);
-	fputs("roomc: ", stdout);
-	put_clean(line, NULL);
-	end_event();
+	sb_puts(&b, "roomc: ");
+	put_clean(&b, line, NULL);
+	emit(&b);
+}
+
+void output_info(const char *fmt, ...)
+{
+	char line[OUTPUT_LOCAL_MAX];
+	struct sb b = { 0 };
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	put_clean(&b, line, NULL);
+	emit(&b);
 }
 
 void output_help(void)
 {
-	pthread_mutex_lock(&out_lock);
-	fputs("commands:\n"
-	      "  join ROOM              join ROOM (the server may create it)\n"
-	      "  send ROOM MESSAGE...   send MESSAGE to ROOM\n"
-	      "  leave_chatroom ROOM    leave ROOM (also: leave ROOM)\n"
-	      "  disconnect             leave every room and quit (also: quit, EOF, Ctrl-C)\n"
-	      "  help                   this list\n"
-	      "incoming messages print as [ROOM] NAME: TEXT",
-	      stdout);
-	end_event();
+	struct sb b = { 0 };
+
+	sb_puts(&b,
+		"commands:\n"
+		"  join ROOM              join ROOM (the server may create it)\n"
+		"  send ROOM MESSAGE...   send MESSAGE to ROOM\n"
+		"  leave_chatroom ROOM    leave ROOM (also: leave ROOM)\n"
+		"  rooms                  list the rooms: name, ref, members, topic\n"
+		"  who ROOM               list the members of ROOM\n"
+		"  msg NAME MESSAGE...    send MESSAGE to NAME only (join a room first)\n"
+		"  history ROOM           the recent messages of a room you are in\n"
+		"  topic ROOM [TEXT...]   show the topic of ROOM, or set it to TEXT\n"
+		"  disconnect             leave every room and quit (also: quit, EOF, Ctrl-C)\n"
+		"  help                   this list\n"
+		"incoming messages print as [ROOM] NAME: TEXT, private ones as [private] NAME: TEXT");
+	emit(&b);
 }

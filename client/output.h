@@ -1,16 +1,62 @@
 /* output.h - everything roomc prints on stdout.
  *
- * The only code that writes to stdout. Every function may be called from any
- * thread: one event is written whole under one lock and flushed at once, so
- * lines from the listener threads never interleave and a pipe reader sees
- * each line as soon as it happens. Text from the network is sanitised: control
- * characters become '?', so a peer cannot drive the terminal. */
+ * The only code that writes to stdout (libedit, driven by term.c on the
+ * command thread, draws the prompt line through the same FILE). Every
+ * function may be called from any thread: one event is formatted whole, then
+ * written under one lock and flushed at once, so lines from the listener
+ * threads never interleave and a pipe reader sees each line as soon as it
+ * happens. Text from the network is sanitised: control characters become '?',
+ * so a peer cannot drive the terminal.
+ *
+ * While a terminal is attached (output_attach_terminal), the line being
+ * edited belongs to the command thread: events from other threads are queued
+ * and the command thread prints them (output_flush) between hiding and
+ * redrawing that line, so typed text is never garbled. */
 #ifndef ROOMC_OUTPUT_H
 #define ROOMC_OUTPUT_H
+
+/* Decorations, set once at start-up before any other thread exists:
+ * timestamps ("HH:MM " before chat and private lines) when stdout is a
+ * terminal, and a stable ANSI colour per sender name when colour is also
+ * wanted (not when NO_COLOR is set). Off by default: plain, deterministic
+ * lines with no escape codes. */
+void output_init(int timestamps, int colour);
+
+/* The terminal editor's hooks, all called on the thread that attached them
+ * (the command thread), with the output lock held:
+ * hide: erase the line being edited (prompt and text), cursor at column 0;
+ * show: draw it again; wake: (any thread, lock held) make the command thread
+ * call output_flush() soon. */
+struct output_terminal {
+	void (*hide)(void *arg);
+	void (*show)(void *arg);
+	void (*wake)(void *arg);
+	void *arg;
+};
+
+/* Attach the editor: the calling thread becomes the terminal's owner. t is
+ * copied. Detach before the editor goes away: queued events are printed and
+ * printing goes back to direct writes from every thread. */
+void output_attach_terminal(const struct output_terminal *t);
+void output_detach_terminal(void);
+
+/* Print the events other threads queued, above the edited line. Owner thread
+ * only; a no-op without a terminal. */
+void output_flush(void);
 
 /* "[ROOM] NAME: TEXT". Continuation lines of a multi-line TEXT are indented
  * by two spaces, so they can never pass for a line of their own. */
 void output_chat(const char *room, const char *name, const char *text);
+
+/* Incoming: "[private] FROM: TEXT"; our own, sent to TO:
+ * "[private to TO] FROM: TEXT". */
+void output_private(const char *from, const char *to, const char *text);
+
+/* A history entry: "[ROOM HH:MM] NAME: TEXT", the time (ISO 8601 UTC from
+ * the server) in local time, with the date ("YYYY-MM-DD HH:MM") when it is
+ * not today; shown as sent when it does not parse. */
+void output_history_entry(const char *room, const char *iso_time, const char *name,
+			  const char *text);
 
 /* "joined ROOM (ref REF, port PORT)" */
 void output_joined(const char *room, long ref, unsigned port);
@@ -26,7 +72,11 @@ void output_server_error(long code, const char *description);
  * Truncated at 1 KiB. */
 void output_local(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* The command list, for the `help` command. */
+/* One line of information (a table row, a reply), sanitised as a whole.
+ * Truncated at 1 KiB. */
+void output_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The command list, for the `help` command and the start of a session. */
 void output_help(void);
 
 #endif

@@ -1,10 +1,13 @@
 /* session.c - the command loop: stdin in, requests out, one reply at a time.
  *
- * Owns the control connection, the joined rooms, the notifier, stdin and the
+ * Owns the control connection, the joined rooms, the last room list, the
+ * notifier, stdin (as lines, or through the terminal editor) and the
  * signalfd. Runs on the main thread only; the control reader and the room
  * listeners (threads owned by control.c and room.c) print what they receive
- * and poke the notifier. Every wait here is a poll(2) bounded by a timeout
- * that also wakes for a signal, so Ctrl-C always ends the session cleanly. */
+ * and poke the notifier; with a terminal, their lines wait in output.c until
+ * this thread prints them above the edited line (output_flush at each
+ * wake-up). Every wait here is a poll(2) bounded by a timeout that also
+ * wakes for a signal, so Ctrl-C always ends the session cleanly. */
 #include "session.h"
 
 #include <errno.h>
@@ -13,6 +16,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +29,7 @@
 #include "output.h"
 #include "proto.h"
 #include "room.h"
+#include "term.h"
 
 /* A command line: generous for chat, and what keeps a runaway paste from
  * growing our memory. */
@@ -38,6 +43,11 @@
 #define ANNOUNCE_TIMEOUT_MS 2000    /* our join/leave announcement; a server
 				     * that sends none only costs this */
 #define DISCONNECT_TIMEOUT_MS 5000  /* the server closing after DISCONNECT */
+
+/* History entries shown right after a join: enough to catch up, few enough
+ * not to scroll the join itself away. `history ROOM` shows all the server
+ * keeps. */
+#define HISTORY_ON_JOIN 20
 
 /* A command handler's verdict, besides a negative errno (fatal: -EPIPE when
  * the control connection is gone, -EINTR for a signal). */
@@ -53,9 +63,16 @@ struct session {
 	int sigfd;
 	struct notify *note;
 	struct control *ctl;
-	struct input *in;
+	struct input *in;              /* piped stdin, or NULL with a terminal */
+	struct term *term;             /* terminal editor, or NULL */
 	struct joined *rooms;
 	size_t nrooms, caprooms;
+	int ext;                       /* the server answered WELCOME: it speaks
+					* the extensions (history, topics, ...) */
+	char *server_id;               /* from WELCOME: the sender of the
+					* server's own announcements, or NULL */
+	struct control_reply listed;   /* the last LIST_ROOMS answer: topics,
+					* refs of rooms not joined, completion */
 };
 
 /* ---- waiting ------------------------------------------------------------ */
@@ -106,8 +123,10 @@ static int session_wait(struct session *s, int (*ready)(void *), void *arg, int 
 			take_signal(s);
 			return -EINTR;
 		}
-		if (pf[0].revents & POLLIN)
+		if (pf[0].revents & POLLIN) {
 			notify_drain(s->note);
+			output_flush();
+		}
 	}
 }
 
@@ -296,6 +315,260 @@ static int name_ok(const char *name)
 	return *name != '\0';
 }
 
+/* ---- extension commands ------------------------------------------------------ */
+
+/* Our own join announcement, the last entry right after a join: it was
+ * printed a moment ago. */
+static int own_join_entry(const struct session *s, const struct control_entry *e)
+{
+	size_t n = strlen(s->p.name);
+
+	return strcmp(e->name, s->p.name) == 0 && strncmp(e->text, s->p.name, n) == 0 &&
+	       strcmp(e->text + n, PROTO_JOINED_TEXT) == 0;
+}
+
+/* HISTORY for a joined room; max > 0 (after a join): at most the last max
+ * entries, our own join announcement left out, nothing said when empty. */
+static int show_history(struct session *s, struct joined *j, size_t max)
+{
+	struct control_reply rep;
+	const char *name = room_name(j->room);
+	size_t first = 0, n;
+	int rc = request(s, proto_write_history_req(room_ref(j->room), room_join_id(j->room),
+						    s->p.name),
+			 PROTO_R_HISTORY, &rep);
+
+	if (rc < 0 || rep.kind != PROTO_R_HISTORY)
+		goto out;
+	n = rep.nentries;
+	if (max > 0 && n > 0 && own_join_entry(s, &rep.entries[n - 1]))
+		n--;
+	if (n == 0) {
+		if (max == 0)
+			output_info("history of %s: no messages", name);
+		goto out;
+	}
+	if (max > 0 && n > max) {
+		first = n - max;
+		output_info("history of %s: last %zu of %zu messages", name, max, n);
+	} else {
+		output_info("history of %s: %zu message%s", name, n, n == 1 ? "" : "s");
+	}
+	for (size_t i = first; i < n; i++)
+		output_history_entry(name, rep.entries[i].time, rep.entries[i].name,
+				     rep.entries[i].text);
+out:
+	control_reply_fini(&rep);
+	return rc;
+}
+
+/* LIST_ROOMS into s->listed: 1 when it was refreshed, 0 when the server
+ * answered otherwise (it said why), or a fatal -errno. */
+static int list_rooms(struct session *s)
+{
+	struct control_reply rep;
+	int rc = request(s, proto_write_list_rooms_req(), PROTO_R_ROOMS, &rep);
+
+	if (rc == 0 && rep.kind == PROTO_R_ROOMS) {
+		control_reply_fini(&s->listed);
+		s->listed = rep;
+		return 1;
+	}
+	control_reply_fini(&rep);
+	return rc;
+}
+
+/* A room of the last list by name: the server's spelling first, then any
+ * case (as a user may type it). */
+static const struct control_entry *find_listed(const struct session *s, const char *name)
+{
+	for (size_t i = 0; i < s->listed.nentries; i++)
+		if (strcmp(s->listed.entries[i].name, name) == 0)
+			return &s->listed.entries[i];
+	for (size_t i = 0; i < s->listed.nentries; i++)
+		if (strcasecmp(s->listed.entries[i].name, name) == 0)
+			return &s->listed.entries[i];
+	return NULL;
+}
+
+/* The ROOM column is as wide as the longest name, within reason. */
+#define ROOMS_NAME_MAX_WIDTH 32
+
+static int do_rooms(struct session *s)
+{
+	int rc = list_rooms(s), w = 4;
+	const struct control_reply *r = &s->listed;
+
+	if (rc <= 0)
+		return rc;
+	if (r->nentries == 0) {
+		output_info("no rooms");
+		return CMD_CONTINUE;
+	}
+	for (size_t i = 0; i < r->nentries; i++) {
+		size_t len = strlen(r->entries[i].name);
+		if ((int)len > w)
+			w = len > ROOMS_NAME_MAX_WIDTH ? ROOMS_NAME_MAX_WIDTH : (int)len;
+	}
+	output_info("%-*s  %4s  %7s  %s", w, "ROOM", "REF", "MEMBERS", "TOPIC");
+	for (size_t i = 0; i < r->nentries; i++) {
+		const struct control_entry *e = &r->entries[i];
+
+		if (*e->text)
+			output_info("%-*s  %4ld  %7ld  %s", w, e->name, e->ref, e->members, e->text);
+		else
+			output_info("%-*s  %4ld  %7ld", w, e->name, e->ref, e->members);
+	}
+	if (r->count > (long)r->nentries)
+		output_info("(%ld more not shown)", r->count - (long)r->nentries);
+	return CMD_CONTINUE;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct control_entry *)a)->name,
+		      ((const struct control_entry *)b)->name);
+}
+
+/* The ref and the server's spelling of a room: ours when joined, else from a
+ * fresh room list. 1 when found, 0 when not (said here), or fatal. */
+static int resolve_room(struct session *s, const char *room, long *ref, const char **name)
+{
+	struct joined *j = find_room(s, room);
+	const struct control_entry *e;
+	int rc;
+
+	if (j) {
+		*ref = room_ref(j->room);
+		*name = room_name(j->room);
+		return 1;
+	}
+	rc = list_rooms(s);
+	if (rc <= 0)
+		return rc;
+	e = find_listed(s, room);
+	if (!e || e->ref < 0) {
+		output_local("no room %s", room);
+		return 0;
+	}
+	*ref = e->ref;
+	*name = e->name;
+	return 1;
+}
+
+static int do_who(struct session *s, const char *room)
+{
+	struct control_reply rep;
+	const char *name;
+	long ref;
+	int rc = resolve_room(s, room, &ref, &name);
+
+	if (rc <= 0)
+		return rc;
+	rc = request(s, proto_write_list_members_req(ref), PROTO_R_MEMBERS, &rep);
+	if (rc == 0 && rep.kind == PROTO_R_MEMBERS) {
+		/* The server's order is its own; sorted, the list reads (and
+		 * tests) the same every time. */
+		qsort(rep.entries, rep.nentries, sizeof(rep.entries[0]), by_name);
+		if (rep.nentries == 0)
+			output_info("nobody in %s", name);
+		else
+			output_info("members of %s: %zu", name, rep.nentries);
+		for (size_t i = 0; i < rep.nentries; i++)
+			output_info("  %s", rep.entries[i].name);
+		if (rep.count > (long)rep.nentries)
+			output_info("(%ld more not shown)", rep.count - (long)rep.nentries);
+	}
+	control_reply_fini(&rep);
+	return rc;
+}
+
+static int do_msg(struct session *s, const char *to, const char *text)
+{
+	struct control_reply rep;
+	int rc;
+
+	/* The server knows us by the names of our memberships only. */
+	if (s->nrooms == 0) {
+		output_local("join a room first: private messages go out under your name there");
+		return CMD_CONTINUE;
+	}
+	if (!name_ok(to)) {
+		output_local("invalid name");
+		return CMD_CONTINUE;
+	}
+	rc = request(s, proto_write_private_req(to, s->p.name, text), PROTO_R_PRIVATE_SENT, &rep);
+	if (rc == 0 && rep.kind == PROTO_R_PRIVATE_SENT)
+		output_private(s->p.name, to, text);
+	control_reply_fini(&rep);
+	return rc;
+}
+
+static int do_history(struct session *s, const char *room)
+{
+	struct joined *j = find_room(s, room);
+
+	if (!j) {
+		output_local("not in %s (history is for members)", room);
+		return CMD_CONTINUE;
+	}
+	return show_history(s, j, 0);
+}
+
+/* Set the topic of a joined room. The server announces the change in the
+ * room as a CHAT from its own id; we wait for it (like our own echo), so
+ * the next command's output comes after it. */
+static int set_topic(struct session *s, struct joined *j, const char *text)
+{
+	struct control_reply rep;
+	char *prefix = NULL;
+	int rc, armed = 0;
+
+	if (s->server_id && asprintf(&prefix, "%s set the topic: ", s->p.name) >= 0)
+		armed = notify_arm_prefix(s->note, room_ref(j->room), s->server_id, prefix) == 0;
+	free(prefix);
+	rc = request(s, proto_write_set_topic_req(room_ref(j->room), room_join_id(j->room),
+						  s->p.name, text),
+		     PROTO_R_TOPIC_SET, &rep);
+	if (rc == 0 && rep.kind == PROTO_R_TOPIC_SET) {
+		/* The announcement is the confirmation; without one (no server
+		 * id, or it did not come) the reply says it. */
+		if (armed)
+			rc = wait_announcement(s);
+		if (rc == 0 && notify_result(s->note) != 1)
+			output_info("topic of %s: %s", room_name(j->room), rep.text);
+	}
+	control_reply_fini(&rep);
+	notify_disarm(s->note);
+	return rc;
+}
+
+static int do_topic(struct session *s, const char *room, const char *text)
+{
+	struct joined *j = find_room(s, room);
+	const struct control_entry *e;
+	int rc;
+
+	if (text) {
+		if (!j) {
+			output_local("not in %s (only members set the topic)", room);
+			return CMD_CONTINUE;
+		}
+		return set_topic(s, j, text);
+	}
+	rc = list_rooms(s);
+	if (rc <= 0)
+		return rc;
+	e = find_listed(s, j ? room_name(j->room) : room);
+	if (!e)
+		output_local("no room %s", room);
+	else if (!*e->text)
+		output_info("%s has no topic", e->name);
+	else
+		output_info("topic of %s: %s", e->name, e->text);
+	return CMD_CONTINUE;
+}
+
 static int do_join(struct session *s, const char *room)
 {
 	struct control_reply rep;
@@ -316,6 +589,11 @@ static int do_join(struct session *s, const char *room)
 		rc = attach(s, room, &rep);
 	control_reply_fini(&rep);
 	notify_disarm(s->note);
+	if (rc == 0 && s->ext) {
+		struct joined *j = find_room(s, room);
+		if (j)
+			rc = show_history(s, j, HISTORY_ON_JOIN);
+	}
 	return rc;
 }
 
@@ -386,8 +664,16 @@ static int run_room_command(struct session *s, const struct command *c)
 		rc = do_join(s, room);
 	else if (c->verb == COMMAND_LEAVE)
 		rc = do_leave(s, room);
-	else
+	else if (c->verb == COMMAND_SEND)
 		rc = do_send(s, room, text);
+	else if (c->verb == COMMAND_WHO)
+		rc = do_who(s, room);
+	else if (c->verb == COMMAND_MSG)
+		rc = do_msg(s, room, text);
+	else if (c->verb == COMMAND_HISTORY)
+		rc = do_history(s, room);
+	else
+		rc = do_topic(s, room, text);
 	free(room);
 	free(text);
 	return rc;
@@ -421,6 +707,8 @@ static int execute(struct session *s, const char *line, size_t len)
 		return CMD_CONTINUE;
 	case COMMAND_DISCONNECT:
 		return CMD_QUIT;
+	case COMMAND_ROOMS:
+		return do_rooms(s);
 	default:
 		return run_room_command(s, &c);
 	}
@@ -433,7 +721,7 @@ static int wait_input(struct session *s)
 {
 	for (;;) {
 		struct pollfd pf[3] = {
-			{ .fd = input_fd(s->in), .events = POLLIN },
+			{ .fd = s->term ? term_fd(s->term) : input_fd(s->in), .events = POLLIN },
 			{ .fd = notify_fd(s->note), .events = POLLIN },
 			{ .fd = s->sigfd, .events = POLLIN },
 		};
@@ -449,8 +737,10 @@ static int wait_input(struct session *s)
 			take_signal(s);
 			return -EINTR;
 		}
-		if (pf[1].revents & POLLIN)
+		if (pf[1].revents & POLLIN) {
 			notify_drain(s->note);
+			output_flush();
+		}
 		if (pf[0].revents)
 			return 1; /* POLLIN, POLLHUP or POLLERR: read() tells which */
 	}
@@ -496,6 +786,65 @@ static int command_loop(struct session *s)
 	}
 }
 
+/* The same with the terminal editor: a key at a time, the prompt shown
+ * again after each command. */
+static int term_loop(struct session *s)
+{
+	for (;;) {
+		char *line = NULL;
+		int rc;
+
+		term_prompt(s->term);
+		rc = wait_input(s);
+		if (rc == -EINTR)
+			return 0;
+		if (rc < 0)
+			return rc;
+		rc = term_read(s->term, &line);
+		if (rc == -EPIPE)
+			return 0; /* Ctrl-D, or the terminal went away */
+		if (rc < 0) {
+			output_local("cannot read commands: %s", strerror(-rc));
+			return 0;
+		}
+		if (rc == 0)
+			continue;
+		if (strlen(line) > SESSION_MAX_LINE)
+			output_local("line ignored: longer than %d bytes", SESSION_MAX_LINE);
+		else
+			rc = execute(s, line, strlen(line));
+		free(line);
+		if (rc == CMD_QUIT || rc == -EINTR)
+			return 0;
+		if (rc < 0)
+			return rc;
+	}
+}
+
+/* WELCOME: the server's greeting, and whether it speaks the extensions; then
+ * the command list. 0 or fatal. */
+static int welcome(struct session *s)
+{
+	struct control_reply rep;
+	int rc = request(s, proto_write_welcome_req(), PROTO_R_WELCOME, &rep);
+
+	if (rc < 0)
+		return rc;
+	if (rep.kind == PROTO_R_WELCOME) {
+		s->ext = 1;
+		s->server_id = rep.server_id;
+		rep.server_id = NULL;
+		output_info("connected to %s (%s)", s->server_id, rep.version);
+		output_info("welcome: %s", rep.text);
+	} else if (rep.kind == PROTO_R_ERROR) {
+		output_local("the server has no welcome: rooms, who, msg, history and topic"
+			     " may not work (a plain CS4032 server?)");
+	}
+	control_reply_fini(&rep);
+	output_help();
+	return 0;
+}
+
 /* DISCONNECT, then wait for the server to close: it has announced our
  * departure everywhere by then. A second signal stops the wait. */
 static void disconnect(struct session *s)
@@ -512,7 +861,12 @@ static void disconnect(struct session *s)
 
 int session_run(struct session *s)
 {
-	int rc = command_loop(s);
+	int rc = welcome(s);
+
+	if (rc == 0)
+		rc = s->term ? term_loop(s) : command_loop(s);
+	else if (rc == -EINTR)
+		rc = 0;
 
 	if (rc == 0) {
 		disconnect(s);
@@ -553,6 +907,17 @@ static int take_signals(struct session *s)
 	return s->sigfd < 0 ? -errno : 0;
 }
 
+/* Tab completion's room names: joined rooms, then the last room list. */
+static const char *room_at(void *arg, size_t i)
+{
+	struct session *s = arg;
+
+	if (i < s->nrooms)
+		return room_name(s->rooms[i].room);
+	i -= s->nrooms;
+	return i < s->listed.nentries ? s->listed.entries[i].name : NULL;
+}
+
 int session_create(const struct session_params *p, int fd, struct session **out)
 {
 	struct session *s = calloc(1, sizeof(*s));
@@ -567,7 +932,14 @@ int session_create(const struct session_params *p, int fd, struct session **out)
 	rc = take_signals(s);
 	if (rc == 0)
 		rc = notify_create(p->name, &s->note);
-	if (rc == 0)
+	/* Line editing only when both ends are a terminal; a pipe on either
+	 * side keeps the deterministic line mode. The editor is made before
+	 * the reader thread starts (it sets the locale). */
+	if (rc == 0 && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+		rc = term_create("> ", room_at, s, s->note, &s->term);
+	if (rc == -ENOTTY)
+		rc = 0; /* libedit cannot drive it: plain lines then */
+	if (rc == 0 && !s->term)
 		rc = input_create(STDIN_FILENO, SESSION_MAX_LINE, &s->in);
 	if (rc == 0)
 		rc = control_create(fd, s->note, &s->ctl);
@@ -588,7 +960,11 @@ void session_destroy(struct session *s)
 	remove_all_rooms(s);
 	free(s->rooms);
 	control_destroy(s->ctl);
+	/* After the readers are joined: what they queued is printed now. */
+	term_destroy(s->term);
 	input_destroy(s->in);
+	control_reply_fini(&s->listed);
+	free(s->server_id);
 	notify_destroy(s->note);
 	if (s->sigfd >= 0)
 		close(s->sigfd);

@@ -38,6 +38,22 @@ static const struct parse_case cases[] = {
 	{ "send room1", COMMAND_E_USAGE, COMMAND_SEND, NULL, NULL },
 	{ "send", COMMAND_E_USAGE, COMMAND_SEND, NULL, NULL },
 	{ "disconnect now", COMMAND_E_USAGE, COMMAND_DISCONNECT, NULL, NULL },
+	{ "rooms", COMMAND_OK, COMMAND_ROOMS, NULL, NULL },
+	{ "rooms all", COMMAND_E_USAGE, COMMAND_ROOMS, NULL, NULL },
+	{ "who lobby", COMMAND_OK, COMMAND_WHO, "lobby", NULL },
+	{ "who", COMMAND_E_USAGE, COMMAND_WHO, NULL, NULL },
+	{ "who a b", COMMAND_E_USAGE, COMMAND_WHO, NULL, NULL },
+	{ "msg bob hi  there \r\n", COMMAND_OK, COMMAND_MSG, "bob", "hi  there" },
+	{ "msg bob", COMMAND_E_USAGE, COMMAND_MSG, NULL, NULL },
+	{ "msg", COMMAND_E_USAGE, COMMAND_MSG, NULL, NULL },
+	{ "history lobby", COMMAND_OK, COMMAND_HISTORY, "lobby", NULL },
+	{ "history", COMMAND_E_USAGE, COMMAND_HISTORY, NULL, NULL },
+	{ "history a b", COMMAND_E_USAGE, COMMAND_HISTORY, NULL, NULL },
+	{ "topic lobby", COMMAND_OK, COMMAND_TOPIC, "lobby", NULL },
+	{ "topic lobby  \t", COMMAND_OK, COMMAND_TOPIC, "lobby", NULL },
+	{ "topic lobby  a new  topic ", COMMAND_OK, COMMAND_TOPIC, "lobby", "a new  topic" },
+	{ "topic", COMMAND_E_USAGE, COMMAND_TOPIC, NULL, NULL },
+	{ "Rooms", COMMAND_E_UNKNOWN, COMMAND_NONE, NULL, NULL },
 };
 
 static void expect_slice(const char *what, const char *p, size_t n, const char *want)
@@ -103,6 +119,33 @@ static void test_odd_input(void **state)
 	}
 }
 
+/* The helpers tab completion uses. */
+static void test_completion_helpers(void **state)
+{
+	int join = 0, topic = 0, leave = 0;
+	const char *w;
+
+	(void)state;
+	for (size_t i = 0; (w = command_name_at(i)) != NULL; i++) {
+		join |= strcmp(w, "join") == 0;
+		topic |= strcmp(w, "topic") == 0;
+		leave |= strcmp(w, "leave_chatroom") == 0;
+	}
+	assert_true(join && topic && leave);
+	assert_int_equal(command_lookup("who", 3), COMMAND_WHO);
+	assert_int_equal(command_lookup("whoever", 3), COMMAND_WHO); /* length counts */
+	assert_int_equal(command_lookup("whoever", 7), COMMAND_NONE);
+	assert_int_equal(command_lookup("WHO", 3), COMMAND_NONE);
+	assert_true(command_takes_room(COMMAND_JOIN));
+	assert_true(command_takes_room(COMMAND_TOPIC));
+	assert_true(command_takes_room(COMMAND_HISTORY));
+	assert_false(command_takes_room(COMMAND_MSG));
+	assert_false(command_takes_room(COMMAND_ROOMS));
+	assert_false(command_takes_room(COMMAND_NONE));
+	assert_non_null(strstr(command_usage(COMMAND_TOPIC), "topic ROOM [TEXT"));
+	assert_non_null(strstr(command_usage(COMMAND_MSG), "msg NAME MESSAGE"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -110,6 +153,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_names_the_word),
 		cmocka_unit_test(test_usage_strings),
 		cmocka_unit_test(test_odd_input),
+		cmocka_unit_test(test_completion_helpers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
