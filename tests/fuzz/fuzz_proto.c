@@ -58,6 +58,12 @@ static int kind_fields(enum proto_dialect d, enum proto_kind k, int *multiline)
 		case PROTO_DISCONNECT: return 3;
 		case PROTO_CHAT: *multiline = PROTO_F_CHAT_TEXT; return 4;
 		case PROTO_ATTACH: return 3;
+		case PROTO_WELCOME: return 1;
+		case PROTO_LIST_ROOMS: return 1;
+		case PROTO_LIST_MEMBERS: return 1;
+		case PROTO_PRIVATE: *multiline = PROTO_F_PRIV_TEXT; return 3;
+		case PROTO_HISTORY: return 3;
+		case PROTO_SET_TOPIC: return 4;
 		default: return 0;
 		}
 	}
@@ -68,6 +74,16 @@ static int kind_fields(enum proto_dialect d, enum proto_kind k, int *multiline)
 	case PROTO_R_CHAT: *multiline = PROTO_F_RCHAT_TEXT; return 3;
 	case PROTO_R_ERROR: return 2;
 	case PROTO_R_ATTACHED: return 2;
+	case PROTO_R_WELCOME: return 4;
+	case PROTO_R_ROOMS: return 1;
+	case PROTO_R_ROOM: return 5;
+	case PROTO_R_MEMBERS: return 2;
+	case PROTO_R_MEMBER: return 1;
+	case PROTO_R_PRIVATE_SENT: return 2;
+	case PROTO_R_PRIVATE_FROM: *multiline = PROTO_F_RPFROM_TEXT; return 2;
+	case PROTO_R_HISTORY: return 2;
+	case PROTO_R_ENTRY: *multiline = PROTO_F_RENTRY_TEXT; return 3;
+	case PROTO_R_TOPIC_SET: return 2;
 	default: return 0;
 	}
 }

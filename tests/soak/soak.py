@@ -548,6 +548,7 @@ class World:
         self.observers = []
         self.blasters = []
         self.slow_agents = []
+        self.garbage_kinds = []
         self.echo_check = None
 
     def nid(self):
@@ -620,6 +621,13 @@ class World:
             self.blasters.append(b)
         for _ in range(HEALTHY):
             self.loop.later(self.rng.uniform(0, 3), lambda: Healthy(self) if self.phase == "storm" else None)
+        # Every kind at least once whatever the rates: two slow consumers
+        # (one attached), an idle connection on each kind of port, a trickle.
+        SlowConsumer(self)
+        self.loop.later(1.0, lambda: SlowConsumer(self))
+        Idle(self, room_port=False)
+        Idle(self, room_port=True)
+        Trickle(self)
         slow_until = now() + DURATION * 0.6
         self.every(5.0 / RATE, lambda: (now() < slow_until and
                                         sum(1 for a in self.slow_agents if not a.finished) < 4 and
@@ -1372,7 +1380,14 @@ class Garbage(Script):
 
     def __init__(self, w, kind=None):
         self.n = w.nid()
-        self.kind = kind or w.rng.choice(self.KINDS)
+        if kind is None:
+            # Round robin over a shuffled list: every kind, even in a short
+            # or slow run.
+            if not w.garbage_kinds:
+                w.garbage_kinds = list(self.KINDS)
+                w.rng.shuffle(w.garbage_kinds)
+            kind = w.garbage_kinds.pop()
+        self.kind = kind
         Script.__init__(self, w, "garbage-%s#%d" % (self.kind, self.n))
         w.stats.add("garbage clients")
 
