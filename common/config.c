@@ -87,6 +87,7 @@ static const struct key_spec global_keys[] = {
 	{ "limits", "rate", K_LONG, G(rate), 1, CONFIG_LIMIT_MAX },
 	{ "limits", "burst", K_LONG, G(burst), 1, CONFIG_LIMIT_MAX },
 	{ "limits", "idle_timeout", K_LONG, G(idle_timeout), 0, 604800 },
+	{ "limits", "request_timeout", K_LONG, G(request_timeout), 0, 86400 },
 	{ "limits", "history", K_LONG, G(history), 0, CONFIG_HISTORY_MAX },
 	{ "features", "room_creation", K_BOOL, G(room_creation), 0, 1 },
 	{ "features", "kill_service", K_BOOL, G(kill_service), 0, 1 },
@@ -862,6 +863,7 @@ void config_defaults(struct config *cfg)
 	cfg->rate = 200;
 	cfg->burst = 400;
 	cfg->idle_timeout = 300;
+	cfg->request_timeout = 120;
 	cfg->history = 50;
 	cfg->room_creation = 1;
 	cfg->kill_service = 0;

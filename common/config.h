@@ -53,6 +53,7 @@ struct config {
 	long rate;                 /* requests per second per connection (token refill) */
 	long burst;                /* token bucket size */
 	long idle_timeout;         /* seconds a connection without membership may idle; 0 = never */
+	long request_timeout;      /* seconds a request may stay incomplete; 0 = no limit */
 	long history;              /* messages kept per room */
 
 	/* [features] */

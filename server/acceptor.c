@@ -518,6 +518,11 @@ static void sweep(struct acceptor *acc)
 		if (c->closing && now - c->since_ms > CONN_CLOSE_GRACE_MS) {
 			log_info("acceptor: %s did not take its last bytes: closed", c->peer);
 			destroy_conn(acc, c);
+		} else if (!c->paused && !c->throttled && conn_request_overdue(c, acc->cfg, now)) {
+			log_info("acceptor: %s left a request incomplete for %lds: closed", c->peer,
+				 acc->cfg->request_timeout);
+			control_reply_error(c, PROTO_E_MALFORMED, "request incomplete for too long");
+			begin_close(acc, c, 0);
 		} else if (!c->closing && idle_ms && c->nms == 0 && !c->paused &&
 			   now - c->active_ms > idle_ms) {
 			log_info("acceptor: %s idle for %lds in no room: closed", c->peer,

@@ -41,6 +41,17 @@ void conn_begin_close(struct conn *c, int cut_off)
 	}
 }
 
+int conn_request_overdue(struct conn *c, const struct config *cfg, uint64_t now)
+{
+	if (c->in.len == 0 || c->closing) {
+		c->partial_ms = 0;
+		return 0;
+	}
+	if (c->partial_ms == 0)
+		c->partial_ms = now;
+	return cfg->request_timeout > 0 && now - c->partial_ms > (uint64_t)cfg->request_timeout * 1000;
+}
+
 long conn_take_token(struct conn *c, const struct config *cfg, uint64_t now)
 {
 	long full = cfg->burst * 1000;

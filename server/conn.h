@@ -41,6 +41,7 @@ struct conn {
 	int closing;                 /* close after the pending flush */
 	uint64_t since_ms;           /* accepted, or (closing) when closing began */
 	uint64_t active_ms;          /* last bytes received, for idle_timeout */
+	uint64_t partial_ms;         /* when the pending partial request began; 0: none */
 	/* token bucket (requests), in thousandths of a request */
 	long tokens;
 	uint64_t refill_ms;
@@ -96,6 +97,11 @@ struct conn *throttle_take_due(struct throttle_list *l, uint64_t now);
 /* The epoll timeout that wakes the thread for the next resumption: at most
  * dflt (which may be -1: none). */
 int throttle_timeout(const struct throttle_list *l, uint64_t now, int dflt);
+
+/* Is c's pending partial request older than cfg->request_timeout? Keeps
+ * track of when one began (bytes in the read buffer with no complete
+ * request). The caller answers error 1 and closes. */
+int conn_request_overdue(struct conn *c, const struct config *cfg, uint64_t now);
 
 /* A new conn for fd (taken over) with limits from cfg, or NULL. */
 struct conn *conn_create(int fd, const char *peer, const struct config *cfg);

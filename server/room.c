@@ -658,6 +658,10 @@ static void sweep(struct room *r)
 		struct conn *c = r->conns[i];
 		if (c->closing && now - c->since_ms > CONN_CLOSE_GRACE_MS) {
 			drop_conn(r, c);
+		} else if (!c->throttled && conn_request_overdue(c, r->cfg, now)) {
+			log_info("room %s: %s left a request incomplete: closed", r->name, c->peer);
+			reply_error(r, c, PROTO_E_MALFORMED, "request incomplete for too long");
+			close_conn(r, c, 0);
 		} else if (!c->closing && !c->attached_id && now - c->since_ms > ROOM_ATTACH_TIMEOUT_MS) {
 			log_info("room %s: %s did not attach in time: closed", r->name, c->peer);
 			close_conn(r, c, 1);

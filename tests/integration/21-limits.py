@@ -7,7 +7,9 @@ max_rooms_per_client -> 7; max_clients -> 7 and the connection is closed;
 max_clients_per_ip -> the same for a peer over its share; rate/burst: a
 burst over the limit is slowed by back-pressure, relayed in full and in order,
 other clients unaffected;
-idle_timeout closes a connection without membership, not a member's. Every
+idle_timeout closes a connection without membership, not a member's;
+request_timeout closes a connection that leaves a request incomplete
+(error 1), not one that is merely slow. Every
 refused client that is not closed stays usable."""
 import os
 import sys
@@ -130,9 +132,30 @@ def idle():
         member.ping()
 
 
+def request_timeout():
+    """A request left incomplete longer than request_timeout gets error 1 and
+    the connection is closed; a slow but complete one, and everyone else,
+    are served."""
+    with Daemon(limits={"request_timeout": 1}) as d:
+        slowloris = d.connect("slowloris")
+        slowloris.send(b"JOIN_CHATROOM: room1\nCLIENT_IP: 0\n")   # and nothing more
+        member = d.connect("member")
+        ref, jid, _, _ = member.join("room1", "member")
+        slow = d.connect("slow-but-done")
+        for piece in (b"HELO sl", b"ow\n"):
+            slow.send(piece)
+            time.sleep(0.4)
+        slow.expect(helo_reply("slow", d.port))
+        slowloris.expect_error(1, timeout=1 + 2 * TIMEOUT, context="a request incomplete for 1 s+")
+        slowloris.expect_closed()
+        member.chat(ref, jid, "member", "unaffected")
+        member.expect_chat(ref, "member", "unaffected")
+        slow.ping()
+
+
 def main():
     failures = []
-    for part in (rooms_and_members, clients, rate, idle):
+    for part in (rooms_and_members, clients, rate, idle, request_timeout):
         try:
             part()
         except TestFailure as e:
