@@ -247,41 +247,35 @@ static void handle_parsed(struct acceptor *acc, struct conn *c, const struct pro
 	}
 }
 
+static void on_request(void *arg, struct conn *c, const struct proto_msg *pm)
+{
+	handle_parsed(arg, c, pm);
+}
+
+static void on_reject(void *arg, struct conn *c, enum proto_err err, int fatal)
+{
+	struct acceptor *acc = arg;
+
+	control_reply_error(c, err, NULL);
+	if (fatal) {
+		log_warn("acceptor: %s sent a request over %ld bytes: closed", c->peer,
+			 acc->cfg->max_request);
+		begin_close(acc, c, 0);
+	}
+}
+
+static int on_halted(void *arg)
+{
+	return ((struct acceptor *)arg)->stop;
+}
+
 /* Handle the complete requests buffered for c, until it pauses (a LEAVE
- * waiting for its room) or closes. */
+ * waiting for its room), runs out of tokens, or closes. */
 static void process_input(struct acceptor *acc, struct conn *c)
 {
-	size_t off = 0;
+	const struct conn_handler h = { on_request, on_reject, on_halted, acc };
 
-	while (!c->closing && !c->paused && !c->throttled && !acc->stop && c->in.len > off) {
-		struct proto_msg pm;
-		size_t used;
-		enum proto_err err;
-		int fatal;
-		enum proto_status st = proto_parse(&c->parser, c->in.data + off, c->in.len - off,
-						   &pm, &used, &err, &fatal);
-		if (st == PROTO_MESSAGE) {
-			long wait;
-			handle_parsed(acc, c, &pm);
-			wait = conn_take_token(c, acc->cfg, conn_clock_ms());
-			if (wait > 0) {
-				/* Out of tokens: the next request waits. */
-				throttle_add(&acc->throttled, c, wait);
-			}
-		}
-		off += used;
-		if (st == PROTO_ERROR) {
-			control_reply_error(c, err, NULL);
-			if (fatal) {
-				log_warn("acceptor: %s sent a request over %ld bytes: closed",
-					 c->peer, acc->cfg->max_request);
-				begin_close(acc, c, 0);
-			}
-		}
-		if (st == PROTO_NEED_MORE)
-			break;
-	}
-	buf_consume(&c->in, off);
+	conn_process(c, acc->cfg, &acc->throttled, &h);
 	if (c->closing)
 		begin_close(acc, c, 0); /* a handler gave up on it (full queue) */
 	mark_dirty(acc, c);

@@ -41,6 +41,35 @@ void conn_begin_close(struct conn *c, int cut_off)
 	}
 }
 
+void conn_process(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
+		  const struct conn_handler *h)
+{
+	size_t off = 0;
+
+	while (!c->closing && !c->paused && !c->throttled && c->in.len > off &&
+	       !(h->halted && h->halted(h->arg))) {
+		struct proto_msg pm;
+		size_t used;
+		enum proto_err err;
+		int fatal;
+		enum proto_status st = proto_parse(&c->parser, c->in.data + off, c->in.len - off,
+						   &pm, &used, &err, &fatal);
+		if (st == PROTO_MESSAGE) {
+			long wait;
+			h->request(h->arg, c, &pm);
+			wait = conn_take_token(c, cfg, conn_clock_ms());
+			if (wait > 0)
+				throttle_add(throttled, c, wait); /* the next request waits */
+		}
+		off += used;
+		if (st == PROTO_ERROR)
+			h->reject(h->arg, c, err, fatal);
+		if (st == PROTO_NEED_MORE)
+			break;
+	}
+	buf_consume(&c->in, off);
+}
+
 int conn_request_overdue(struct conn *c, const struct config *cfg, uint64_t now)
 {
 	if (c->in.len == 0 || c->closing) {

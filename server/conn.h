@@ -98,6 +98,24 @@ struct conn *throttle_take_due(struct throttle_list *l, uint64_t now);
  * dflt (which may be -1: none). */
 int throttle_timeout(const struct throttle_list *l, uint64_t now, int dflt);
 
+/* What the owner of a conn does with its requests (see conn_process). */
+struct conn_handler {
+	/* a complete request */
+	void (*request)(void *arg, struct conn *c, const struct proto_msg *m);
+	/* a request the parser refused; fatal: the stream cannot be trusted */
+	void (*reject)(void *arg, struct conn *c, enum proto_err err, int fatal);
+	/* optional: nonzero when no further request may be handled at all */
+	int (*halted)(void *arg);
+	void *arg;
+};
+
+/* Handle the complete requests buffered for c, in order, each charged to
+ * its token bucket, until c closes, pauses, runs out of tokens (then it
+ * joins throttled and the caller stops reading it) or h->halted() says so.
+ * Discards the bytes handled. Owner thread only. */
+void conn_process(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
+		  const struct conn_handler *h);
+
 /* Is c's pending partial request older than cfg->request_timeout? Keeps
  * track of when one began (bytes in the read buffer with no complete
  * request). The caller answers error 1 and closes. */

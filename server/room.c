@@ -549,38 +549,29 @@ static void handle_request(struct room *r, struct conn *c, const struct proto_ms
 	}
 }
 
+static void on_request(void *arg, struct conn *c, const struct proto_msg *pm)
+{
+	handle_request(arg, c, pm);
+}
+
+static void on_reject(void *arg, struct conn *c, enum proto_err err, int fatal)
+{
+	struct room *r = arg;
+
+	reply_error(r, c, err, NULL);
+	if (fatal) {
+		log_warn("room %s: %s sent an over-long request: closed", r->name, c->peer);
+		close_conn(r, c, 0);
+	}
+}
+
 /* Handle the complete requests buffered for c, until it closes or runs out
  * of tokens. */
 static void process_input(struct room *r, struct conn *c)
 {
-	size_t off = 0;
+	const struct conn_handler h = { on_request, on_reject, NULL, r };
 
-	while (!c->closing && !c->throttled && c->in.len > off) {
-		struct proto_msg pm;
-		size_t used;
-		enum proto_err err;
-		int fatal;
-		enum proto_status st = proto_parse(&c->parser, c->in.data + off, c->in.len - off,
-						   &pm, &used, &err, &fatal);
-		if (st == PROTO_MESSAGE) {
-			long wait;
-			handle_request(r, c, &pm);
-			wait = conn_take_token(c, r->cfg, conn_clock_ms());
-			if (wait > 0)
-				throttle_add(&r->throttled, c, wait);
-		}
-		off += used;
-		if (st == PROTO_ERROR) {
-			reply_error(r, c, err, NULL);
-			if (fatal) {
-				log_warn("room %s: %s sent an over-long request: closed", r->name, c->peer);
-				close_conn(r, c, 0);
-			}
-		}
-		if (st == PROTO_NEED_MORE)
-			break;
-	}
-	buf_consume(&c->in, off);
+	conn_process(c, r->cfg, &r->throttled, &h);
 	mark_dirty(r, c); /* the flush also sets its epoll interest */
 }
 
