@@ -385,31 +385,34 @@ void output_server_error(long code, const char *description)
 	emit(&b);
 }
 
-void output_local(const char *fmt, ...)
+/* One formatted, cleaned line with an optional prefix. */
+static void emit_formatted(const char *prefix, const char *fmt, va_list ap)
 {
 	char line[OUTPUT_LOCAL_MAX];
 	struct sb b = { 0 };
-	va_list ap;
 
-	va_start(ap, fmt);
 	(void)vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	sb_puts(&b, "roomc: ");
+	sb_puts(&b, prefix);
 	put_clean(&b, line, NULL);
 	emit(&b);
 }
 
-void output_info(const char *fmt, ...)
+void output_local(const char *fmt, ...)
 {
-	char line[OUTPUT_LOCAL_MAX];
-	struct sb b = { 0 };
 	va_list ap;
 
 	va_start(ap, fmt);
-	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	emit_formatted("roomc: ", fmt, ap);
 	va_end(ap);
-	put_clean(&b, line, NULL);
-	emit(&b);
+}
+
+void output_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit_formatted("", fmt, ap);
+	va_end(ap);
 }
 
 void output_help(void)
