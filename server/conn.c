@@ -58,8 +58,14 @@ void conn_process(struct conn *c, const struct config *cfg, struct throttle_list
 			long wait;
 			h->request(h->arg, c, &pm);
 			wait = conn_take_token(c, cfg, conn_clock_ms());
-			if (wait > 0)
+			if (wait > 0) {
+				if (!c->throttle_logged) {
+					c->throttle_logged = 1; /* once, not once a request */
+					log_info("%s is over rate/burst (%ld/s, %ld): slowed down",
+						 c->peer, cfg->rate, cfg->burst);
+				}
 				throttle_add(throttled, c, wait); /* the next request waits */
+			}
 		}
 		off += used;
 		if (st == PROTO_ERROR)

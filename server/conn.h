@@ -46,6 +46,7 @@ struct conn {
 	long tokens;
 	uint64_t refill_ms;
 	int throttled;               /* bucket empty: not read until resume_ms */
+	int throttle_logged;         /* its first throttling was logged */
 	uint64_t resume_ms;
 	struct conn *next_throttled;
 	struct conn *next_dirty;

@@ -382,6 +382,7 @@ struct private_targets {
 	struct control *ctl;
 	struct conn *to[64];
 	size_t n;
+	int capped; /* the cap was hit (logged once) */
 };
 
 static void add_target(const struct member_info *mi, void *arg)
@@ -389,8 +390,15 @@ static void add_target(const struct member_info *mi, void *arg)
 	struct private_targets *t = arg;
 	struct conn *c = acceptor_conn(t->ctl->acc, mi->fd, mi->conn_id);
 
-	if (!c || !c->ext || t->n == sizeof(t->to) / sizeof(t->to[0]))
+	if (!c || !c->ext)
 		return;
+	if (t->n == sizeof(t->to) / sizeof(t->to[0])) {
+		if (t->capped++)
+			return;
+		log_warn("control: private message to %s: more than %zu connections use the name;"
+			 " the others are not reached", mi->name, t->n);
+		return;
+	}
 	for (size_t i = 0; i < t->n; i++)
 		if (t->to[i] == c)
 			return;
