@@ -74,6 +74,7 @@ static const struct key_spec global_keys[] = {
 	{ "server", "server_id", K_TEXT, G(server_id), 1, CONFIG_ID_MAX },
 	{ "server", "log_level", K_LEVEL, G(log_level), 0, 0 },
 	{ "server", "welcome", K_TEXT, G(welcome), 0, CONFIG_WELCOME_MAX },
+	{ "server", "database", K_TEXT, G(database), 0, INI_LINESZ },
 	{ "limits", "max_clients", K_LONG, G(max_clients), 1, CONFIG_LIMIT_MAX },
 	{ "limits", "max_clients_per_ip", K_LONG, G(max_clients_per_ip), 1, CONFIG_LIMIT_MAX },
 	{ "limits", "max_rooms", K_LONG, G(max_rooms), 1, CONFIG_ROOMS_MAX },
@@ -89,6 +90,7 @@ static const struct key_spec global_keys[] = {
 	{ "limits", "idle_timeout", K_LONG, G(idle_timeout), 0, 604800 },
 	{ "limits", "request_timeout", K_LONG, G(request_timeout), 0, 86400 },
 	{ "limits", "history", K_LONG, G(history), 0, CONFIG_HISTORY_MAX },
+	{ "limits", "history_max_age", K_LONG, G(history_max_age), 0, CONFIG_MAX_AGE_MAX },
 	{ "features", "room_creation", K_BOOL, G(room_creation), 0, 1 },
 	{ "features", "kill_service", K_BOOL, G(kill_service), 0, 1 },
 	{ "features", "topic_change", K_BOOL, G(topic_change), 0, 1 },
@@ -739,6 +741,28 @@ static void check_server(struct load *ld)
 		       ld->items[ld->rsec[c->max_rooms]].name, c->max_rooms);
 }
 
+/* A relative database path is relative to the config file, not to the
+ * directory roomd happens to be started from: the shipped config then
+ * finds its data directory wherever it is run. */
+static void resolve_database(struct load *ld)
+{
+	struct config *c = &ld->cfg;
+	const char *slash = strrchr(ld->path, '/');
+	int line = gline_of(ld, "database");
+	char resolved[CONFIG_PATH_MAX];
+	int n;
+
+	if (line < 0 || !config_persistent(c) || c->database[0] == '/' || !slash)
+		return;
+	n = snprintf(resolved, sizeof resolved, "%.*s/%s", (int)(slash - ld->path), ld->path, c->database);
+	if (n < 0 || (size_t)n >= sizeof resolved) {
+		report(ld, line, "[server] database: the path, relative to the config file's directory, "
+		       "is longer than %d bytes", CONFIG_PATH_MAX - 1);
+		return;
+	}
+	memcpy(c->database, resolved, (size_t)n + 1);
+}
+
 static const char *room_sec(const struct load *ld, size_t r)
 {
 	return ld->items[ld->rsec[r]].name;
@@ -865,6 +889,7 @@ void config_defaults(struct config *cfg)
 	cfg->idle_timeout = 300;
 	cfg->request_timeout = 120;
 	cfg->history = 50;
+	cfg->history_max_age = 0;
 	cfg->room_creation = 1;
 	cfg->kill_service = 0;
 	cfg->topic_change = 1;
@@ -916,6 +941,7 @@ static void load_checked(struct load *ld)
 	}
 	walk_items(ld);
 	check_server(ld);
+	resolve_database(ld);
 	check_rooms(ld);
 	check_agreement(ld);
 }
@@ -958,6 +984,11 @@ void config_fini(struct config *cfg)
 	free(cfg->rooms);
 	cfg->rooms = NULL;
 	cfg->nrooms = 0;
+}
+
+int config_persistent(const struct config *cfg)
+{
+	return cfg->database[0] != '\0' && strcmp(cfg->database, ":memory:") != 0;
 }
 
 int config_name_valid(const struct config *cfg, const char *name, size_t len)

@@ -17,6 +17,10 @@
 /* History kept per room at most: every entry is a shared message, so this
  * bounds a room's memory; a bigger value is refused at start. */
 #define CONFIG_HISTORY_MAX 10000
+/* The database path as resolved (the config file's directory + the value);
+ * the value itself is bounded by iniparser's line length. */
+#define CONFIG_PATH_MAX 4096
+#define CONFIG_MAX_AGE_MAX 3153600000L /* 100 years of seconds */
 
 /* A room defined in a [room:NAME] section. */
 struct room_conf {
@@ -39,6 +43,8 @@ struct config {
 	char server_id[CONFIG_ID_MAX + 1]; /* StudentID in the HELO reply */
 	int log_level;                     /* enum log_level */
 	char welcome[CONFIG_WELCOME_MAX + 1];
+	char database[CONFIG_PATH_MAX];    /* SQLite file, resolved against the config file's
+					    * directory; "" or ":memory:" = no persistence */
 
 	/* [limits] */
 	long max_clients;          /* control connections in total */
@@ -54,7 +60,8 @@ struct config {
 	long burst;                /* token bucket size */
 	long idle_timeout;         /* seconds a connection without membership may idle; 0 = never */
 	long request_timeout;      /* seconds a request may stay incomplete; 0 = no limit */
-	long history;              /* messages kept per room */
+	long history;              /* messages kept per room (memory and database) */
+	long history_max_age;      /* seconds a stored message is kept; 0 = no age limit */
 
 	/* [features] */
 	int room_creation;         /* JOIN may create rooms not in the config */
@@ -76,6 +83,9 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 
 /* Free what config_load allocated. */
 void config_fini(struct config *cfg);
+
+/* Nonzero when cfg asks for a database file (persistence on). */
+int config_persistent(const struct config *cfg);
 
 /* Valid room or client name under this config: 1..max_name bytes of
  * printable ASCII letters, digits, and "-_.#@+" (no spaces, so that roomc's

@@ -14,10 +14,12 @@
 #include "net.h"
 #include "registry.h"
 #include "room.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define ID_MAX 0x7fffffffL
 
@@ -76,6 +78,16 @@ static enum control_result handle_kill(struct control *ctl, struct conn *c, cons
 	return CONTROL_STOP;
 }
 
+/* A new room created on demand goes to the store, so that its ref holds
+ * across restarts and it comes back (dormant) after one. */
+static void remember_room(struct control *ctl, const char *name, long ref)
+{
+	struct store_room sr = { .ref = ref, .created = (int64_t)time(NULL) };
+
+	snprintf(sr.name, sizeof(sr.name), "%s", name);
+	store_put_room(registry_store(ctl->reg), &sr);
+}
+
 /* Find the room called name, creating it (thread, port, registry entry)
  * when the config allows. Returns PROTO_OK or the error for the joiner. */
 static enum proto_err open_room(struct control *ctl, const char *name, struct room_info *info)
@@ -95,8 +107,8 @@ static enum proto_err open_room(struct control *ctl, const char *name, struct ro
 	/* Only this thread creates rooms, so the ref cannot be taken meanwhile;
 	 * a dormant room keeps its ref. */
 	ref = known ? info->ref : registry_next_ref(ctl->reg);
-	room = room_start(ctl->cfg, ctl->acc, name, ref, 0, known ? info->max_members : 0,
-			  known ? info->history : ctl->cfg->history, &err);
+	room = room_start(ctl->cfg, ctl->acc, registry_store(ctl->reg), name, ref, 0,
+			  known ? info->max_members : 0, known ? info->history : ctl->cfg->history, &err);
 	if (!room) {
 		log_error("control: cannot open room %s: %s", name, strerror(-err));
 		return PROTO_E_SERVER;
@@ -113,6 +125,8 @@ static enum proto_err open_room(struct control *ctl, const char *name, struct ro
 		room_stop(room);
 		return err == -ENOSPC ? PROTO_E_SERVER_FULL : PROTO_E_SERVER;
 	}
+	if (!known)
+		remember_room(ctl, name, ref);
 	log_info("room %s opened: ref %ld, port %u", name, ref, room_port(room));
 	return registry_find_room(ctl->reg, name, info) == 0 ? PROTO_OK : PROTO_E_SERVER;
 }
@@ -502,6 +516,7 @@ static enum control_result handle_set_topic(struct control *ctl, struct conn *c,
 		return CONTROL_OK;
 	}
 	registry_set_topic(ctl->reg, ms->ref, topic);
+	store_set_topic(registry_store(ctl->reg), ms->ref, topic);
 	reply(c, proto_write_topic_set(ms->ref, topic));
 	/* Announced as a CHAT so that plain CS4032 members see it too. */
 	snprintf(text, sizeof(text), "%s set the topic: %s", ms->name, topic);
@@ -563,8 +578,8 @@ int control_open_configured_rooms(struct control *ctl)
 		struct room_info info = { .ref = rc->ref, .max_members = rc->max_members,
 					  .history = history, .topic_change = rc->topic_change };
 		int err;
-		struct room *room = room_start(ctl->cfg, ctl->acc, rc->name, rc->ref, rc->port,
-					       rc->max_members, history, &err);
+		struct room *room = room_start(ctl->cfg, ctl->acc, registry_store(ctl->reg), rc->name,
+					       rc->ref, rc->port, rc->max_members, history, &err);
 
 		if (!room) {
 			log_error("room %s: cannot listen on port %u: %s", rc->name, rc->port, strerror(-err));

@@ -1,10 +1,12 @@
-/* main.c - roomd's entry point: command line, config, logging, then the
- * acceptor loop on this (the main) thread until a signal or KILL_SERVICE.
- * Exits non-zero only for start-up failures. */
+/* main.c - roomd's entry point: command line, config, logging, the store
+ * (open, reconcile, stored rooms into the registry), then the acceptor loop
+ * on this (the main) thread until a signal or KILL_SERVICE, then the store's
+ * flush. Exits non-zero only for start-up failures. */
 #include "acceptor.h"
 #include "config.h"
 #include "log.h"
 #include "registry.h"
+#include "store.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +21,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: roomd [-p PORT] [-c FILE] [-t] [-v LEVEL]\n"
+		"       roomd [-c FILE] --backup DEST\n"
 		"\n"
 		"A multi-room chat daemon speaking the CS4032 chat protocol.\n"
 		"\n"
@@ -26,10 +29,15 @@ static void usage(FILE *out)
 		"  -c, --config FILE   configuration file (default: %s)\n"
 		"  -t, --check         validate the configuration and exit (0 when valid)\n"
 		"  -v, --log-level L   error, warn, info or debug (overrides [server] log_level)\n"
+		"  -b, --backup DEST   copy the database of the config ([server] database) to the\n"
+		"                      new file DEST, consistently, while roomd runs; then exit\n"
 		"      --help          show this help and exit\n"
 		"      --version       show the version and exit\n"
 		"\n"
-		"SIGINT or SIGTERM: stop gracefully (exit 0). Logs go to stderr.\n"
+		"With [server] database set, rooms, their refs, topics and history are kept\n"
+		"in that SQLite file across restarts (a kill -9 loses at most the last 100 ms).\n"
+		"Exit 1: a bad config or database (the message names the file and what to do).\n"
+		"SIGINT or SIGTERM: stop gracefully, the database flushed (exit 0). Logs go to stderr.\n"
 		"Protocol: docs/PROTOCOL.md. Every config key: conf/rooms.ini.\n",
 		DEFAULT_CONFIG);
 }
@@ -39,6 +47,7 @@ struct options {
 	long port;      /* -1: from the config */
 	int check;
 	int log_level;  /* -1: from the config */
+	const char *backup; /* --backup DEST, or NULL */
 };
 
 /* Returns -1 to exit 0 (help, version), 0 to go on, 1 for a usage error. */
@@ -49,6 +58,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, 'v' },
+		{ "backup", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -56,8 +66,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 	int ch;
 	char *end;
 
-	*o = (struct options){ DEFAULT_CONFIG, -1, 0, -1 };
-	while ((ch = getopt_long(argc, argv, "p:c:tv:", longopts, NULL)) != -1) {
+	*o = (struct options){ DEFAULT_CONFIG, -1, 0, -1, NULL };
+	while ((ch = getopt_long(argc, argv, "p:c:tv:b:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
 			o->port = strtol(optarg, &end, 10);
@@ -71,6 +81,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 't':
 			o->check = 1;
+			break;
+		case 'b':
+			o->backup = optarg;
 			break;
 		case 'v':
 			o->log_level = log_level_parse(optarg);
@@ -127,12 +140,95 @@ static void raise_fd_limit(const struct config *cfg)
 		log_debug("open file limit %llu (need up to %llu)", (unsigned long long)rl.rlim_cur, need);
 }
 
+/* roomd --backup DEST: the online backup of a running (or stopped)
+ * daemon's database. */
+static int backup(const struct config *cfg, const char *dest)
+{
+	char err[4096];
+
+	if (!config_persistent(cfg)) {
+		fprintf(stderr, "roomd: --backup: the config sets no [server] database: nothing to back up\n");
+		return 1;
+	}
+	if (store_backup(cfg->database, dest, err, sizeof(err)) < 0) {
+		fprintf(stderr, "roomd: %s\n", err);
+		return 1;
+	}
+	printf("%s: consistent copy of %s written\n", dest, cfg->database);
+	return 0;
+}
+
+/* Stored rooms at start-up: the configured ones' topics (a SET_TOPIC
+ * survives a restart; applied once the acceptor registered them), the
+ * others registered dormant under their stored refs. */
+struct stored {
+	const struct config *cfg;
+	struct registry *reg;
+	struct store_room *conf; /* configured rooms as stored */
+	size_t nconf;
+};
+
+static void stored_room(const struct store_room *sr, void *arg)
+{
+	struct stored *st = arg;
+	struct room_info info = { .ref = sr->ref, .history = -1, .topic_change = -1, .on_demand = 1 };
+	int err;
+
+	if (sr->configured) {
+		struct store_room *n = realloc(st->conf, (st->nconf + 1) * sizeof(*n));
+		if (n) {
+			st->conf = n;
+			st->conf[st->nconf++] = *sr;
+		}
+		return;
+	}
+	if (!config_name_valid(st->cfg, sr->name, strlen(sr->name))) {
+		log_warn("store: stored room %s (ref %ld) is not a valid name under this config (max_name): "
+			 "not served; its history stays in the database", sr->name, sr->ref);
+		return;
+	}
+	snprintf(info.name, sizeof(info.name), "%s", sr->name);
+	snprintf(info.topic, sizeof(info.topic), "%s", sr->topic);
+	err = registry_add_room(st->reg, &info);
+	if (err < 0)
+		log_warn("store: stored room %s (ref %ld) not served: %s", sr->name, sr->ref,
+			 err == -ENOSPC ? "too many room names" : strerror(-err));
+}
+
+/* Open, check and reconcile the database and load its rooms, or say why
+ * not. Returns 0 (*out NULL when persistence is off) or -1. */
+static int open_store(const struct config *cfg, struct stored *st, struct store **out)
+{
+	struct store_options so;
+	char err[4096];
+	long n;
+
+	*out = NULL;
+	if (!config_persistent(cfg)) {
+		log_info("no [server] database: rooms and history are kept in memory only");
+		return 0;
+	}
+	store_default_options(&so, cfg);
+	if (store_open(out, cfg->database, &so, err, sizeof(err)) < 0 ||
+	    store_reconcile(*out, cfg, err, sizeof(err)) < 0 ||
+	    (n = store_each_room(*out, stored_room, st, err, sizeof(err))) < 0) {
+		fprintf(stderr, "roomd: %s\n", err);
+		store_close(*out);
+		*out = NULL;
+		return -1;
+	}
+	log_info("store: %s: %ld rooms stored", cfg->database, n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
 	struct config cfg;
 	struct registry *reg;
 	struct acceptor *acc;
+	struct store *store = NULL;
+	struct stored st;
 	char err[4096];
 	int rc = parse_options(argc, argv, &o);
 
@@ -148,6 +244,11 @@ int main(int argc, char **argv)
 		config_fini(&cfg);
 		return 0;
 	}
+	if (o.backup) {
+		rc = backup(&cfg, o.backup);
+		config_fini(&cfg);
+		return rc;
+	}
 	if (o.port >= 0)
 		cfg.port = (unsigned)o.port;
 	log_set_level(o.log_level >= 0 ? o.log_level : cfg.log_level);
@@ -155,14 +256,28 @@ int main(int argc, char **argv)
 	raise_fd_limit(&cfg);
 
 	reg = registry_create(&cfg);
-	acc = reg ? acceptor_create(&cfg, reg, cfg.port) : NULL;
+	st = (struct stored){ .cfg = &cfg, .reg = reg };
+	if (!reg || open_store(&cfg, &st, &store) < 0 || store_start(store) < 0) {
+		free(st.conf);
+		store_close(store);
+		registry_destroy(reg);
+		config_fini(&cfg);
+		return 1;
+	}
+	registry_set_store(reg, store);
+	acc = acceptor_create(&cfg, reg, cfg.port);
+	for (size_t i = 0; acc && i < st.nconf; i++)
+		registry_set_topic(reg, st.conf[i].ref, st.conf[i].topic);
+	free(st.conf);
 	if (!acc) {
+		store_close(store);
 		registry_destroy(reg);
 		config_fini(&cfg);
 		return 1;
 	}
 	rc = acceptor_run(acc);
-	acceptor_destroy(acc);
+	acceptor_destroy(acc); /* every room thread is gone: nothing more is queued */
+	store_close(store);    /* commits what is queued: nothing accepted is lost */
 	registry_destroy(reg);
 	config_fini(&cfg);
 	log_info("roomd stopped");

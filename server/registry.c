@@ -31,6 +31,7 @@ struct registry {
 	size_t nrooms, rooms_cap;
 	long nlive;               /* rooms with a thread */
 	long max_ref;
+	struct store *store;      /* set once before other threads start; read-only then */
 	struct reg_member **by_id;   /* buckets */
 	struct reg_member **by_name; /* buckets */
 	size_t nbuckets;             /* a power of two */
@@ -170,7 +171,7 @@ int registry_add_room(struct registry *reg, const struct room_info *info)
 	pthread_mutex_lock(&reg->lock);
 	if (find_name_locked(reg, info->name) || find_ref_locked(reg, info->ref)) {
 		rc = -EEXIST;
-	} else if (reg->nlive >= reg->cfg->max_rooms || reg->nrooms >= REGISTRY_MAX_NAMES) {
+	} else if ((info->room && reg->nlive >= reg->cfg->max_rooms) || reg->nrooms >= REGISTRY_MAX_NAMES) {
 		rc = -ENOSPC;
 	} else if (reg->nrooms == reg->rooms_cap) {
 		size_t ncap = reg->rooms_cap ? reg->rooms_cap * 2 : 16;
@@ -192,7 +193,7 @@ int registry_add_room(struct registry *reg, const struct room_info *info)
 			r->info.history = reg->cfg->history;
 		if (info->topic_change < 0)
 			r->info.topic_change = reg->cfg->topic_change;
-		reg->nlive++;
+		reg->nlive += info->room != NULL;
 		if (info->ref > reg->max_ref)
 			reg->max_ref = info->ref;
 	}
@@ -429,4 +430,14 @@ long registry_each_room(struct registry *reg, void (*fn)(const struct room_info 
 		fn(&copy[i], arg);
 	free(copy);
 	return (long)n;
+}
+
+void registry_set_store(struct registry *reg, struct store *store)
+{
+	reg->store = store;
+}
+
+struct store *registry_store(const struct registry *reg)
+{
+	return reg->store;
 }

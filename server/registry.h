@@ -13,6 +13,7 @@
 
 struct registry;
 struct room;
+struct store;
 
 /* A copy of a room's registry entry. */
 struct room_info {
@@ -59,10 +60,12 @@ long registry_room_count_all(struct registry *reg);
 /* The ref a new on-demand room will get: above every configured ref. */
 long registry_next_ref(struct registry *reg);
 
-/* Register a running room described by *info (ref from registry_next_ref()
- * or the config; members ignored; max_members 0 and history -1 mean the
- * server's, topic_change -1 too). Returns 0, -EEXIST (name or ref taken),
- * -ENOSPC (max_rooms running, or REGISTRY_MAX_NAMES known) or -ENOMEM. */
+/* Register a room described by *info (ref from registry_next_ref(), the
+ * config or the store; members ignored; max_members 0 and history -1 mean
+ * the server's, topic_change -1 too). info->room NULL registers it dormant
+ * (a stored room that comes back on its next JOIN): it does not count
+ * against max_rooms. Returns 0, -EEXIST (name or ref taken), -ENOSPC
+ * (max_rooms running, or REGISTRY_MAX_NAMES known) or -ENOMEM. */
 int registry_add_room(struct registry *reg, const struct room_info *info);
 
 /* Set room ref's topic. 0 or -ENOENT. */
@@ -92,6 +95,12 @@ int registry_member(struct registry *reg, long join_id, struct member_info *out)
  * without it. Returns the number visited, or -ENOMEM. */
 long registry_each_member(struct registry *reg, long ref, const char *name,
 			  void (*fn)(const struct member_info *, void *), void *arg);
+
+/* The durable store (NULL: persistence off), set once at start-up before
+ * any other thread exists and read-only afterwards, like the config. It
+ * lives here because the registry is what every room-creating path holds. */
+void registry_set_store(struct registry *reg, struct store *store);
+struct store *registry_store(const struct registry *reg);
 
 /* Visit every room (a snapshot copied under the lock, visited without it).
  * Returns the number visited, or -ENOMEM. */

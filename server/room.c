@@ -16,6 +16,7 @@
 #include "msg.h"
 #include "net.h"
 #include "proto.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -61,6 +62,7 @@ struct room {
 	/* read-only after room_start */
 	const struct config *cfg;
 	struct acceptor *acc;
+	struct store *store; /* NULL: persistence off */
 	char name[CONFIG_NAME_MAX + 1];
 	long ref;
 	unsigned port;
@@ -83,6 +85,7 @@ struct room {
 	uint64_t resume_ms;           /* when to accept again */
 	uint64_t next_sweep_ms;
 	struct throttle_list throttled; /* room conns out of tokens */
+	struct msg_arena arena;         /* blocks the relayed CHATs are carved from */
 	struct hist_entry *hist;        /* ring of the last hist_cap messages */
 	size_t hist_cap, hist_head, hist_count;
 };
@@ -91,6 +94,9 @@ struct room {
 static char listen_marker, mailbox_marker;
 
 #define ROOM_EVENTS 64
+/* Relayed CHATs are carved from blocks this big: about a hundred typical
+ * messages, one loop pass of a busy room. */
+#define ROOM_BLOCK_BYTES 16384
 /* A room connection must attach within this time; an unattached one does
  * nothing but hold a descriptor. */
 #define ROOM_ATTACH_TIMEOUT_MS 10000
@@ -282,20 +288,22 @@ static void remove_member(struct room *r, struct room_event *ev)
 	*m = r->members[--r->nmembers];
 }
 
-/* Keep a relayed CHAT frame ("CHAT: ref\nCLIENT_NAME: n\nMESSAGE: t\n\n",
- * our own bytes) in the history ring, dropping the oldest when full. */
-static void history_record(struct room *r, struct msg *frame)
+/* Keep a CHAT frame ("CHAT: ref\nCLIENT_NAME: n\nMESSAGE: t\n\n", our own
+ * bytes) of time when in the history ring, dropping the oldest when full.
+ * Returns the entry, or NULL when nothing is kept. */
+static const struct hist_entry *history_keep(struct room *r, struct msg *frame, time_t when)
 {
 	static const char name_key[] = "\nCLIENT_NAME: ", text_key[] = "\nMESSAGE: ";
-	const char *name = strstr(frame->data, name_key), *text;
+	/* memmem: a frame carved from a block is not NUL-terminated. */
+	const char *name = memmem(frame->data, frame->len, name_key, sizeof(name_key) - 1), *text;
 	struct hist_entry *e;
 
 	if (r->hist_cap == 0 || !name)
-		return;
+		return NULL;
 	name += sizeof(name_key) - 1;
-	text = strstr(name, text_key);
+	text = memmem(name, frame->len - (size_t)(name - frame->data), text_key, sizeof(text_key) - 1);
 	if (!text || frame->len < 2)
-		return;
+		return NULL;
 	text += sizeof(text_key) - 1;
 	if (r->hist_count == r->hist_cap) {
 		msg_unref(&r->hist[r->hist_head].frame);
@@ -304,11 +312,42 @@ static void history_record(struct room *r, struct msg *frame)
 	}
 	e = &r->hist[(r->hist_head + r->hist_count++) % r->hist_cap];
 	e->frame = msg_ref(frame);
-	e->when = time(NULL);
+	e->when = when;
 	e->name_off = (size_t)(name - frame->data);
-	e->name_len = (size_t)(strchr(name, '\n') - name);
+	e->name_len = (size_t)(text - (sizeof(text_key) - 1) - name);
 	e->text_off = (size_t)(text - frame->data);
 	e->text_len = frame->len - 2 - e->text_off; /* the frame ends in "\n\n" */
+	return e;
+}
+
+/* A member's message just relayed: keep it, and hand it to the store's
+ * writer (a queue append under a short lock: never the disk). */
+static void history_record(struct room *r, struct msg *frame)
+{
+	const struct hist_entry *e = history_keep(r, frame, time(NULL));
+
+	if (e && r->store)
+		store_append(r->store, r->ref, (long)r->hist_cap, e->frame, e->name_off, e->name_len,
+			     e->text_off, e->text_len, e->when);
+}
+
+static void history_loaded(void *arg, time_t when, const char *name, const char *text)
+{
+	struct room *r = arg;
+	struct msg *frame = proto_write_chat(r->ref, name, text);
+
+	if (frame)
+		history_keep(r, frame, when);
+	msg_unref(&frame);
+}
+
+/* Refill the ring from the store (the room's last messages before a
+ * restart, or before it last closed). Runs first on the room thread, so
+ * requests posted meanwhile wait in the mailbox and come after it. */
+static void history_load(struct room *r)
+{
+	if (r->store && r->hist_cap > 0)
+		store_load_history(r->store, r->ref, (long)r->hist_cap, history_loaded, r);
 }
 
 /* Format history entry i (0 = oldest) into dst; its length (like snprintf). */
@@ -504,6 +543,19 @@ static void handle_attach(struct room *r, struct conn *c, const struct proto_msg
 	reply(r, c, proto_write_attached(ref, id));
 }
 
+/* A member's CHAT as relayed, carved from the room's current block: the
+ * frames of one burst lie end to end, and each member's queue sends them
+ * as one piece. */
+static struct msg *format_chat(struct room *r, const char *name, const char *text, size_t text_len)
+{
+	size_t max = PROTO_CHAT_OVERHEAD + strlen(name) + text_len;
+	char *dst = msg_arena_reserve(&r->arena, max);
+
+	if (!dst)
+		return NULL;
+	return msg_arena_take(&r->arena, proto_fmt_chat(dst, max + 1, r->ref, name, text));
+}
+
 static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
 	long ref, id;
@@ -524,7 +576,7 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 		reply_error(r, c, PROTO_E_TOO_LARGE, "message too large");
 		return;
 	}
-	out = proto_write_chat(r->ref, m->name, pm->field[PROTO_F_CHAT_TEXT]);
+	out = format_chat(r, m->name, pm->field[PROTO_F_CHAT_TEXT], pm->len[PROTO_F_CHAT_TEXT]);
 	if (!out) {
 		reply_error(r, c, PROTO_E_SERVER, "out of memory");
 		return;
@@ -698,6 +750,7 @@ static void *room_main(void *arg)
 
 	snprintf(tname, sizeof(tname), "room-%ld", r->ref);
 	pthread_setname_np(pthread_self(), tname);
+	history_load(r);
 	while (!r->stopping) {
 		/* Only deadlines need a timeout; an idle room sleeps. */
 		int timeout = r->nconns > 0 || r->listen_paused ? ROOM_SWEEP_MS : -1;
@@ -761,13 +814,15 @@ static void room_free(struct room *r)
 	for (size_t i = 0; i < r->hist_count; i++)
 		msg_unref(&r->hist[(r->hist_head + i) % r->hist_cap].frame);
 	free(r->hist);
+	msg_arena_fini(&r->arena);
 	free(r->members);
 	free(r->conns);
 	free(r);
 }
 
-struct room *room_start(const struct config *cfg, struct acceptor *acc, const char *name,
-			long ref, unsigned port, long max_members, long history, int *err)
+struct room *room_start(const struct config *cfg, struct acceptor *acc, struct store *store,
+			const char *name, long ref, unsigned port, long max_members, long history,
+			int *err)
 {
 	struct room *r = calloc(1, sizeof(*r));
 	struct epoll_event ee = { .events = EPOLLIN };
@@ -780,8 +835,10 @@ struct room *room_start(const struct config *cfg, struct acceptor *acc, const ch
 	}
 	r->cfg = cfg;
 	r->acc = acc;
+	r->store = store;
 	r->ref = ref;
 	r->lfd = r->epfd = -1;
+	msg_arena_init(&r->arena, ROOM_BLOCK_BYTES);
 	/* One per member, and room for members re-attaching. */
 	r->max_conns = (max_members > 0 ? max_members : cfg->max_members) * 2 + 16;
 	r->hist_cap = history > 0 ? (size_t)history : 0;

@@ -13,13 +13,16 @@ struct config;
 struct acceptor;
 struct msg;
 struct room;
+struct store;
 
 /* Bind the room port (port 0 with a range: the first free port of the
- * range; port 0 without one: any free port) and start the room thread.
- * Returns the room, or NULL with *err a negative errno (-EADDRINUSE when no
- * port is free). Acceptor thread only. */
-struct room *room_start(const struct config *cfg, struct acceptor *acc, const char *name,
-			long ref, unsigned port, long max_members, long history, int *err);
+ * range; port 0 without one: any free port) and start the room thread,
+ * which first loads its history from store (NULL: none) and then hands it
+ * every member's message. Returns the room, or NULL with *err a negative
+ * errno (-EADDRINUSE when no port is free). Acceptor thread only. */
+struct room *room_start(const struct config *cfg, struct acceptor *acc, struct store *store,
+			const char *name, long ref, unsigned port, long max_members, long history,
+			int *err);
 
 /* The port the room listens on. Any thread. */
 unsigned room_port(const struct room *r);

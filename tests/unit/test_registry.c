@@ -81,8 +81,15 @@ static void test_rooms_unique_and_bounded(void **state)
 
 	assert_int_equal(add_room(reg, "lobby", 9, 0, 0, NULL), -EEXIST);
 	assert_int_equal(add_room(reg, "other", 7, 0, 0, NULL), -EEXIST);
-	assert_int_equal(add_room(reg, "third", 8, 0, 0, NULL), 0);
-	assert_int_equal(add_room(reg, "fourth", 9, 0, 0, NULL), -ENOSPC); /* max_rooms 3 */
+	assert_int_equal(add_room(reg, "third", 8, 0, 0, (struct room *)&fake_room_a), 0);
+	assert_int_equal(add_room(reg, "fourth", 9, 0, 0, (struct room *)&fake_room_b), -ENOSPC); /* max_rooms 3 */
+	/* A dormant room (from the store) has no thread: max_rooms does not
+	 * bound it, but waking it does. */
+	assert_int_equal(add_room(reg, "fourth", 9, 0, 0, NULL), 0);
+	assert_int_equal(registry_room_count(reg), 3);
+	assert_int_equal(registry_room_count_all(reg), 4);
+	assert_int_equal(registry_next_ref(reg), 10);
+	assert_int_equal(registry_set_room(reg, 9, (struct room *)&fake_room_a, 9009), -ENOSPC);
 	registry_destroy(reg);
 }
 
