@@ -121,6 +121,9 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.burst, 400);
 	assert_int_equal(cfg.idle_timeout, 300);
 	assert_int_equal(cfg.history, 50);
+	assert_int_equal(cfg.history_max_age, 0);
+	assert_string_equal(cfg.database, "");
+	assert_false(config_persistent(&cfg));
 	assert_int_equal(cfg.room_creation, 1);
 	assert_int_equal(cfg.kill_service, 0);
 	assert_null(cfg.rooms);
@@ -246,6 +249,11 @@ static void test_shipped_config(void **state)
 	assert_int_equal(cfg.burst, def.burst);
 	assert_int_equal(cfg.idle_timeout, def.idle_timeout);
 	assert_int_equal(cfg.history, def.history);
+	assert_int_equal(cfg.history_max_age, def.history_max_age);
+	/* Persistence is on in the shipped file (off by default), in a data
+	 * directory next to it, whatever directory roomd starts from. */
+	assert_string_equal(cfg.database, ROOMD_SOURCE_DIR "/conf/data/roomd.db");
+	assert_true(config_persistent(&cfg));
 	assert_int_equal(cfg.room_creation, def.room_creation);
 	assert_int_equal(cfg.kill_service, def.kill_service);
 	assert_true(cfg.nrooms >= 2);
@@ -305,6 +313,9 @@ static const struct bad_case bad_cases[] = {
 	{ "[limits]\nmax_rooms = 99999999999999999999999\n", 2, "[limits] max_rooms: '99999999999999999999999' is not" },
 	{ "[limits]\nhistory = -1\n", 2, "[limits] history: '-1' is not an integer in 0..10000" },
 	{ "[limits]\nhistory = 10001\n", 2, "[limits] history: '10001' is not an integer in 0..10000" },
+	{ "[limits]\nhistory_max_age = -1\n", 2, "[limits] history_max_age: '-1' is not an integer in 0..3153600000" },
+	{ "[limits]\nhistory_max_age = 1d\n", 2, "[limits] history_max_age: '1d' is not an integer" },
+	{ "[server]\ndatabase = \"a\tb\"\n", 2, "[server] database: 'a?b' contains a control byte" },
 	{ "[limits]\nmax_name = 65\n", 2, "[limits] max_name: '65' is not an integer in 1..64" },
 	{ "[limits]\nsendq_bytes = 65535\n", 2, "[limits] sendq_bytes: '65535' is not an integer in 65536.." },
 	{ "[server]\nroom_port_min = 0\n", 2, "[server] room_port_min: the room port range 0..9999 must be two ports, or 0..0 for any free port" },
@@ -687,6 +698,43 @@ static void test_long_line(void **state)
 	done(f);
 }
 
+/* database: a relative path is relative to the config file's directory;
+ * absolute paths, ":memory:" and "" are kept as they are. */
+static void test_database_path(void **state)
+{
+	static const struct {
+		const char *value;
+		const char *want; /* NULL: the config file's directory + value */
+		int persistent;
+	} cases[] = {
+		{ "data/roomd.db", NULL, 1 },
+		{ "roomd.db", NULL, 1 },
+		{ "/var/lib/roomd/roomd.db", "/var/lib/roomd/roomd.db", 1 },
+		{ ":memory:", ":memory:", 0 },
+		{ "\"\"", "", 0 },
+	};
+	char text[256], want[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct fixture *f;
+
+		snprintf(text, sizeof text, "[server]\ndatabase = %s\n[limits]\nhistory_max_age = 86400\n",
+			 cases[i].value);
+		f = load_text(text);
+		assert_ok(f);
+		if (cases[i].want)
+			snprintf(want, sizeof want, "%s", cases[i].want);
+		else
+			snprintf(want, sizeof want, "%.*s/%s", (int)(strrchr(f->path, '/') - f->path), f->path,
+				 cases[i].value);
+		assert_string_equal(f->cfg.database, want);
+		assert_int_equal(config_persistent(&f->cfg), cases[i].persistent);
+		assert_int_equal(f->cfg.history_max_age, 86400);
+		done(f);
+	}
+}
+
 static void test_name_valid(void **state)
 {
 	static const struct {
@@ -766,6 +814,7 @@ int main(void)
 		cmocka_unit_test(test_reload_replaces_rooms),
 		cmocka_unit_test(test_crlf_and_comments),
 		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_database_path),
 		cmocka_unit_test(test_name_valid),
 	};
 
