@@ -158,41 +158,55 @@ static int backup(const struct config *cfg, const char *dest)
 	return 0;
 }
 
-/* Stored rooms at start-up: the configured ones' topics (a SET_TOPIC
- * survives a restart; applied once the acceptor registered them), the
- * others registered dormant under their stored refs. */
+/* The stored rooms, read before the writer thread takes the connection
+ * over and applied once the acceptor has registered the configured rooms
+ * (so LIST_ROOMS still shows those first). */
 struct stored {
-	const struct config *cfg;
-	struct registry *reg;
-	struct store_room *conf; /* configured rooms as stored */
-	size_t nconf;
+	struct store_room *rooms;
+	size_t n;
+	int nomem;
 };
 
 static void stored_room(const struct store_room *sr, void *arg)
 {
 	struct stored *st = arg;
-	struct room_info info = { .ref = sr->ref, .history = -1, .topic_change = -1, .on_demand = 1 };
-	int err;
+	struct store_room *n = realloc(st->rooms, (st->n + 1) * sizeof(*n));
 
-	if (sr->configured) {
-		struct store_room *n = realloc(st->conf, (st->nconf + 1) * sizeof(*n));
-		if (n) {
-			st->conf = n;
-			st->conf[st->nconf++] = *sr;
+	if (!n) {
+		st->nomem = 1;
+		return;
+	}
+	st->rooms = n;
+	st->rooms[st->n++] = *sr;
+}
+
+/* Configured rooms get their stored topic (a SET_TOPIC survives a
+ * restart); the others are registered dormant under their stored refs and
+ * start on their next JOIN. Before serving: no other thread changes the
+ * registry yet. */
+static void apply_stored(const struct config *cfg, struct registry *reg, const struct stored *st)
+{
+	for (size_t i = 0; i < st->n; i++) {
+		const struct store_room *sr = &st->rooms[i];
+		struct room_info info = { .ref = sr->ref, .history = -1, .topic_change = -1, .on_demand = 1 };
+		int err;
+
+		if (sr->configured) {
+			registry_set_topic(reg, sr->ref, sr->topic);
+			continue;
 		}
-		return;
+		if (!config_name_valid(cfg, sr->name, strlen(sr->name))) {
+			log_warn("store: stored room %s (ref %ld) is not a valid name under this config "
+				 "(max_name): not served; its history stays in the database", sr->name, sr->ref);
+			continue;
+		}
+		snprintf(info.name, sizeof(info.name), "%s", sr->name);
+		snprintf(info.topic, sizeof(info.topic), "%s", sr->topic);
+		err = registry_add_room(reg, &info);
+		if (err < 0)
+			log_warn("store: stored room %s (ref %ld) not served: %s", sr->name, sr->ref,
+				 err == -ENOSPC ? "too many room names" : strerror(-err));
 	}
-	if (!config_name_valid(st->cfg, sr->name, strlen(sr->name))) {
-		log_warn("store: stored room %s (ref %ld) is not a valid name under this config (max_name): "
-			 "not served; its history stays in the database", sr->name, sr->ref);
-		return;
-	}
-	snprintf(info.name, sizeof(info.name), "%s", sr->name);
-	snprintf(info.topic, sizeof(info.topic), "%s", sr->topic);
-	err = registry_add_room(st->reg, &info);
-	if (err < 0)
-		log_warn("store: stored room %s (ref %ld) not served: %s", sr->name, sr->ref,
-			 err == -ENOSPC ? "too many room names" : strerror(-err));
 }
 
 /* Open, check and reconcile the database and load its rooms, or say why
@@ -201,7 +215,8 @@ static int open_store(const struct config *cfg, struct stored *st, struct store 
 {
 	struct store_options so;
 	char err[4096];
-	long n;
+	long n = 0;
+	int rc;
 
 	*out = NULL;
 	if (!config_persistent(cfg)) {
@@ -209,9 +224,18 @@ static int open_store(const struct config *cfg, struct stored *st, struct store 
 		return 0;
 	}
 	store_default_options(&so, cfg);
-	if (store_open(out, cfg->database, &so, err, sizeof(err)) < 0 ||
-	    store_reconcile(*out, cfg, err, sizeof(err)) < 0 ||
-	    (n = store_each_room(*out, stored_room, st, err, sizeof(err))) < 0) {
+	rc = store_open(out, cfg->database, &so, err, sizeof(err));
+	if (rc == 0)
+		rc = store_reconcile(*out, cfg, err, sizeof(err));
+	if (rc == 0 && ((n = store_each_room(*out, stored_room, st, err, sizeof(err))) < 0 || st->nomem))
+		rc = -1;
+	if (rc == 0 && store_start(*out) < 0) {
+		snprintf(err, sizeof(err), "database %.3000s: cannot start the writer thread", cfg->database);
+		rc = -1;
+	}
+	if (rc < 0) {
+		if (st->nomem)
+			snprintf(err, sizeof(err), "database %.3000s: out of memory", cfg->database);
 		fprintf(stderr, "roomd: %s\n", err);
 		store_close(*out);
 		*out = NULL;
@@ -256,9 +280,9 @@ int main(int argc, char **argv)
 	raise_fd_limit(&cfg);
 
 	reg = registry_create(&cfg);
-	st = (struct stored){ .cfg = &cfg, .reg = reg };
-	if (!reg || open_store(&cfg, &st, &store) < 0 || store_start(store) < 0) {
-		free(st.conf);
+	st = (struct stored){ NULL, 0, 0 };
+	if (!reg || open_store(&cfg, &st, &store) < 0) {
+		free(st.rooms);
 		store_close(store);
 		registry_destroy(reg);
 		config_fini(&cfg);
@@ -266,9 +290,9 @@ int main(int argc, char **argv)
 	}
 	registry_set_store(reg, store);
 	acc = acceptor_create(&cfg, reg, cfg.port);
-	for (size_t i = 0; acc && i < st.nconf; i++)
-		registry_set_topic(reg, st.conf[i].ref, st.conf[i].topic);
-	free(st.conf);
+	if (acc)
+		apply_stored(&cfg, reg, &st);
+	free(st.rooms);
 	if (!acc) {
 		store_close(store);
 		registry_destroy(reg);

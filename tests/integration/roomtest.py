@@ -885,3 +885,102 @@ def run(fn):
     print("PASS %s" % name)
     sys.stdout.flush()
     os._exit(0)
+
+
+# ---- persistence (tests 26..29) ------------------------------------------------
+
+HISTORY_ENTRY_RE = re.compile(rb"\AENTRY: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\nCLIENT_NAME: (\S+)\n"
+                              rb"MESSAGE: ([^\n]*)\n\n\Z")
+
+
+def history_of(c, ref, join_id, name, timeout=None):
+    """HISTORY of room ref as [(name, text), ...], oldest first; the head and
+    every entry are checked for their exact form."""
+    c.send(b"HISTORY: %d\nJOIN_ID: %d\nCLIENT_NAME: %s\n" % (ref, join_id, _b(name)))
+    head = c.read_until(b"\n", timeout, "HISTORY head") + c.read_until(b"\n", timeout, "COUNT")
+    m = re.match(rb"\AHISTORY: %d\nCOUNT: (\d+)\n\Z" % ref, head)
+    check(m, "%s: bad HISTORY head %s" % (c.label, show(head)))
+    out = []
+    for _ in range(int(m.group(1))):
+        f = c.expect_frame(timeout)
+        e = HISTORY_ENTRY_RE.match(f.raw)
+        check(e, "%s: bad history entry %s" % (c.label, show(f.raw)))
+        out.append((e.group(2).decode(), e.group(3).decode("utf-8")))
+    return out
+
+
+def list_rooms(c):
+    """LIST_ROOMS as [(name, ref, port, members, topic), ...]."""
+    c.send(b"LIST_ROOMS: 0\n")
+    f = c.expect_frame()
+    check(f.kind == "ROOMS", "%s: expected ROOMS, got %s" % (c.label, show(f.raw)))
+    out = []
+    for _ in range(int(f.fields["ROOMS"])):
+        e = c.expect_frame()
+        check(e.kind == "ROOM", "%s: expected a ROOM entry, got %s" % (c.label, show(e.raw)))
+        out.append((e.fields["ROOM"], int(e.fields["ROOM_REF"]), int(e.fields["PORT"]),
+                    int(e.fields["MEMBERS"]), e.fields["TOPIC"]))
+    return out
+
+
+class DataDir:
+    """A temporary directory for databases that outlives each Daemon (whose
+    own directory goes with it), removed at the end of the with block."""
+
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix="roomd-db-")
+        return self
+
+    def __exit__(self, *exc):
+        for root, dirs, _ in os.walk(self.path):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o755)
+        os.chmod(self.path, 0o755)
+        shutil.rmtree(self.path, ignore_errors=True)
+        return False
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+
+def roomd_once(config_text, workdir, args=(), as_nobody=False, timeout=None):
+    """Run roomd on config_text (written to workdir/rooms.ini) until it exits
+    or listens; a start-up failure is expected. Returns (exit code or None
+    if it started listening and was stopped, stderr text). With as_nobody
+    and running as root, roomd runs as user nobody (setpriv), so that file
+    modes apply to it."""
+    timeout = timeout if timeout is not None else 10.0 * FACTOR
+    conf = os.path.join(workdir, "rooms.ini")
+    with open(conf, "w") as f:
+        f.write(config_text)
+    os.chmod(conf, 0o644)
+    cmd = [roomd_path(), "-p", "0", "-c", conf] + list(args)
+    if as_nobody and os.geteuid() == 0:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] + cmd
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, cwd=workdir)
+    out = b""
+    deadline = time.monotonic() + timeout
+    os.set_blocking(proc.stdout.fileno(), False)
+    while True:
+        try:
+            chunk = proc.stdout.read()
+        except BlockingIOError:
+            chunk = None
+        if chunk:
+            out += chunk
+        if b"control listening on" in out:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(2.0 * FACTOR)
+            proc.stdout.close()
+            return None, out.decode("utf-8", "replace")
+        if proc.poll() is not None and not chunk:
+            rest = proc.stdout.read() or b""
+            proc.stdout.close()
+            return proc.returncode, (out + rest).decode("utf-8", "replace")
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait(5)
+            proc.stdout.close()
+            fail("roomd neither exited nor listened within %.0fs; output:\n%s" % (timeout, out[-3000:]))
+        time.sleep(0.02)
