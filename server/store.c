@@ -121,8 +121,15 @@ static const char *advice(int rc)
 static void set_err(char *err, size_t errlen, const char *path, const char *what, int rc,
 		    const char *detail)
 {
-	snprintf(err, errlen, "database %s: %s (%s): %s", path, what, detail ? detail : sqlite3_errstr(rc),
-		 advice(rc));
+	char one_line[256];
+	char *c;
+
+	/* quick_check's report spans lines; the message is one. */
+	snprintf(one_line, sizeof(one_line), "%s", detail ? detail : sqlite3_errstr(rc));
+	for (c = one_line; *c; c++)
+		if (*c == '\n' || *c == '\r')
+			*c = ' ';
+	snprintf(err, errlen, "database %s: %s (%s): %s", path, what, one_line, advice(rc));
 }
 
 /* ---- small SQL helpers ---- */
@@ -205,26 +212,32 @@ static int schema_version(struct store *s, long *version, char *err, size_t errl
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
-static int migrate(struct store *s, char *err, size_t errlen)
+/* Refuse a file roomd must not touch, before anything is written to it. */
+static int check_version(struct store *s, long *v, char *err, size_t errlen)
 {
-	long v;
-	char bump[96];
-	int rc;
-
-	if (schema_version(s, &v, err, errlen) < 0)
+	if (schema_version(s, v, err, errlen) < 0)
 		return -1;
-	if (v < 0) {
+	if (*v < 0) {
 		snprintf(err, errlen, "database %s: an SQLite database, but not roomd's (no schema_version "
 			 "row): set [server] database to another path; roomd does not touch it", s->path);
 		return -1;
 	}
-	if (v > STORE_SCHEMA_VERSION) {
+	if (*v > STORE_SCHEMA_VERSION) {
 		snprintf(err, errlen, "database %s: schema version %ld was written by a newer roomd; this "
 			 "one knows up to %d: run the newer roomd, or restore a backup taken before the "
-			 "upgrade (docs/OPERATIONS.md, \"Persistence and backup\")", s->path, v,
+			 "upgrade (docs/OPERATIONS.md, \"Persistence and backup\")", s->path, *v,
 			 STORE_SCHEMA_VERSION);
 		return -1;
 	}
+	return 0;
+}
+
+/* Bring a file of version v up to STORE_SCHEMA_VERSION. */
+static int migrate(struct store *s, long v, char *err, size_t errlen)
+{
+	char bump[96];
+	int rc;
+
 	for (; v < STORE_SCHEMA_VERSION; v++) {
 		snprintf(bump, sizeof(bump), "UPDATE meta SET value = %ld WHERE key = 'schema_version'", v + 1);
 		rc = exec(s->db, "BEGIN IMMEDIATE");
@@ -288,9 +301,9 @@ static int lock_file(struct store *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* Integrity, WAL, durability. quick_check reads every page once: O(size),
- * which retention keeps bounded. */
-static int check_and_configure(struct store *s, char *err, size_t errlen)
+/* quick_check reads every page once: O(size), which retention keeps
+ * bounded. Nothing is written. */
+static int check_integrity(struct store *s, char *err, size_t errlen)
 {
 	char res[256];
 	int rc;
@@ -305,7 +318,15 @@ static int check_and_configure(struct store *s, char *err, size_t errlen)
 		set_err(err, errlen, s->path, "integrity check failed", SQLITE_CORRUPT, res);
 		return -1;
 	}
-	rc = query_text(s->db, "PRAGMA journal_mode = WAL", res, sizeof(res));
+	return 0;
+}
+
+/* WAL (readers, a backup among them, never block the writer, nor it
+ * them) and durability. */
+static int configure(struct store *s, char *err, size_t errlen)
+{
+	char res[256];
+	int rc = query_text(s->db, "PRAGMA journal_mode = WAL", res, sizeof(res));
 	if (rc == SQLITE_OK && strcmp(res, "wal") != 0)
 		rc = SQLITE_CANTOPEN;
 	if (rc != SQLITE_OK) {
@@ -389,6 +410,7 @@ int store_open(struct store **out, const char *path, const struct store_options 
 	       size_t errlen)
 {
 	struct store *s = calloc(1, sizeof(*s));
+	long version;
 	int rc;
 
 	*out = NULL;
@@ -411,7 +433,8 @@ int store_open(struct store **out, const char *path, const struct store_options 
 		set_err(err, errlen, path, "cannot open it", rc, s->db ? sqlite3_errmsg(s->db) : NULL);
 		goto fail;
 	}
-	if (check_and_configure(s, err, errlen) < 0 || migrate(s, err, errlen) < 0 ||
+	if (check_integrity(s, err, errlen) < 0 || check_version(s, &version, err, errlen) < 0 ||
+	    configure(s, err, errlen) < 0 || migrate(s, version, err, errlen) < 0 ||
 	    prepare_writer(s, err, errlen) < 0)
 		goto fail;
 	*out = s;
