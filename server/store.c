@@ -376,6 +376,15 @@ static int prepare_writer(struct store *s, char *err, size_t errlen)
 
 static void store_free(struct store *s)
 {
+	struct room_rec *rec, *next;
+
+	/* What a store that never started (a start-up failure) still holds. */
+	for (size_t i = 0; i < s->count; i++)
+		msg_unref(&s->ring[(s->head + i) % s->opt.queue_max].frame);
+	for (rec = s->recs; rec; rec = next) {
+		next = rec->next;
+		free(rec);
+	}
 	sqlite3_finalize(s->ins);
 	sqlite3_finalize(s->trim_count);
 	sqlite3_finalize(s->trim_age);
