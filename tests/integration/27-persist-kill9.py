@@ -59,6 +59,7 @@ def traffic(d, db):
         time.sleep(0.005)
         if len(sent) - len(acked) > 2000:   # keep the window bounded
             time.sleep(0.02)
+    d.assert_alive()                         # and sanitizer-clean so far
     kill_at = time.monotonic()
     d.proc.kill()                            # SIGKILL: no flush
     d.proc.wait(5)

@@ -23,8 +23,11 @@ COMMIT_BOUND_S = 0.100 + 0.150 * FACTOR
 
 
 def backup_cmd(d, dest):
-    return subprocess.run([roomd_path(), "-c", d.conf, "--backup", dest], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, timeout=30 * FACTOR)
+    p = subprocess.run([roomd_path(), "-c", d.conf, "--backup", dest], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30 * FACTOR)
+    for marker in SANITIZER_MARKERS:
+        check(marker.encode() not in p.stdout, "sanitizer report from roomd --backup:\n%s" % p.stdout)
+    return p
 
 
 class Chatter:

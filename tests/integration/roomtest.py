@@ -977,7 +977,10 @@ def roomd_once(config_text, workdir, args=(), as_nobody=False, timeout=None):
         if proc.poll() is not None and not chunk:
             rest = proc.stdout.read() or b""
             proc.stdout.close()
-            return proc.returncode, (out + rest).decode("utf-8", "replace")
+            text = (out + rest).decode("utf-8", "replace")
+            for marker in SANITIZER_MARKERS:
+                check(marker not in text, "sanitizer report in roomd's output:\n%s" % text[-4000:])
+            return proc.returncode, text
         if time.monotonic() > deadline:
             proc.kill()
             proc.wait(5)
