@@ -15,6 +15,8 @@ struct msg *msg_new(size_t len)
 		return NULL;
 	atomic_init(&m->refs, 1);
 	m->len = len;
+	m->data = m->buf;
+	m->owner = m;
 	m->data[len] = '\0';
 	return m;
 }
@@ -76,6 +78,49 @@ void msg_unref(struct msg **mp)
 	*mp = NULL;
 	/* acq_rel: the last owner must see every other owner's use finished
 	 * before it frees. */
-	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+		if (m->owner != m)
+			msg_unref(&m->owner);
 		free(m);
+	}
+}
+
+void msg_arena_init(struct msg_arena *a, size_t block_size)
+{
+	a->block = NULL;
+	a->used = 0;
+	a->block_size = block_size;
+}
+
+void msg_arena_fini(struct msg_arena *a)
+{
+	msg_unref(&a->block);
+	a->used = 0;
+}
+
+char *msg_arena_reserve(struct msg_arena *a, size_t max_len)
+{
+	if (!a->block || a->block->len - a->used < max_len + 1) {
+		/* The old block lives on in the slices still using it. */
+		msg_unref(&a->block);
+		a->used = 0;
+		a->block = msg_new(max_len + 1 > a->block_size ? max_len + 1 : a->block_size);
+		if (!a->block)
+			return NULL;
+	}
+	return a->block->data + a->used;
+}
+
+struct msg *msg_arena_take(struct msg_arena *a, size_t len)
+{
+	struct msg *m = malloc(sizeof(*m));
+
+	if (!m)
+		return NULL;
+	atomic_init(&m->refs, 1);
+	m->len = len;
+	m->data = a->block->data + a->used;
+	m->owner = msg_ref(a->block);
+	a->used += len;
+	return m;
 }

@@ -458,6 +458,16 @@ struct msg *proto_write_left(long ref, long join_id)
 	return msg_printf("LEFT_CHATROOM: %ld\nJOIN_ID: %ld\n", ref, join_id);
 }
 
+size_t proto_fmt_chat(char *dst, size_t cap, long ref, const char *name, const char *text)
+{
+	int n;
+
+	assert_one_line(name);
+	assert(!strstr(text, "\n\n"));
+	n = snprintf(dst, cap, "CHAT: %ld\nCLIENT_NAME: %s\nMESSAGE: %s\n\n", ref, name, text);
+	return n < 0 ? 0 : (size_t)n;
+}
+
 struct msg *proto_write_chat(long ref, const char *name, const char *text)
 {
 	assert_one_line(name);

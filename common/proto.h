@@ -195,6 +195,11 @@ struct msg *proto_write_joined(const char *room, const char *ip, unsigned port, 
 struct msg *proto_write_left(long ref, long join_id);
 /* CHAT relay frame; text may span lines (never a blank one). */
 struct msg *proto_write_chat(long ref, const char *name, const char *text);
+/* The same frame formatted into dst (cap bytes, NUL-terminated); its length
+ * (like snprintf). A frame is at most PROTO_CHAT_OVERHEAD bytes longer than
+ * its name and text. */
+#define PROTO_CHAT_OVERHEAD 64
+size_t proto_fmt_chat(char *dst, size_t cap, long ref, const char *name, const char *text);
 struct msg *proto_write_error(enum proto_err err, const char *detail);
 struct msg *proto_write_attached(long ref, long join_id);
 

@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-/* Messages gathered into one writev; beyond this the kernel buffer is
+/* Pieces gathered into one writev; beyond this the kernel buffer is
  * usually full anyway. */
 #define SENDQ_IOV 64
 
@@ -27,8 +27,8 @@ void sendq_init(struct sendq *q, size_t max_bytes)
 void sendq_fini(struct sendq *q)
 {
 	while (q->count > 0) {
-		msg_unref(&q->ring[q->head]);
-		q->head = (q->head + 1) % q->cap_slots;
+		msg_unref(&q->ring[q->head].owner);
+		q->head = (q->head + 1) & (q->cap_slots - 1);
 		q->count--;
 	}
 	free(q->ring);
@@ -38,12 +38,12 @@ void sendq_fini(struct sendq *q)
 static int sendq_grow(struct sendq *q)
 {
 	size_t nslots = q->cap_slots ? q->cap_slots * 2 : 8;
-	struct msg **ring = malloc(nslots * sizeof(*ring));
+	struct sendq_piece *ring = malloc(nslots * sizeof(*ring));
 
 	if (!ring)
 		return -ENOMEM;
 	for (size_t i = 0; i < q->count; i++)
-		ring[i] = q->ring[(q->head + i) % q->cap_slots];
+		ring[i] = q->ring[(q->head + i) & (q->cap_slots - 1)];
 	free(q->ring);
 	q->ring = ring;
 	q->cap_slots = nslots;
@@ -53,25 +53,37 @@ static int sendq_grow(struct sendq *q)
 
 int sendq_push(struct sendq *q, struct msg *m)
 {
+	struct sendq_piece *p;
+
 	if (m->len == 0)
 		return 0; /* nothing to send; queued it would never be released */
 	if (q->bytes + m->len > q->max_bytes)
 		return -ENOBUFS;
+	if (q->count > 0) {
+		p = &q->ring[(q->head + q->count - 1) & (q->cap_slots - 1)];
+		if (p->owner == m->owner && p->data + p->len == m->data) {
+			p->len += m->len;
+			q->bytes += m->len;
+			return 0;
+		}
+	}
 	if (q->count == q->cap_slots && sendq_grow(q) < 0)
 		return -ENOMEM;
-	q->ring[(q->head + q->count) % q->cap_slots] = msg_ref(m);
+	p = &q->ring[(q->head + q->count) & (q->cap_slots - 1)];
+	p->owner = msg_ref(m->owner);
+	p->data = m->data;
+	p->len = m->len;
 	q->count++;
 	q->bytes += m->len;
 	return 0;
 }
 
-/* Release fully written messages after a write of n bytes. */
+/* Release fully written pieces after a write of n bytes. */
 static void sendq_advance(struct sendq *q, size_t n)
 {
 	q->bytes -= n;
 	while (n > 0) {
-		struct msg *m = q->ring[q->head];
-		size_t left = m->len - q->off;
+		size_t left = q->ring[q->head].len - q->off;
 
 		if (n < left) {
 			q->off += n;
@@ -79,8 +91,8 @@ static void sendq_advance(struct sendq *q, size_t n)
 		}
 		n -= left;
 		q->off = 0;
-		msg_unref(&q->ring[q->head]);
-		q->head = (q->head + 1) % q->cap_slots;
+		msg_unref(&q->ring[q->head].owner);
+		q->head = (q->head + 1) & (q->cap_slots - 1);
 		q->count--;
 	}
 }
@@ -95,10 +107,10 @@ int sendq_flush(struct sendq *q, int fd)
 		ssize_t w;
 
 		for (size_t i = 0; i < n; i++) {
-			struct msg *m = q->ring[(q->head + i) % q->cap_slots];
+			const struct sendq_piece *p = &q->ring[(q->head + i) & (q->cap_slots - 1)];
 			size_t skip = i == 0 ? q->off : 0;
-			iov[i].iov_base = m->data + skip;
-			iov[i].iov_len = m->len - skip;
+			iov[i].iov_base = (char *)p->data + skip;
+			iov[i].iov_len = p->len - skip;
 		}
 		/* sendmsg for MSG_NOSIGNAL: a vanished peer is EPIPE, not a
 		 * signal that kills the daemon. */
@@ -125,9 +137,9 @@ void sendq_drop_unstarted(struct sendq *q)
 	size_t keep = q->count > 0 && q->off > 0 ? 1 : 0;
 
 	while (q->count > keep) {
-		size_t tail = (q->head + q->count - 1) % q->cap_slots;
-		q->bytes -= q->ring[tail]->len;
-		msg_unref(&q->ring[tail]);
+		size_t tail = (q->head + q->count - 1) & (q->cap_slots - 1);
+		q->bytes -= q->ring[tail].len;
+		msg_unref(&q->ring[tail].owner);
 		q->count--;
 	}
 }

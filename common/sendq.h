@@ -1,7 +1,10 @@
 /* sendq.h - a connection's bounded queue of outgoing messages.
  *
  * Holds references to shared messages (never copies them); flushes with
- * writev on a non-blocking socket. Owned by the thread that owns the socket. */
+ * writev on a non-blocking socket. Owned by the thread that owns the socket.
+ * A message that continues the previous one in the same block (msg_arena)
+ * extends its piece instead of taking a slot and a reference: a member sent
+ * a burst of room traffic holds one piece and gets one iovec for it. */
 #ifndef ROOMD_SENDQ_H
 #define ROOMD_SENDQ_H
 
@@ -9,12 +12,19 @@
 
 struct msg;
 
+/* Bytes of one block, holding a reference to it. */
+struct sendq_piece {
+	struct msg *owner;
+	const char *data;
+	size_t len;
+};
+
 struct sendq {
-	struct msg **ring; /* circular array of references */
-	size_t cap_slots;  /* allocated slots */
-	size_t head;       /* index of the oldest message */
-	size_t count;      /* messages queued */
-	size_t off;        /* bytes of the oldest message already written */
+	struct sendq_piece *ring; /* circular array */
+	size_t cap_slots;  /* allocated slots: 0 or a power of two */
+	size_t head;       /* index of the oldest piece */
+	size_t count;      /* pieces queued */
+	size_t off;        /* bytes of the oldest piece already written */
 	size_t bytes;      /* unwritten bytes queued */
 	size_t max_bytes;  /* the bound: a push beyond it fails */
 };
@@ -33,8 +43,8 @@ int sendq_push(struct sendq *q, struct msg *m);
  * the connection is broken (EPIPE, ECONNRESET, ...). Never blocks. */
 int sendq_flush(struct sendq *q, int fd);
 
-/* Drop the messages not yet started; a partly written one stays so the
- * client never sees half a frame. */
+/* Drop the pieces not yet started; a partly written one stays (whole) so
+ * the client never sees half a frame. */
 void sendq_drop_unstarted(struct sendq *q);
 
 static inline int sendq_empty(const struct sendq *q) { return q->count == 0; }

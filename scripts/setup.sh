@@ -3,7 +3,7 @@
 # Idempotent; needs root (or sudo) only when something is missing.
 set -eu
 
-PACKAGES="build-essential cmake pkg-config libiniparser-dev libcmocka-dev libedit-dev python3 netcat-openbsd valgrind iproute2 clang libclang-rt-14-dev"
+PACKAGES="build-essential cmake pkg-config libiniparser-dev libcmocka-dev libedit-dev python3 netcat-openbsd valgrind iproute2 clang libclang-rt-14-dev libsqlite3-dev sqlite3"
 
 missing=""
 for p in $PACKAGES; do

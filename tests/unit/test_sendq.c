@@ -553,6 +553,133 @@ static void test_empty_message(void **state)
 	check_in_child(after, 2);
 }
 
+/* Carve a frame from the arena (as the room thread does). */
+static struct msg *carve(struct msg_arena *a, const char *text)
+{
+	size_t n = strlen(text);
+	char *dst = msg_arena_reserve(a, n);
+	struct msg *m;
+
+	assert_non_null(dst);
+	memcpy(dst, text, n);
+	m = msg_arena_take(a, n);
+	assert_non_null(m);
+	return m;
+}
+
+/* Frames carved one after another from a block go out as one piece, with
+ * one reference to the block; a frame from another block, or a message of
+ * its own, starts a new piece. The slices may go before the queue does. */
+static void test_arena_slices_merge(void **state)
+{
+	int sv[2];
+	struct sendq q;
+	struct msg_arena a;
+	struct msg *f[3], *own, *block;
+	struct bytes got = { 0 };
+	static const char want[] = "one\ntwo\nthree\nown\n";
+
+	(void)state;
+	make_pair(sv, 0);
+	sendq_init(&q, 1 << 20);
+	msg_arena_init(&a, 64);
+	f[0] = carve(&a, "one\n");
+	f[1] = carve(&a, "two\n");
+	f[2] = carve(&a, "three\n");
+	block = f[0]->owner;
+	assert_ptr_equal(f[1]->owner, block);
+	assert_ptr_equal(f[1]->data, f[0]->data + f[0]->len);
+	own = mk("own\n");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sendq_push(&q, f[i]), 0);
+	assert_int_equal(sendq_push(&q, own), 0);
+	assert_int_equal(q.count, 2); /* the three frames, then own */
+	assert_int_equal(q.bytes, strlen(want));
+	/* arena + 3 slices + 1 piece */
+	assert_int_equal(refs(block), 5);
+	for (int i = 0; i < 3; i++)
+		msg_unref(&f[i]);
+	msg_arena_fini(&a);
+	assert_int_equal(refs(block), 1); /* the queue's piece keeps it */
+	assert_int_equal(sendq_flush(&q, sv[0]), 0);
+	drain(sv[1], &got);
+	assert_int_equal(got.len, strlen(want));
+	assert_memory_equal(got.p, want, got.len);
+	assert_int_equal(refs(own), 1);
+	msg_unref(&own);
+	sendq_fini(&q);
+	free(got.p);
+	close_pair(sv);
+}
+
+/* A frame that does not fit starts a new block; the pieces stay apart, and
+ * each holds its own block. */
+static void test_arena_new_block(void **state)
+{
+	struct sendq q;
+	struct msg_arena a;
+	struct msg *f[2];
+
+	(void)state;
+	sendq_init(&q, 1 << 20);
+	msg_arena_init(&a, 16);
+	f[0] = carve(&a, "0123456789\n");
+	f[1] = carve(&a, "abcdefghij\n");
+	assert_ptr_not_equal(f[0]->owner, f[1]->owner);
+	assert_int_equal(sendq_push(&q, f[0]), 0);
+	assert_int_equal(sendq_push(&q, f[1]), 0);
+	assert_int_equal(q.count, 2);
+	msg_unref(&f[0]);
+	msg_unref(&f[1]);
+	msg_arena_fini(&a);
+	sendq_fini(&q); /* frees both blocks: ASan reports a leak otherwise */
+}
+
+/* A cut-off connection finishes the piece being written, which may hold
+ * several whole frames, never half of one. */
+static void test_drop_unstarted_merged_piece(void **state)
+{
+	int sv[2];
+	struct sendq q;
+	struct msg_arena a;
+	struct msg *f[3];
+	struct bytes got = { 0 };
+
+	(void)state;
+	make_pair(sv, 1);
+	sendq_init(&q, 1 << 22);
+	msg_arena_init(&a, 1 << 20);
+	/* Big frames so the small socket buffer takes only part of the first. */
+	for (int i = 0; i < 3; i++) {
+		char *dst = msg_arena_reserve(&a, 100000);
+		assert_non_null(dst);
+		memset(dst, 'a' + i, 99999);
+		dst[99999] = '\n';
+		f[i] = msg_arena_take(&a, 100000);
+		assert_non_null(f[i]);
+		assert_int_equal(sendq_push(&q, f[i]), 0);
+	}
+	assert_int_equal(q.count, 1);
+	assert_int_equal(sendq_flush(&q, sv[0]), -EAGAIN);
+	sendq_drop_unstarted(&q);
+	assert_int_equal(q.count, 1); /* started: kept whole */
+	for (;;) {
+		int rc = sendq_flush(&q, sv[0]);
+		drain(sv[1], &got);
+		if (rc == 0)
+			break;
+		assert_int_equal(rc, -EAGAIN);
+	}
+	assert_int_equal(got.len, 300000);
+	assert_int_equal(got.p[299999], '\n');
+	for (int i = 0; i < 3; i++)
+		msg_unref(&f[i]);
+	msg_arena_fini(&a);
+	sendq_fini(&q);
+	free(got.p);
+	close_pair(sv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -565,6 +692,9 @@ int main(void)
 		cmocka_unit_test(test_peer_closed),
 		cmocka_unit_test(test_fini_releases),
 		cmocka_unit_test(test_empty_message),
+		cmocka_unit_test(test_arena_slices_merge),
+		cmocka_unit_test(test_arena_new_block),
+		cmocka_unit_test(test_drop_unstarted_merged_piece),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""bench/report.py - turn bench/run.sh's JSON lines into docs/BENCHMARKS.md,
+or (--check) into a pass/fail verdict on the performance acceptance.
+
+Each workload ran REPEAT times per server; the median run of each is the
+figure (by deliveries/s for closed loop, by p99 for fixed rate)."""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+CLOSED = ["a-closed", "b-closed", "c-closed"]
+RATE = ["a-rate", "b-rate"]
+WORKLOAD = {
+    "a": "1 room x 100 members, 10 senders",
+    "b": "50 rooms x 20 members, 2 senders per room",
+    "c": "1 room x 1000 members, 1 sender",
+}
+RSS_PER_MEMBER_MAX = 8192
+THROUGHPUT_RATIO_MIN = 0.8
+P99_RATIO_MAX = 1.25
+DB_COST_MAX = 0.10
+SCALE_SETUP_MAX = 10.0
+
+
+def load(path):
+    runs = {}
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                runs.setdefault((r["label"], r["server"]), []).append(r)
+    return runs
+
+
+def median_run(rs, key):
+    """The run whose key is the median (the lower middle for an even count)."""
+    rs = sorted(rs, key=lambda r: r[key])
+    return rs[(len(rs) - 1) // 2]
+
+
+def clean(rs):
+    return all(r["lost"] == 0 and r["duplicated"] == 0 and r["reordered"] == 0
+               and r["misrouted"] == 0 for r in rs)
+
+
+def checks(runs):
+    """[(what, measured, bound, ok)] for every acceptance point."""
+    out = []
+    for w in CLOSED:
+        lim = median_run(runs[(w, "limit")], "deliveries_per_s")
+        rd = median_run(runs[(w, "roomd")], "deliveries_per_s")
+        ratio = rd["deliveries_per_s"] / lim["deliveries_per_s"]
+        out.append((f"{w}: roomd/limit deliveries/s", f"{ratio:.2f}",
+                    f">= {THROUGHPUT_RATIO_MIN}", ratio >= THROUGHPUT_RATIO_MIN))
+        out.append((f"{w}: roomd lost/duplicated/reordered", "0" if clean(runs[(w, "roomd")])
+                    else "NOT 0", "0", clean(runs[(w, "roomd")])))
+    for w in RATE:
+        lim = median_run(runs[(w, "limit")], "lat_p99_us")
+        rd = median_run(runs[(w, "roomd")], "lat_p99_us")
+        ratio = rd["lat_p99_us"] / lim["lat_p99_us"]
+        out.append((f"{w}: roomd/limit p99 latency", f"{ratio:.2f}", f"<= {P99_RATIO_MAX}",
+                    ratio <= P99_RATIO_MAX))
+    m = runs[("scale-members", "roomd")][0]
+    out.append(("10,000 idle attached members: RSS per member",
+                f"{m['daemon_rss_per_member_b']:.0f} B", f"<= {RSS_PER_MEMBER_MAX} B",
+                0 <= m["daemon_rss_per_member_b"] <= RSS_PER_MEMBER_MAX))
+    out.append(("10,000 members: messages flow", f"{m['silent_rooms']} silent rooms", "0",
+                m["silent_rooms"] == 0 and clean([m])))
+    s = runs[("scale-rooms", "roomd")][0]
+    out.append(("1,000 rooms x 10 members: setup", f"{s['setup_s']:.2f} s",
+                f"< {SCALE_SETUP_MAX:.0f} s", s["setup_s"] < SCALE_SETUP_MAX))
+    out.append(("1,000 rooms: every room relays", f"{s['silent_rooms']} silent rooms", "0",
+                s["silent_rooms"] == 0 and clean([s])))
+    if ("a-closed-db", "roomd-db") in runs:
+        off = median_run(runs[("a-closed", "roomd")], "deliveries_per_s")
+        on = median_run(runs[("a-closed-db", "roomd-db")], "deliveries_per_s")
+        cost = 1 - on["deliveries_per_s"] / off["deliveries_per_s"]
+        out.append(("persistence on: throughput cost (workload a)", f"{cost * 100:.1f} %",
+                    f"< {DB_COST_MAX * 100:.0f} %", cost < DB_COST_MAX))
+    return out
+
+
+def fmt_int(v):
+    return f"{v:,.0f}"
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    gcc = subprocess.run(["cc", "--version"], capture_output=True, text=True).stdout
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{os.cpu_count()} CPUs ({model}), {mem_gib:.0f} GiB, Linux {platform.release()}, "
+            f"{gcc.splitlines()[0] if gcc else 'cc'}")
+
+
+def report(runs, args):
+    p = print
+    p("# Benchmarks")
+    p()
+    p("Produced by `bench/run.sh` (this file is its output; do not edit by hand). roomd is "
+      "measured against `limit_server` (the raw-epoll floor: one thread, no parsing, no "
+      "limits) with the same workloads, in the same run, driven by the same tool, "
+      "`roombench`.")
+    p()
+    p(f"- Machine: {machine()}.")
+    p(f"- Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; each figure is the median "
+      f"of {args.repeat} runs per server of {args.duration:g} s measured (after 1 s of warm-up), "
+      "servers restarted for every run, the limit server and roomd alternating.")
+    pin = ("the server on CPU 0 and roombench on CPU 1 (`taskset`), so neither steals the "
+           "other's core and the runs repeat; roombench polls without sleeping (`--spin`) "
+           "once traffic starts, so no server pays to wake it"
+           if args.pin == "1" else "no CPU pinning")
+    p(f"- Placement: {pin}.")
+    p("- roomd: `bench/bench.ini` (shipped limits; the send queue bound at its default "
+      "1 MiB, so slow-consumer protection is on; rate/burst and client counts raised for "
+      "a load that all comes from 127.0.0.1). Members join on the control port and attach "
+      "to the room port. Payloads are 100 bytes; roomd's frame around them is 37 bytes "
+      "(`CHAT:`, `CLIENT_NAME:`, `MESSAGE:`), the limit server's line 1 byte.")
+    p()
+    p("## Throughput, closed loop (at most 8 messages in flight per sender)")
+    p()
+    p("| workload | limit deliveries/s | roomd deliveries/s | ratio | roomd msgs/s | "
+      "roomd p99 µs | lost/dup/reordered | roomd CPU s |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for w in CLOSED:
+        lim = median_run(runs[(w, "limit")], "deliveries_per_s")
+        rd = median_run(runs[(w, "roomd")], "deliveries_per_s")
+        bad = sum(r["lost"] + r["duplicated"] + r["reordered"] for r in runs[(w, "roomd")])
+        p(f"| {w[0]}: {WORKLOAD[w[0]]} | {fmt_int(lim['deliveries_per_s'])} | "
+          f"{fmt_int(rd['deliveries_per_s'])} | {rd['deliveries_per_s'] / lim['deliveries_per_s']:.2f} | "
+          f"{fmt_int(rd['messages_per_s'])} | {rd['lat_p99_us']:,.0f} | {bad} | "
+          f"{rd['daemon_cpu_s']:.1f} of {rd['seconds']:.0f} |")
+    p()
+    p("All runs of each workload (deliveries/s):")
+    p()
+    for w in CLOSED:
+        lims = ", ".join(fmt_int(r["deliveries_per_s"]) for r in runs[(w, "limit")])
+        rds = ", ".join(fmt_int(r["deliveries_per_s"]) for r in runs[(w, "roomd")])
+        p(f"- {w}: limit {lims}; roomd {rds}")
+    p()
+    p("## Latency at a fixed rate")
+    p()
+    p("a: 10 senders x 500 msg/s (500,000 deliveries/s); b: 2 senders x 100 msg/s in each "
+      "of 50 rooms (200,000 deliveries/s). Latency is from the moment roombench queues a "
+      "message to the moment a member reads it, over every delivery.")
+    p()
+    p("| workload | server | p50 µs | p99 µs | p999 µs | max µs | deliveries/s | p99 ratio |")
+    p("|---|---|---:|---:|---:|---:|---:|---:|")
+    for w in RATE:
+        lim = median_run(runs[(w, "limit")], "lat_p99_us")
+        for srv in ("limit", "roomd"):
+            r = median_run(runs[(w, srv)], "lat_p99_us")
+            ratio = f"{r['lat_p99_us'] / lim['lat_p99_us']:.2f}" if srv == "roomd" else ""
+            p(f"| {w[0]} | {srv} | {r['lat_p50_us']:,.0f} | {r['lat_p99_us']:,.0f} | "
+              f"{r['lat_p999_us']:,.0f} | {r['lat_max_us']:,.0f} | "
+              f"{fmt_int(r['deliveries_per_s'])} | {ratio} |")
+    p()
+    p("All runs (p99 µs):")
+    p()
+    for w in RATE:
+        lims = ", ".join(f"{r['lat_p99_us']:,.0f}" for r in runs[(w, "limit")])
+        rds = ", ".join(f"{r['lat_p99_us']:,.0f}" for r in runs[(w, "roomd")])
+        p(f"- {w}: limit {lims}; roomd {rds}")
+    p()
+    p("## Scale")
+    p()
+    s = runs[("scale-rooms", "roomd")][0]
+    m = runs[("scale-members", "roomd")][0]
+    p("| check | setup s | members | RSS empty KiB | RSS ready KiB | RSS per member | "
+      "silent rooms | deliveries (lost) |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in (("1,000 rooms x 10 members, 1 sender x 2 msg/s each", s),
+                    ("10 rooms x 1,000 idle attached members, 1 sender x 5 msg/s each", m)):
+        p(f"| {name} | {r['setup_s']:.2f} | {r['rooms'] * r['members']:,} | "
+          f"{r['daemon_rss_base_kib']:,} | {r['daemon_rss_ready_kib']:,} | "
+          f"{r['daemon_rss_per_member_b']:,.0f} B | {r['silent_rooms']} | "
+          f"{r['deliveries']:,} ({r['lost']}) |")
+    p()
+    p("RSS per member is (RSS with every member joined and attached, before any message - "
+      "RSS of the empty daemon) / members. Room threads have 256 KiB stacks, of which a "
+      "few KiB are ever touched.")
+    p()
+    if ("a-closed-db", "roomd-db") in runs:
+        off = median_run(runs[("a-closed", "roomd")], "deliveries_per_s")
+        on = median_run(runs[("a-closed-db", "roomd-db")], "deliveries_per_s")
+        p("## Persistence (SQLite)")
+        p()
+        p("Workload a, closed loop, roomd without and with `database =` set (every relayed "
+          "message queued for the store's writer thread and committed in batches).")
+        p()
+        p("| database | deliveries/s | msgs/s | p99 µs |")
+        p("|---|---:|---:|---:|")
+        p(f"| off | {fmt_int(off['deliveries_per_s'])} | {fmt_int(off['messages_per_s'])} | "
+          f"{off['lat_p99_us']:,.0f} |")
+        p(f"| on | {fmt_int(on['deliveries_per_s'])} | {fmt_int(on['messages_per_s'])} | "
+          f"{on['lat_p99_us']:,.0f} |")
+        p()
+        p(f"Cost on throughput: {(1 - on['deliveries_per_s'] / off['deliveries_per_s']) * 100:.1f} %.")
+        p()
+    p("## Acceptance")
+    p()
+    p("| point | measured | bound | |")
+    p("|---|---:|---:|---|")
+    for what, got, bound, ok in checks(runs):
+        p(f"| {what} | {got} | {bound} | {'pass' if ok else 'FAIL'} |")
+    p()
+    p("## Commands")
+    p()
+    p("```sh")
+    p("bench/run.sh                        # everything above; rewrites this file")
+    p("REPEAT=1 DURATION=3 bench/run.sh    # a quick look")
+    p("# one workload by hand:")
+    p("build/release/server/roomd -c bench/bench.ini &")
+    p("build/release/bench/roombench -p 9700 -r 1 -m 100 -s 10 -w 8 -d 10 --pid $!")
+    p("cc -O2 -o /tmp/limit_server ../shared/bench/limit_server.c && /tmp/limit_server 9800 &")
+    p("build/release/bench/roombench -t limit -p 9800 -r 1 -m 100 -s 10 -w 8 -d 10 --pid $!")
+    p("```")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--repeat", default="?")
+    ap.add_argument("--duration", type=float, default=0)
+    ap.add_argument("--pin", default="1")
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    runs = load(args.results)
+    if args.check:
+        bad = 0
+        for what, got, bound, ok in checks(runs):
+            print(f"{'pass' if ok else 'FAIL'}  {what}: {got} (bound {bound})")
+            bad += not ok
+        sys.exit(1 if bad else 0)
+    report(runs, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+#!/bin/bash
+# bench/run.sh - the standard benchmark: roomd against the raw-epoll limit
+# server with the same workloads, in one run, then docs/BENCHMARKS.md.
+#
+#   bench/run.sh            all workloads, 3 runs of each per server, 10 s each
+#   REPEAT=1 DURATION=3 bench/run.sh   a quick look (the report says so)
+#
+# Environment:
+#   LIMIT_SRC   the limit server's source (default ../shared/bench/limit_server.c)
+#   REPEAT      runs per workload and server; the median is reported (3)
+#   DURATION    measured seconds per run (10)
+#   PIN         1: roomd / the limit server on CPU 0, roombench on CPU 1 (1)
+#   OUT         where the JSON lines and logs go (a new directory under /tmp)
+#   REPORT      the Markdown report to write (docs/BENCHMARKS.md)
+#
+# Every server binds 127.0.0.1; every run is bounded by roombench's own
+# limits and a timeout; the script stops its servers on any exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+LIMIT_SRC=${LIMIT_SRC:-$ROOT/../shared/bench/limit_server.c}
+REPEAT=${REPEAT:-3}
+DURATION=${DURATION:-10}
+PIN=${PIN:-1}
+OUT=${OUT:-$(mktemp -d /tmp/roombench.XXXXXX)}
+mkdir -p "$OUT"
+REPORT=${REPORT:-$ROOT/docs/BENCHMARKS.md}
+ROOMD_PORT=9700
+LIMIT_PORT=9800
+RESULTS=$OUT/results.jsonl
+
+die() { echo "bench/run.sh: $*" >&2; exit 1; }
+
+[ -f "$LIMIT_SRC" ] || die "no limit server source at $LIMIT_SRC (set LIMIT_SRC)"
+scripts/build.sh release >/dev/null
+cc -O2 -o "$OUT/limit_server" "$LIMIT_SRC"
+ROOMD=$ROOT/build/release/server/roomd
+BENCH=$ROOT/build/release/bench/roombench
+
+# 10,000 attached members sharing 1,000 control connections (--share 10)
+# are 11,000 descriptors on each side.
+
+ulimit -n "$(ulimit -Hn)"  # the hard limit, which only CAP_SYS_RESOURCE raises
+[ "$(ulimit -n)" -ge 12000 ] || die "ulimit -n is $(ulimit -n): 12000 needed"
+
+SERVER_PID=""
+stop_server() {
+	if [ -n "$SERVER_PID" ]; then
+		kill "$SERVER_PID" 2>/dev/null || true
+		wait "$SERVER_PID" 2>/dev/null || true
+		SERVER_PID=""
+	fi
+}
+trap stop_server EXIT
+
+pin() { if [ "$PIN" = 1 ]; then echo "taskset -c $1"; fi; }
+
+wait_port() {
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.05
+	done
+	die "nothing listening on port $1 (see $OUT/*.log)"
+}
+
+# start_server roomd|roomd-db|limit LABEL: a fresh server per run.
+start_server() {
+	local kind=$1 label=$2
+	case $kind in
+	roomd) $(pin 0) "$ROOMD" -c bench/bench.ini 2>"$OUT/$label.log" & ;;
+	roomd-db)
+		rm -f "$OUT"/bench.db*
+		sed "s|^\[server\]|[server]\ndatabase = $OUT/bench.db|" bench/bench.ini >"$OUT/bench-db.ini"
+		$(pin 0) "$ROOMD" -c "$OUT/bench-db.ini" 2>"$OUT/$label.log" &
+		;;
+	limit) $(pin 0) "$OUT/limit_server" "$LIMIT_PORT" 2>"$OUT/$label.log" & ;;
+	esac
+	SERVER_PID=$!
+	wait_port "$([ "$kind" = limit ] && echo $LIMIT_PORT || echo $ROOMD_PORT)"
+}
+
+# run KIND LABEL ROOMBENCH-ARGS...: one run, one JSON line into $RESULTS.
+run() {
+	local kind=$1 label=$2 target=roomd port=$ROOMD_PORT line
+	shift 2
+	if [ "$kind" = limit ]; then target=limit; port=$LIMIT_PORT; fi
+	start_server "$kind" "$label"
+	line=$(timeout 300 $(pin 1) "$BENCH" -t "$target" -p "$port" --pid "$SERVER_PID" \
+		-l "$label" --spin "$@" 2>>"$OUT/$label.table") ||
+		die "$label: roombench failed (exit $?): see $OUT/$label.table and $OUT/$label.log"
+	stop_server
+	echo "$line" | sed "s/^{/{\"server\":\"$kind\",/" >>"$RESULTS"
+	tail -n 7 "$OUT/$label.table" >&2
+}
+
+# compare LABEL ROOMBENCH-ARGS...: the limit server and roomd alternately.
+compare() {
+	local label=$1
+	shift
+	for i in $(seq "$REPEAT"); do
+		run limit "$label" "$@"
+		run roomd "$label" "$@"
+	done
+}
+
+: >"$RESULTS"
+T0=$(date +%s)
+echo "bench/run.sh: results in $OUT" >&2
+
+# Standard workloads, closed loop, then a fixed rate for latency.
+compare a-closed -r 1 -m 100 -s 10 -b 100 -w 8 -d "$DURATION"
+compare b-closed -r 50 -m 20 -s 2 -b 100 -w 8 -d "$DURATION"
+compare c-closed -r 1 -m 1000 -s 1 -b 100 -w 8 -d "$DURATION"
+compare a-rate -r 1 -m 100 -s 10 -b 100 -R 500 -d "$DURATION"
+compare b-rate -r 50 -m 20 -s 2 -b 100 -R 100 -d "$DURATION"
+
+# Persistence (issue 6): workload a, closed loop, with a database.
+for i in $(seq "$REPEAT"); do
+	run roomd-db a-closed-db -r 1 -m 100 -s 10 -b 100 -w 8 -d "$DURATION"
+done
+
+# Scale: 1,000 room threads x 10 members, every room relaying; 10,000 idle
+# attached members (RSS sampled before any message), then some traffic.
+run roomd scale-rooms -r 1000 -m 10 -s 1 -R 2 -d 5 --share 10 --setup-limit 60
+run roomd scale-members -r 10 -m 1000 -s 1 -R 5 -d 5 --share 10 --setup-limit 60
+
+echo "bench/run.sh: $(($(date +%s) - T0)) s of runs" >&2
+python3 bench/report.py --results "$RESULTS" --repeat "$REPEAT" --duration "$DURATION" \
+	--pin "$PIN" >"$REPORT"
+echo "bench/run.sh: wrote $REPORT" >&2
+python3 bench/report.py --results "$RESULTS" --check
