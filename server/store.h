@@ -100,7 +100,10 @@ void store_sync(struct store *s);
  * older than max_age), after a store_sync() so that nothing queued is
  * missed. For a room thread starting up; reads through its own read-only
  * connection, never the writer's. Returns the number of messages, or a
- * negative errno (logged). */
+ * negative errno (logged). Known gap: a room joined again while its
+ * previous thread is still draining its mailbox misses, in memory, a
+ * message that thread appends after this load (it is stored, and comes
+ * back at the next start). */
 long store_load_history(struct store *s, long ref, long n,
 			void (*fn)(void *arg, time_t when, const char *name, const char *text),
 			void *arg);
