@@ -56,7 +56,6 @@ struct store {
 	pthread_t writer;
 	int started;         /* main thread only */
 	int64_t next_error_log_ms; /* writer only */
-	uint64_t errors_unlogged;  /* writer only */
 
 	pthread_mutex_t lock; /* guards every field below */
 	pthread_cond_t wake;  /* the writer waits for work or stop */
@@ -70,7 +69,6 @@ struct store {
 	int stop;
 	struct store_stats stats;
 	int64_t next_drop_log_ms;
-	uint64_t drops_unlogged;
 };
 
 static int64_t now_ms(void)
@@ -613,13 +611,11 @@ int store_append(struct store *s, long ref, long keep, struct msg *frame, size_t
 	pthread_mutex_lock(&s->lock);
 	if (s->count == s->opt.queue_max || s->bytes + frame->len > s->opt.queue_bytes || s->stop) {
 		s->stats.dropped++;
-		s->drops_unlogged++;
 		/* Reading the clock only on this (rare) path. */
 		if (now_ms() >= s->next_drop_log_ms) {
 			s->next_drop_log_ms = now_ms() + STORE_LOG_EVERY_MS;
 			log_now = 1;
 			dropped = s->stats.dropped;
-			s->drops_unlogged = 0;
 		}
 		pthread_mutex_unlock(&s->lock);
 		if (log_now)
@@ -716,7 +712,6 @@ static void write_error(struct store *s, int rc, size_t lost)
 	int64_t now = now_ms();
 	struct store_stats st;
 
-	s->errors_unlogged++;
 	if (now < s->next_error_log_ms)
 		return;
 	s->next_error_log_ms = now + STORE_LOG_EVERY_MS;
@@ -724,7 +719,6 @@ static void write_error(struct store *s, int rc, size_t lost)
 	log_error("store: %s: commit failed: %s (%s): %zu messages lost in this batch, %llu so far; %s; "
 		  "relaying goes on", s->path, sqlite3_errstr(rc), sqlite3_errmsg(s->db), lost,
 		  (unsigned long long)(st.failed + lost), advice(rc));
-	s->errors_unlogged = 0;
 }
 
 static int apply_rec(struct store *s, const struct room_rec *rec)
