@@ -789,15 +789,49 @@ static int trim_rooms(struct store *s, size_t head, size_t n)
 	return rc;
 }
 
+/* Mark in skip[] the messages of the batch that its own trim would delete:
+ * all but the last keep of each room. Not inserting them leaves exactly the
+ * rows that inserting and trimming would, and bounds the work per batch by
+ * rooms x keep instead of by the message rate (a busy room with a short
+ * history would otherwise insert and delete every message). Out of memory:
+ * nothing is marked, everything is inserted. */
+static void mark_superseded(const struct store *s, size_t head, size_t n, unsigned char *skip)
+{
+	size_t cap = 16;
+	long *refs, *seen;
+
+	while (cap < 2 * n)
+		cap *= 2;
+	refs = calloc(cap, sizeof(*refs));
+	seen = calloc(cap, sizeof(*seen));
+	/* From the newest back: a room's (keep + 1)-th newest and older go. */
+	for (size_t i = n; refs && seen && i-- > 0;) {
+		const struct pending *p = &s->ring[(head + i) % s->opt.queue_max];
+		size_t h = ((size_t)p->ref * 0x9e3779b97f4a7c15ull) & (cap - 1);
+
+		while (refs[h] != 0 && refs[h] != p->ref)
+			h = (h + 1) & (cap - 1);
+		refs[h] = p->ref; /* refs are positive: 0 marks a free slot */
+		skip[i] = ++seen[h] > p->keep;
+	}
+	free(refs);
+	free(seen);
+}
+
 /* One transaction: room records, then messages, then trims. */
 static int commit_batch(struct store *s, const struct room_rec *recs, size_t head, size_t n)
 {
 	int rc = exec(s->db, "BEGIN IMMEDIATE");
+	unsigned char *skip = calloc(n ? n : 1, 1);
 
+	if (skip)
+		mark_superseded(s, head, n, skip);
 	for (; rc == SQLITE_OK && recs; recs = recs->next)
 		rc = apply_rec(s, recs);
 	for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
-		rc = insert_message(s, &s->ring[(head + i) % s->opt.queue_max]);
+		if (!skip || !skip[i])
+			rc = insert_message(s, &s->ring[(head + i) % s->opt.queue_max]);
+	free(skip);
 	if (rc == SQLITE_OK)
 		rc = trim_rooms(s, head, n);
 	if (rc == SQLITE_OK)
