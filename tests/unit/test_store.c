@@ -468,6 +468,47 @@ static void test_null_store_is_off(void **state)
 	store_close(NULL);
 }
 
+/* One batch holding more than a room keeps, rooms interleaved: the writer
+ * inserts only what survives the trim, and what survives is exactly each
+ * room's newest messages in order; a second batch trims across batches. */
+static void test_batch_keeps_newest_per_room(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s;
+	struct loaded l1 = { .n = 0 }, l2 = { .n = 0 }, l3 = { .n = 0 };
+	time_t now = time(NULL);
+	char text[16];
+
+	add_room(f, "a", 1, "");
+	add_room(f, "b", 2, "");
+	s = open_ok(f);
+	assert_int_equal(store_start(s), 0);
+	for (int i = 0; i < 10; i++) {
+		snprintf(text, sizeof(text), "m%d", i);
+		assert_int_equal(append(s, 1, 3, "alice", text, now), 0);
+		if (i < 6) {
+			snprintf(text, sizeof(text), "n%d", i);
+			assert_int_equal(append(s, 2, 4, "bob", text, now), 0);
+		}
+	}
+	store_sync(s);
+	assert_int_equal(store_load_history(s, 1, 3, on_loaded, &l1), 3);
+	assert_string_equal(l1.text[0], "m7");
+	assert_string_equal(l1.text[1], "m8");
+	assert_string_equal(l1.text[2], "m9");
+	assert_int_equal(store_load_history(s, 2, 4, on_loaded, &l2), 4);
+	assert_string_equal(l2.text[0], "n2");
+	assert_string_equal(l2.text[3], "n5");
+	assert_int_equal(append(s, 1, 3, "alice", "x0", now), 0);
+	store_sync(s);
+	assert_int_equal(store_load_history(s, 1, 3, on_loaded, &l3), 3);
+	assert_string_equal(l3.text[0], "m8");
+	assert_string_equal(l3.text[1], "m9");
+	assert_string_equal(l3.text[2], "x0");
+	assert_int_equal(sql(f->path, "SELECT count(*) FROM messages"), 7);
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -479,6 +520,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_append_batch_reload_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_flushes_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_count_and_age, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_keeps_newest_per_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_full_is_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_bytes_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error_counted, setup, teardown),
