@@ -115,9 +115,11 @@ compare c-closed -r 1 -m 1000 -s 1 -b 100 -w 8 -d "$DURATION"
 compare a-rate -r 1 -m 100 -s 10 -b 100 -R 500 -d "$DURATION"
 compare b-rate -r 50 -m 20 -s 2 -b 100 -R 100 -d "$DURATION"
 
-# Persistence (issue 6): workload a, closed loop, with a database.
+# Persistence (issue 6): the closed-loop workloads again, with a database.
 for i in $(seq "$REPEAT"); do
 	run roomd-db a-closed-db -r 1 -m 100 -s 10 -b 100 -w 8 -d "$DURATION"
+	run roomd-db b-closed-db -r 50 -m 20 -s 2 -b 100 -w 8 -d "$DURATION"
+	run roomd-db c-closed-db -r 1 -m 1000 -s 1 -b 100 -w 8 -d "$DURATION"
 done
 
 # Scale: 1,000 room threads x 10 members, every room relaying; 10,000 idle
