@@ -158,6 +158,9 @@ def report(runs, args):
         rds = ", ".join(fmt_int(r["deliveries_per_s"]) for r in runs[(w, "roomd")])
         p(f"- {w}: limit {lims}; roomd {rds}")
     p()
+    p("Run-to-run spread on this 2-CPU VM is 10-20 % for both servers, hence three runs and "
+      "the median.")
+    p()
     p("## Latency at a fixed rate")
     p()
     p("a: 10 senders x 500 msg/s (500,000 deliveries/s); b: 2 senders x 100 msg/s in each "
@@ -218,6 +221,10 @@ def report(runs, args):
             p(f"| {w[0]} | {fmt_int(off['deliveries_per_s'])} | {fmt_int(on['deliveries_per_s'])} | "
               f"{db_cost(runs, w) * 100:.1f} % | {fmt_int(on['messages_per_s'])} | "
               f"{on['lat_p99_us']:,.0f} |")
+        p()
+        p("Runs on this VM vary by 10-20 % from one to the next (see the lists above), so a "
+          "cost within that band is noise: workload c relays under 1,000 messages/s, which the "
+          "store absorbs at almost no cost, and a negative cost is the same noise the other way.")
         p()
         p("A batch inserts only the messages that survive its own retention trim (each room's "
           "newest `history`), so the writer's work per batch is bounded by rooms x history, "
