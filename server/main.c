@@ -163,20 +163,25 @@ static int backup(const struct config *cfg, const char *dest)
  * (so LIST_ROOMS still shows those first). */
 struct stored {
 	struct store_room *rooms;
-	size_t n;
+	size_t n, cap;
 	int nomem;
 };
 
 static void stored_room(const struct store_room *sr, void *arg)
 {
 	struct stored *st = arg;
-	struct store_room *n = realloc(st->rooms, (st->n + 1) * sizeof(*n));
 
-	if (!n) {
-		st->nomem = 1;
-		return;
+	if (st->n == st->cap) {
+		/* Doubling: thousands of stored rooms are not copied thousands of times. */
+		size_t cap = st->cap ? st->cap * 2 : 64;
+		struct store_room *n = realloc(st->rooms, cap * sizeof(*n));
+		if (!n) {
+			st->nomem = 1;
+			return;
+		}
+		st->rooms = n;
+		st->cap = cap;
 	}
-	st->rooms = n;
 	st->rooms[st->n++] = *sr;
 }
 
@@ -280,7 +285,7 @@ int main(int argc, char **argv)
 	raise_fd_limit(&cfg);
 
 	reg = registry_create(&cfg);
-	st = (struct stored){ NULL, 0, 0 };
+	st = (struct stored){ NULL, 0, 0, 0 };
 	if (!reg || open_store(&cfg, &st, &store) < 0) {
 		free(st.rooms);
 		store_close(store);
