@@ -47,6 +47,7 @@ enum key_type {
 	K_ADDR,  /* numeric IPv4 or IPv6 address (inet_pton) */
 	K_HOST,  /* printable ASCII without spaces: a host name or address */
 	K_TEXT,  /* no control bytes; UTF-8 allowed; min..max bytes */
+	K_TOPIC, /* a room topic: what config_topic_valid() accepts */
 	K_NAME,  /* a room name; its characters are checked once max_name is known */
 	K_PORT,  /* unsigned, min..max */
 	K_LONG,  /* long, min..max */
@@ -101,7 +102,7 @@ static const struct key_spec room_keys[] = {
 	{ NULL, "name", K_NAME, R(name), 1, CONFIG_NAME_MAX },
 	{ NULL, "ref", K_LONG, R(ref), 1, CONFIG_REF_MAX },
 	{ NULL, "port", K_PORT, R(port), 0, 65535 },
-	{ NULL, "topic", K_TEXT, R(topic), 0, CONFIG_TOPIC_MAX },
+	{ NULL, "topic", K_TOPIC, R(topic), 0, CONFIG_TOPIC_MAX },
 	{ NULL, "max_members", K_LONG, R(max_members), 0, CONFIG_ROOMS_MAX },
 	{ NULL, "history", K_LONG, R(history), 0, CONFIG_HISTORY_MAX },
 	{ NULL, "topic_change", K_BOOL, R(topic_change), 0, 1 },
@@ -476,6 +477,18 @@ static int has_bad_byte(enum key_type type, const char *s)
 	return 0;
 }
 
+int config_topic_valid(const char *topic, size_t len)
+{
+	if (len > CONFIG_TOPIC_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)topic[i];
+		if (c < 0x20 || c == 0x7f) /* NUL included: the text would be cut */
+			return 0;
+	}
+	return 1;
+}
+
 static int check_string(const struct key_spec *ks, const char *v, char *why, size_t whylen)
 {
 	size_t len = strlen(v);
@@ -491,7 +504,7 @@ static int check_string(const struct key_spec *ks, const char *v, char *why, siz
 			 "(0.0.0.0 or :: for all interfaces)", shown(v, sv));
 		return -1;
 	}
-	if (has_bad_byte(ks->type, v)) {
+	if (ks->type == K_TOPIC ? !config_topic_valid(v, len) : has_bad_byte(ks->type, v)) {
 		snprintf(why, whylen, "'%s' contains %s", shown(v, sv),
 			 ks->type == K_HOST ? "a space, control or non-ASCII byte" : "a control byte");
 		return -1;
@@ -511,6 +524,7 @@ static int set_value(const struct key_spec *ks, const char *v, void *base, char 
 	case K_ADDR:
 	case K_HOST:
 	case K_TEXT:
+	case K_TOPIC:
 	case K_NAME:
 		if (check_string(ks, v, why, whylen))
 			return -1;

@@ -92,4 +92,10 @@ int config_persistent(const struct config *cfg);
  * command line stays unambiguous). Returns nonzero when valid. */
 int config_name_valid(const struct config *cfg, const char *name, size_t len);
 
+/* Valid room topic, wherever it comes from (a [room:NAME] topic key, or a
+ * member's SET_TOPIC): at most CONFIG_TOPIC_MAX bytes, no control byte
+ * (0x00-0x1f, 0x7f: they would break a reply line or drive a terminal).
+ * UTF-8 passes unchecked. Returns nonzero when valid. */
+int config_topic_valid(const char *topic, size_t len);
+
 #endif

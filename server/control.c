@@ -515,6 +515,12 @@ static enum control_result handle_set_topic(struct control *ctl, struct conn *c,
 		control_reply_error(c, PROTO_E_TOO_LARGE, "topic too long");
 		return CONTROL_OK;
 	}
+	/* The rule the config loader applies to a room's topic key: what one
+	 * member sets is shown to everyone by LIST_ROOMS and the notice. */
+	if (!config_topic_valid(topic, m->len[PROTO_F_TOPIC_TEXT])) {
+		control_reply_error(c, PROTO_E_MALFORMED, "topic contains a control byte");
+		return CONTROL_OK;
+	}
 	registry_set_topic(ctl->reg, ms->ref, topic);
 	store_set_topic(registry_store(ctl->reg), ms->ref, topic);
 	reply(c, proto_write_topic_set(ms->ref, topic));

@@ -333,6 +333,9 @@ static const struct bad_case bad_cases[] = {
 	  "[server] server_id: '012345678901234567890123456789012345678901234567890123456789...' is 65 bytes long, not 1..64" },
 	{ "[server]\npublic_host = \"my host\"\n", 2, "[server] public_host: 'my host' contains a space" },
 	{ "[server]\nwelcome = \"a\tb\"\n", 2, "[server] welcome: 'a?b' contains a control byte" },
+	{ "[room:x]\ntopic = \"a\tb\"\n", 2, "[room:x] topic: 'a?b' contains a control byte" },
+	{ "[room:x]\ntopic = \"a\x1b[2Jb\"\n", 2, "[room:x] topic: 'a?[2Jb' contains a control byte" },
+	{ "[room:x]\ntopic = \"a\x7f\"\n", 2, "[room:x] topic: 'a?' contains a control byte" },
 	{ "[server]\nport = 1\n[server]\n", 3, "[server]: duplicate section (first at line 1)" },
 	{ "[limits]\nrate = 1\nrate = 2\n", 3, "[limits] rate: duplicate key (first at line 2)" },
 	{ "[server]\njunk\n", 2, "syntax error: expected [section] or key = value, not 'junk'" },
@@ -790,6 +793,40 @@ static void test_name_valid(void **state)
 	}
 }
 
+/* The one topic rule, shared by the loader and SET_TOPIC. */
+static void test_topic_valid(void **state)
+{
+	static const struct {
+		const char *topic;
+		size_t len; /* 0: strlen */
+		int want;
+	} cases[] = {
+		{ "", 0, 1 },
+		{ "Release on Friday", 0, 1 },
+		{ "caf\xc3\xa9 \xe2\x80\xae", 0, 1 }, /* UTF-8 passes unchecked */
+		{ "a\tb", 0, 0 },
+		{ "a\rb", 0, 0 },
+		{ "a\nb", 0, 0 },
+		{ "\x1b[2J", 0, 0 },
+		{ "a\x7f", 0, 0 },
+		{ "\x01", 0, 0 },
+		{ "a\0b", 3, 0 },
+		{ "good\0bad", 4, 1 }, /* only topic[0..len) counts */
+	};
+	char big[CONFIG_TOPIC_MAX + 2];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t len = cases[i].len ? cases[i].len : strlen(cases[i].topic);
+
+		if (config_topic_valid(cases[i].topic, len) != cases[i].want)
+			fail_msg("case %zu \"%s\": expected %d", i, cases[i].topic, cases[i].want);
+	}
+	memset(big, 'a', sizeof big);
+	assert_true(config_topic_valid(big, CONFIG_TOPIC_MAX));
+	assert_false(config_topic_valid(big, CONFIG_TOPIC_MAX + 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -816,6 +853,7 @@ int main(void)
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_database_path),
 		cmocka_unit_test(test_name_valid),
+		cmocka_unit_test(test_topic_valid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
