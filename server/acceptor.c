@@ -249,6 +249,10 @@ static void handle_parsed(struct acceptor *acc, struct conn *c, const struct pro
 
 static void on_request(void *arg, struct conn *c, const struct proto_msg *pm)
 {
+	/* Only a request the parser accepted is activity for idle_timeout:
+	 * blank lines, partial requests and refused input are not, so neither
+	 * keeps a connection in no room (and a slot of max_clients) alive. */
+	c->active_ms = conn_clock_ms();
 	handle_parsed(arg, c, pm);
 }
 
@@ -495,7 +499,7 @@ static void resume_throttled(struct acceptor *acc)
 }
 
 /* Deadlines: closing connections that did not take their last bytes, and
- * connections in no room that stayed silent for idle_timeout. Runs with
+ * connections in no room that sent no request for idle_timeout. Runs with
  * the dirty list empty. */
 static void sweep(struct acceptor *acc)
 {

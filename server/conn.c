@@ -212,8 +212,7 @@ long conn_read(struct conn *c)
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	c->in.len += (size_t)n;
-	c->active_ms = conn_clock_ms();
-	return n;
+	return n; /* bytes are not activity: active_ms counts requests */
 }
 
 int conn_flush(struct conn *c, int epfd)

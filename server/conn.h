@@ -40,7 +40,8 @@ struct conn {
 	int dirty;                   /* on the owner's flush list */
 	int closing;                 /* close after the pending flush */
 	uint64_t since_ms;           /* accepted, or (closing) when closing began */
-	uint64_t active_ms;          /* last bytes received, for idle_timeout */
+	uint64_t active_ms;          /* accepted, or last request handled (idle_timeout):
+				      * not bytes, blank lines or refused input */
 	uint64_t partial_ms;         /* when the pending partial request began; 0: none */
 	/* token bucket (requests), in thousandths of a request */
 	long tokens;
