@@ -432,6 +432,11 @@ int acceptor_retire_room(struct acceptor *acc, struct room *room)
 	return 0;
 }
 
+void acceptor_room_exited(struct acceptor *acc)
+{
+	mailbox_wake(&acc->mbox); /* sweep() reaps on the pass this causes */
+}
+
 /* Join and free the retiring rooms whose thread is done (all of them when
  * wait_all: shutdown). */
 static void reap_rooms(struct acceptor *acc, int wait_all)
@@ -498,17 +503,20 @@ static void resume_throttled(struct acceptor *acc)
 	}
 }
 
-/* Deadlines: closing connections that did not take their last bytes, and
+/* Retired rooms whose thread is done, then deadlines: closing connections that did not take their last bytes, and
  * connections in no room that sent no request for idle_timeout. Runs with
  * the dirty list empty. */
 static void sweep(struct acceptor *acc)
 {
 	uint64_t now = conn_clock_ms(), idle_ms = (uint64_t)acc->cfg->idle_timeout * 1000;
 
+	/* Every pass: a room thread wakes us as it exits, and its descriptors
+	 * go now rather than at the next deadline. */
+	if (acc->nretiring > 0)
+		reap_rooms(acc, 0);
 	if (now < acc->next_sweep_ms)
 		return;
 	acc->next_sweep_ms = now + ACC_SWEEP_MS;
-	reap_rooms(acc, 0);
 	for (size_t fd = 0; fd < acc->conns_cap; fd++) {
 		struct conn *c = acc->conns[fd];
 		if (!c)

@@ -60,6 +60,10 @@ struct conn *acceptor_adopt(struct acceptor *acc, int fd, const char *peer);
  * room keeps running). */
 int acceptor_retire_room(struct acceptor *acc, struct room *room);
 
+/* Room threads, as their last act: wake the acceptor so that it joins and
+ * frees retired rooms at once, releasing their descriptors. */
+void acceptor_room_exited(struct acceptor *acc);
+
 /* Acceptor thread: the live control connection (fd, id), or NULL. */
 struct conn *acceptor_conn(struct acceptor *acc, int fd, uint64_t id);
 

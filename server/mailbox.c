@@ -61,3 +61,11 @@ struct mail *mailbox_take_all(struct mailbox *mb)
 	pthread_mutex_unlock(&mb->lock);
 	return all;
 }
+
+void mailbox_wake(struct mailbox *mb)
+{
+	uint64_t one = 1;
+
+	if (write(mb->efd, &one, sizeof(one)) < 0)
+		return; /* EAGAIN: it is readable already */
+}

@@ -28,6 +28,9 @@ void mailbox_fini(struct mailbox *mb);
  * queue was empty: a burst of posts costs one wake-up. */
 void mailbox_post(struct mailbox *mb, struct mail *m);
 
+/* Wake the owner without posting anything (it finds the queue as it is). */
+void mailbox_wake(struct mailbox *mb);
+
 /* Owner only: take every queued item, oldest first (NULL when none), and
  * clear the wake-up. */
 struct mail *mailbox_take_all(struct mailbox *mb);

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -675,7 +676,8 @@ static void handle_event(struct room *r, struct epoll_event *ev)
 	struct conn *c = ev->data.ptr;
 
 	if (ev->data.ptr == &listen_marker) {
-		accept_all(r);
+		if (!r->stopping) /* a stopped room's listener is shut: accept fails */
+			accept_all(r);
 		return;
 	}
 	if (ev->data.ptr == &mailbox_marker)
@@ -776,6 +778,9 @@ static void *room_main(void *arg)
 	/* Release: everything the thread did happens-before the acceptor's
 	 * acquire load, and its join. */
 	atomic_store_explicit(&r->exited, 1, memory_order_release);
+	/* Then have it join and free us now, not at its next sweep, so the
+	 * room's descriptors go at once (r->acc outlives every room thread). */
+	acceptor_room_exited(r->acc);
 	return NULL;
 }
 
@@ -893,6 +898,13 @@ void room_request_stop(struct room *r)
 	if (!r->stop_posted) {
 		r->stop_posted = 1;
 		post_event(r, &r->stop_event, EV_STOP, 0, NULL, -1, 0, NULL);
+		/* Release the port now, before this thread answers anything
+		 * more: shutdown() ends the listen (connections queued or new
+		 * are refused) and lets a new room bind the port (SO_REUSEADDR),
+		 * while the descriptor, which the room thread polls, stays
+		 * valid until room_free() closes it after the join. */
+		if (shutdown(r->lfd, SHUT_RDWR) < 0)
+			log_warn("room %s: shutting its listener: %s", r->name, strerror(errno));
 	}
 }
 

@@ -62,7 +62,9 @@ int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id);
 /* Nonzero once the thread has finished (room_stop() will not wait). */
 int room_exited(struct room *r);
 
-/* Ask the thread to stop, without waiting. Acceptor thread only. */
+/* Ask the thread to stop, without waiting; the room's port is released at
+ * once (no more connections, and free for another room). The thread calls
+ * acceptor_room_exited() as it ends. Acceptor thread only. */
 void room_request_stop(struct room *r);
 
 /* Stop the thread (it flushes what is queued, bounded in time), join it and
