@@ -6,8 +6,10 @@
  * without the lock, then out_lock makes it one uninterrupted write followed
  * by a flush. With a terminal attached, only the owner (command thread)
  * writes: other threads queue their events and wake it. Bytes from the
- * network pass through put_clean(), which replaces control characters so a
- * remote user cannot send terminal escape sequences or forge whole lines.
+ * network pass through put_clean(), which shows control characters, bidi
+ * controls and invalid UTF-8 escaped (\x1b, \u202e), so a remote user cannot
+ * send terminal escape sequences, forge whole lines, or reorder what the
+ * terminal shows.
  *
  * Terminal sequences emitted here (only when output_init() asked for colour):
  * ESC[3Nm (N = 1..6: red, green, yellow, blue, magenta, cyan) before a
@@ -104,24 +106,86 @@ static void sb_printf(struct sb *b, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Append s with C0 controls, DEL and UTF-8 encoded C1 controls (U+0080..U+009F,
- * which some terminals obey as escapes) shown as '?'. A newline is written as
- * a newline plus `indent`, so continuation lines stay visibly inside the
- * event; NULL indent turns newlines into '?' as well. */
+/* The length of the valid UTF-8 sequence at p (1..4), with its code point in
+ * *cp, or 0 when p does not start one (a stray continuation byte, an
+ * overlong form, a surrogate, past U+10FFFF, or cut short). p is
+ * NUL-terminated, and NUL is never a continuation byte. */
+static size_t utf8_decode(const unsigned char *p, uint32_t *cp)
+{
+	unsigned char lo = 0x80, hi = 0xbf; /* the range of the second byte */
+	size_t n;
+
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		n = 2;
+		*cp = p[0] & 0x1fu;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		n = 3;
+		*cp = p[0] & 0x0fu;
+		if (p[0] == 0xe0)
+			lo = 0xa0; /* overlong below */
+		else if (p[0] == 0xed)
+			hi = 0x9f; /* surrogates above */
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		n = 4;
+		*cp = p[0] & 0x07u;
+		if (p[0] == 0xf0)
+			lo = 0x90; /* overlong below */
+		else if (p[0] == 0xf4)
+			hi = 0x8f; /* past U+10FFFF above */
+	} else {
+		return 0;
+	}
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+		*cp = (*cp << 6) | (p[i] & 0x3fu);
+	}
+	return n;
+}
+
+/* Code points a terminal may obey rather than show: the C1 controls (0x9b
+ * is CSI to some terminals), the bidi embeddings, overrides, isolates and
+ * marks (they reorder the rest of the line), and the line and paragraph
+ * separators. */
+static int unsafe_code_point(uint32_t cp)
+{
+	return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+	       cp == 0x2028 || cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) ||
+	       (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* Append s as text that cannot drive the terminal: C0 controls but tab, DEL
+ * and any byte not part of valid UTF-8 (raw 0x80..0xff included) as \xNN;
+ * the unsafe code points above as \uNNNN; everything else as it came. A
+ * newline is written as a newline plus `indent`, so continuation lines stay
+ * visibly inside the event; with a NULL indent it is escaped (\x0a) too.
+ * A backslash is not escaped: text that spells "\x1b" drives nothing. */
 static void put_clean(struct sb *b, const char *s, const char *indent)
 {
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		uint32_t cp;
+		size_t n = utf8_decode(p, &cp);
+
 		if (*p == '\n' && indent) {
 			sb_putc(b, '\n');
 			sb_puts(b, indent);
-		} else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			sb_putc(b, '?');
-			p++;
-		} else if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
-			sb_putc(b, '?');
+		} else if (n == 0 || (n == 1 && ((cp < 0x20 && cp != '\t') || cp == 0x7f))) {
+			sb_printf(b, "\\x%02x", *p);
+			n = 1;
+		} else if (unsafe_code_point(cp)) {
+			sb_printf(b, "\\u%04x", (unsigned)cp);
 		} else {
-			sb_putc(b, (char)*p);
+			sb_putn(b, (const char *)p, n);
 		}
+		p += n;
 	}
 }
 

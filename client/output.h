@@ -5,8 +5,11 @@
  * function may be called from any thread: one event is formatted whole, then
  * written under one lock and flushed at once, so lines from the listener
  * threads never interleave and a pipe reader sees each line as soon as it
- * happens. Text from the network is sanitised: control characters become '?',
- * so a peer cannot drive the terminal.
+ * happens. Text from the network is sanitised: C0 and C1 control characters,
+ * DEL and bytes that are not valid UTF-8 are shown as \xNN, bidi controls
+ * (U+202A..U+202E, U+2066..U+2069, U+200E/U+200F, U+061C), U+2028/U+2029
+ * and UTF-8 encoded C1 controls as \uNNNN, so a peer cannot drive the
+ * terminal or reorder a line.
  *
  * While a terminal is attached (output_attach_terminal), the line being
  * edited belongs to the command thread: events from other threads are queued

@@ -120,9 +120,21 @@ struct candidates {
 	size_t more; /* matches beyond the array */
 };
 
+/* Nonzero when word is printable ASCII without spaces, as every command and
+ * room name is: a room name the server sent that is not (no roomd sends one)
+ * is never inserted into the edited line, where it would reach the terminal
+ * unescaped. */
+static int plain_word(const char *word)
+{
+	for (const unsigned char *p = (const unsigned char *)word; *p; p++)
+		if (*p <= 0x20 || *p >= 0x7f)
+			return 0;
+	return 1;
+}
+
 static void add_candidate(struct candidates *c, const char *word, const char *prefix, size_t plen)
 {
-	if (!word || strncmp(word, prefix, plen) != 0)
+	if (!word || strncmp(word, prefix, plen) != 0 || !plain_word(word))
 		return;
 	for (size_t i = 0; i < c->n; i++)
 		if (strcmp(c->v[i], word) == 0)
