@@ -10,8 +10,9 @@
  *
  * Room-port connections count against max_clients_per_ip with the control
  * connections (the shared, locked iptable); before it attaches, a room
- * connection is "pending": at most room_unattached_max per room (half of
- * them from one address), for ROOM_ATTACH_TIMEOUT_MS. A capability (ref,
+ * connection is "pending": at most room_unattached_max per room (a new one
+ * pushes out the oldest, of its own address first), for
+ * ROOM_ATTACH_TIMEOUT_MS. A capability (ref,
  * JOIN_ID, name) is accepted only from the member's control-connection
  * address, and refused ones are counted per address and throttled: see
  * room_check_capability(). */
@@ -500,37 +501,31 @@ static void pause_accepting(struct room *r, int err)
 	}
 }
 
-/* Pending connections from peer in this room. */
-static size_t pending_from(const struct room *r, const char *peer)
+static void reply_error(struct room *r, struct conn *c, enum proto_err err, const char *detail);
+
+/* Make room for a new pending connection from peer when all
+ * room_unattached_max places are taken: the oldest pending connection of
+ * peer's own address goes, or, if it holds none, the oldest of all. So one
+ * address refilling the places pushes out only its own, and a client from
+ * another address that attaches right away always gets in. O(places). */
+static void pending_make_room(struct room *r, const char *peer)
 {
-	size_t n = 0;
+	struct conn *old = NULL;
 
-	for (size_t i = 0; i < r->npending; i++)
-		n += strcmp(r->pending[i]->peer, peer) == 0;
-	return n;
-}
-
-/* May a new connection from peer wait here for its attach? One address
- * holds at most half the pending places; when they are all taken (by
- * several addresses), the oldest is pushed out: so a client that attaches
- * right away always gets in, and holding places costs a steady stream of
- * connections, which connect_rate_per_ip slows. */
-static int pending_admit(struct room *r, const char *peer)
-{
-	size_t cap = (size_t)r->cfg->room_unattached_max, per_ip = cap / 2 ? cap / 2 : 1;
-
-	if (pending_from(r, peer) >= per_ip)
-		return 0;
-	if (r->npending >= cap) {
-		struct conn *old = r->pending[0];
-		if (!r->evict_logged) {
-			r->evict_logged = 1;
-			log_warn("room %s: %zu room connections waiting to attach: closing the oldest (%s)",
-				 r->name, cap, old->peer);
-		}
-		close_conn(r, old, 1);
+	if (r->npending < (size_t)r->cfg->room_unattached_max)
+		return;
+	for (size_t i = 0; i < r->npending && !old; i++)
+		if (strcmp(r->pending[i]->peer, peer) == 0)
+			old = r->pending[i];
+	if (!old)
+		old = r->pending[0];
+	if (!r->evict_logged) {
+		r->evict_logged = 1; /* once per episode: until places are free again */
+		log_warn("room %s: %ld room connections waiting to attach: closing the oldest (%s)",
+			 r->name, r->cfg->room_unattached_max, old->peer);
 	}
-	return 1;
+	reply_error(r, old, PROTO_E_SERVER_FULL, "too many unattached room connections");
+	close_conn(r, old, 0);
 }
 
 static void accept_all(struct room *r)
@@ -546,12 +541,7 @@ static void accept_all(struct room *r)
 
 		if (!(e = acceptor_admit(r->ips, r->cfg, fd, peer, where)))
 			continue;
-		if (!pending_admit(r, peer)) {
-			log_debug("room %s: %s refused: too many unattached room connections", r->name, peer);
-			iptable_close(r->ips, e, conn_clock_ms());
-			conn_refuse(fd, PROTO_E_SERVER_FULL, "too many unattached room connections from your address");
-			continue;
-		}
+		pending_make_room(r, peer);
 		c = conn_create(fd, peer, r->cfg);
 		if (c) {
 			c->ipt = r->ips;

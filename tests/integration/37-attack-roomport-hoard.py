@@ -2,13 +2,14 @@
 """37-attack-roomport-hoard: issue 10, attack 4 (descriptors through room ports).
 
 One address (127.0.0.1) opens many connections to room ports and never
-attaches. It holds at most room_unattached_max / 2 = 4 of them per room and
-at most max_clients_per_ip in all (control connections included: they share
-the per-address count); the others are refused (error 7, or 9 when over
-connect_rate_per_ip) and closed. The ones it holds are closed after the attach
-deadline (3 s). Meanwhile a member from another address (127.0.0.2) joins
-and attaches; and when two hoarding addresses fill a room's 8 places, a
-newcomer pushes the oldest out and still attaches."""
+attaches. It holds at most room_unattached_max = 8 of them per room (a new
+one pushes out its own oldest) and at most max_clients_per_ip in all
+(control connections included: they share the per-address count); the
+others are refused or pushed out (error 7, or 9 when over
+connect_rate_per_ip) and closed. The ones it holds are closed after the
+attach deadline (3 s). Meanwhile a member from another address (127.0.0.2)
+joins and attaches, pushing out one of the hoarded places; and when two
+hoarding addresses fill a room's 8 places, a newcomer still attaches."""
 import os
 import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -18,6 +19,7 @@ PER_IP = 10         # max_clients_per_ip in this test
 UNATTACHED = 8      # room_unattached_max (the default)
 ATTACH_DEADLINE = 3.0  # server/room.c ROOM_ATTACH_TIMEOUT_MS
 TRIES_PER_ROOM = 12
+PUSHED_OUT = b"ERROR_CODE: 7\nERROR_DESCRIPTION: too many unattached room connections\n"
 
 
 def hold_many(d, port, tries, source=None, label="hoard"):
@@ -50,9 +52,9 @@ def main():
         all_held = []
         for port in ports:
             held, refused = hold_many(d, port, TRIES_PER_ROOM)
-            check(len(held) <= UNATTACHED // 2,
+            check(len(held) <= UNATTACHED,
                   "one address holds %d unattached connections in one room (bound %d)"
-                  % (len(held), UNATTACHED // 2))
+                  % (len(held), UNATTACHED))
             total_held += len(held)
             all_held += held
         check(total_held + 1 <= PER_IP,
@@ -61,7 +63,7 @@ def main():
         check(total_held >= 1, "nothing held at all: the test proves nothing")
         print("attack 4: one address tried %d room connections in %d rooms: held %d "
               "(at most %d a room, %d with its control connection in all), the rest refused"
-              % (TRIES_PER_ROOM * len(ports), len(ports), total_held, UNATTACHED // 2, PER_IP))
+              % (TRIES_PER_ROOM * len(ports), len(ports), total_held, UNATTACHED, PER_IP))
 
         # A member from another address joins and attaches meanwhile.
         m = d.connect("member", source="127.0.0.2")
@@ -74,9 +76,10 @@ def main():
         r.expect_chat(ref, "hoarder", "hi")
         ctl.expect_chat(ref, "hoarder", "hi")
 
-        # The hoarded connections are closed at the attach deadline.
+        # The hoarded connections are closed at the attach deadline (one of
+        # them may have made way for the member: closed earlier).
         for c in all_held:
-            c.expect_closed(timeout=ATTACH_DEADLINE + 1.0 + TIMEOUT)
+            c.expect_closed(timeout=ATTACH_DEADLINE + 1.0 + TIMEOUT, allowed=[PUSHED_OUT])
         closed_after = time.monotonic() - t0
         check(closed_after <= ATTACH_DEADLINE + 1.0 + TIMEOUT,
               "unattached connections lived %.1fs" % closed_after)
