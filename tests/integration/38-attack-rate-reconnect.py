@@ -8,7 +8,10 @@ second, burst_per_ip saved up). Here one address floods HELO from four
 connections at once, each replaced by a new one every 0.2 s, for a few
 seconds: the requests answered per second stay within 1.5x rate_per_ip
 (burst included), and a client from another address (127.0.0.2) keeps its
-round trips short meanwhile."""
+round trips short meanwhile. Room creation has its own per-address bucket
+(room_create_rate a minute): the sixth new room from one address within the
+minute gets error 9, reconnecting or not, while another address still
+creates rooms."""
 import os
 import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -19,6 +22,7 @@ BURST_PER_IP = 100
 PER_CONN_BURST = 50
 SECONDS = 4.0
 PARALLEL = 4
+CREATE_RATE = 5
 LIMITS = {"rate": 50, "burst": PER_CONN_BURST, "rate_per_ip": RATE_PER_IP,
           "burst_per_ip": BURST_PER_IP, "connect_rate_per_ip": 1000, "connect_burst_per_ip": 1000}
 
@@ -61,6 +65,27 @@ def main():
               "only %.0f requests/s answered: the address is starved, not limited" % per_s)
         check(worst_rtt < 0.5 * FACTOR, "bystander's round trip %.0f ms" % (worst_rtt * 1000))
         d.assert_alive()
+
+    with Daemon(limits={"room_create_rate": CREATE_RATE}) as d:
+        created = 0
+        for i in range(CREATE_RATE + 3):
+            c = d.connect("creator")   # a fresh connection each time: no help
+            c.send(join_req("new%d" % i, "creator"))
+            f = c.expect_frame()
+            if f.kind != "JOINED":
+                m = ERROR_RE.match(f.raw)
+                check(m and int(m.group(1)) == 9, "room creation over the rate: expected error 9, got %s"
+                      % show(f.raw))
+                c.ping()
+                break
+            created += 1
+            c.expect_frame()   # own announcement
+        check(created == CREATE_RATE, "one address created %d rooms at once (room_create_rate %d)"
+              % (created, CREATE_RATE))
+        other = d.connect("other-creator", source="127.0.0.2")
+        other.join("elsewhere", "other")
+        print("attack 8: room creation: one address created %d rooms, then error 9 (room_create_rate "
+              "%d a minute); another address still creates" % (created, CREATE_RATE))
 
 
 run(main)
