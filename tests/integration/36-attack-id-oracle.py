@@ -10,7 +10,9 @@ address: the right (ref, JOIN_ID, name) from 127.0.0.2 is refused (3); and
 refused attempts from one address are throttled after IPTABLE_CAP_BURST = 5:
 the sixth and later get error 9 before any lookup, the right capability
 included, with one log line for the episode. The member itself (from
-127.0.0.1) still attaches."""
+127.0.0.1) still attaches. The other requests that take a JOIN_ID (CHAT,
+HISTORY, SET_TOPIC on the control port; CHAT on a room connection) answer a
+live id of another connection byte for byte as they answer a dead one."""
 import os
 import random
 import sys
@@ -50,6 +52,47 @@ def leave_probes(d, members, refs):
             if r == ref:
                 c.expect_chat(ref, speaker[2], "still here?")
     out.ping()
+
+
+def other_requests(d, members, refs):
+    """CHAT, HISTORY, SET_TOPIC with live ids of others and with dead ids:
+    the reply bytes may not depend on which."""
+    out = d.connect("outsider2")
+    rng = random.Random(8)
+    live = [(ref, jid, name) for (ref, jid, name, _) in members]
+    dead = [(ref, rng.randint(1, 2 ** 31 - 1), name) for (ref, _, name) in live]
+    kinds = {
+        "CHAT": lambda ref, jid, name: chat_req(ref, jid, name, "probe"),
+        "HISTORY": lambda ref, jid, name: b"HISTORY: %d\nJOIN_ID: %d\nCLIENT_NAME: %s\n"
+                                          % (ref, jid, name.encode()),
+        "SET_TOPIC": lambda ref, jid, name: b"SET_TOPIC: %d\nJOIN_ID: %d\nCLIENT_NAME: %s\nTOPIC: x\n"
+                                            % (ref, jid, name.encode()),
+    }
+    for kind, req in kinds.items():
+        answers = set()
+        for probe in live + dead:
+            out.send(req(*probe))
+            answers.add(out.expect_frame().raw)
+        check(len(answers) == 1, "%s with live and dead JOIN_IDs got different replies: %s"
+              % (kind, [show(a) for a in answers]))
+    # CHAT on an attached room connection with someone else's id.
+    ref, jid, name, ctl = members[0]
+    r = d.room_connect(d.member_ports[ref], "probe-room")
+    r.send(attach_req(ref, jid, name))
+    r.expect(attached_reply(ref, jid))
+    answers = set()
+    for (pref, pjid, pname) in live[1:] + dead:
+        if pref == ref:
+            r.send(chat_req(ref, pjid, pname, "probe"))
+            answers.add(r.expect_frame().raw)
+    check(len(answers) == 1, "room-port CHAT with live and dead JOIN_IDs got different replies: %s"
+          % [show(a) for a in answers])
+    r.close()
+    d.conns.remove(r)
+    ctl.ping()
+    expect_nothing_all([c for (_, _, _, c) in members])
+    print("attack 1: CHAT, HISTORY, SET_TOPIC (control) and CHAT (room port) with %d live ids of "
+          "others and %d dead ids: one reply each, the same for both" % (len(live), len(dead)))
 
 
 def attach_bruteforce(d, members):
@@ -115,6 +158,7 @@ def main():
             d.member_ports[ref] = port
             members.append((ref, jid, "member%d" % i, c))
         leave_probes(d, members, refs)
+        other_requests(d, members, refs)
         attach_bruteforce(d, members)
         d.assert_alive()
 
