@@ -88,6 +88,12 @@ static const struct key_spec global_keys[] = {
 	{ "limits", "sendq_bytes", K_LONG, G(sendq_bytes), 65536, 1073741824 },
 	{ "limits", "rate", K_LONG, G(rate), 1, CONFIG_LIMIT_MAX },
 	{ "limits", "burst", K_LONG, G(burst), 1, CONFIG_LIMIT_MAX },
+	{ "limits", "rate_per_ip", K_LONG, G(rate_per_ip), 1, CONFIG_LIMIT_MAX },
+	{ "limits", "burst_per_ip", K_LONG, G(burst_per_ip), 1, CONFIG_LIMIT_MAX },
+	{ "limits", "connect_rate_per_ip", K_LONG, G(connect_rate_per_ip), 1, CONFIG_LIMIT_MAX },
+	{ "limits", "connect_burst_per_ip", K_LONG, G(connect_burst_per_ip), 1, CONFIG_LIMIT_MAX },
+	{ "limits", "room_create_rate", K_LONG, G(room_create_rate), 1, CONFIG_LIMIT_MAX },
+	{ "limits", "room_unattached_max", K_LONG, G(room_unattached_max), 1, 1024 },
 	{ "limits", "idle_timeout", K_LONG, G(idle_timeout), 0, 604800 },
 	{ "limits", "request_timeout", K_LONG, G(request_timeout), 0, 86400 },
 	{ "limits", "history", K_LONG, G(history), 0, CONFIG_HISTORY_MAX },
@@ -900,6 +906,12 @@ void config_defaults(struct config *cfg)
 	cfg->sendq_bytes = 1048576;
 	cfg->rate = 200;
 	cfg->burst = 400;
+	cfg->rate_per_ip = 1000;
+	cfg->burst_per_ip = 2000;
+	cfg->connect_rate_per_ip = 20;
+	cfg->connect_burst_per_ip = 64;
+	cfg->room_create_rate = 30;
+	cfg->room_unattached_max = 8;
 	cfg->idle_timeout = 300;
 	cfg->request_timeout = 120;
 	cfg->history = 50;

@@ -58,6 +58,12 @@ struct config {
 	long sendq_bytes;          /* unwritten bytes per connection; above: cut off */
 	long rate;                 /* requests per second per connection (token refill) */
 	long burst;                /* token bucket size */
+	long rate_per_ip;          /* requests per second of all connections of one address */
+	long burst_per_ip;         /* their shared bucket size */
+	long connect_rate_per_ip;  /* connections per second one address may open */
+	long connect_burst_per_ip; /* ...back to back */
+	long room_create_rate;     /* rooms one address may create on demand per minute */
+	long room_unattached_max;  /* room connections per room not attached yet */
 	long idle_timeout;         /* seconds a connection without membership may idle; 0 = never */
 	long request_timeout;      /* seconds a request may stay incomplete; 0 = no limit */
 	long history;              /* messages kept per room (memory and database) */

@@ -49,7 +49,7 @@ struct acceptor {
 	struct conn *dirty;    /* conns with output queued this pass */
 	int emfile_logged;
 	uint64_t next_sweep_ms;
-	struct iptable *ips;   /* connections per client address */
+	struct iptable *ips;   /* per address: connections and buckets (shared with rooms) */
 	struct room **retiring; /* rooms asked to stop, not yet joined */
 	size_t nretiring, retiring_cap;
 	struct throttle_list throttled; /* conns out of tokens */
@@ -129,7 +129,6 @@ static void begin_close(struct acceptor *acc, struct conn *c, int cut_off)
 static void destroy_conn(struct acceptor *acc, struct conn *c)
 {
 	throttle_remove(&acc->throttled, c);
-	iptable_add(acc->ips, c->peer, -1);
 	if (acc->rooms_stopped)
 		control_forget_memberships(c);
 	else
@@ -184,6 +183,39 @@ static void shed_one(struct acceptor *acc, int err)
 	acc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* Count a new connection from peer against its address's limits, or
+ * refuse it (error 7 over max_clients_per_ip, 9 over connect_rate_per_ip):
+ * room threads do the same for their ports. Returns the entry or NULL
+ * (fd closed). Any thread. */
+struct ip_entry *acceptor_admit(struct iptable *ips, const struct config *cfg, int fd,
+				const char *peer, const char *where)
+{
+	struct ip_entry *e = NULL;
+	int log_it;
+
+	switch (iptable_open(ips, peer, conn_clock_ms(), &e, &log_it)) {
+	case IP_OK:
+		return e;
+	case IP_TOO_MANY:
+		if (log_it)
+			log_warn("%s: %s refused: max_clients_per_ip (%ld) reached", where, peer,
+				 cfg->max_clients_per_ip);
+		conn_refuse(fd, PROTO_E_SERVER_FULL, "too many connections from your address");
+		return NULL;
+	case IP_TOO_FAST:
+		if (log_it)
+			log_warn("%s: %s refused: over connect_rate_per_ip (%ld/s, %ld)", where, peer,
+				 cfg->connect_rate_per_ip, cfg->connect_burst_per_ip);
+		conn_refuse(fd, PROTO_E_RATE, "too many connections from your address: slow down");
+		return NULL;
+	case IP_NOMEM:
+		break;
+	}
+	log_error("%s: %s refused: out of memory", where, peer);
+	close(fd);
+	return NULL;
+}
+
 static void accept_all(struct acceptor *acc)
 {
 	char peer[NET_ADDRSTRLEN];
@@ -192,7 +224,7 @@ static void accept_all(struct acceptor *acc)
 	/* A bounded number per pass, so established clients are served too. */
 	for (int i = 0; i < 64; i++) {
 		struct conn *c;
-		long per_ip;
+		struct ip_entry *e;
 
 		fd = net_accept(acc->lfd, peer, sizeof(peer));
 		if (fd == -EMFILE || fd == -ENFILE) {
@@ -210,23 +242,22 @@ static void accept_all(struct acceptor *acc)
 			conn_refuse(fd, PROTO_E_SERVER_FULL, "server full");
 			continue;
 		}
-		per_ip = iptable_add(acc->ips, peer, 1);
-		if (per_ip > acc->cfg->max_clients_per_ip) {
-			iptable_add(acc->ips, peer, -1);
-			log_warn("acceptor: %s refused: max_clients_per_ip (%ld) reached", peer,
-				 acc->cfg->max_clients_per_ip);
-			conn_refuse(fd, PROTO_E_SERVER_FULL, "too many connections from your address");
+		e = acceptor_admit(acc->ips, acc->cfg, fd, peer, "acceptor");
+		if (!e)
 			continue;
+		c = conn_create(fd, peer, acc->cfg);
+		if (c) {
+			c->ipt = acc->ips;
+			c->ipe = e;
 		}
-		c = per_ip > 0 ? conn_create(fd, peer, acc->cfg) : NULL;
 		if (!c || track_conn(acc, c) < 0) {
 			log_error("acceptor: %s refused: out of memory", peer);
-			if (per_ip > 0)
-				iptable_add(acc->ips, peer, -1);
-			if (c)
+			if (c) {
 				conn_destroy(c);
-			else
+			} else {
+				iptable_close(acc->ips, e, conn_clock_ms());
 				close(fd);
+			}
 			continue;
 		}
 		log_debug("acceptor: connection from %s (fd %d)", peer, fd);
@@ -571,22 +602,34 @@ int acceptor_run(struct acceptor *acc)
 
 struct conn *acceptor_adopt(struct acceptor *acc, int fd, const char *peer)
 {
+	struct ip_entry *e = NULL;
 	struct conn *c;
+	int log_it;
 
-	if (iptable_add(acc->ips, peer, 1) <= 0) {
+	if (iptable_open(acc->ips, peer, conn_clock_ms(), &e, &log_it) != IP_OK) {
 		close(fd);
 		return NULL;
 	}
 	c = conn_create(fd, peer, acc->cfg);
+	if (c) {
+		c->ipt = acc->ips;
+		c->ipe = e;
+	}
 	if (!c || track_conn(acc, c) < 0) {
-		iptable_add(acc->ips, peer, -1);
-		if (c)
+		if (c) {
 			conn_destroy(c);
-		else
+		} else {
+			iptable_close(acc->ips, e, conn_clock_ms());
 			close(fd);
+		}
 		return NULL;
 	}
 	return c;
+}
+
+struct iptable *acceptor_iptable(struct acceptor *acc)
+{
+	return acc->ips;
 }
 
 static int add_fd(struct acceptor *acc, int fd, void *marker)
@@ -622,7 +665,7 @@ struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg,
 	acc->cfg = cfg;
 	acc->reg = reg;
 	acc->lfd = acc->epfd = acc->sigfd = acc->spare_fd = -1;
-	acc->ips = iptable_create();
+	acc->ips = iptable_create(cfg);
 	if (!acc->ips || mailbox_init(&acc->mbox) < 0) {
 		iptable_destroy(acc->ips);
 		free(acc);

@@ -1,7 +1,9 @@
 /* conn.c - the state of one client socket. Everything here runs on the
- * conn's owner thread only, so nothing is locked. */
+ * conn's owner thread only, so nothing is locked here (the per-address
+ * table takes its own lock). */
 #include "conn.h"
 #include "config.h"
+#include "iptable.h"
 #include "log.h"
 #include "msg.h"
 
@@ -41,11 +43,44 @@ void conn_begin_close(struct conn *c, int cut_off)
 	}
 }
 
+/* Slow c down for wait_ms: it handles nothing more and is not read until
+ * then, so TCP back-pressure slows the sender and nothing is dropped. */
+static void throttle(struct conn *c, struct throttle_list *throttled, long wait, long rate,
+		     long burst, const char *whose)
+{
+	if (!c->throttle_logged) {
+		c->throttle_logged = 1; /* once, not once a request */
+		log_info("%s is over %s rate/burst (%ld/s, %ld): slowed down", c->peer, whose, rate,
+			 burst);
+	}
+	throttle_add(throttled, c, wait);
+}
+
+/* Charge one handled request to c and to its address; the next one waits
+ * for the later of the two debts. */
+static void charge_request(struct conn *c, const struct config *cfg, struct throttle_list *throttled)
+{
+	uint64_t now = conn_clock_ms();
+	long wait = conn_take_token(c, cfg, now);
+	long ip_wait = c->ipe ? iptable_request_charge(c->ipt, c->ipe, now) : 0;
+
+	if (ip_wait > wait)
+		throttle(c, throttled, ip_wait, cfg->rate_per_ip, cfg->burst_per_ip, "its address's");
+	else if (wait > 0)
+		throttle(c, throttled, wait, cfg->rate, cfg->burst, "its");
+}
+
 void conn_process(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
 		  const struct conn_handler *h)
 {
 	size_t off = 0;
 
+	/* Another connection of the address may have run up its debt. */
+	if (c->ipe && !c->closing && !c->throttled && c->in.len > 0) {
+		long wait = iptable_request_wait(c->ipt, c->ipe, conn_clock_ms());
+		if (wait > 0)
+			throttle(c, throttled, wait, cfg->rate_per_ip, cfg->burst_per_ip, "its address's");
+	}
 	while (!c->closing && !c->paused && !c->throttled && c->in.len > off &&
 	       !(h->halted && h->halted(h->arg))) {
 		struct proto_msg pm;
@@ -55,17 +90,8 @@ void conn_process(struct conn *c, const struct config *cfg, struct throttle_list
 		enum proto_status st = proto_parse(&c->parser, c->in.data + off, c->in.len - off,
 						   &pm, &used, &err, &fatal);
 		if (st == PROTO_MESSAGE) {
-			long wait;
 			h->request(h->arg, c, &pm);
-			wait = conn_take_token(c, cfg, conn_clock_ms());
-			if (wait > 0) {
-				if (!c->throttle_logged) {
-					c->throttle_logged = 1; /* once, not once a request */
-					log_info("%s is over rate/burst (%ld/s, %ld): slowed down",
-						 c->peer, cfg->rate, cfg->burst);
-				}
-				throttle_add(throttled, c, wait); /* the next request waits */
-			}
+			charge_request(c, cfg, throttled); /* the next request waits */
 		}
 		off += used;
 		if (st == PROTO_ERROR)
@@ -190,6 +216,8 @@ void conn_destroy(struct conn *c)
 {
 	if (!c)
 		return;
+	if (c->ipe)
+		iptable_close(c->ipt, c->ipe, conn_clock_ms());
 	close(c->fd);
 	buf_fini(&c->in);
 	sendq_fini(&c->out);

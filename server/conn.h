@@ -14,6 +14,8 @@
 #include "sendq.h"
 
 struct config;
+struct iptable;
+struct ip_entry;
 struct msg;
 struct room;
 struct room_event;
@@ -47,6 +49,10 @@ struct conn {
 	long tokens;
 	uint64_t refill_ms;
 	int throttled;               /* bucket empty: not read until resume_ms */
+	/* the address's entry (connection count, shared buckets), set by the
+	 * owner once iptable_open() counted it; NULL: not counted */
+	struct iptable *ipt;
+	struct ip_entry *ipe;
 	int throttle_logged;         /* its first throttling was logged */
 	uint64_t resume_ms;
 	struct conn *next_throttled;
@@ -112,9 +118,11 @@ struct conn_handler {
 };
 
 /* Handle the complete requests buffered for c, in order, each charged to
- * its token bucket, until c closes, pauses, runs out of tokens (then it
- * joins throttled and the caller stops reading it) or h->halted() says so.
- * Discards the bytes handled. Owner thread only. */
+ * its token bucket and to its address's (c->ipe), until c closes, pauses,
+ * runs out of tokens (then it joins throttled and the caller stops reading
+ * it) or h->halted() says so. Nothing is handled while the address is in
+ * debt, whichever of its connections ran it up. Discards the bytes
+ * handled. Owner thread only. */
 void conn_process(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
 		  const struct conn_handler *h);
 
@@ -128,7 +136,7 @@ struct conn *conn_create(int fd, const char *peer, const struct config *cfg);
 /* Tell a client we cannot take it, without waiting on it, and close fd. */
 void conn_refuse(int fd, enum proto_err err, const char *detail);
 
-/* Close the socket and free everything. */
+/* Close the socket and free everything; uncount it from its address. */
 void conn_destroy(struct conn *c);
 
 /* Read what the socket has (one read, bounded by the buffer cap). Returns

@@ -9,6 +9,7 @@
 #include "acceptor.h"
 #include "config.h"
 #include "conn.h"
+#include "iptable.h"
 #include "log.h"
 #include "msg.h"
 #include "net.h"
@@ -89,8 +90,10 @@ static void remember_room(struct control *ctl, const char *name, long ref)
 }
 
 /* Find the room called name, creating it (thread, port, registry entry)
- * when the config allows. Returns PROTO_OK or the error for the joiner. */
-static enum proto_err open_room(struct control *ctl, const char *name, struct room_info *info)
+ * when the config allows, for c. Returns PROTO_OK or the error for the
+ * joiner. */
+static enum proto_err open_room(struct control *ctl, struct conn *c, const char *name,
+				struct room_info *info)
 {
 	struct room *room;
 	long ref;
@@ -104,6 +107,13 @@ static enum proto_err open_room(struct control *ctl, const char *name, struct ro
 		return PROTO_E_FORBIDDEN;
 	if (registry_room_count(ctl->reg) >= ctl->cfg->max_rooms)
 		return PROTO_E_SERVER_FULL;
+	/* Starting a room (a thread, a port, a name kept) is the dearest
+	 * request: room_create_rate a minute per address. */
+	if (c->ipe && iptable_create_room(c->ipt, c->ipe, conn_clock_ms()) < 0) {
+		log_info("control: %s: room %s not created: over room_create_rate (%ld a minute)",
+			 c->peer, name, ctl->cfg->room_create_rate);
+		return PROTO_E_RATE;
+	}
 	/* Only this thread creates rooms, so the ref cannot be taken meanwhile;
 	 * a dormant room keeps its ref. */
 	ref = known ? info->ref : registry_next_ref(ctl->reg);
@@ -165,7 +175,7 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 	}
 	if ((long)c->nms >= ctl->cfg->max_rooms_per_client)
 		return join_error(c, PROTO_E_SERVER_FULL, room);
-	err = open_room(ctl, room, &info);
+	err = open_room(ctl, c, room, &info);
 	if (err != PROTO_OK)
 		return join_error(c, err, room);
 
@@ -185,7 +195,7 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 		return join_error(c, PROTO_E_SERVER, room);
 	}
 	stored = conn_membership(c, ms.join_id);
-	if (room_add_member(info.room, ms.join_id, name, c->fd, c->id,
+	if (room_add_member(info.room, ms.join_id, name, c->fd, c->id, c->peer,
 			    announcement(info.ref, name, PROTO_JOINED_TEXT), &stored->leave) < 0) {
 		conn_remove_membership(c, ms.join_id);
 		registry_leave(ctl->reg, ms.join_id);
@@ -231,7 +241,6 @@ static int parse_ref_and_id(const struct proto_msg *m, int ref_field, int id_fie
 
 static enum control_result handle_leave(struct control *ctl, struct conn *c, const struct proto_msg *m)
 {
-	struct member_info other;
 	struct room_info info;
 	struct membership *ms;
 	struct msg *note, *left, *self;
@@ -242,24 +251,23 @@ static enum control_result handle_leave(struct control *ctl, struct conn *c, con
 		return CONTROL_OK;
 	}
 	ms = conn_membership(c, id);
-	if (ms && ms->ref != ref && registry_find_ref(ctl->reg, ref, &info) < 0) {
+	if (!ms) {
+		/* Idempotent (SPEC 2.1): a JOIN_ID that is not a live membership
+		 * of this connection, whatever the ref, gets the same echo and
+		 * changes nothing. Nothing else is looked up, so the answer is
+		 * the same whether the id is live elsewhere or not: no request
+		 * tells an outsider which ids are live. */
+		reply(c, proto_write_left(ref, id));
+		return CONTROL_OK;
+	}
+	/* Its own membership, named with the wrong room or name: a mistake
+	 * of the holder, told as such (nobody else can get here). */
+	if (ms->ref != ref && registry_find_ref(ctl->reg, ref, &info) < 0) {
 		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
 		return CONTROL_OK;
 	}
-	if (ms && (ms->ref != ref || strcmp(ms->name, m->field[PROTO_F_LEAVE_NAME]) != 0)) {
+	if (ms->ref != ref || strcmp(ms->name, m->field[PROTO_F_LEAVE_NAME]) != 0) {
 		control_reply_error(c, PROTO_E_NOT_MEMBER, "JOIN_ID does not match the room or name");
-		return CONTROL_OK;
-	}
-	if (!ms && registry_member(ctl->reg, id, &other) == 0) {
-		/* Nobody can make someone else leave. */
-		log_info("control: %s: LEAVE with another connection's JOIN_ID refused", c->peer);
-		control_reply_error(c, PROTO_E_NOT_MEMBER, NULL);
-		return CONTROL_OK;
-	}
-	if (!ms) {
-		/* Idempotent (SPEC 2.1): a JOIN_ID that is not live, whatever
-		 * the ref, gets the same reply and changes nothing. */
-		reply(c, proto_write_left(ref, id));
 		return CONTROL_OK;
 	}
 	note = announcement(ref, ms->name, PROTO_LEFT_TEXT);

@@ -6,11 +6,21 @@
  * delivery list (members) mirrors the registry, updated from the mailbox in
  * order, so joins, leaves and messages reach everyone in one total order.
  * Members with an attached room connection get traffic from this thread;
- * the others through the acceptor, in one batch per loop pass. */
+ * the others through the acceptor, in one batch per loop pass.
+ *
+ * Room-port connections count against max_clients_per_ip with the control
+ * connections (the shared, locked iptable); before it attaches, a room
+ * connection is "pending": at most room_unattached_max per room (a new one
+ * pushes out the oldest, of its own address first), for
+ * ROOM_ATTACH_TIMEOUT_MS. A capability (ref,
+ * JOIN_ID, name) is accepted only from the member's control-connection
+ * address, and refused ones are counted per address and throttled: see
+ * room_check_capability(). */
 #include "room.h"
 #include "acceptor.h"
 #include "config.h"
 #include "conn.h"
+#include "iptable.h"
 #include "log.h"
 #include "mailbox.h"
 #include "msg.h"
@@ -38,6 +48,7 @@ struct room_event {
 	uint64_t ctl_id;
 	struct msg *msg;
 	struct msg *self; /* EV_REMOVE: the leaver's LEFT reply, or NULL */
+	char peer[NET_ADDRSTRLEN]; /* EV_ADD: the member's control-connection address */
 	struct delivery_batch *answer; /* EV_REMOVE: room for self, preallocated */
 	int record;       /* EV_RELAY: a member's message, kept in the history */
 	char name[CONFIG_NAME_MAX + 1];
@@ -56,6 +67,8 @@ struct member {
 	char name[CONFIG_NAME_MAX + 1];
 	int ctl_fd;
 	uint64_t ctl_id;
+	char peer[NET_ADDRSTRLEN]; /* its control connection's address: the only
+				    * one its capability is accepted from */
 	struct conn *attached; /* NULL: delivered over the control connection */
 };
 
@@ -80,8 +93,11 @@ struct room {
 	struct conn *dirty;           /* conns with output queued this pass */
 	struct conn **conns;          /* every room connection */
 	size_t nconns, conns_cap;
+	struct conn **pending;        /* not attached yet, not closing: oldest first */
+	size_t npending;              /* at most cfg->room_unattached_max */
+	int evict_logged;             /* a pending connection was pushed out (once) */
+	struct iptable *ips;          /* per-address counts, shared (it locks) */
 	struct delivery_batch *batch; /* for the acceptor, this pass */
-	long max_conns;               /* room connections at most */
 	int listen_paused;            /* out of descriptors: accept later */
 	uint64_t resume_ms;           /* when to accept again */
 	uint64_t next_sweep_ms;
@@ -99,8 +115,9 @@ static char listen_marker, mailbox_marker;
  * messages, one loop pass of a busy room. */
 #define ROOM_BLOCK_BYTES 16384
 /* A room connection must attach within this time; an unattached one does
- * nothing but hold a descriptor. */
-#define ROOM_ATTACH_TIMEOUT_MS 10000
+ * nothing but hold a descriptor. A client attaches right after its JOIN,
+ * so a few seconds are plenty even over a slow link. */
+#define ROOM_ATTACH_TIMEOUT_MS 3000
 #define ROOM_SWEEP_MS 500
 #define ROOM_ACCEPT_PAUSE_MS 250
 #define ROOM_STOP_FLUSH_MS 700 /* part of the daemon's 2 s shutdown budget */
@@ -121,7 +138,8 @@ static void post_event(struct room *r, struct room_event *ev, int type, long joi
 }
 
 int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
-		    uint64_t ctl_id, struct msg *announce, struct room_event **leave)
+		    uint64_t ctl_id, const char *ctl_peer, struct msg *announce,
+		    struct room_event **leave)
 {
 	struct room_event *ev = calloc(1, sizeof(*ev));
 
@@ -137,6 +155,7 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 		msg_unref(&announce);
 		return -ENOMEM;
 	}
+	snprintf(ev->peer, sizeof(ev->peer), "%s", ctl_peer);
 	post_event(r, ev, EV_ADD, join_id, name, ctl_fd, ctl_id, announce);
 	return 0;
 }
@@ -199,6 +218,17 @@ static void mark_dirty(struct room *r, struct conn *c)
 	}
 }
 
+static void pending_remove(struct room *r, struct conn *c)
+{
+	for (size_t i = 0; i < r->npending; i++) {
+		if (r->pending[i] == c) {
+			memmove(&r->pending[i], &r->pending[i + 1], (r->npending - i - 1) * sizeof(c));
+			r->npending--;
+			return;
+		}
+	}
+}
+
 static void detach(struct room *r, struct conn *c)
 {
 	struct member *m = c->attached_id ? find_member(r, c->attached_id) : NULL;
@@ -213,6 +243,7 @@ static void detach(struct room *r, struct conn *c)
  * it is closed, within CONN_CLOSE_GRACE_MS. */
 static void close_conn(struct room *r, struct conn *c, int cut_off)
 {
+	pending_remove(r, c);
 	detach(r, c);
 	conn_begin_close(c, cut_off);
 	mark_dirty(r, c);
@@ -263,6 +294,7 @@ static void add_member(struct room *r, const struct room_event *ev)
 	snprintf(m->name, sizeof(m->name), "%s", ev->name);
 	m->ctl_fd = ev->ctl_fd;
 	m->ctl_id = ev->ctl_id;
+	snprintf(m->peer, sizeof(m->peer), "%s", ev->peer);
 }
 
 static void remove_member(struct room *r, struct room_event *ev)
@@ -444,6 +476,7 @@ static int track_conn(struct room *r, struct conn *c)
 static void drop_conn(struct room *r, struct conn *c)
 {
 	throttle_remove(&r->throttled, c);
+	pending_remove(r, c);
 	detach(r, c);
 	for (size_t i = 0; i < r->nconns; i++) {
 		if (r->conns[i] == c) {
@@ -469,31 +502,69 @@ static void pause_accepting(struct room *r, int err)
 	}
 }
 
+static void reply_error(struct room *r, struct conn *c, enum proto_err err, const char *detail);
+
+/* Make room for a new pending connection from peer when all
+ * room_unattached_max places are taken: the oldest pending connection of
+ * peer's own address goes, or, if it holds none, the oldest of all. So one
+ * address refilling the places pushes out only its own, and a client from
+ * another address that attaches right away always gets in. O(places). */
+static void pending_make_room(struct room *r, const char *peer)
+{
+	struct conn *old = NULL;
+
+	if (r->npending < (size_t)r->cfg->room_unattached_max)
+		return;
+	for (size_t i = 0; i < r->npending && !old; i++)
+		if (strcmp(r->pending[i]->peer, peer) == 0)
+			old = r->pending[i];
+	if (!old)
+		old = r->pending[0];
+	if (!r->evict_logged) {
+		r->evict_logged = 1; /* once per episode: until places are free again */
+		log_warn("room %s: %ld room connections waiting to attach: closing the oldest (%s)",
+			 r->name, r->cfg->room_unattached_max, old->peer);
+	}
+	reply_error(r, old, PROTO_E_SERVER_FULL, "too many unattached room connections");
+	close_conn(r, old, 0);
+}
+
 static void accept_all(struct room *r)
 {
-	char peer[NET_ADDRSTRLEN];
+	char peer[NET_ADDRSTRLEN], where[CONFIG_NAME_MAX + 8];
 	int fd;
 
-	while ((fd = net_accept(r->lfd, peer, sizeof(peer))) >= 0) {
+	snprintf(where, sizeof(where), "room %s", r->name);
+	/* A bounded number per pass, so attached members are served too. */
+	for (int i = 0; i < 64 && (fd = net_accept(r->lfd, peer, sizeof(peer))) >= 0; i++) {
+		struct ip_entry *e;
 		struct conn *c;
 
-		if ((long)r->nconns >= r->max_conns) {
-			log_warn("room %s: %s refused: %ld room connections", r->name, peer, r->max_conns);
-			conn_refuse(fd, PROTO_E_SERVER_FULL, "too many room connections");
+		if (!(e = acceptor_admit(r->ips, r->cfg, fd, peer, where)))
 			continue;
-		}
+		pending_make_room(r, peer);
 		c = conn_create(fd, peer, r->cfg);
+		if (c) {
+			c->ipt = r->ips;
+			c->ipe = e;
+		}
 		if (!c || track_conn(r, c) < 0) {
 			log_error("room %s: cannot take a connection from %s: out of resources", r->name, peer);
-			if (c)
+			if (c) {
 				conn_destroy(c);
-			else
+			} else {
+				iptable_close(r->ips, e, conn_clock_ms());
 				close(fd);
+			}
+			continue;
 		}
+		r->pending[r->npending++] = c;
+		if (r->npending < (size_t)r->cfg->room_unattached_max)
+			r->evict_logged = 0;
 	}
 	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM)
 		pause_accepting(r, fd);
-	else if (fd != -EAGAIN && fd != -ECONNABORTED)
+	else if (fd < 0 && fd != -EAGAIN && fd != -ECONNABORTED)
 		log_warn("room %s: accept: %s", r->name, strerror(-fd));
 }
 
@@ -514,24 +585,72 @@ static void reply_error(struct room *r, struct conn *c, enum proto_err err, cons
 	reply(r, c, proto_write_error(err, detail));
 }
 
+/* The capability check of every room-port request that names a member:
+ * the member with this ref, JOIN_ID and CLIENT_NAME, if c's address is its
+ * control connection's. Otherwise NULL and *err: PROTO_E_NOT_MEMBER (the
+ * refusal is counted against c's address: IPTABLE_CAP_BURST, then
+ * IPTABLE_CAP_PER_MIN a minute) or PROTO_E_RATE (the address is over that:
+ * refused before any lookup, so the answer says nothing about the id).
+ * Live elsewhere, dead, or never issued: the same answer. */
+static struct member *room_check_capability(struct room *r, struct conn *c, const char *ref_s,
+					    const char *id_s, const char *name, enum proto_err *err)
+{
+	uint64_t now = conn_clock_ms();
+	struct member *m = NULL;
+	long ref, id;
+	int log_it;
+
+	if (c->ipe && !iptable_cap_allowed(r->ips, c->ipe, now, &log_it)) {
+		if (log_it)
+			log_warn("room %s: %s made more than %d refused capability checks: its checks"
+				 " are refused for a while (%d a minute)", r->name, c->peer,
+				 IPTABLE_CAP_BURST, IPTABLE_CAP_PER_MIN);
+		*err = PROTO_E_RATE;
+		return NULL;
+	}
+	if (proto_parse_int(ref_s, 1, 0x7fffffff, &ref) == 0 &&
+	    proto_parse_int(id_s, 1, 0x7fffffff, &id) == 0 && ref == r->ref)
+		m = find_member(r, id);
+	if (m && strcmp(m->name, name) == 0 && strcmp(m->peer, c->peer) == 0)
+		return m;
+	if (c->ipe)
+		iptable_cap_refused(r->ips, c->ipe, now);
+	log_info("room %s: capability refused for %s", r->name, c->peer);
+	*err = PROTO_E_NOT_MEMBER;
+	return NULL;
+}
+
+/* An ATTACH on a connection attached already: the same answer again for
+ * its own member, error 1 otherwise (no lookup: no probing from here). */
+static void reattach(struct room *r, struct conn *c, const struct proto_msg *pm)
+{
+	struct member *m = find_member(r, c->attached_id);
+	long ref, id;
+
+	if (m && proto_parse_int(pm->field[PROTO_F_ATTACH_REF], 1, 0x7fffffff, &ref) == 0 &&
+	    proto_parse_int(pm->field[PROTO_F_ATTACH_ID], 1, 0x7fffffff, &id) == 0 &&
+	    ref == r->ref && id == c->attached_id && strcmp(m->name, pm->field[PROTO_F_ATTACH_NAME]) == 0)
+		reply(r, c, proto_write_attached(ref, id));
+	else
+		reply_error(r, c, PROTO_E_MALFORMED, "this connection is attached to another member");
+}
+
 static void handle_attach(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
-	long ref, id;
-	struct member *m = NULL;
+	enum proto_err err;
+	struct member *m;
 
-	if (proto_parse_int(pm->field[PROTO_F_ATTACH_REF], 1, 0x7fffffff, &ref) == 0 &&
-	    proto_parse_int(pm->field[PROTO_F_ATTACH_ID], 1, 0x7fffffff, &id) == 0 &&
-	    ref == r->ref)
-		m = find_member(r, id);
-	if (!m || strcmp(m->name, pm->field[PROTO_F_ATTACH_NAME]) != 0) {
-		/* A wrong capability: nothing more from this connection. */
-		log_info("room %s: attach refused for %s", r->name, c->peer);
-		reply_error(r, c, PROTO_E_NOT_MEMBER, NULL);
-		close_conn(r, c, 0);
+	if (c->attached_id) {
+		reattach(r, c, pm);
 		return;
 	}
-	if (c->attached_id && c->attached_id != id) {
-		reply_error(r, c, PROTO_E_MALFORMED, "this connection is attached to another member");
+	m = room_check_capability(r, c, pm->field[PROTO_F_ATTACH_REF], pm->field[PROTO_F_ATTACH_ID],
+				  pm->field[PROTO_F_ATTACH_NAME], &err);
+	if (!m) {
+		/* A wrong capability: nothing more from this connection. */
+		reply_error(r, c, err, err == PROTO_E_RATE ? "too many refused attempts from your address"
+							   : NULL);
+		close_conn(r, c, 0);
 		return;
 	}
 	if (m->attached && m->attached != c) {
@@ -539,9 +658,10 @@ static void handle_attach(struct room *r, struct conn *c, const struct proto_msg
 		 * once what it holds is written. */
 		close_conn(r, m->attached, 0);
 	}
+	pending_remove(r, c);
 	m->attached = c;
-	c->attached_id = id;
-	reply(r, c, proto_write_attached(ref, id));
+	c->attached_id = m->join_id;
+	reply(r, c, proto_write_attached(r->ref, m->join_id));
 }
 
 /* A member's CHAT as relayed, carved from the room's current block: the
@@ -822,6 +942,7 @@ static void room_free(struct room *r)
 	msg_arena_fini(&r->arena);
 	free(r->members);
 	free(r->conns);
+	free(r->pending);
 	free(r);
 }
 
@@ -844,17 +965,26 @@ struct room *room_start(const struct config *cfg, struct acceptor *acc, struct s
 	r->ref = ref;
 	r->lfd = r->epfd = -1;
 	msg_arena_init(&r->arena, ROOM_BLOCK_BYTES);
-	/* One per member, and room for members re-attaching. */
-	r->max_conns = (max_members > 0 ? max_members : cfg->max_members) * 2 + 16;
+	(void)max_members; /* room connections: one per attached member, plus the pending */
+	r->ips = acceptor_iptable(acc);
+	r->pending = calloc((size_t)cfg->room_unattached_max, sizeof(*r->pending));
+	if (!r->pending) {
+		free(r);
+		*err = -ENOMEM;
+		return NULL;
+	}
 	r->hist_cap = history > 0 ? (size_t)history : 0;
 	r->hist = r->hist_cap ? calloc(r->hist_cap, sizeof(*r->hist)) : NULL;
 	if (r->hist_cap && !r->hist) {
+		free(r->pending);
 		free(r);
 		*err = -ENOMEM;
 		return NULL;
 	}
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	if ((rc = mailbox_init(&r->mbox)) < 0) {
+		free(r->hist);
+		free(r->pending);
 		free(r);
 		*err = rc;
 		return NULL;

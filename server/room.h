@@ -33,12 +33,14 @@ unsigned room_port(const struct room *r);
 
 struct room_event;
 
-/* A member joined over control connection (ctl_fd, ctl_id): add it to the
- * delivery list, then relay announce to every member, the new one included.
- * *leave receives the event its removal will use, so that leaving never
- * fails. 0, or -ENOMEM (nothing posted). */
+/* A member joined over control connection (ctl_fd, ctl_id) from address
+ * ctl_peer (the only address its capability is accepted from on the room
+ * port): add it to the delivery list, then relay announce to every member,
+ * the new one included. *leave receives the event its removal will use, so
+ * that leaving never fails. 0, or -ENOMEM (nothing posted). */
 int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
-		    uint64_t ctl_id, struct msg *announce, struct room_event **leave);
+		    uint64_t ctl_id, const char *ctl_peer, struct msg *announce,
+		    struct room_event **leave);
 
 /* A member left: stop delivering to it (close its room connection), then
  * relay announce to the remaining members. Consumes leave. When self is

@@ -18,6 +18,7 @@ A test reads:
         c.chat(ref, join_id, "client1", "hello")
         c.expect(chat_frame(ref, "client1", "hello"))      # exact bytes or a diff
         c.expect_error(3)  /  c.expect_nothing()  /  c.expect_closed()  /  c.ping()
+        o = d.connect("other", source="127.0.0.2")        # from a second client address
     run(main)                                               # time bound, exit status
 
 Roomc(port, name) drives roomc through pipes (stdin, stdout, stderr).
@@ -239,7 +240,7 @@ class Conn:
     """A raw TCP client. Reads are bounded; every mismatch fails with what arrived."""
 
     def __init__(self, port, host=HOST, label=None, daemon=None, nodelay=True,
-                 rcvbuf=None, linger0=False):
+                 rcvbuf=None, linger0=False, source=None):
         self.port = port
         self.label = label or "conn:%d" % port
         self.daemon = daemon
@@ -255,6 +256,10 @@ class Conn:
             import struct
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.sock.settimeout(TIMEOUT)
+        if source:
+            # Another loopback source address (127.0.0.2, ...): a second
+            # client address for the per-address rules.
+            self.sock.bind((source, 0))
         try:
             self.sock.connect((host, port))
         except OSError as e:

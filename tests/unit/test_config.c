@@ -119,6 +119,12 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.sendq_bytes, 1048576);
 	assert_int_equal(cfg.rate, 200);
 	assert_int_equal(cfg.burst, 400);
+	assert_int_equal(cfg.rate_per_ip, 1000);
+	assert_int_equal(cfg.burst_per_ip, 2000);
+	assert_int_equal(cfg.connect_rate_per_ip, 20);
+	assert_int_equal(cfg.connect_burst_per_ip, 64);
+	assert_int_equal(cfg.room_create_rate, 30);
+	assert_int_equal(cfg.room_unattached_max, 8);
 	assert_int_equal(cfg.idle_timeout, 300);
 	assert_int_equal(cfg.history, 50);
 	assert_int_equal(cfg.history_max_age, 0);
@@ -247,6 +253,12 @@ static void test_shipped_config(void **state)
 	assert_int_equal(cfg.sendq_bytes, def.sendq_bytes);
 	assert_int_equal(cfg.rate, def.rate);
 	assert_int_equal(cfg.burst, def.burst);
+	assert_int_equal(cfg.rate_per_ip, def.rate_per_ip);
+	assert_int_equal(cfg.burst_per_ip, def.burst_per_ip);
+	assert_int_equal(cfg.connect_rate_per_ip, def.connect_rate_per_ip);
+	assert_int_equal(cfg.connect_burst_per_ip, def.connect_burst_per_ip);
+	assert_int_equal(cfg.room_create_rate, def.room_create_rate);
+	assert_int_equal(cfg.room_unattached_max, def.room_unattached_max);
 	assert_int_equal(cfg.idle_timeout, def.idle_timeout);
 	assert_int_equal(cfg.history, def.history);
 	assert_int_equal(cfg.history_max_age, def.history_max_age);
@@ -338,6 +350,15 @@ static const struct bad_case bad_cases[] = {
 	{ "[room:x]\ntopic = \"a\x7f\"\n", 2, "[room:x] topic: 'a?' contains a control byte" },
 	{ "[server]\nport = 1\n[server]\n", 3, "[server]: duplicate section (first at line 1)" },
 	{ "[limits]\nrate = 1\nrate = 2\n", 3, "[limits] rate: duplicate key (first at line 2)" },
+	{ "[limits]\nrate_per_ip = 0\n", 2, "[limits] rate_per_ip: '0' is not an integer in 1..1000000" },
+	{ "[limits]\nburst_per_ip = x\n", 2, "[limits] burst_per_ip: 'x' is not an integer in 1..1000000" },
+	{ "[limits]\nconnect_rate_per_ip = 1000001\n", 2,
+	  "[limits] connect_rate_per_ip: '1000001' is not an integer in 1..1000000" },
+	{ "[limits]\nconnect_burst_per_ip = -1\n", 2,
+	  "[limits] connect_burst_per_ip: '-1' is not an integer in 1..1000000" },
+	{ "[limits]\nroom_create_rate = 0\n", 2, "[limits] room_create_rate: '0' is not an integer in 1..1000000" },
+	{ "[limits]\nroom_unattached_max = 1025\n", 2,
+	  "[limits] room_unattached_max: '1025' is not an integer in 1..1024" },
 	{ "[server]\njunk\n", 2, "syntax error: expected [section] or key = value, not 'junk'" },
 	{ "[server]\n= 5\n", 2, "syntax error" },
 	{ "[server\n", 1, "syntax error" },
@@ -406,6 +427,10 @@ static void test_range_edges(void **state)
 		"[limits]\nmax_message = 1\nmax_request = 513\n",
 		"[limits]\nmax_message = 1048576\nmax_request = 1049088\nsendq_bytes = 4196352\n",
 		"[limits]\nhistory = 0\nidle_timeout = 604800\n",
+		"[limits]\nrate_per_ip = 1\nburst_per_ip = 1\nconnect_rate_per_ip = 1\nconnect_burst_per_ip = 1\n"
+		"room_create_rate = 1\nroom_unattached_max = 1\n",
+		"[limits]\nrate_per_ip = 1000000\nburst_per_ip = 1000000\nconnect_rate_per_ip = 1000000\n"
+		"connect_burst_per_ip = 1000000\nroom_create_rate = 1000000\nroom_unattached_max = 1024\n",
 		"[features]\nroom_creation = 0\nkill_service = ON\n",
 		"[room:a]\nref = 2147483647\nport = 65535\nmax_members = 0\n",
 		"[room:a]\nport = 9000\n[server]\nport = 8000\n",
