@@ -164,6 +164,27 @@ def names_carried(d, c_label="spaces-check"):
     return c, ref, jid
 
 
+def roomc_names(d, c, ref):
+    """roomc takes spaced names in double quotes and prints them quoted."""
+    with Roomc(d.port, "Client 2") as rc:
+        rc.write('join "chatroom 1"\nsend "chatroom 1" hi there\nwho "chatroom 1"\n'
+                 'leave_chatroom "chatroom 1"\nquit\n')
+        rc.close_stdin()
+        code = rc.wait(timeout=10 * FACTOR)
+        check(code == 0, "roomc exited with %s: %s %s" % (code, show(rc.out), show(rc.err)))
+        out = rc.text()
+        for want in ('joined "chatroom 1" (ref %d, port ' % ref,
+                     '["chatroom 1"] "Client 2": Client 2 has joined this chatroom.',
+                     '["chatroom 1"] "Client 2": hi there',
+                     'members of "chatroom 1": 3', '  "Client 2"', '  "I AM A BOT"',
+                     'left "chatroom 1"'):
+            check(want in out, "roomc output lacks %r:\n%s" % (want, out))
+    c.expect(join_announce(ref, "Client 2"))
+    c.expect_chat(ref, "Client 2", "hi there")
+    c.expect(leave_announce(ref, "Client 2"))
+    print("roomc: quoted names typed and shown")
+
+
 def main():
     with DataDir() as dd:
         db = dd.file("lab.db")
@@ -189,6 +210,7 @@ def main():
             e.send(join_req("chatroom\x011", "edge"))
             e.expect_error(4, context="room name with a control byte")
             d.assert_alive()
+            roomc_names(d, c, ref)
         # The store keeps the names: after a restart, the same ref and history.
         with Daemon(server={"database": db}) as d:
             c = d.connect("after-restart")
