@@ -212,7 +212,9 @@ static void finish_message(struct proto_parser *p, char *buf, struct proto_msg *
 	for (int i = 0; i < def->nfields; i++) {
 		size_t r = p->val_off[i], w = r, e = p->val_end[i];
 		if (!(p->seen & (1u << i))) {
-			out->field[i] = ""; /* an optional field left out */
+			/* An optional field left out: empty, and like every value
+			 * inside the buffer (the NUL after the head's value). */
+			out->field[i] = out->field[0] + out->len[0];
 			continue;
 		}
 		for (; r < e; r++) {
