@@ -96,6 +96,7 @@ static const struct key_spec global_keys[] = {
 	{ "limits", "room_unattached_max", K_LONG, G(room_unattached_max), 1, 1024 },
 	{ "limits", "idle_timeout", K_LONG, G(idle_timeout), 0, 604800 },
 	{ "limits", "request_timeout", K_LONG, G(request_timeout), 0, 86400 },
+	{ "limits", "end_quiet_ms", K_LONG, G(end_quiet_ms), 0, CONFIG_END_QUIET_MAX },
 	{ "limits", "history", K_LONG, G(history), 0, CONFIG_HISTORY_MAX },
 	{ "limits", "history_max_age", K_LONG, G(history_max_age), 0, CONFIG_MAX_AGE_MAX },
 	{ "features", "room_creation", K_BOOL, G(room_creation), 0, 1 },
@@ -808,7 +809,7 @@ static void check_room_name(struct load *ld, size_t r)
 		return;
 	if (!config_name_valid(&ld->cfg, name, strlen(name))) {
 		report(ld, room_line(ld, r, RK_NAME), "[%s] name: '%s' is not a valid room name: 1..%ld bytes "
-		       "of letters, digits and - _ . # @ +%s", room_sec(ld, r), shown(name, sv), ld->cfg.max_name,
+		       "of letters, digits, - _ . # @ + and inner spaces%s", room_sec(ld, r), shown(name, sv), ld->cfg.max_name,
 		       from_key ? "" : " (taken from the section name; a name key may set another)");
 		ld->rline[r][RK_NAME] = -rc->line;
 		return;
@@ -914,6 +915,7 @@ void config_defaults(struct config *cfg)
 	cfg->room_unattached_max = 8;
 	cfg->idle_timeout = 300;
 	cfg->request_timeout = 120;
+	cfg->end_quiet_ms = 250;
 	cfg->history = 50;
 	cfg->history_max_age = 0;
 	cfg->room_creation = 1;
@@ -1021,13 +1023,17 @@ int config_name_valid(const struct config *cfg, const char *name, size_t len)
 {
 	if (!name || len == 0 || len > CONFIG_NAME_MAX || (long)len > cfg->max_name)
 		return 0;
+	/* Inner spaces only: the wire trims values, so an outer one could never
+	 * be matched again (lab-era clients use "chatroom 1", SPEC §2.4). */
+	if (name[0] == ' ' || name[len - 1] == ' ')
+		return 0;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];
 
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
 			continue;
 		/* memchr, not strchr: a NUL byte must not match the terminator. */
-		if (!memchr("-_.#@+", c, 6))
+		if (!memchr("-_.#@+ ", c, 7))
 			return 0;
 	}
 	return 1;

@@ -21,6 +21,7 @@
  * the value itself is bounded by iniparser's line length. */
 #define CONFIG_PATH_MAX 4096
 #define CONFIG_MAX_AGE_MAX 3153600000L /* 100 years of seconds */
+#define CONFIG_END_QUIET_MAX 10000 /* end_quiet_ms: 10 s */
 
 /* A room defined in a [room:NAME] section. */
 struct room_conf {
@@ -66,6 +67,8 @@ struct config {
 	long room_unattached_max;  /* room connections per room not attached yet */
 	long idle_timeout;         /* seconds a connection without membership may idle; 0 = never */
 	long request_timeout;      /* seconds a request may stay incomplete; 0 = no limit */
+	long end_quiet_ms;         /* a request complete but for its terminator ends after
+				    * this many quiet milliseconds (SPEC §2.4); 0 = off */
 	long history;              /* messages kept per room (memory and database) */
 	long history_max_age;      /* seconds a stored message is kept; 0 = no age limit */
 
@@ -94,8 +97,10 @@ void config_fini(struct config *cfg);
 int config_persistent(const struct config *cfg);
 
 /* Valid room or client name under this config: 1..max_name bytes of
- * printable ASCII letters, digits, and "-_.#@+" (no spaces, so that roomc's
- * command line stays unambiguous). Returns nonzero when valid. */
+ * printable ASCII letters, digits, "-_.#@+" and spaces, but not a space at
+ * either end (lab-era clients name rooms "chatroom 1"; roomc quotes such
+ * names). No control byte, quote, colon or bracket, so a name prints
+ * unambiguously. Returns nonzero when valid. */
 int config_name_valid(const struct config *cfg, const char *name, size_t len);
 
 /* Valid room topic, wherever it comes from (a [room:NAME] topic key, or a

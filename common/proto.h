@@ -156,6 +156,9 @@ struct proto_parser {
 	size_t val_off[PROTO_MAX_FIELDS];
 	size_t val_end[PROTO_MAX_FIELDS];
 	size_t last_line_end; /* start of the line being scanned */
+	unsigned trailer;     /* optional fields the last message ended without */
+	int trailer_index;    /* ...and its table row */
+	unsigned long ignored; /* unknown fields ignored so far (for debug logs) */
 };
 
 enum proto_status {
@@ -183,6 +186,24 @@ void proto_parser_init(struct proto_parser *p, enum proto_dialect dialect, size_
 enum proto_status proto_parse(struct proto_parser *p, char *buf, size_t len,
 			      struct proto_msg *out, size_t *consumed,
 			      enum proto_err *err, int *fatal);
+
+/* End the request held in buf[0..len) because no byte has come for the
+ * quiet period (SPEC §2.4; the caller keeps the clock: call it when
+ * end_quiet_ms have passed since the last byte arrived and the last
+ * proto_parse() of these same bytes returned PROTO_NEED_MORE). If the held
+ * bytes are a request whose fields are all there but whose terminator is
+ * not (an unterminated last line, a MESSAGE without its blank line), the
+ * stream is read as if the terminator had come: the last line ends at len,
+ * and PROTO_MESSAGE is returned as by proto_parse(), *consumed being len.
+ * Otherwise PROTO_NEED_MORE: nothing changes (bytes that only finish the
+ * previous request, like a late optional field, may be *consumed), and
+ * the request keeps waiting for its bytes or the request timeout. It
+ * writes a NUL at buf[len]: buf must have room for one byte more. Never
+ * an error: a quiet stream is not a malformed one. A last line that is a
+ * key with no value yet ("CLIENT_NAME:") is not finished: the client is
+ * still inside it. */
+enum proto_status proto_finish(struct proto_parser *p, char *buf, size_t len,
+			       struct proto_msg *out, size_t *consumed);
 
 /* Parse a decimal integer field in [min, max]: 0 on success, -1 otherwise. */
 int proto_parse_int(const char *s, long min, long max, long *out);

@@ -53,6 +53,7 @@ struct acceptor {
 	struct room **retiring; /* rooms asked to stop, not yet joined */
 	size_t nretiring, retiring_cap;
 	struct throttle_list throttled; /* conns out of tokens */
+	struct quiet_list quiet;        /* conns holding part of a request */
 };
 
 /* epoll data.ptr markers for the descriptors that are not conns. */
@@ -129,6 +130,7 @@ static void begin_close(struct acceptor *acc, struct conn *c, int cut_off)
 static void destroy_conn(struct acceptor *acc, struct conn *c)
 {
 	throttle_remove(&acc->throttled, c);
+	quiet_remove(&acc->quiet, c);
 	if (acc->rooms_stopped)
 		control_forget_memberships(c);
 	else
@@ -308,7 +310,7 @@ static int on_halted(void *arg)
  * waiting for its room), runs out of tokens, or closes. */
 static void process_input(struct acceptor *acc, struct conn *c)
 {
-	const struct conn_handler h = { on_request, on_reject, on_halted, acc };
+	const struct conn_handler h = { on_request, on_reject, on_halted, acc, &acc->quiet };
 
 	conn_process(c, acc->cfg, &acc->throttled, &h);
 	if (c->closing)
@@ -534,9 +536,25 @@ static void resume_throttled(struct acceptor *acc)
 	}
 }
 
-/* Retired rooms whose thread is done, then deadlines: closing connections that did not take their last bytes, and
- * connections in no room that sent no request for idle_timeout. Runs with
- * the dirty list empty. */
+/* Connections whose partial request saw no byte for end_quiet_ms: a request
+ * complete but for its terminator ends there (SPEC §2.4, lab-era clients). */
+static void finish_quiet(struct acceptor *acc)
+{
+	const struct conn_handler h = { on_request, on_reject, on_halted, acc, &acc->quiet };
+	struct conn *c = quiet_take_due(&acc->quiet, conn_clock_ms()), *next;
+
+	for (; c; c = next) {
+		next = c->next_quiet;
+		conn_finish_quiet(c, acc->cfg, &acc->throttled, &h);
+		if (c->closing)
+			begin_close(acc, c, 0);
+		mark_dirty(acc, c);
+	}
+}
+
+/* Retired rooms whose thread is done, then deadlines: closing connections
+ * that did not take their last bytes, and connections in no room that sent
+ * no request for idle_timeout. Runs with the dirty list empty. */
 static void sweep(struct acceptor *acc)
 {
 	uint64_t now = conn_clock_ms(), idle_ms = (uint64_t)acc->cfg->idle_timeout * 1000;
@@ -574,7 +592,7 @@ int acceptor_step(struct acceptor *acc, int timeout_ms)
 {
 	struct epoll_event evs[ACC_EVENTS];
 	int wait = throttle_timeout(&acc->throttled, conn_clock_ms(), timeout_ms);
-	int n = epoll_wait(acc->epfd, evs, ACC_EVENTS, wait);
+	int n = epoll_wait(acc->epfd, evs, ACC_EVENTS, quiet_timeout(&acc->quiet, conn_clock_ms(), wait));
 
 	if (n < 0 && errno != EINTR) {
 		log_error("acceptor: epoll_wait: %s", strerror(errno));
@@ -583,6 +601,7 @@ int acceptor_step(struct acceptor *acc, int timeout_ms)
 	for (int i = 0; i < n; i++)
 		handle_event(acc, &evs[i]);
 	resume_throttled(acc);
+	finish_quiet(acc);
 	flush_dirty(acc);
 	sweep(acc);
 	return acc->stop ? 1 : 0;

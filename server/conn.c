@@ -70,10 +70,37 @@ static void charge_request(struct conn *c, const struct config *cfg, struct thro
 		throttle(c, throttled, wait, cfg->rate, cfg->burst, "its");
 }
 
+/* Hand a complete request to the owner and charge it to c's bucket. */
+static void handle_message(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
+			   const struct conn_handler *h, const struct proto_msg *pm)
+{
+	unsigned long ignored = c->parser.ignored;
+
+	if (ignored != c->ignored_logged) {
+		c->ignored_logged = ignored; /* debug only: lab-era clients do this */
+		log_debug("%s: request with unknown fields (ignored, %lu so far)", c->peer, ignored);
+	}
+	h->request(h->arg, c, pm);
+	charge_request(c, cfg, throttled); /* the next request waits */
+}
+
+/* c stopped parsing for want of bytes while holding some: give it a quiet
+ * deadline (one per connection, from its last read). */
+static void quiet_arm(struct quiet_list *l, struct conn *c, const struct config *cfg)
+{
+	c->quiet_ms = c->read_ms + (uint64_t)cfg->end_quiet_ms;
+	if (!c->on_quiet) {
+		c->on_quiet = 1;
+		c->next_quiet = l->head;
+		l->head = c;
+	}
+}
+
 void conn_process(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
 		  const struct conn_handler *h)
 {
 	size_t off = 0;
+	int need_more = 0;
 
 	/* Another connection of the address may have run up its debt. */
 	if (c->ipe && !c->closing && !c->throttled && c->in.len > 0) {
@@ -89,17 +116,95 @@ void conn_process(struct conn *c, const struct config *cfg, struct throttle_list
 		int fatal;
 		enum proto_status st = proto_parse(&c->parser, c->in.data + off, c->in.len - off,
 						   &pm, &used, &err, &fatal);
-		if (st == PROTO_MESSAGE) {
-			h->request(h->arg, c, &pm);
-			charge_request(c, cfg, throttled); /* the next request waits */
-		}
+		if (st == PROTO_MESSAGE)
+			handle_message(c, cfg, throttled, h, &pm);
 		off += used;
 		if (st == PROTO_ERROR)
 			h->reject(h->arg, c, err, fatal);
-		if (st == PROTO_NEED_MORE)
+		if (st == PROTO_NEED_MORE) {
+			need_more = 1;
 			break;
+		}
 	}
 	buf_consume(&c->in, off);
+	/* The only cost for a client that terminates its requests: this test. */
+	c->quiet_ms = 0;
+	if (need_more && c->in.len > 0 && h->quiet && cfg->end_quiet_ms > 0 && !c->closing)
+		quiet_arm(h->quiet, c, cfg);
+}
+
+void conn_finish_quiet(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
+		       const struct conn_handler *h)
+{
+	struct proto_msg pm;
+	size_t used = 0;
+
+	/* Paused, throttled or closing: the bytes wait for conn_process, which
+	 * gives a new deadline. */
+	if (c->closing || c->paused || c->throttled || c->in.len == 0 ||
+	    (h->halted && h->halted(h->arg)))
+		return;
+	if (buf_reserve(&c->in, 1) <= 0) /* proto_finish's NUL after the last byte */
+		return;
+	if (proto_finish(&c->parser, c->in.data, c->in.len, &pm, &used) == PROTO_MESSAGE) {
+		log_debug("%s: request ended by %ld ms of quiet", c->peer, cfg->end_quiet_ms);
+		handle_message(c, cfg, throttled, h, &pm);
+	}
+	buf_consume(&c->in, used);
+}
+
+void quiet_remove(struct quiet_list *l, struct conn *c)
+{
+	struct conn **pp = &l->head;
+
+	if (!c->on_quiet)
+		return;
+	while (*pp && *pp != c)
+		pp = &(*pp)->next_quiet;
+	if (*pp)
+		*pp = c->next_quiet;
+	c->on_quiet = 0;
+}
+
+struct conn *quiet_take_due(struct quiet_list *l, uint64_t now)
+{
+	struct conn **pp = &l->head, *due = NULL;
+
+	while (*pp) {
+		struct conn *c = *pp;
+		if (c->quiet_ms == 0 || c->quiet_ms <= now) {
+			*pp = c->next_quiet;
+			c->on_quiet = 0;
+			if (c->quiet_ms != 0) {
+				c->quiet_ms = 0;
+				c->next_quiet = due;
+				due = c;
+			}
+		} else {
+			pp = &c->next_quiet;
+		}
+	}
+	return due;
+}
+
+int quiet_timeout(struct quiet_list *l, uint64_t now, int dflt)
+{
+	struct conn **pp = &l->head;
+	long best = dflt;
+
+	while (*pp) {
+		struct conn *c = *pp;
+		if (c->quiet_ms == 0) { /* completed since: drop it */
+			*pp = c->next_quiet;
+			c->on_quiet = 0;
+			continue;
+		}
+		long left = c->quiet_ms > now ? (long)(c->quiet_ms - now) : 0;
+		if (best < 0 || left < best)
+			best = left;
+		pp = &c->next_quiet;
+	}
+	return (int)best;
 }
 
 int conn_request_overdue(struct conn *c, const struct config *cfg, uint64_t now)
@@ -191,7 +296,7 @@ struct conn *conn_create(int fd, const char *peer, const struct config *cfg)
 	if (!c)
 		return NULL;
 	c->fd = fd;
-	c->since_ms = c->active_ms = c->refill_ms = conn_clock_ms();
+	c->since_ms = c->active_ms = c->read_ms = c->refill_ms = conn_clock_ms();
 	c->tokens = cfg->burst * 1000;
 	c->id = atomic_fetch_add_explicit(&next_conn_id, 1, memory_order_relaxed);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
@@ -240,7 +345,8 @@ long conn_read(struct conn *c)
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	c->in.len += (size_t)n;
-	return n; /* bytes are not activity: active_ms counts requests */
+	c->read_ms = conn_clock_ms(); /* for the quiet period; active_ms counts requests */
+	return n;
 }
 
 int conn_flush(struct conn *c, int epfd)

@@ -102,6 +102,7 @@ struct room {
 	uint64_t resume_ms;           /* when to accept again */
 	uint64_t next_sweep_ms;
 	struct throttle_list throttled; /* room conns out of tokens */
+	struct quiet_list quiet;        /* room conns holding part of a request */
 	struct msg_arena arena;         /* blocks the relayed CHATs are carved from */
 	struct hist_entry *hist;        /* ring of the last hist_cap messages */
 	size_t hist_cap, hist_head, hist_count;
@@ -477,6 +478,7 @@ static void drop_conn(struct room *r, struct conn *c)
 {
 	throttle_remove(&r->throttled, c);
 	pending_remove(r, c);
+	quiet_remove(&r->quiet, c);
 	detach(r, c);
 	for (size_t i = 0; i < r->nconns; i++) {
 		if (r->conns[i] == c) {
@@ -742,7 +744,7 @@ static void on_reject(void *arg, struct conn *c, enum proto_err err, int fatal)
  * of tokens. */
 static void process_input(struct room *r, struct conn *c)
 {
-	const struct conn_handler h = { on_request, on_reject, NULL, r };
+	const struct conn_handler h = { on_request, on_reject, NULL, r, &r->quiet };
 
 	conn_process(c, r->cfg, &r->throttled, &h);
 	mark_dirty(r, c); /* the flush also sets its epoll interest */
@@ -769,6 +771,20 @@ static void resume_throttled(struct room *r)
 	for (; c; c = next) {
 		next = c->next_throttled;
 		process_input(r, c);
+	}
+}
+
+/* Room connections whose partial request saw no byte for end_quiet_ms: a
+ * request complete but for its terminator ends there (SPEC §2.4). */
+static void finish_quiet(struct room *r)
+{
+	const struct conn_handler h = { on_request, on_reject, NULL, r, &r->quiet };
+	struct conn *c = quiet_take_due(&r->quiet, conn_clock_ms()), *next;
+
+	for (; c; c = next) {
+		next = c->next_quiet;
+		conn_finish_quiet(c, r->cfg, &r->throttled, &h);
+		mark_dirty(r, c);
 	}
 }
 
@@ -876,8 +892,9 @@ static void *room_main(void *arg)
 	while (!r->stopping) {
 		/* Only deadlines need a timeout; an idle room sleeps. */
 		int timeout = r->nconns > 0 || r->listen_paused ? ROOM_SWEEP_MS : -1;
+		timeout = throttle_timeout(&r->throttled, conn_clock_ms(), timeout);
 		int n = epoll_wait(r->epfd, evs, ROOM_EVENTS,
-				   throttle_timeout(&r->throttled, conn_clock_ms(), timeout));
+				   quiet_timeout(&r->quiet, conn_clock_ms(), timeout));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -891,6 +908,7 @@ static void *room_main(void *arg)
 		for (int i = 0; i < n; i++)
 			handle_event(r, &evs[i]);
 		resume_throttled(r);
+		finish_quiet(r);
 		flush_dirty(r);
 		sweep(r);
 	}

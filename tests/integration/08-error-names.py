@@ -23,9 +23,10 @@ def main():
             c.ping()
             w.expect_nothing()
 
-        bad(4, "room1", "a b", "JOIN with client name 'a b'")
+        bad(4, "room1", "a\tb", "JOIN with client name 'a<TAB>b'")
+        bad(4, "room1", "a/b", "JOIN with client name 'a/b'")
         bad(4, "room1", "x" * 17, "JOIN with a 17-byte client name (max_name 16)")
-        bad(4, "bad room", "alice", "JOIN of room 'bad room'")
+        bad(4, "bad/room", "alice", "JOIN of room 'bad/room'")
         bad(4, "r" * 17, "alice", "JOIN of a 17-byte room name (max_name 16)")
 
         # The boundary: 16 bytes is valid.

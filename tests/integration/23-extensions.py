@@ -71,7 +71,7 @@ def private(d, a, b, plain):
     a.expect_error(2, context="PRIVATE_MESSAGE to an unknown name")
     a.send(b"PRIVATE_MESSAGE: bob\nCLIENT_NAME: mallory\nMESSAGE: it's me\n\n")
     a.expect_error(3, context="PRIVATE_MESSAGE under a name this connection does not hold")
-    a.send(b"PRIVATE_MESSAGE: b o b\nCLIENT_NAME: alice\nMESSAGE: x\n\n")
+    a.send(b"PRIVATE_MESSAGE: b/o/b\nCLIENT_NAME: alice\nMESSAGE: x\n\n")
     a.expect_error(4, context="PRIVATE_MESSAGE to an invalid name")
     a.send(b"PRIVATE_MESSAGE: bob\nCLIENT_NAME: alice\nMESSAGE: " + b"x" * 5000 + b"\n\n")
     a.expect_error(8, context="PRIVATE_MESSAGE over max_message")

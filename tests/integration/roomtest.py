@@ -894,7 +894,7 @@ def run(fn):
 
 # ---- persistence (tests 26..29) ------------------------------------------------
 
-HISTORY_ENTRY_RE = re.compile(rb"\AENTRY: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\nCLIENT_NAME: (\S+)\n"
+HISTORY_ENTRY_RE = re.compile(rb"\AENTRY: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\nCLIENT_NAME: (\S[^\n]*)\n"
                               rb"MESSAGE: ([^\n]*)\n\n\Z")
 
 

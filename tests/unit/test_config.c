@@ -126,6 +126,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.room_create_rate, 30);
 	assert_int_equal(cfg.room_unattached_max, 8);
 	assert_int_equal(cfg.idle_timeout, 300);
+	assert_int_equal(cfg.end_quiet_ms, 250);
 	assert_int_equal(cfg.history, 50);
 	assert_int_equal(cfg.history_max_age, 0);
 	assert_string_equal(cfg.database, "");
@@ -177,6 +178,7 @@ static void test_full_file(void **state)
 		"rate = 5\n"
 		"burst = 1\n"
 		"idle_timeout = 0\n"
+		"end_quiet_ms = 0\n"
 		"history = 10000\n"
 		"[features]\n"
 		"room_creation = off\n"
@@ -204,6 +206,7 @@ static void test_full_file(void **state)
 	assert_int_equal(f->cfg.max_name, 64);
 	assert_int_equal(f->cfg.max_message, 100);
 	assert_int_equal(f->cfg.max_request, 612);
+	assert_int_equal(f->cfg.end_quiet_ms, 0);
 	assert_int_equal(f->cfg.sendq_bytes, 65536);
 	assert_int_equal(f->cfg.rate, 5);
 	assert_int_equal(f->cfg.burst, 1);
@@ -217,7 +220,7 @@ static void test_full_file(void **state)
 	assert_int_equal(f->cfg.rooms[0].port, 0);
 	assert_string_equal(f->cfg.rooms[0].topic, "all things    general");
 	assert_int_equal(f->cfg.rooms[0].max_members, 2);
-	assert_int_equal(f->cfg.rooms[0].line, 28);
+	assert_int_equal(f->cfg.rooms[0].line, 29);
 	done(f);
 }
 
@@ -323,6 +326,8 @@ static const struct bad_case bad_cases[] = {
 	{ "[limits]\nmax_rooms = +5\n", 2, "[limits] max_rooms: '+5' is not an integer" },
 	{ "[limits]\nmax_rooms =\n", 2, "[limits] max_rooms: '' is not an integer" },
 	{ "[limits]\nmax_rooms = 99999999999999999999999\n", 2, "[limits] max_rooms: '99999999999999999999999' is not" },
+	{ "[limits]\nend_quiet_ms = -1\n", 2, "[limits] end_quiet_ms: '-1' is not an integer in 0..10000" },
+	{ "[limits]\nend_quiet_ms = 10001\n", 2, "[limits] end_quiet_ms: '10001' is not an integer in 0..10000" },
 	{ "[limits]\nhistory = -1\n", 2, "[limits] history: '-1' is not an integer in 0..10000" },
 	{ "[limits]\nhistory = 10001\n", 2, "[limits] history: '10001' is not an integer in 0..10000" },
 	{ "[limits]\nhistory_max_age = -1\n", 2, "[limits] history_max_age: '-1' is not an integer in 0..3153600000" },
@@ -379,8 +384,8 @@ static const struct bad_case bad_cases[] = {
 	/* rooms */
 	{ "[room:a]\n[room:b]\n[room:a]\n", 3, "[room:a]: duplicate section (first at line 1)" },
 	{ "[room:]\n", 1, "[room:] name: '' is not a valid room name" },
-	{ "[room:has space]\n", 1, "[room:has space] name: 'has space' is not a valid room name: 1..32 bytes of letters, "
-	  "digits and - _ . # @ + (taken from the section name" },
+	{ "[room:a/b]\n", 1, "[room:a/b] name: 'a/b' is not a valid room name: 1..32 bytes of letters, "
+	  "digits, - _ . # @ + and inner spaces (taken from the section name" },
 	{ "[room:a]\nname = b:c\n", 2, "[room:a] name: 'b:c' is not a valid room name" },
 	{ "[limits]\nmax_name = 3\n[room:abcd]\n", 3, "[room:abcd] name: 'abcd' is not a valid room name: 1..3 bytes" },
 	{ "[room:a]\nname = 01234567890123456789012345678901234567890123456789012345678901234\n", 2,
@@ -779,7 +784,16 @@ static void test_name_valid(void **state)
 		{ "01234567890123456789012345678901", 0, 1 }, /* 32 = max_name */
 		{ "012345678901234567890123456789012", 0, 0 }, /* 33 */
 		{ "", 0, 0 },
-		{ "a b", 0, 0 },
+		{ "a b", 0, 1 },             /* inner spaces: lab-era names */
+		{ "chatroom 1", 0, 1 },
+		{ "I AM A BOT", 0, 1 },
+		{ "a  b", 0, 1 },
+		{ " a", 0, 0 },              /* never at either end */
+		{ "a ", 0, 0 },
+		{ " ", 0, 0 },
+		{ "a\"b", 0, 0 },
+		{ "a]b", 0, 0 },
+		{ "a\x7f", 0, 0 },
 		{ "a\nb", 0, 0 },
 		{ "a\rb", 0, 0 },
 		{ "a\tb", 0, 0 },

@@ -143,7 +143,7 @@ static void test_address_bucket_shared(void **state)
 	struct config cfg;
 	struct iptable *t;
 	struct throttle_list l = { NULL };
-	const struct conn_handler h = { count_request, ignore_reject, NULL, NULL };
+	const struct conn_handler h = { count_request, ignore_reject, NULL, NULL, NULL };
 	struct conn *a, *b;
 
 	(void)state;
