@@ -104,10 +104,31 @@ int sendq_push_pieces(struct sendq *q, const struct sendq_pieces *l)
 	return 0;
 }
 
+int sendq_reserve(struct sendq *q, size_t n)
+{
+	if (q->cost + n > q->max_bytes)
+		return -ENOBUFS;
+	q->cost += n;
+	return 0;
+}
+
+void sendq_unreserve(struct sendq *q, size_t n)
+{
+	q->cost -= n;
+}
+
 int sendq_pieces_add(struct sendq_pieces **lp, struct msg *m, const char *data, size_t len)
 {
 	struct sendq_pieces *l = *lp;
 
+	if (l && l->n > 0) {
+		struct sendq_piece *p = &l->p[l->n - 1];
+		if (p->owner == m->owner && p->data + p->len == data) {
+			p->len += len; /* adjacent in one block: one piece */
+			l->bytes += len;
+			return 0;
+		}
+	}
 	if (!l || l->n == l->cap) {
 		size_t ncap = l ? l->cap * 2 : 16;
 		struct sendq_pieces *nl = realloc(l, sizeof(*nl) + ncap * sizeof(nl->p[0]));

@@ -44,7 +44,8 @@ struct sendq {
 	size_t count;      /* pieces queued */
 	size_t off;        /* bytes of the oldest piece already written */
 	size_t bytes;      /* unwritten bytes queued */
-	size_t cost;       /* bytes + count x SENDQ_PIECE_COST: what the bound limits */
+	size_t cost;       /* bytes + count x SENDQ_PIECE_COST + reserved: what the
+			    * bound limits */
 	size_t max_bytes;  /* the bound: a push beyond it fails */
 	unsigned long long sent; /* bytes written since init: progress marks */
 };
@@ -66,8 +67,15 @@ int sendq_push_slice(struct sendq *q, struct msg *m, const char *data, size_t le
  * (charged as if none merged), -ENOMEM. l keeps its own references. */
 int sendq_push_pieces(struct sendq *q, const struct sendq_pieces *l);
 
+/* Set n bytes of the bound aside for a reply still being built (pushes
+ * beyond the rest fail). 0, or -ENOBUFS when they do not fit now. */
+int sendq_reserve(struct sendq *q, size_t n);
+/* Give back what sendq_reserve set aside (before pushing the reply). */
+void sendq_unreserve(struct sendq *q, size_t n);
+
 /* Append a slice of m (len bytes at data, inside m) to *lp, grown or
- * allocated as needed; takes a reference. 0 or -ENOMEM. */
+ * allocated as needed; takes a reference, or extends the last piece when
+ * the slice continues it in the same block. 0 or -ENOMEM. */
 int sendq_pieces_add(struct sendq_pieces **lp, struct msg *m, const char *data, size_t len);
 /* Drop a list and its references; NULL is allowed. */
 void sendq_pieces_free(struct sendq_pieces *l);

@@ -45,6 +45,7 @@ void conn_process(struct conn *c, const struct config *cfg, struct throttle_list
 		  const struct conn_handler *h)
 {
 	size_t off = 0;
+	int handled = 0;
 
 	while (!c->closing && !c->paused && !c->throttled && c->in.len > off &&
 	       !(h->halted && h->halted(h->arg))) {
@@ -72,6 +73,13 @@ void conn_process(struct conn *c, const struct config *cfg, struct throttle_list
 			h->reject(h->arg, c, err, fatal);
 		if (st == PROTO_NEED_MORE)
 			break;
+		if (++handled == CONN_PASS_REQUESTS && c->in.len > off && !c->closing && !c->paused &&
+		    !c->throttled) {
+			/* Enough for one pass: the rest waits for the next
+			 * (its owner resumes it at once), others go first. */
+			throttle_add(throttled, c, 0);
+			break;
+		}
 	}
 	buf_consume(&c->in, off);
 }
