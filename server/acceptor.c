@@ -42,9 +42,9 @@
 #define ACC_EVENTS 128
 #define ACC_STOP_FLUSH_MS 700 /* with the rooms' 700 ms: exit within 2 s */
 #define ACC_SWEEP_MS 500
-/* Deliveries applied per loop pass at most (~0.3 ms of work): then the
+/* Deliveries applied per loop pass at most (~1 ms of work): then the
  * queues are flushed and other events served. */
-#define ACC_APPLY_SLICE 4096
+#define ACC_APPLY_SLICE 16384
 /* Above this many deliveries waiting, control requests are not read. */
 #define ACC_HOLD_ENTRIES (4 * DELIVERY_BACKLOG_ENTRIES)
 
