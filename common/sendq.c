@@ -15,6 +15,11 @@
 /* Pieces gathered into one writev; beyond this the kernel buffer is
  * usually full anyway. */
 #define SENDQ_IOV 64
+/* Bytes one flush writes at most. A loopback peer's buffers take many
+ * megabytes; copying them all for one connection would stall the owner's
+ * other connections (a HISTORY reply is ~200 KB). What is left waits for
+ * EPOLLOUT, which fires at once while the socket takes more. */
+#define SENDQ_FLUSH_BYTES (64 * 1024)
 
 void sendq_init(struct sendq *q, size_t max_bytes)
 {
@@ -180,8 +185,11 @@ static void sendq_advance(struct sendq *q, size_t n)
 int sendq_flush(struct sendq *q, int fd)
 {
 	struct iovec iov[SENDQ_IOV];
+	size_t written = 0;
 
 	while (q->count > 0) {
+		if (written >= SENDQ_FLUSH_BYTES)
+			return -EAGAIN; /* the rest next pass: others wait no longer */
 		size_t n = q->count < SENDQ_IOV ? q->count : SENDQ_IOV;
 		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = n };
 		ssize_t w;
@@ -201,6 +209,7 @@ int sendq_flush(struct sendq *q, int fd)
 			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 		}
 		sendq_advance(q, (size_t)w);
+		written += (size_t)w;
 	}
 	if (q->ring && q->cap_slots > 64) {
 		/* A burst is over: give the big ring back. */

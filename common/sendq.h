@@ -80,7 +80,8 @@ int sendq_pieces_add(struct sendq_pieces **lp, struct msg *m, const char *data, 
 /* Drop a list and its references; NULL is allowed. */
 void sendq_pieces_free(struct sendq_pieces *l);
 
-/* Write as much as the socket takes. Returns 0 when the queue is empty,
+/* Write as much as the socket takes, up to 64 KiB a call (fairness
+ * between one thread's connections). Returns 0 when the queue is empty,
  * -EAGAIN when bytes remain (arm EPOLLOUT), or another negative errno when
  * the connection is broken (EPIPE, ECONNRESET, ...). Never blocks. */
 int sendq_flush(struct sendq *q, int fd);
