@@ -115,7 +115,7 @@ static const struct key_spec room_keys[] = {
 	{ NULL, "topic_change", K_BOOL, R(topic_change), 0, 1 },
 };
 #define NROOMKEYS (sizeof room_keys / sizeof room_keys[0])
-enum { RK_NAME, RK_REF, RK_PORT }; /* indexes into room_keys */
+enum { RK_NAME, RK_REF, RK_PORT, RK_HISTORY = 5 }; /* indexes into room_keys */
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -757,6 +757,11 @@ static void check_server(struct load *ld)
 		      "sendq_bytes %ld is below %d x max_request = %ld: a send queue must hold a few "
 		      "maximal messages", c->sendq_bytes, CONFIG_SENDQ_FRAMES,
 		      CONFIG_SENDQ_FRAMES * c->max_request);
+	if (c->history * c->max_message > CONFIG_HISTORY_BYTES_MAX)
+		cross(ld, (const char *const[]){ "history", "max_message", NULL },
+		      "history %ld x max_message %ld = %ld bytes is over %ld (16 MiB): what a room "
+		      "keeps for HISTORY must stay bounded", c->history, c->max_message,
+		      c->history * c->max_message, CONFIG_HISTORY_BYTES_MAX);
 	if (gline_of(ld, "max_rooms") >= 0 && (long)c->nrooms > c->max_rooms)
 		report(ld, c->rooms[c->max_rooms].line, "[%s]: one room more than [limits] max_rooms = %ld",
 		       ld->items[ld->rsec[c->max_rooms]].name, c->max_rooms);
@@ -856,6 +861,20 @@ static void check_room_dups(struct load *ld, size_t r)
 	}
 }
 
+/* A room's own history, times the server's max_message, under the cap. */
+static void check_room_history(struct load *ld, size_t r)
+{
+	const struct room_conf *rc = &ld->cfg.rooms[r];
+
+	if (ld->rline[r][RK_HISTORY] <= 0 || gline_of(ld, "max_message") < 0)
+		return;
+	if (rc->history * ld->cfg.max_message > CONFIG_HISTORY_BYTES_MAX)
+		report(ld, room_line(ld, r, RK_HISTORY), "[%s] history: %ld x max_message %ld = %ld bytes "
+		       "is over %ld (16 MiB): what a room keeps for HISTORY must stay bounded",
+		       room_sec(ld, r), rc->history, ld->cfg.max_message,
+		       rc->history * ld->cfg.max_message, CONFIG_HISTORY_BYTES_MAX);
+}
+
 static void check_rooms(struct load *ld)
 {
 	for (size_t r = 0; r < ld->cfg.nrooms; r++)
@@ -863,6 +882,7 @@ static void check_rooms(struct load *ld)
 	for (size_t r = 0; r < ld->cfg.nrooms; r++) {
 		check_room_port(ld, r);
 		check_room_dups(ld, r);
+		check_room_history(ld, r);
 	}
 }
 

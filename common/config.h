@@ -17,6 +17,9 @@
 /* History kept per room at most: every entry is a shared message, so this
  * bounds a room's memory; a bigger value is refused at start. */
 #define CONFIG_HISTORY_MAX 10000
+/* history x max_message at most, per room: what one room may keep for
+ * HISTORY (a reply is at most about this big). */
+#define CONFIG_HISTORY_BYTES_MAX (16L << 20)
 /* The database path as resolved (the config file's directory + the value);
  * the value itself is bounded by iniparser's line length. */
 #define CONFIG_PATH_MAX 4096

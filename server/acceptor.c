@@ -6,7 +6,15 @@
  * posting delivery batches to acc->mbox; a delivery names the connection by
  * fd and id, and is dropped when the connection or the membership is gone,
  * so nothing arrives after LEFT_CHATROOM. SIGINT/SIGTERM are blocked in
- * every thread and read here through a signalfd. */
+ * every thread and read here through a signalfd.
+ *
+ * Deliveries are applied in slices of ACC_APPLY_SLICE per loop pass, with
+ * the connections flushed in between, so a backlog reaches the members'
+ * queues no faster than they can be written to; each room's share is
+ * counted in its delivery_backlog, and a room over its bound stops reading
+ * its room port until this thread drains it. While more than
+ * ACC_HOLD_ENTRIES wait here, control requests (which may relay more) wait
+ * too. */
 #include "acceptor.h"
 #include "config.h"
 #include "conn.h"
@@ -25,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
@@ -33,6 +42,11 @@
 #define ACC_EVENTS 128
 #define ACC_STOP_FLUSH_MS 700 /* with the rooms' 700 ms: exit within 2 s */
 #define ACC_SWEEP_MS 500
+/* Deliveries applied per loop pass at most (~1 ms of work): then the
+ * queues are flushed and other events served. */
+#define ACC_APPLY_SLICE 16384
+/* Above this many deliveries waiting, control requests are not read. */
+#define ACC_HOLD_ENTRIES (4 * DELIVERY_BACKLOG_ENTRIES)
 
 struct acceptor {
 	const struct config *cfg;
@@ -54,6 +68,9 @@ struct acceptor {
 	size_t nretiring, retiring_cap;
 	struct throttle_list throttled; /* conns out of tokens */
 	struct quiet_list quiet;        /* conns holding part of a request */
+	struct mail *pend_head, *pend_tail; /* batches taken from mbox, in order */
+	long pend_entries;     /* their deliveries not yet applied */
+	int input_held;        /* pend_entries over ACC_HOLD_ENTRIES: read no requests */
 };
 
 /* epoll data.ptr markers for the descriptors that are not conns. */
@@ -72,11 +89,12 @@ int delivery_add(struct delivery_batch **bp, struct msg *m, int fd, uint64_t con
 		if (!nb)
 			return -ENOMEM;
 		if (!b)
-			nb->n = 0;
+			*nb = (struct delivery_batch){ .n = 0 };
 		nb->cap = ncap;
 		*bp = b = nb;
 	}
 	b->d[b->n++] = (struct delivery){ msg_ref(m), fd, conn_id, join_id, ack };
+	b->bytes += m->len;
 	return 0;
 }
 
@@ -84,10 +102,8 @@ struct delivery_batch *delivery_batch_create(size_t cap)
 {
 	struct delivery_batch *b = malloc(sizeof(*b) + cap * sizeof(b->d[0]));
 
-	if (b) {
-		b->n = 0;
-		b->cap = cap;
-	}
+	if (b)
+		*b = (struct delivery_batch){ .cap = cap };
 	return b;
 }
 
@@ -97,12 +113,90 @@ void delivery_free(struct delivery_batch *b)
 		return;
 	for (size_t i = 0; i < b->n; i++)
 		msg_unref(&b->d[i].msg);
+	sendq_pieces_free(b->pieces);
+	delivery_backlog_unref(b->bl);
 	free(b);
 }
 
-void acceptor_deliver(struct acceptor *acc, struct delivery_batch *b)
+void acceptor_deliver(struct acceptor *acc, struct delivery_batch *b, struct delivery_backlog *bl)
 {
+	if (bl) {
+		atomic_fetch_add(&bl->refs, 1);
+		b->bl = bl;
+		atomic_fetch_add(&bl->entries, (long)b->n);
+		atomic_fetch_add(&bl->bytes, (long)b->bytes);
+	}
 	mailbox_post(&acc->mbox, &b->mail);
+}
+
+/* ---- backlog counters (a room and the acceptor) ---- */
+
+struct delivery_backlog *delivery_backlog_create(void)
+{
+	struct delivery_backlog *bl = calloc(1, sizeof(*bl));
+
+	if (!bl)
+		return NULL;
+	bl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (bl->efd < 0) {
+		free(bl);
+		return NULL;
+	}
+	atomic_init(&bl->refs, 1);
+	return bl;
+}
+
+void delivery_backlog_unref(struct delivery_backlog *bl)
+{
+	if (bl && atomic_fetch_sub(&bl->refs, 1) == 1) {
+		close(bl->efd);
+		free(bl);
+	}
+}
+
+int delivery_backlog_over(struct delivery_backlog *bl, size_t more_entries, size_t more_bytes)
+{
+	return atomic_load(&bl->entries) + (long)more_entries > DELIVERY_BACKLOG_ENTRIES ||
+	       atomic_load(&bl->bytes) + (long)more_bytes > DELIVERY_BACKLOG_BYTES;
+}
+
+static int backlog_low(struct delivery_backlog *bl)
+{
+	return atomic_load(&bl->entries) <= DELIVERY_BACKLOG_ENTRIES / 2 &&
+	       atomic_load(&bl->bytes) <= DELIVERY_BACKLOG_BYTES / 2;
+}
+
+int delivery_backlog_hold(struct delivery_backlog *bl)
+{
+	atomic_store(&bl->held, 1);
+	/* The acceptor may have drained it before seeing the flag: then
+	 * whoever clears the flag first decides (no wake-up is lost). */
+	if (backlog_low(bl) && atomic_exchange(&bl->held, 0) == 1)
+		return 0;
+	return 1;
+}
+
+int delivery_backlog_released(struct delivery_backlog *bl)
+{
+	uint64_t n;
+
+	if (read(bl->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("backlog wake-up: read: %s", strerror(errno));
+	return atomic_load(&bl->held) == 0;
+}
+
+/* Acceptor: n deliveries of bytes frame bytes of bl's room were applied. */
+static void backlog_applied(struct delivery_backlog *bl, size_t n, size_t bytes)
+{
+	uint64_t one = 1;
+
+	if (!bl)
+		return;
+	atomic_fetch_sub(&bl->entries, (long)n);
+	atomic_fetch_sub(&bl->bytes, (long)bytes);
+	if (atomic_load(&bl->held) && backlog_low(bl) && atomic_exchange(&bl->held, 0) == 1 &&
+	    write(bl->efd, &one, sizeof(one)) < 0)
+		log_warn("backlog wake-up: write: %s", strerror(errno));
 }
 
 /* ---- connections ---- */
@@ -334,35 +428,89 @@ static void serve_input(struct acceptor *acc, struct conn *c)
 	process_input(acc, c);
 }
 
-static void apply_deliveries(struct acceptor *acc)
+/* Move the batches the rooms posted to the local queue (in order). */
+static void take_deliveries(struct acceptor *acc)
 {
 	struct mail *all = mailbox_take_all(&acc->mbox), *next;
 
 	for (; all; all = next) {
-		struct delivery_batch *b = (struct delivery_batch *)all;
 		next = all->next;
-		for (size_t i = 0; i < b->n; i++) {
-			struct delivery *d = &b->d[i];
-			struct conn *c = (size_t)d->fd < acc->conns_cap ? acc->conns[d->fd] : NULL;
+		all->next = NULL;
+		if (acc->pend_tail)
+			acc->pend_tail->next = all;
+		else
+			acc->pend_head = all;
+		acc->pend_tail = all;
+		acc->pend_entries += (long)((struct delivery_batch *)all)->n;
+	}
+}
 
-			if (!c || c->id != d->conn_id || c->closing)
-				continue; /* gone */
-			if (!d->ack && !conn_membership(c, d->join_id) && c->leaving_id != d->join_id)
-				continue; /* left the room since */
-			if (conn_queue(c, d->msg) < 0) {
-				log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
-				begin_close(acc, c, 1);
-				continue;
-			}
-			mark_dirty(acc, c);
-			if (d->ack) {
-				/* The LEAVE is answered: go on with its next requests. */
-				c->paused = 0;
-				c->leaving_id = 0;
-				process_input(acc, c);
-			}
+/* The answer to c's HISTORY: its pieces go into the space reserved for
+ * them; c reads on once they are written (flush_dirty). */
+static void apply_history(struct acceptor *acc, struct conn *c, struct delivery_batch *b)
+{
+	sendq_unreserve(&c->out, b->reserved);
+	c->history_wait = 0;
+	if (b->pieces && sendq_push_pieces(&c->out, b->pieces) == 0) {
+		c->history_wait = 2;
+		c->history_mark = c->out.sent + c->out.bytes;
+	} else {
+		log_error("acceptor: %s: out of memory answering a HISTORY request", c->peer);
+		control_reply_error(c, PROTO_E_SERVER, "out of memory");
+		c->paused = 0;
+		process_input(acc, c);
+	}
+	mark_dirty(acc, c);
+}
+
+static void apply_one(struct acceptor *acc, struct delivery_batch *b, struct delivery *d)
+{
+	struct conn *c = (size_t)d->fd < acc->conns_cap ? acc->conns[d->fd] : NULL;
+
+	if (!c || c->id != d->conn_id || c->closing)
+		return; /* gone */
+	if (d->ack == DELIVERY_HISTORY) {
+		apply_history(acc, c, b);
+		return;
+	}
+	if (d->ack == DELIVERY_RELAY && !conn_membership(c, d->join_id) && c->leaving_id != d->join_id)
+		return; /* left the room since */
+	if (conn_queue(c, d->msg) < 0) {
+		log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
+		begin_close(acc, c, 1);
+		return;
+	}
+	mark_dirty(acc, c);
+	if (d->ack == DELIVERY_LEAVE) {
+		/* The LEAVE is answered: go on with its next requests. */
+		c->paused = 0;
+		c->leaving_id = 0;
+		process_input(acc, c);
+	}
+}
+
+/* Apply up to budget deliveries, oldest first; a batch may be left half
+ * applied for the next pass. */
+static void apply_deliveries(struct acceptor *acc, size_t budget)
+{
+	while (acc->pend_head && budget > 0) {
+		struct delivery_batch *b = (struct delivery_batch *)acc->pend_head;
+		size_t start = b->done, end = b->n - start > budget ? start + budget : b->n, bytes = 0;
+
+		for (size_t i = start; i < end; i++) {
+			bytes += b->d[i].msg ? b->d[i].msg->len : 0;
+			apply_one(acc, b, &b->d[i]);
 		}
-		delivery_free(b);
+		b->done = end;
+		budget -= end - start;
+		acc->pend_entries -= (long)(end - start);
+		backlog_applied(b->bl, end - start, bytes);
+		if (b->done == b->n) {
+			acc->pend_head = b->mail.next;
+			if (!acc->pend_head)
+				acc->pend_tail = NULL;
+			delivery_free(b);
+		}
 	}
 }
 
@@ -370,14 +518,23 @@ static void apply_deliveries(struct acceptor *acc)
  * everything it got. */
 static void flush_dirty(struct acceptor *acc)
 {
-	struct conn *c = acc->dirty, *next;
+	while (acc->dirty) {
+		struct conn *c = acc->dirty, *next;
 
-	acc->dirty = NULL;
-	for (; c; c = next) {
-		next = c->next_dirty;
-		c->dirty = 0;
-		if (conn_flush(c, acc->epfd))
-			destroy_conn(acc, c);
+		acc->dirty = NULL;
+		for (; c; c = next) {
+			next = c->next_dirty;
+			c->dirty = 0;
+			if (conn_flush(c, acc->epfd)) {
+				destroy_conn(acc, c);
+			} else if (c->history_wait == 2 && c->out.sent >= c->history_mark) {
+				/* Its HISTORY reply is out: the next request
+				 * (marks it dirty again, hence the outer loop). */
+				c->history_wait = 0;
+				c->paused = 0;
+				process_input(acc, c);
+			}
+		}
 	}
 }
 
@@ -394,13 +551,13 @@ static void handle_event(struct acceptor *acc, struct epoll_event *ev)
 			acc->stop = 1;
 		}
 	} else if (ev->data.ptr == &mailbox_marker) {
-		apply_deliveries(acc);
+		take_deliveries(acc);
 	} else {
 		if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 			mark_dirty(acc, c);
 		if ((c->paused || c->throttled) && (ev->events & (EPOLLHUP | EPOLLERR)))
 			begin_close(acc, c, 1); /* gone while waiting */
-		else if (!c->closing && !c->paused && !c->throttled &&
+		else if (!c->closing && !c->paused && !c->throttled && !acc->input_held &&
 			 (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 			serve_input(acc, c);
 	}
@@ -450,6 +607,28 @@ int acceptor_send(struct acceptor *acc, struct conn *c, struct msg *m)
 	return 0;
 }
 
+int acceptor_history(struct acceptor *acc, struct conn *c, struct room *room, long join_id)
+{
+	size_t cost = room_history_cost(room);
+	int rc;
+
+	(void)acc;
+	if (cost > c->out.max_bytes)
+		return -E2BIG;
+	if (sendq_reserve(&c->out, cost) < 0)
+		return -ENOBUFS;
+	rc = room_history(room, join_id, c->fd, c->id, cost);
+	if (rc < 0) {
+		sendq_unreserve(&c->out, cost);
+		return rc;
+	}
+	/* One HISTORY in flight per connection: the next request waits for
+	 * this reply to be written (TCP slows a pipelining client). */
+	c->paused = 1;
+	c->history_wait = 1;
+	return 0;
+}
+
 int acceptor_retire_room(struct acceptor *acc, struct room *room)
 {
 	if (acc->nretiring == acc->retiring_cap) {
@@ -493,7 +672,8 @@ static void stop_rooms(struct acceptor *acc)
 	registry_each_room(acc->reg, room_stop_cb, NULL);
 	reap_rooms(acc, 1);
 	acc->rooms_stopped = 1;
-	apply_deliveries(acc);
+	take_deliveries(acc);
+	apply_deliveries(acc, (size_t)-1);
 }
 
 /* Stop the rooms (each flushes its own connections), deliver what they
@@ -591,15 +771,20 @@ static void sweep(struct acceptor *acc)
 int acceptor_step(struct acceptor *acc, int timeout_ms)
 {
 	struct epoll_event evs[ACC_EVENTS];
-	int wait = throttle_timeout(&acc->throttled, conn_clock_ms(), timeout_ms);
+	/* Deliveries left over from the last slice: do not sleep. */
+	int wait = acc->pend_head ? 0 : throttle_timeout(&acc->throttled, conn_clock_ms(), timeout_ms);
 	int n = epoll_wait(acc->epfd, evs, ACC_EVENTS, quiet_timeout(&acc->quiet, conn_clock_ms(), wait));
 
 	if (n < 0 && errno != EINTR) {
 		log_error("acceptor: epoll_wait: %s", strerror(errno));
 		return -1;
 	}
+	/* Requests wait while a large backlog does; ready ones are seen
+	 * again next pass (level-triggered). */
+	acc->input_held = acc->pend_entries > ACC_HOLD_ENTRIES;
 	for (int i = 0; i < n; i++)
 		handle_event(acc, &evs[i]);
+	apply_deliveries(acc, ACC_APPLY_SLICE);
 	resume_throttled(acc);
 	finish_quiet(acc);
 	flush_dirty(acc);

@@ -101,6 +101,7 @@ void conn_process(struct conn *c, const struct config *cfg, struct throttle_list
 {
 	size_t off = 0;
 	int need_more = 0;
+	int handled = 0;
 
 	/* Another connection of the address may have run up its debt. */
 	if (c->ipe && !c->closing && !c->throttled && c->in.len > 0) {
@@ -123,6 +124,13 @@ void conn_process(struct conn *c, const struct config *cfg, struct throttle_list
 			h->reject(h->arg, c, err, fatal);
 		if (st == PROTO_NEED_MORE) {
 			need_more = 1;
+			break;
+		}
+		if (++handled == CONN_PASS_REQUESTS && c->in.len > off && !c->closing && !c->paused &&
+		    !c->throttled) {
+			/* Enough for one pass: the rest waits for the next
+			 * (its owner resumes it at once), others go first. */
+			throttle_add(throttled, c, 0);
 			break;
 		}
 	}

@@ -71,6 +71,11 @@ struct conn {
 	 * order, before the next request of this connection is handled */
 	int paused;
 	long leaving_id;             /* its deliveries still pass meanwhile */
+	/* control connections: a HISTORY pauses it too, until its reply is
+	 * queued (1: waiting for the room) and written (2: until out.sent
+	 * reaches history_mark) */
+	int history_wait;
+	unsigned long long history_mark;
 	/* control connections: memberships, at most max_rooms_per_client */
 	struct membership *ms;
 	size_t nms;
@@ -149,8 +154,11 @@ struct conn_handler {
  * its token bucket and to its address's (c->ipe), until c closes, pauses,
  * runs out of tokens (then it joins throttled and the caller stops reading
  * it) or h->halted() says so. Nothing is handled while the address is in
- * debt, whichever of its connections ran it up. Discards the bytes
- * handled. Owner thread only. */
+ * debt, whichever of its connections ran it up. At most CONN_PASS_REQUESTS
+ * per call: then c joins throttled with no wait, so its owner handles the
+ * rest next pass, after the other connections. Discards the bytes handled.
+ * Owner thread only. */
+#define CONN_PASS_REQUESTS 32
 void conn_process(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
 		  const struct conn_handler *h);
 

@@ -500,7 +500,13 @@ static enum control_result handle_history(struct control *ctl, struct conn *c, c
 	struct membership *ms = request_membership(ctl, c, m->field[PROTO_F_HIST_REF],
 						   m->field[PROTO_F_HIST_ID], m->field[PROTO_F_HIST_NAME]);
 
-	if (ms && room_history(ms->room, ms->join_id, c->fd, c->id) < 0)
+	int rc = ms ? acceptor_history(ctl->acc, c, ms->room, ms->join_id) : 0;
+
+	if (rc == -E2BIG)
+		control_reply_error(c, PROTO_E_TOO_LARGE, "history larger than the send queue");
+	else if (rc == -ENOBUFS)
+		control_reply_error(c, PROTO_E_RATE, "send queue too full for the history: read first");
+	else if (rc < 0)
 		control_reply_error(c, PROTO_E_SERVER, "out of memory");
 	return CONTROL_OK;
 }

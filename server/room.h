@@ -7,6 +7,7 @@
 #ifndef ROOMD_ROOM_H
 #define ROOMD_ROOM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct config;
@@ -58,8 +59,15 @@ void room_event_free(struct room_event *ev);
 int room_relay(struct room *r, struct msg *m, int record);
 
 /* Send member join_id its room's history (HISTORY: head, COUNT entries) on
- * its control connection (ctl_fd, ctl_id). 0, or -ENOMEM. */
-int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id);
+ * its control connection (ctl_fd, ctl_id), in at most budget bytes of send
+ * queue cost (reserved by the caller; the oldest entries are left out if
+ * the history grew meanwhile). The answer always comes back, as a
+ * DELIVERY_HISTORY batch (no pieces when it failed). 0, or -ENOMEM. */
+int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id, size_t budget);
+
+/* What a HISTORY reply costs now in a send queue (bytes and pieces, as
+ * sendq_push_pieces charges them). Any thread. */
+size_t room_history_cost(struct room *r);
 
 /* Nonzero once the thread has finished (room_stop() will not wait). */
 int room_exited(struct room *r);

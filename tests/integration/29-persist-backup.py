@@ -16,7 +16,7 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from roomtest import *  # noqa: E402,F401,F403
 
-LIMITS = {"history": 5000, "rate": 1000000, "burst": 1000000}
+LIMITS = {"history": 5000, "max_message": 2048, "rate": 1000000, "burst": 1000000}
 # A copy holds what was committed when it began: all but the messages of
 # the last batch interval (100 ms) and a commit in progress.
 COMMIT_BOUND_S = 0.100 + 0.150 * FACTOR

@@ -380,6 +380,12 @@ static const struct bad_case bad_cases[] = {
 	{ "[limits]\nmax_request = 4607\n", 2, "[limits] max_request: max_request 4607 is below max_message + 512 = 4608" },
 	{ "[limits]\nmax_message = 60000\nmax_request = 60512\nsendq_bytes = 200000\n", 4,
 	  "[limits] sendq_bytes: sendq_bytes 200000 is below 4 x max_request = 242048" },
+	{ "[limits]\nhistory = 4097\n", 2, "[limits] history: history 4097 x max_message 4096 = 16781312 "
+	  "bytes is over 16777216 (16 MiB)" },
+	{ "[limits]\nmax_message = 1048576\nmax_request = 1049088\nsendq_bytes = 4196352\n", 2,
+	  "[limits] max_message: history 50 x max_message 1048576 = 52428800 bytes is over 16777216" },
+	{ "[limits]\nmax_message = 8192\nmax_request = 8704\n[room:a]\nhistory = 2049\n", 5,
+	  "[room:a] history: 2049 x max_message 8192 = 16785408 bytes is over 16777216 (16 MiB)" },
 	{ "[limits]\nmax_rooms = 1\n[room:a]\n[room:b]\n", 4, "[room:b]: one room more than [limits] max_rooms = 1" },
 	/* rooms */
 	{ "[room:a]\n[room:b]\n[room:a]\n", 3, "[room:a]: duplicate section (first at line 1)" },
@@ -430,7 +436,9 @@ static void test_range_edges(void **state)
 		"[server]\nwelcome = ''\n",
 		"[limits]\nmax_name = 1\n",
 		"[limits]\nmax_message = 1\nmax_request = 513\n",
-		"[limits]\nmax_message = 1048576\nmax_request = 1049088\nsendq_bytes = 4196352\n",
+		"[limits]\nmax_message = 1048576\nmax_request = 1049088\nsendq_bytes = 4196352\nhistory = 16\n",
+		"[limits]\nhistory = 4096\n", /* x 4096 = 16 MiB: at the cap */
+		"[room:a]\nhistory = 4096\n",
 		"[limits]\nhistory = 0\nidle_timeout = 604800\n",
 		"[limits]\nrate_per_ip = 1\nburst_per_ip = 1\nconnect_rate_per_ip = 1\nconnect_burst_per_ip = 1\n"
 		"room_create_rate = 1\nroom_unattached_max = 1\n",
