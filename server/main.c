@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DEFAULT_CONFIG "conf/rooms.ini"
 
@@ -165,6 +166,7 @@ struct stored {
 	struct store_room *rooms;
 	size_t n, cap;
 	int nomem;
+	long max_ref; /* the highest ref ever handed out */
 };
 
 static void stored_room(const struct store_room *sr, void *arg)
@@ -185,33 +187,78 @@ static void stored_room(const struct store_room *sr, void *arg)
 	st->rooms[st->n++] = *sr;
 }
 
-/* Configured rooms get their stored topic (a SET_TOPIC survives a
- * restart); the others are registered dormant under their stored refs and
- * start on their next JOIN. Before serving: no other thread changes the
- * registry yet. */
-static void apply_stored(const struct config *cfg, struct registry *reg, const struct stored *st)
+/* A stored room created on demand is dormant since its last message
+ * (or its creation). */
+static int64_t dormant_since(const struct store_room *sr)
 {
+	return sr->last_message > sr->created ? sr->last_message : sr->created;
+}
+
+static int by_dormant_since(const void *a, const void *b)
+{
+	int64_t x = dormant_since(*(const struct store_room *const *)a);
+	int64_t y = dormant_since(*(const struct store_room *const *)b);
+
+	return (x > y) - (x < y);
+}
+
+static void forget_stored(const struct room_info *info, void *arg)
+{
+	store_forget_room(arg, info->ref);
+}
+
+/* Configured rooms get their stored topic (a SET_TOPIC survives a
+ * restart). Rooms created on demand come back dormant, oldest first, under
+ * their stored refs, and start on their next JOIN; those with no stored
+ * message, and those beyond the dormant bounds (dormant_room_ttl,
+ * max_dormant_rooms), are forgotten, in the database too. Every step is
+ * O(1) per room (hashed registry, one sort), so tens of thousands of
+ * stored rooms take milliseconds. Before serving: no other thread changes
+ * the registry yet. */
+static void apply_stored(const struct config *cfg, struct registry *reg, struct store *store,
+			 const struct stored *st)
+{
+	const struct store_room **order = malloc((st->n ? st->n : 1) * sizeof(*order));
+	size_t n = 0, forgotten = 0;
+
+	registry_reserve_refs(reg, st->max_ref);
 	for (size_t i = 0; i < st->n; i++) {
 		const struct store_room *sr = &st->rooms[i];
-		struct room_info info = { .ref = sr->ref, .history = -1, .topic_change = -1, .on_demand = 1 };
-		int err;
 
 		if (sr->configured) {
 			registry_set_topic(reg, sr->ref, sr->topic);
-			continue;
-		}
-		if (!config_name_valid(cfg, sr->name, strlen(sr->name))) {
+		} else if (!config_name_valid(cfg, sr->name, strlen(sr->name))) {
 			log_warn("store: stored room %s (ref %ld) is not a valid name under this config "
 				 "(max_name): not served; its history stays in the database", sr->name, sr->ref);
-			continue;
+		} else if (!sr->has_messages) {
+			store_forget_room(store, sr->ref); /* nothing to come back to */
+			forgotten++;
+		} else if (order) {
+			order[n++] = sr;
 		}
-		snprintf(info.name, sizeof(info.name), "%s", sr->name);
-		snprintf(info.topic, sizeof(info.topic), "%s", sr->topic);
+	}
+	if (!order && st->n)
+		log_error("store: out of memory: the stored rooms created on demand are not served");
+	if (order)
+		qsort(order, n, sizeof(*order), by_dormant_since);
+	for (size_t i = 0; i < n; i++) {
+		struct room_info info = { .ref = order[i]->ref, .history = -1, .topic_change = -1,
+					  .on_demand = 1, .history_seen = 1,
+					  .dormant_since = dormant_since(order[i]) };
+		int err;
+
+		snprintf(info.name, sizeof(info.name), "%s", order[i]->name);
+		snprintf(info.topic, sizeof(info.topic), "%s", order[i]->topic);
 		err = registry_add_room(reg, &info);
 		if (err < 0)
-			log_warn("store: stored room %s (ref %ld) not served: %s", sr->name, sr->ref,
-				 err == -ENOSPC ? "too many room names" : strerror(-err));
+			log_warn("store: stored room %s (ref %ld) not served: %s", order[i]->name,
+				 order[i]->ref, strerror(-err));
 	}
+	free(order);
+	forgotten += (size_t)registry_trim_dormant(reg, (int64_t)time(NULL), forget_stored, store);
+	if (forgotten)
+		log_info("store: %zu stored rooms forgotten (no history, or beyond dormant_room_ttl "
+			 "or max_dormant_rooms)", forgotten);
 }
 
 /* Open, check and reconcile the database and load its rooms, or say why
@@ -234,6 +281,10 @@ static int open_store(const struct config *cfg, struct stored *st, struct store 
 		rc = store_reconcile(*out, cfg, err, sizeof(err));
 	if (rc == 0 && ((n = store_each_room(*out, stored_room, st, err, sizeof(err))) < 0 || st->nomem))
 		rc = -1;
+	if (rc == 0 && (st->max_ref = store_max_ref(*out)) < 0) {
+		snprintf(err, sizeof(err), "database %.3000s: cannot read the highest room ref", cfg->database);
+		rc = -1;
+	}
 	if (rc == 0 && store_start(*out) < 0) {
 		snprintf(err, sizeof(err), "database %.3000s: cannot start the writer thread", cfg->database);
 		rc = -1;
@@ -285,7 +336,7 @@ int main(int argc, char **argv)
 	raise_fd_limit(&cfg);
 
 	reg = registry_create(&cfg);
-	st = (struct stored){ NULL, 0, 0, 0 };
+	st = (struct stored){ NULL, 0, 0, 0, 0 };
 	if (!reg || open_store(&cfg, &st, &store) < 0) {
 		free(st.rooms);
 		store_close(store);
@@ -296,7 +347,7 @@ int main(int argc, char **argv)
 	registry_set_store(reg, store);
 	acc = acceptor_create(&cfg, reg, cfg.port);
 	if (acc)
-		apply_stored(&cfg, reg, &st);
+		apply_stored(&cfg, reg, store, &st);
 	free(st.rooms);
 	if (!acc) {
 		store_close(store);

@@ -71,6 +71,9 @@ struct room {
 	struct room_event stop_event;
 	int stop_posted;     /* acceptor thread only */
 	atomic_int exited;   /* set by the room thread as its last act */
+	atomic_int kept;     /* a member's message was ever kept in the history:
+			      * set by room_relay (the caller's thread) and by
+			      * the room thread (room-port CHAT, loaded history) */
 	/* room thread only */
 	int lfd, epfd;
 	int stopping;
@@ -163,6 +166,10 @@ int room_relay(struct room *r, struct msg *m, int record)
 		return -ENOMEM;
 	}
 	ev->record = record;
+	/* Set now, not when the room thread gets to it, so that a leave
+	 * right after a CHAT sees the room has history. */
+	if (record && r->hist_cap > 0)
+		atomic_store(&r->kept, 1);
 	post_event(r, ev, EV_RELAY, 0, NULL, -1, 0, m);
 	return 0;
 }
@@ -326,6 +333,8 @@ static void history_record(struct room *r, struct msg *frame)
 {
 	const struct hist_entry *e = history_keep(r, frame, time(NULL));
 
+	if (e)
+		atomic_store(&r->kept, 1);
 	if (e && r->store)
 		store_append(r->store, r->ref, (long)r->hist_cap, e->frame, e->name_off, e->name_len,
 			     e->text_off, e->text_len, e->when);
@@ -336,8 +345,8 @@ static void history_loaded(void *arg, time_t when, const char *name, const char 
 	struct room *r = arg;
 	struct msg *frame = proto_write_chat(r->ref, name, text);
 
-	if (frame)
-		history_keep(r, frame, when);
+	if (frame && history_keep(r, frame, when))
+		atomic_store(&r->kept, 1);
 	msg_unref(&frame);
 }
 
@@ -777,6 +786,11 @@ static void *room_main(void *arg)
 	 * acquire load, and its join. */
 	atomic_store_explicit(&r->exited, 1, memory_order_release);
 	return NULL;
+}
+
+int room_has_history(struct room *r)
+{
+	return atomic_load(&r->kept);
 }
 
 int room_exited(struct room *r)
