@@ -199,7 +199,12 @@ static int by_dormant_since(const void *a, const void *b)
 	int64_t x = dormant_since(*(const struct store_room *const *)a);
 	int64_t y = dormant_since(*(const struct store_room *const *)b);
 
-	return (x > y) - (x < y);
+	if (x != y)
+		return (x > y) - (x < y);
+	/* Ties (the same second) in ref order, so the order is the same at
+	 * every start. */
+	return ((*(const struct store_room *const *)a)->ref > (*(const struct store_room *const *)b)->ref) -
+	       ((*(const struct store_room *const *)a)->ref < (*(const struct store_room *const *)b)->ref);
 }
 
 static void forget_stored(const struct room_info *info, void *arg)
