@@ -120,11 +120,32 @@ static uint64_t mix(uint64_t v)
 struct reg_member;
 
 struct reg_room {
-	struct room_info info;        /* info.members is kept current */
 	struct hnode by_name, by_ref;
 	struct reg_room *prev, *next; /* in reg->live or reg->dormant */
 	struct reg_member *members;   /* this room's members */
+	size_t topic_cap;             /* bytes allocated for info.topic */
+	struct room_info info;        /* last, its topic cut to topic_cap:
+				       * tens of thousands of dormant rooms
+				       * mostly have none. Read it with
+				       * room_copy(); info.members is current. */
 };
+
+/* A room record with room for a topic of len bytes. */
+static struct reg_room *room_alloc(size_t len)
+{
+	size_t cap = len + 1 < 16 ? 16 : len + 1;
+	struct reg_room *r = calloc(1, offsetof(struct reg_room, info.topic) + cap);
+
+	if (r)
+		r->topic_cap = cap;
+	return r;
+}
+
+static void room_copy(struct room_info *out, const struct reg_room *r)
+{
+	memcpy(out, &r->info, offsetof(struct room_info, topic));
+	memcpy(out->topic, r->info.topic, strlen(r->info.topic) + 1);
+}
 
 struct room_list {
 	struct reg_room *head, *tail;
@@ -303,7 +324,7 @@ int registry_find_room(struct registry *reg, const char *name, struct room_info 
 	pthread_mutex_lock(&reg->lock);
 	r = find_name_locked(reg, name);
 	if (r)
-		*out = r->info;
+		room_copy(out, r);
 	pthread_mutex_unlock(&reg->lock);
 	return r ? 0 : -ENOENT;
 }
@@ -315,7 +336,7 @@ int registry_find_ref(struct registry *reg, long ref, struct room_info *out)
 	pthread_mutex_lock(&reg->lock);
 	r = find_ref_locked(reg, ref);
 	if (r)
-		*out = r->info;
+		room_copy(out, r);
 	pthread_mutex_unlock(&reg->lock);
 	return r ? 0 : -ENOENT;
 }
@@ -365,7 +386,7 @@ void registry_reserve_refs(struct registry *reg, long ref)
 
 int registry_add_room(struct registry *reg, const struct room_info *info)
 {
-	struct reg_room *r = calloc(1, sizeof(*r));
+	struct reg_room *r = room_alloc(strnlen(info->topic, CONFIG_TOPIC_MAX));
 	int rc = 0;
 
 	if (!r)
@@ -376,7 +397,8 @@ int registry_add_room(struct registry *reg, const struct room_info *info)
 	else if (info->room && reg->live.n >= reg->cfg->max_rooms)
 		rc = -ENOSPC;
 	if (rc == 0) {
-		r->info = *info;
+		memcpy(&r->info, info, offsetof(struct room_info, topic));
+		snprintf(r->info.topic, r->topic_cap, "%s", info->topic);
 		r->info.members = 0;
 		if (info->max_members <= 0)
 			r->info.max_members = reg->cfg->max_members;
@@ -403,16 +425,101 @@ int registry_add_room(struct registry *reg, const struct room_info *info)
 	return rc;
 }
 
+static int older(const struct reg_room *a, const struct reg_room *b)
+{
+	if (a->info.dormant_since != b->info.dormant_since)
+		return a->info.dormant_since < b->info.dormant_since;
+	return a->info.ref < b->info.ref;
+}
+
+/* Merge sort of a next-linked chain (prev links are rebuilt after). */
+static struct reg_room *sort_chain(struct reg_room *head, long n)
+{
+	struct reg_room *a, *b, **tail, *out = NULL, *mid = head;
+
+	if (n < 2)
+		return head;
+	for (long i = 1; i < n / 2; i++)
+		mid = mid->next;
+	b = mid->next;
+	mid->next = NULL;
+	a = sort_chain(head, n / 2);
+	b = sort_chain(b, n - n / 2);
+	tail = &out;
+	while (a && b) {
+		struct reg_room **pick = older(b, a) ? &b : &a;
+		*tail = *pick;
+		tail = &(*pick)->next;
+		*pick = (*pick)->next;
+	}
+	*tail = a ? a : b;
+	return out;
+}
+
+void registry_sort_dormant(struct registry *reg)
+{
+	struct reg_room *r, *prev = NULL;
+
+	pthread_mutex_lock(&reg->lock);
+	reg->dormant.head = sort_chain(reg->dormant.head, reg->dormant.n);
+	for (r = reg->dormant.head; r; prev = r, r = r->next)
+		r->prev = prev;
+	reg->dormant.tail = prev;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+/* Put record n (room for a longer topic) in r's place everywhere. */
+static void room_move_locked(struct registry *reg, struct reg_room *r, struct reg_room *n)
+{
+	struct room_list *l = r->info.room ? &reg->live : &reg->dormant;
+	size_t cap = n->topic_cap;
+
+	memcpy(&n->info, &r->info, offsetof(struct room_info, topic));
+	n->members = r->members;
+	for (struct reg_member *m = n->members; m; m = m->next)
+		m->room = n;
+	n->prev = r->prev;
+	n->next = r->next;
+	if (n->prev)
+		n->prev->next = n;
+	else
+		l->head = n;
+	if (n->next)
+		n->next->prev = n;
+	else
+		l->tail = n;
+	htab_del(&reg->rooms_by_name, &r->by_name);
+	htab_del(&reg->rooms_by_ref, &r->by_ref);
+	htab_add(&reg->rooms_by_name, &n->by_name, room_name_hash(n->info.name));
+	htab_add(&reg->rooms_by_ref, &n->by_ref, ref_hash(n->info.ref));
+	n->topic_cap = cap;
+}
+
 int registry_set_topic(struct registry *reg, long ref, const char *topic)
 {
-	struct reg_room *r;
+	size_t len = strnlen(topic, CONFIG_TOPIC_MAX);
+	struct reg_room *r, *bigger = room_alloc(len), *old = NULL;
+	int rc = 0;
 
 	pthread_mutex_lock(&reg->lock);
 	r = find_ref_locked(reg, ref);
-	if (r)
-		snprintf(r->info.topic, sizeof(r->info.topic), "%s", topic);
+	if (!r) {
+		rc = -ENOENT;
+	} else if (len + 1 > r->topic_cap && !bigger) {
+		rc = -ENOMEM;
+	} else {
+		if (len + 1 > r->topic_cap) {
+			room_move_locked(reg, r, bigger);
+			old = r;
+			r = bigger;
+			bigger = NULL;
+		}
+		snprintf(r->info.topic, r->topic_cap, "%s", topic);
+	}
 	pthread_mutex_unlock(&reg->lock);
-	return r ? 0 : -ENOENT;
+	free(bigger);
+	free(old);
+	return rc;
 }
 
 int registry_set_room(struct registry *reg, long ref, struct room *room, unsigned port)
@@ -507,7 +614,7 @@ long registry_trim_dormant(struct registry *reg, int64_t now,
 		pthread_mutex_lock(&reg->lock);
 		while (n < SLICE && dormant_over_locked(reg, now)) {
 			struct reg_room *r = reg->dormant.head;
-			gone[n++] = r->info;
+			room_copy(&gone[n++], r);
 			forget_locked(reg, r);
 		}
 		pthread_mutex_unlock(&reg->lock);
@@ -797,7 +904,7 @@ long registry_list_rooms(struct registry *reg, int dormant, long offset, long li
 	for (r = offset < l->n ? l->head : NULL; r && i < offset; r = r->next)
 		i++;
 	for (; r && n < limit; r = r->next)
-		out[n++] = r->info;
+		room_copy(&out[n++], r);
 	pthread_mutex_unlock(&reg->lock);
 	return n;
 }
@@ -810,9 +917,9 @@ long registry_each_room(struct registry *reg, void (*fn)(const struct room_info 
 	pthread_mutex_lock(&reg->lock);
 	copy = malloc((size_t)(reg->live.n + reg->dormant.n + 1) * sizeof(*copy));
 	for (struct reg_room *r = reg->live.head; copy && r; r = r->next)
-		copy[n++] = r->info;
+		room_copy(&copy[n++], r);
 	for (struct reg_room *r = reg->dormant.head; copy && r; r = r->next)
-		copy[n++] = r->info;
+		room_copy(&copy[n++], r);
 	pthread_mutex_unlock(&reg->lock);
 	if (!copy)
 		return -ENOMEM;

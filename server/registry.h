@@ -29,8 +29,8 @@ struct room_info {
 	int on_demand;     /* created by a JOIN: its thread ends with its last member */
 	int history_seen;  /* a member's message was ever kept (sticky; see registry_mark_history) */
 	int64_t dormant_since; /* UTC seconds it went dormant; 0 while it has a thread */
-	char topic[CONFIG_TOPIC_MAX + 1];
 	struct room *room; /* the room's thread; NULL while the room is dormant */
+	char topic[CONFIG_TOPIC_MAX + 1]; /* last: the registry stores only what is used */
 };
 
 /* A copy of a membership. */
@@ -73,12 +73,16 @@ void registry_reserve_refs(struct registry *reg, long ref);
  * the server's, topic_change -1 too). info->room NULL registers it dormant
  * (a stored room that comes back on its next JOIN), since
  * info->dormant_since (0: now), at the end of the dormant list (oldest
- * first: add them in that order); it does not count against max_rooms,
+ * first: add them in that order, or call registry_sort_dormant); it does not count against max_rooms,
  * and registry_trim_dormant() applies the dormant bounds. Returns 0,
  * -EEXIST (name or ref taken), -ENOSPC (max_rooms running) or -ENOMEM. */
 int registry_add_room(struct registry *reg, const struct room_info *info);
 
-/* Set room ref's topic. 0 or -ENOENT. */
+/* Put the dormant list in order of dormant_since (then ref), oldest first,
+ * after registering stored rooms in another order. O(n log n). */
+void registry_sort_dormant(struct registry *reg);
+
+/* Set room ref's topic. 0, -ENOENT or -ENOMEM. */
 int registry_set_topic(struct registry *reg, long ref, const char *topic);
 
 /* Give the room ref a (new) thread listening on port (a dormant room comes

@@ -572,7 +572,7 @@ int store_reconcile(struct store *s, const struct config *cfg, char *err, size_t
 	int rc = exec(s->db, "BEGIN IMMEDIATE");
 
 	if (rc == SQLITE_OK)
-		rc = exec(s->db, "UPDATE rooms SET configured = 0");
+		rc = exec(s->db, "UPDATE rooms SET configured = 0 WHERE configured <> 0"); /* not every row */
 	for (size_t i = 0; rc == SQLITE_OK && i < cfg->nrooms; i++) {
 		rc = reconcile_room(s, &cfg->rooms[i], now);
 		if (cfg->rooms[i].ref > max_ref)
@@ -595,7 +595,7 @@ long store_each_room(struct store *s, void (*fn)(const struct store_room *, void
 {
 	/* The newest message through the (room_id, id) index: one probe a room. */
 	sqlite3_stmt *q = prep(s, "SELECT name, ref, port, topic, created, configured, "
-				  "(SELECT at FROM messages WHERE room_id = rooms.id ORDER BY id DESC LIMIT 1) "
+				  "(SELECT at FROM messages WHERE room_id = rooms.id ORDER BY id DESC LIMIT 1) AS last "
 				  "FROM rooms WHERE ref IS NOT NULL ORDER BY ref");
 	struct store_room r;
 	long n = 0;

@@ -462,6 +462,34 @@ static void test_dormant_cap_zero(void **state)
 	registry_destroy(reg);
 }
 
+/* A topic longer than the record was made for: the room moves, its
+ * members, lookups and list position with it. */
+static void test_topic_grows(void **state)
+{
+	struct registry *reg = with_two_rooms(*state);
+	struct room_info info, page[4];
+	struct names nm = { .n = 0 };
+	char topic[CONFIG_TOPIC_MAX + 1];
+	long id, total;
+
+	memset(topic, 't', CONFIG_TOPIC_MAX);
+	topic[CONFIG_TOPIC_MAX] = '\0';
+	assert_int_equal(registry_join(reg, 1, "alice", 1, -1, &id), PROTO_OK);
+	assert_int_equal(registry_set_topic(reg, 1, "short"), 0);
+	assert_int_equal(registry_set_topic(reg, 1, topic), 0);
+	assert_int_equal(registry_find_room(reg, "lobby", &info), 0);
+	assert_string_equal(info.topic, topic);
+	assert_int_equal(info.members, 1);
+	assert_int_equal(registry_find_ref(reg, 1, &info), 0);
+	assert_int_equal(registry_each_member(reg, 1, collect_member, &nm), 1);
+	assert_int_equal(registry_leave(reg, id), 0);
+	assert_int_equal(registry_list_rooms(reg, 0, 0, 4, page, &total), 2);
+	assert_string_equal(page[0].name, "lobby");
+	assert_string_equal(page[1].name, "dev");
+	assert_int_equal(registry_set_topic(reg, 99, "x"), -ENOENT);
+	registry_destroy(reg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -480,6 +508,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dormant_cap_and_ttl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dormant_cap_zero, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_topic_grows, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
