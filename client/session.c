@@ -362,12 +362,13 @@ out:
 	return rc;
 }
 
-/* LIST_ROOMS into s->listed: 1 when it was refreshed, 0 when the server
- * answered otherwise (it said why), or a fatal -errno. */
-static int list_rooms(struct session *s)
+/* One page of LIST_ROOMS (live rooms from offset) into s->listed: 1 when
+ * it was refreshed, 0 when the server answered otherwise (it said why), or
+ * a fatal -errno. */
+static int list_rooms_page(struct session *s, long offset)
 {
 	struct control_reply rep;
-	int rc = request(s, proto_write_list_rooms_req(), PROTO_R_ROOMS, &rep);
+	int rc = request(s, proto_write_list_rooms_req(offset, PROTO_LIST_ROOMS_MAX, 0), PROTO_R_ROOMS, &rep);
 
 	if (rc == 0 && rep.kind == PROTO_R_ROOMS) {
 		control_reply_fini(&s->listed);
@@ -376,6 +377,13 @@ static int list_rooms(struct session *s)
 	}
 	control_reply_fini(&rep);
 	return rc;
+}
+
+/* The first page of live rooms (the server sends at most
+ * PROTO_LIST_ROOMS_MAX at a time). */
+static int list_rooms(struct session *s)
+{
+	return list_rooms_page(s, 0);
 }
 
 /* A room of the last list by name: the server's spelling first, then any
@@ -419,7 +427,9 @@ static int do_rooms(struct session *s)
 		else
 			output_info("%-*s  %4ld  %7ld", w, output_q(e->name), e->ref, e->members);
 	}
-	if (r->count > (long)r->nentries)
+	if (r->total > (long)r->nentries)
+		output_info("(%ld more not shown)", r->total - (long)r->nentries);
+	else if (r->count > (long)r->nentries)
 		output_info("(%ld more not shown)", r->count - (long)r->nentries);
 	return CMD_CONTINUE;
 }
@@ -443,10 +453,16 @@ static int resolve_room(struct session *s, const char *room, long *ref, const ch
 		*name = room_name(j->room);
 		return 1;
 	}
-	rc = list_rooms(s);
-	if (rc <= 0)
-		return rc;
-	e = find_listed(s, room);
+	/* Page by page: the server lists at most PROTO_LIST_ROOMS_MAX rooms at
+	 * a time (its live rooms are bounded by its max_rooms). */
+	for (long offset = 0;; offset += (long)s->listed.nentries) {
+		rc = list_rooms_page(s, offset);
+		if (rc <= 0)
+			return rc;
+		e = find_listed(s, room);
+		if (e || s->listed.nentries == 0 || offset + (long)s->listed.nentries >= s->listed.total)
+			break;
+	}
 	if (!e || e->ref < 0) {
 		output_local("no room %s", output_q(room));
 		return 0;

@@ -53,6 +53,7 @@ enum key_type {
 	K_LONG,  /* long, min..max */
 	K_BOOL,  /* int 0/1 */
 	K_LEVEL, /* int enum log_level */
+	K_SCOPE, /* int enum config_name_scope: server or room */
 };
 
 struct key_spec {
@@ -76,6 +77,7 @@ static const struct key_spec global_keys[] = {
 	{ "server", "log_level", K_LEVEL, G(log_level), 0, 0 },
 	{ "server", "welcome", K_TEXT, G(welcome), 0, CONFIG_WELCOME_MAX },
 	{ "server", "database", K_TEXT, G(database), 0, INI_LINESZ },
+	{ "server", "name_scope", K_SCOPE, G(name_scope), 0, 0 },
 	{ "limits", "max_clients", K_LONG, G(max_clients), 1, CONFIG_LIMIT_MAX },
 	{ "limits", "max_clients_per_ip", K_LONG, G(max_clients_per_ip), 1, CONFIG_LIMIT_MAX },
 	{ "limits", "max_rooms", K_LONG, G(max_rooms), 1, CONFIG_ROOMS_MAX },
@@ -99,6 +101,8 @@ static const struct key_spec global_keys[] = {
 	{ "limits", "end_quiet_ms", K_LONG, G(end_quiet_ms), 0, CONFIG_END_QUIET_MAX },
 	{ "limits", "history", K_LONG, G(history), 0, CONFIG_HISTORY_MAX },
 	{ "limits", "history_max_age", K_LONG, G(history_max_age), 0, CONFIG_MAX_AGE_MAX },
+	{ "limits", "dormant_room_ttl", K_LONG, G(dormant_room_ttl), 0, CONFIG_MAX_AGE_MAX },
+	{ "limits", "max_dormant_rooms", K_LONG, G(max_dormant_rooms), 0, CONFIG_ROOMS_MAX },
 	{ "features", "room_creation", K_BOOL, G(room_creation), 0, 1 },
 	{ "features", "kill_service", K_BOOL, G(kill_service), 0, 1 },
 	{ "features", "topic_change", K_BOOL, G(topic_change), 0, 1 },
@@ -563,6 +567,13 @@ static int set_value(const struct key_spec *ks, const char *v, void *base, char 
 			}
 		snprintf(why, whylen, "'%s' is not a log level (error, warn, info, debug)", shown(v, sv));
 		return -1;
+	case K_SCOPE:
+		if (strcasecmp(v, "server") == 0 || strcasecmp(v, "room") == 0) {
+			*(int *)(void *)field = strcasecmp(v, "room") == 0 ? CONFIG_SCOPE_ROOM : CONFIG_SCOPE_SERVER;
+			return 0;
+		}
+		snprintf(why, whylen, "'%s' is not a name scope (server, room)", shown(v, sv));
+		return -1;
 	}
 	return -1;
 }
@@ -938,6 +949,9 @@ void config_defaults(struct config *cfg)
 	cfg->end_quiet_ms = 250;
 	cfg->history = 50;
 	cfg->history_max_age = 0;
+	cfg->name_scope = CONFIG_SCOPE_SERVER;
+	cfg->dormant_room_ttl = 604800;
+	cfg->max_dormant_rooms = 1024;
 	cfg->room_creation = 1;
 	cfg->kill_service = 0;
 	cfg->topic_change = 1;

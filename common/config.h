@@ -26,6 +26,10 @@
 #define CONFIG_MAX_AGE_MAX 3153600000L /* 100 years of seconds */
 #define CONFIG_END_QUIET_MAX 10000 /* end_quiet_ms: 10 s */
 
+/* [server] name_scope: a CLIENT_NAME belongs to one control connection
+ * server wide (SPEC 2.1), or, as before, only within a room. */
+enum config_name_scope { CONFIG_SCOPE_SERVER = 0, CONFIG_SCOPE_ROOM = 1 };
+
 /* A room defined in a [room:NAME] section. */
 struct room_conf {
 	char name[CONFIG_NAME_MAX + 1]; /* "name" key, else the section suffix */
@@ -74,6 +78,9 @@ struct config {
 				    * this many quiet milliseconds (SPEC §2.4); 0 = off */
 	long history;              /* messages kept per room (memory and database) */
 	long history_max_age;      /* seconds a stored message is kept; 0 = no age limit */
+	long dormant_room_ttl;     /* seconds a dormant on-demand room is kept; 0 = no age limit */
+	long max_dormant_rooms;    /* dormant on-demand rooms kept at most (oldest forgotten first) */
+	int name_scope;            /* enum config_name_scope: where a CLIENT_NAME is unique */
 
 	/* [features] */
 	int room_creation;         /* JOIN may create rooms not in the config */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct proto_def {
 	enum proto_kind kind;
@@ -55,7 +56,7 @@ static const struct proto_def reply_defs[] = {
 	{ PROTO_R_ERROR, 0, 0, 2, { "ERROR_CODE", "ERROR_DESCRIPTION" }, 0 },
 	{ PROTO_R_ATTACHED, 0, 0, 2, { "ATTACHED_CHATROOM", "JOIN_ID" }, 0 },
 	{ PROTO_R_WELCOME, 0, 0, 4, { "WELCOME", "VERSION", "LIMITS", "TEXT" }, 0 },
-	{ PROTO_R_ROOMS, 0, 0, 1, { "ROOMS" }, 0 },
+	{ PROTO_R_ROOMS, 0, 0, 2, { "ROOMS", "TOTAL" }, 0 },
 	{ PROTO_R_ROOM, 0, 0, 5, { "ROOM", "ROOM_REF", "PORT", "MEMBERS", "TOPIC" }, 0 },
 	{ PROTO_R_MEMBERS, 0, 0, 2, { "MEMBERS", "COUNT" }, 0 },
 	{ PROTO_R_MEMBER, 0, 0, 1, { "MEMBER" }, 0 },
@@ -534,6 +535,49 @@ enum proto_status proto_finish(struct proto_parser *p, char *buf, size_t len,
 	return PROTO_MESSAGE;
 }
 
+/* One "KEY=n" word of a LIST_ROOMS value: 1 when it is key's (*out set),
+ * 0 when another key's, -1 when malformed. */
+static int list_word(const char *w, size_t len, const char *key, long min, long max, long *out)
+{
+	size_t k = strlen(key);
+	char num[24];
+
+	if (len <= k + 1 || strncasecmp(w, key, k) != 0 || w[k] != '=')
+		return 0;
+	if (len - k - 1 >= sizeof(num))
+		return -1;
+	memcpy(num, w + k + 1, len - k - 1);
+	num[len - k - 1] = '\0';
+	return proto_parse_int(num, min, max, out) == 0 ? 1 : -1;
+}
+
+int proto_parse_list_rooms(const char *value, struct proto_list_rooms *out)
+{
+	const char *p = value;
+	long v;
+
+	*out = (struct proto_list_rooms){ 0, PROTO_LIST_ROOMS_MAX, 0 };
+	/* The classic value ("LIST_ROOMS: 0", any lone integer): the first page. */
+	if (*p == '\0' || proto_parse_int(p, LONG_MIN, LONG_MAX, &v) == 0)
+		return 0;
+	while (*p) {
+		size_t len = strcspn(p, " \t");
+		int r;
+
+		if ((r = list_word(p, len, "OFFSET", 0, LONG_MAX, &out->offset)) == 0 &&
+		    (r = list_word(p, len, "LIMIT", 0, LONG_MAX, &out->limit)) == 0 &&
+		    (r = list_word(p, len, "DORMANT", 0, 1, &v)) == 1)
+			out->dormant = (int)v;
+		if (r <= 0)
+			return -1;
+		p += len;
+		p += strspn(p, " \t");
+	}
+	if (out->limit > PROTO_LIST_ROOMS_MAX)
+		out->limit = PROTO_LIST_ROOMS_MAX;
+	return 0;
+}
+
 int proto_parse_int(const char *s, long min, long max, long *out)
 {
 	char *end;
@@ -614,9 +658,9 @@ struct msg *proto_write_welcome(const char *server_id, const char *version, cons
 			  limits, text);
 }
 
-struct msg *proto_write_rooms_head(long count)
+struct msg *proto_write_rooms_head(long count, long total)
 {
-	return msg_printf("ROOMS: %ld\n", count);
+	return msg_printf("ROOMS: %ld\nTOTAL: %ld\n", count, total);
 }
 
 struct msg *proto_write_room_entry(const char *name, long ref, unsigned port, long members,
@@ -672,9 +716,11 @@ struct msg *proto_write_welcome_req(void)
 	return msg_printf("WELCOME: 0\n");
 }
 
-struct msg *proto_write_list_rooms_req(void)
+struct msg *proto_write_list_rooms_req(long offset, long limit, int dormant)
 {
-	return msg_printf("LIST_ROOMS: 0\n");
+	if (offset == 0 && limit == PROTO_LIST_ROOMS_MAX && !dormant)
+		return msg_printf("LIST_ROOMS: 0\n");
+	return msg_printf("LIST_ROOMS: OFFSET=%ld LIMIT=%ld%s\n", offset, limit, dormant ? " DORMANT=1" : "");
 }
 
 struct msg *proto_write_list_members_req(long ref)

@@ -84,6 +84,20 @@ struct proto_msg {
 	size_t len[PROTO_MAX_FIELDS]; /* strlen of each field */
 };
 
+/* LIST_ROOMS carries its options in its one value, so that the request
+ * still ends with its head line (a classic "LIST_ROOMS: 0" means the first
+ * page of live rooms): space-separated words OFFSET=n, LIMIT=n, DORMANT=0|1,
+ * keys in any case. A reply holds at most PROTO_LIST_ROOMS_MAX rooms (a
+ * bigger LIMIT is cut to it). */
+#define PROTO_LIST_ROOMS_MAX 100
+struct proto_list_rooms {
+	long offset;  /* rooms skipped */
+	long limit;   /* rooms at most, 0..PROTO_LIST_ROOMS_MAX */
+	int dormant;  /* list the dormant rooms instead of the live ones */
+};
+/* 0, or -1 for a value that is none of the above. */
+int proto_parse_list_rooms(const char *value, struct proto_list_rooms *out);
+
 /* Field indexes, per kind. */
 enum {
 	/* HELO <text> */
@@ -112,6 +126,7 @@ enum {
 	/* ATTACHED_CHATROOM, JOIN_ID */
 	PROTO_F_ATTACHED_REF = 0, PROTO_F_ATTACHED_ID = 1,
 	/* extension requests */
+	PROTO_F_LIST_ROOMS_ARGS = 0,
 	PROTO_F_LIST_MEMBERS_REF = 0,
 	/* PRIVATE_MESSAGE, CLIENT_NAME, MESSAGE */
 	PROTO_F_PRIV_TO = 0, PROTO_F_PRIV_NAME = 1, PROTO_F_PRIV_TEXT = 2,
@@ -123,7 +138,7 @@ enum {
 	/* WELCOME, VERSION, LIMITS, TEXT */
 	PROTO_F_RWELCOME_ID = 0, PROTO_F_RWELCOME_VERSION = 1, PROTO_F_RWELCOME_LIMITS = 2,
 	PROTO_F_RWELCOME_TEXT = 3,
-	PROTO_F_RROOMS_COUNT = 0,
+	PROTO_F_RROOMS_COUNT = 0, PROTO_F_RROOMS_TOTAL = 1,
 	/* ROOM, ROOM_REF, PORT, MEMBERS, TOPIC */
 	PROTO_F_RROOM_NAME = 0, PROTO_F_RROOM_REF = 1, PROTO_F_RROOM_PORT = 2,
 	PROTO_F_RROOM_MEMBERS = 3, PROTO_F_RROOM_TOPIC = 4,
@@ -228,7 +243,7 @@ struct msg *proto_write_attached(long ref, long join_id);
  * entry frames, each written by its own function. */
 struct msg *proto_write_welcome(const char *server_id, const char *version, const char *limits,
 				const char *text);
-struct msg *proto_write_rooms_head(long count);
+struct msg *proto_write_rooms_head(long count, long total);
 struct msg *proto_write_room_entry(const char *name, long ref, unsigned port, long members,
 				   const char *topic);
 struct msg *proto_write_members_head(long ref, long count);
@@ -254,7 +269,8 @@ struct msg *proto_write_chat_req(long ref, long join_id, const char *name, const
 struct msg *proto_write_attach_req(long ref, long join_id, const char *name);
 struct msg *proto_write_helo_req(const char *text);
 struct msg *proto_write_welcome_req(void);
-struct msg *proto_write_list_rooms_req(void);
+/* "LIST_ROOMS: 0" for the first page of live rooms, else with its words. */
+struct msg *proto_write_list_rooms_req(long offset, long limit, int dormant);
 struct msg *proto_write_list_members_req(long ref);
 struct msg *proto_write_private_req(const char *to, const char *from, const char *text);
 struct msg *proto_write_history_req(long ref, long join_id, const char *name);

@@ -97,6 +97,9 @@ struct room {
 	struct room_event stop_event;
 	int stop_posted;     /* acceptor thread only */
 	atomic_int exited;   /* set by the room thread as its last act */
+	atomic_int kept;     /* a member's message was ever kept in the history:
+			      * set by room_relay (the caller's thread) and by
+			      * the room thread (room-port CHAT, loaded history) */
 	/* room thread only */
 	int lfd, epfd;
 	int stopping;
@@ -204,6 +207,10 @@ int room_relay(struct room *r, struct msg *m, int record)
 		return -ENOMEM;
 	}
 	ev->record = record;
+	/* Set now, not when the room thread gets to it, so that a leave
+	 * right after a CHAT sees the room has history. */
+	if (record && r->hist_cap > 0)
+		atomic_store(&r->kept, 1);
 	post_event(r, ev, EV_RELAY, 0, NULL, -1, 0, m);
 	return 0;
 }
@@ -460,6 +467,8 @@ static void history_record(struct room *r, struct msg *frame)
 		return;
 	e = history_keep(r, name, (size_t)(text - name), text + sizeof(text_key) - 1,
 			 frame->len - 2 - (size_t)(text + sizeof(text_key) - 1 - frame->data), time(NULL));
+	if (e)
+		atomic_store(&r->kept, 1);
 	if (e && r->store)
 		store_append(r->store, r->ref, (long)r->hist_cap, e->frame, e->name_off, e->name_len,
 			     e->text_off, e->text_len, e->when);
@@ -469,7 +478,8 @@ static void history_loaded(void *arg, time_t when, const char *name, const char 
 {
 	struct room *r = arg;
 
-	history_keep(r, name, strlen(name), text, strlen(text), when);
+	if (history_keep(r, name, strlen(name), text, strlen(text), when))
+		atomic_store(&r->kept, 1);
 }
 
 /* Refill the ring from the store (the room's last messages before a
@@ -1078,6 +1088,11 @@ static void *room_main(void *arg)
 	 * room's descriptors go at once (r->acc outlives every room thread). */
 	acceptor_room_exited(r->acc);
 	return NULL;
+}
+
+int room_has_history(struct room *r)
+{
+	return atomic_load(&r->kept);
 }
 
 int room_exited(struct room *r)

@@ -69,6 +69,10 @@ int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id, size
  * sendq_push_pieces charges them). Any thread. */
 size_t room_history_cost(struct room *r);
 
+/* Nonzero once a member's message was kept in the room's history (relayed
+ * with record, from either port, or loaded from the store). Any thread. */
+int room_has_history(struct room *r);
+
 /* Nonzero once the thread has finished (room_stop() will not wait). */
 int room_exited(struct room *r);
 

@@ -82,7 +82,13 @@ def restore_and_check(db_copy, dd, name, refs, acked_before, sent):
         jids = {}
         for room, ref in refs.items():
             r2, jids[room], _, _ = c.join(room, "carol")
-            check(r2 == ref, "%s: %s restored as ref %d, was %d" % (name, room, r2, ref))
+            if room == "side":
+                # No message was ever kept in side: forgotten at start
+                # (issue 10), it comes back under a ref never handed out.
+                check(r2 > max(refs.values()), "%s: side (no history) came back as ref %d, refs so "
+                      "far %s" % (name, r2, refs))
+            else:
+                check(r2 == ref, "%s: %s restored as ref %d, was %d" % (name, room, r2, ref))
         jid = jids["busy"]
         got = [t for _, t in history_of(c, refs["busy"], jid, "carol", timeout=20 * FACTOR)]
         d.stop()

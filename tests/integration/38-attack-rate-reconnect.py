@@ -70,7 +70,7 @@ def main():
         created = 0
         for i in range(CREATE_RATE + 3):
             c = d.connect("creator")   # a fresh connection each time: no help
-            c.send(join_req("new%d" % i, "creator"))
+            c.send(join_req("new%d" % i, "creator%d" % i))
             f = c.expect_frame()
             if f.kind != "JOINED":
                 m = ERROR_RE.match(f.raw)

@@ -214,7 +214,7 @@ def main():
         # The store keeps the names: after a restart, the same ref and history.
         with Daemon(server={"database": db}) as d:
             c = d.connect("after-restart")
-            rooms = [r for r in list_rooms(c) if r[0] == "chatroom 1"]
+            rooms = [r for r in list_rooms(c, b"DORMANT=1") if r[0] == "chatroom 1"]
             check(len(rooms) == 1 and rooms[0][1] == ref,
                   "after a restart, 'chatroom 1' is not listed with ref %d: %s" % (ref, rooms))
             r3, jid3, _, _ = c.join("chatroom 1", "I AM A BOT")

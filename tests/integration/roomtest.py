@@ -204,7 +204,7 @@ FRAME_HEADS = (
     # extensions (docs/PROTOCOL.md, "Extensions"); lists are a head frame
     # and then one frame per entry
     (b"WELCOME:", "WELCOME", 4),
-    (b"ROOMS:", "ROOMS", 1),
+    (b"ROOMS:", "ROOMS", 2),
     (b"ROOM:", "ROOM", 5),
     (b"MEMBERS:", "MEMBERS", 2),
     (b"MEMBER:", "MEMBER", 1),
@@ -914,9 +914,10 @@ def history_of(c, ref, join_id, name, timeout=None):
     return out
 
 
-def list_rooms(c):
-    """LIST_ROOMS as [(name, ref, port, members, topic), ...]."""
-    c.send(b"LIST_ROOMS: 0\n")
+def list_rooms(c, args=b"0"):
+    """LIST_ROOMS (one page: at most 100 rooms; args b"OFFSET=n LIMIT=n
+    DORMANT=1" for others) as [(name, ref, port, members, topic), ...]."""
+    c.send(b"LIST_ROOMS: " + args + b"\n")
     f = c.expect_frame()
     check(f.kind == "ROOMS", "%s: expected ROOMS, got %s" % (c.label, show(f.raw)))
     out = []

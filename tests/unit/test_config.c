@@ -129,6 +129,9 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.end_quiet_ms, 250);
 	assert_int_equal(cfg.history, 50);
 	assert_int_equal(cfg.history_max_age, 0);
+	assert_int_equal(cfg.name_scope, CONFIG_SCOPE_SERVER);
+	assert_int_equal(cfg.dormant_room_ttl, 604800);
+	assert_int_equal(cfg.max_dormant_rooms, 1024);
 	assert_string_equal(cfg.database, "");
 	assert_false(config_persistent(&cfg));
 	assert_int_equal(cfg.room_creation, 1);
@@ -164,6 +167,7 @@ static void test_full_file(void **state)
 		"server_id = \"Student 12345\"\n"
 		"log_level = DEBUG\n"
 		"welcome = \"Hi; be nice # really\"\n"
+		"name_scope = Room\n"
 		"\n"
 		"[limits]\n"
 		"max_clients = 10\n"
@@ -180,6 +184,8 @@ static void test_full_file(void **state)
 		"idle_timeout = 0\n"
 		"end_quiet_ms = 0\n"
 		"history = 10000\n"
+		"dormant_room_ttl = 0\n"
+		"max_dormant_rooms = 0\n"
 		"[features]\n"
 		"room_creation = off\n"
 		"kill_service = Yes\n"
@@ -212,6 +218,9 @@ static void test_full_file(void **state)
 	assert_int_equal(f->cfg.burst, 1);
 	assert_int_equal(f->cfg.idle_timeout, 0);
 	assert_int_equal(f->cfg.history, 10000);
+	assert_int_equal(f->cfg.name_scope, CONFIG_SCOPE_ROOM);
+	assert_int_equal(f->cfg.dormant_room_ttl, 0);
+	assert_int_equal(f->cfg.max_dormant_rooms, 0);
 	assert_int_equal(f->cfg.room_creation, 0);
 	assert_int_equal(f->cfg.kill_service, 1);
 	assert_int_equal(f->cfg.nrooms, 1);
@@ -220,7 +229,7 @@ static void test_full_file(void **state)
 	assert_int_equal(f->cfg.rooms[0].port, 0);
 	assert_string_equal(f->cfg.rooms[0].topic, "all things    general");
 	assert_int_equal(f->cfg.rooms[0].max_members, 2);
-	assert_int_equal(f->cfg.rooms[0].line, 29);
+	assert_int_equal(f->cfg.rooms[0].line, 32);
 	done(f);
 }
 
@@ -265,6 +274,9 @@ static void test_shipped_config(void **state)
 	assert_int_equal(cfg.idle_timeout, def.idle_timeout);
 	assert_int_equal(cfg.history, def.history);
 	assert_int_equal(cfg.history_max_age, def.history_max_age);
+	assert_int_equal(cfg.name_scope, def.name_scope);
+	assert_int_equal(cfg.dormant_room_ttl, def.dormant_room_ttl);
+	assert_int_equal(cfg.max_dormant_rooms, def.max_dormant_rooms);
 	/* Persistence is on in the shipped file (off by default), in a data
 	 * directory next to it, whatever directory roomd starts from. */
 	assert_string_equal(cfg.database, ROOMD_SOURCE_DIR "/conf/data/roomd.db");
@@ -332,6 +344,9 @@ static const struct bad_case bad_cases[] = {
 	{ "[limits]\nhistory = 10001\n", 2, "[limits] history: '10001' is not an integer in 0..10000" },
 	{ "[limits]\nhistory_max_age = -1\n", 2, "[limits] history_max_age: '-1' is not an integer in 0..3153600000" },
 	{ "[limits]\nhistory_max_age = 1d\n", 2, "[limits] history_max_age: '1d' is not an integer" },
+	{ "[limits]\ndormant_room_ttl = -1\n", 2, "[limits] dormant_room_ttl: '-1' is not an integer in 0..3153600000" },
+	{ "[limits]\nmax_dormant_rooms = 100001\n", 2, "[limits] max_dormant_rooms: '100001' is not an integer in 0..100000" },
+	{ "[server]\nname_scope = global\n", 2, "[server] name_scope: 'global' is not a name scope (server, room)" },
 	{ "[server]\ndatabase = \"a\tb\"\n", 2, "[server] database: 'a?b' contains a control byte" },
 	{ "[limits]\nmax_name = 65\n", 2, "[limits] max_name: '65' is not an integer in 1..64" },
 	{ "[limits]\nsendq_bytes = 65535\n", 2, "[limits] sendq_bytes: '65535' is not an integer in 65536.." },
