@@ -217,7 +217,12 @@ static void mark_dirty(struct acceptor *acc, struct conn *c)
 static void begin_close(struct acceptor *acc, struct conn *c, int cut_off)
 {
 	conn_begin_close(c, cut_off);
-	control_drop_memberships(&acc->ctl, c);
+	/* Once the rooms are stopped (shutdown's last deliveries can still cut
+	 * a client off) there is nobody left to announce to. */
+	if (acc->rooms_stopped)
+		control_forget_memberships(c);
+	else
+		control_drop_memberships(&acc->ctl, c);
 	mark_dirty(acc, c);
 }
 
@@ -371,6 +376,10 @@ static void handle_parsed(struct acceptor *acc, struct conn *c, const struct pro
 	case CONTROL_STOP:
 		acc->stop = 1;
 		break;
+	}
+	if (c->backoff_ms > 0) {
+		throttle_add(&acc->throttled, c, c->backoff_ms);
+		c->backoff_ms = 0;
 	}
 }
 
@@ -613,7 +622,9 @@ int acceptor_history(struct acceptor *acc, struct conn *c, struct room *room, lo
 	int rc;
 
 	(void)acc;
-	if (cost > c->out.max_bytes)
+	/* At most half the queue: the rest stays for the room traffic that
+	 * arrives meanwhile, so asking cannot get a reading member cut off. */
+	if (cost > c->out.max_bytes / 2)
 		return -E2BIG;
 	if (sendq_reserve(&c->out, cost) < 0)
 		return -ENOBUFS;

@@ -96,6 +96,17 @@ static void quiet_arm(struct quiet_list *l, struct conn *c, const struct config 
 	}
 }
 
+/* Another connection of c's address may have run up its debt: then c
+ * handles nothing until it is repaid. */
+static void address_debt(struct conn *c, const struct config *cfg, struct throttle_list *throttled)
+{
+	if (c->ipe && !c->closing && !c->throttled && c->in.len > 0) {
+		long wait = iptable_request_wait(c->ipt, c->ipe, conn_clock_ms());
+		if (wait > 0)
+			throttle(c, throttled, wait, cfg->rate_per_ip, cfg->burst_per_ip, "its address's");
+	}
+}
+
 void conn_process(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
 		  const struct conn_handler *h)
 {
@@ -103,12 +114,7 @@ void conn_process(struct conn *c, const struct config *cfg, struct throttle_list
 	int need_more = 0;
 	int handled = 0;
 
-	/* Another connection of the address may have run up its debt. */
-	if (c->ipe && !c->closing && !c->throttled && c->in.len > 0) {
-		long wait = iptable_request_wait(c->ipt, c->ipe, conn_clock_ms());
-		if (wait > 0)
-			throttle(c, throttled, wait, cfg->rate_per_ip, cfg->burst_per_ip, "its address's");
-	}
+	address_debt(c, cfg, throttled);
 	while (!c->closing && !c->paused && !c->throttled && c->in.len > off &&
 	       !(h->halted && h->halted(h->arg))) {
 		struct proto_msg pm;
@@ -147,6 +153,7 @@ void conn_finish_quiet(struct conn *c, const struct config *cfg, struct throttle
 	struct proto_msg pm;
 	size_t used = 0;
 
+	address_debt(c, cfg, throttled);
 	/* Paused, throttled or closing: the bytes wait for conn_process, which
 	 * gives a new deadline. */
 	if (c->closing || c->paused || c->throttled || c->in.len == 0 ||

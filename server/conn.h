@@ -71,6 +71,9 @@ struct conn {
 	 * order, before the next request of this connection is handled */
 	int paused;
 	long leaving_id;             /* its deliveries still pass meanwhile */
+	/* control connections: a handler asks that the next request wait this
+	 * long (the room it relayed to is behind); the acceptor applies it */
+	long backoff_ms;
 	/* control connections: a HISTORY pauses it too, until its reply is
 	 * queued (1: waiting for the room) and written (2: until out.sent
 	 * reaches history_mark) */

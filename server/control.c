@@ -24,11 +24,22 @@
 #include <time.h>
 
 #define ID_MAX 0x7fffffffL
+/* How long a control connection waits before its next request when the
+ * room it just relayed to is behind (room_relay_busy). */
+#define CONTROL_RELAY_BACKOFF_MS 5
 
 /* Queue a reply we made; a full send queue marks the client for closing. */
 static void reply(struct conn *c, struct msg *m)
 {
-	int rc = conn_queue_take(c, m);
+	int rc;
+
+	if (c->closing) {
+		/* Cut off (or closing) mid-list: nothing more, so the client
+		 * never gets entries without their head. */
+		msg_unref(&m);
+		return;
+	}
+	rc = conn_queue_take(c, m);
 
 	if (rc < 0 && !c->closing) {
 		log_warn("control: %s: %s: closing", c->peer,
@@ -387,6 +398,8 @@ static enum control_result handle_chat(struct control *ctl, struct conn *c, cons
 	out = proto_write_chat(ref, ms->name, m->field[PROTO_F_CHAT_TEXT]);
 	if (!out || room_relay(ms->room, out, 1) < 0)
 		control_reply_error(c, PROTO_E_SERVER, "out of memory");
+	else if (room_relay_busy(ms->room))
+		c->backoff_ms = CONTROL_RELAY_BACKOFF_MS; /* the room is behind: slow the sender */
 	return CONTROL_OK;
 }
 

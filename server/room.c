@@ -97,6 +97,7 @@ struct room {
 	struct room_event stop_event;
 	int stop_posted;     /* acceptor thread only */
 	atomic_int exited;   /* set by the room thread as its last act */
+	atomic_long relays_posted; /* EV_RELAYs posted and not yet relayed */
 	atomic_int kept;     /* a member's message was ever kept in the history:
 			      * set by room_relay (the caller's thread) and by
 			      * the room thread (room-port CHAT, loaded history) */
@@ -142,6 +143,10 @@ static char listen_marker, mailbox_marker, backlog_marker;
  * nothing but hold a descriptor. A client attaches right after its JOIN,
  * so a few seconds are plenty even over a slow link. */
 #define ROOM_ATTACH_TIMEOUT_MS 3000
+/* Control-port CHATs waiting in the mailbox beyond which their senders are
+ * made to wait (room_relay_busy): with the delivery backlog, what bounds
+ * the fan-out the acceptor can hand a room faster than it relays. */
+#define ROOM_RELAYS_POSTED_MAX 256
 #define ROOM_SWEEP_MS 500
 #define ROOM_ACCEPT_PAUSE_MS 250
 #define ROOM_STOP_FLUSH_MS 700 /* part of the daemon's 2 s shutdown budget */
@@ -206,6 +211,7 @@ int room_relay(struct room *r, struct msg *m, int record)
 		msg_unref(&m);
 		return -ENOMEM;
 	}
+	atomic_fetch_add_explicit(&r->relays_posted, 1, memory_order_relaxed);
 	ev->record = record;
 	/* Set now, not when the room thread gets to it, so that a leave
 	 * right after a CHAT sees the room has history. */
@@ -235,6 +241,12 @@ int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id, size
 size_t room_history_cost(struct room *r)
 {
 	return atomic_load(&r->reply_cost);
+}
+
+int room_relay_busy(struct room *r)
+{
+	return atomic_load_explicit(&r->relays_posted, memory_order_relaxed) >= ROOM_RELAYS_POSTED_MAX ||
+	       delivery_backlog_over(r->backlog, 0, 0);
 }
 
 unsigned room_port(const struct room *r) { return r->port; }
@@ -562,6 +574,9 @@ static void handle_mail(struct room *r)
 		case EV_STOP:
 			r->stopping = 1;
 			break;
+		case EV_RELAY:
+			atomic_fetch_sub_explicit(&r->relays_posted, 1, memory_order_relaxed);
+			break;
 		default:
 			break;
 		}
@@ -667,7 +682,6 @@ static void accept_all(struct room *r)
 
 		if (!(e = acceptor_admit(r->ips, r->cfg, fd, peer, where)))
 			continue;
-		pending_make_room(r, peer);
 		c = conn_create(fd, peer, r->cfg);
 		if (c) {
 			c->ipt = r->ips;
@@ -683,6 +697,8 @@ static void accept_all(struct room *r)
 			}
 			continue;
 		}
+		/* Only now that it is taken: a failure above pushes nobody out. */
+		pending_make_room(r, peer);
 		r->pending[r->npending++] = c;
 		if (r->npending < (size_t)r->cfg->room_unattached_max)
 			r->evict_logged = 0;
@@ -943,7 +959,7 @@ static void resume_throttled(struct room *r)
  * request complete but for its terminator ends there (SPEC §2.4). */
 static void finish_quiet(struct room *r)
 {
-	const struct conn_handler h = { on_request, on_reject, NULL, r, &r->quiet };
+	const struct conn_handler h = { on_request, on_reject, input_halted, r, &r->quiet };
 	struct conn *c = quiet_take_due(&r->quiet, conn_clock_ms()), *next;
 
 	for (; c; c = next) {
@@ -1007,7 +1023,7 @@ static void sweep(struct room *r)
 		struct conn *c = r->conns[i];
 		if (c->closing && now - c->since_ms > CONN_CLOSE_GRACE_MS) {
 			drop_conn(r, c);
-		} else if (!c->throttled && conn_request_overdue(c, r->cfg, now)) {
+		} else if (!c->throttled && !c->paused && conn_request_overdue(c, r->cfg, now)) {
 			log_info("room %s: %s left a request incomplete: closed", r->name, c->peer);
 			reply_error(r, c, PROTO_E_MALFORMED, "request incomplete for too long");
 			close_conn(r, c, 0);
@@ -1179,6 +1195,7 @@ struct room *room_start(const struct config *cfg, struct acceptor *acc, struct s
 	r->backlog = delivery_backlog_create();
 	if (!r->backlog) {
 		free(r->hist);
+		free(r->pending);
 		free(r);
 		*err = -ENOMEM;
 		return NULL;

@@ -58,6 +58,13 @@ void room_event_free(struct room_event *ev);
  * (nothing relayed). */
 int room_relay(struct room *r, struct msg *m, int record);
 
+/* Nonzero while the room has more relays waiting than it should take:
+ * control-port CHATs posted and not yet relayed, or deliveries handed to
+ * the acceptor over the backlog bound. The acceptor then makes the sender
+ * wait before its next request, so a flood slows down through TCP. Any
+ * thread (atomic reads). */
+int room_relay_busy(struct room *r);
+
 /* Send member join_id its room's history (HISTORY: head, COUNT entries) on
  * its control connection (ctl_fd, ctl_id), in at most budget bytes of send
  * queue cost (reserved by the caller; the oldest entries are left out if
