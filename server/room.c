@@ -15,7 +15,11 @@
  * ROOM_ATTACH_TIMEOUT_MS. A capability (ref,
  * JOIN_ID, name) is accepted only from the member's control-connection
  * address, and refused ones are counted per address and throttled: see
- * room_check_capability().
+ * room_check_capability(). A member's own HELO, CHAT, LEAVE_CHATROOM and
+ * DISCONNECT are served here without an ATTACH (lab-era clients, SPEC
+ * §2.4): the first valid request attaches; a LEAVE or DISCONNECT is handed
+ * to the acceptor (struct room_request), which owns the membership, and a
+ * LEAVE's answer comes back here with the member's removal.
  *
  * Back-pressure: what the room has handed the acceptor and the acceptor has
  * not applied yet is counted in its delivery_backlog. Over the bound
@@ -1091,11 +1095,11 @@ static struct member *proven_member(struct room *r, const struct conn *c, const 
 /* DISCONNECT on the room port (CS4032's carries no JOIN_ID): closes the
  * control connection of the member this connection speaks for, every
  * membership ending with its announcement, and this connection. Which
- * member: the one c is attached to (its name must match), else the one
- * whose LEAVE c carried, else (a fresh connection) proven_member(): a
- * name and an address are weaker than a JOIN_ID, so only a member that has
- * already shown its JOIN_ID here can be ended this way (docs/PROTOCOL.md
- * §9). Anything else closes this connection only, nothing sent (what a
+ * member: the one c is attached to (its name must match), else
+ * proven_member(), else one that left through this port lately
+ * (departed_take): a name and an address are weaker than a JOIN_ID, so only
+ * a member that has already shown its JOIN_ID here can be ended this way
+ * (docs/PROTOCOL.md §3). Anything else closes this connection only, nothing sent (what a
  * DISCONNECT's answer looks like), and is not counted as a refused
  * capability: a lab client that left sends exactly this. */
 static void handle_disconnect(struct room *r, struct conn *c, const struct proto_msg *pm)

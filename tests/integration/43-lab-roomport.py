@@ -128,6 +128,26 @@ def reused(d, peer, pjid, label, name, cut):
           "one room connection" % (label, took))
 
 
+def no_leave(d, peer, pjid):
+    """A per-request client that disconnects without leaving: its DISCONNECT
+    (no JOIN_ID) on a fresh room connection is accepted because its JOIN_ID
+    was shown on this port from this address before."""
+    c, ref, jid, port = joined(d, "no-leave", "lab four", [peer])
+    r = d.room_connect(port, "no-leave-chat")
+    r.send(chat_req(ref, jid, "lab four", "bye soon"))
+    r.expect_chat(ref, "lab four", "bye soon")
+    peer.expect_chat(ref, "lab four", "bye soon")
+    r2 = d.room_connect(port, "no-leave-disconnect")
+    r2.send(disconnect_req("lab four"))
+    r2.expect_closed()
+    r.expect_closed()  # the membership ended: its room connection closes
+    c.expect_closed()
+    peer.expect(leave_announce(ref, "lab four"), what="the peer sees the disconnect once")
+    peer.expect_nothing()
+    print("lab client without LEAVE: DISCONNECT on a fresh room connection closed its control "
+          "connection (its JOIN_ID shown on the port before)")
+
+
 def capability_rules(d, peer, pref, pjid):
     c, ref, jid, port = joined(d, "victim", "victim", [peer])
     never = 2147480000
@@ -154,19 +174,20 @@ def capability_rules(d, peer, pref, pjid):
     # an id never issued, and a wrong name; no announcement, nothing ends.
     x = d.room_connect(port, "other-address-leave", source="127.0.0.2")
     probes = [(ref, jid, "victim"), (ref, never, "victim"), (ref, jid, "nobody"), (pref, pjid, "peer")]
+    # (Each echo is read as exact bytes, so an announcement after one would
+    # fail the next; all within the 3 s attach deadline of x.)
     for (pr, pj, pn) in probes:
         x.send(leave_req(pr, pj, pn))
         x.expect(left_reply(pr, pj), what="LEFT echo for %d/%s" % (pj, pn))
-        x.expect_nothing()
+    # One more refusal than the burst: throttled, even the right id.
+    x.send(leave_req(ref, jid, "victim"))
+    x.expect_error(9, context="LEAVE from a throttled address")
+    x.expect_closed()
     # DISCONNECT by the victim's name from another address: that room
     # connection closes, nothing else.
     y = d.room_connect(port, "other-address-disconnect", source="127.0.0.2")
     y.send(disconnect_req("victim"))
     y.expect_closed()
-    # One more refusal than the burst: throttled, even the right id.
-    x.send(leave_req(ref, jid, "victim"))
-    x.expect_error(9, context="LEAVE from a throttled address")
-    x.expect_closed()
     refused = 1 + len(probes)
     check(refused == CAP_BURST, "test expects %d refusals before the throttle, made %d" % (CAP_BURST, refused))
     # Nothing changed: the victim is still a member, served on control.
@@ -198,6 +219,7 @@ def main():
         per_request(d, peer, pjid)
         reused(d, peer, pjid, "reused", "lab two", 0)
         reused(d, peer, pjid, "reused-no-newline", "lab three", 1)
+        no_leave(d, peer, pjid)
         capability_rules(d, peer, pref, pjid)
         peer.ping()
         d.assert_alive()
