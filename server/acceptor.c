@@ -3,7 +3,8 @@
  *
  * Ownership: this thread alone reads, writes and closes control connections
  * (conns[], indexed by fd). Room threads reach those connections only by
- * posting delivery batches to acc->mbox; a delivery names the connection by
+ * posting delivery batches (and a member's LEAVE or DISCONNECT made on its
+ * room port, struct room_request, applied in order with them) to acc->mbox; a delivery names the connection by
  * fd and id, and is dropped when the connection or the membership is gone,
  * so nothing arrives after LEFT_CHATROOM. SIGINT/SIGTERM are blocked in
  * every thread and read here through a signalfd.
@@ -450,7 +451,8 @@ static void take_deliveries(struct acceptor *acc)
 		else
 			acc->pend_head = all;
 		acc->pend_tail = all;
-		acc->pend_entries += (long)((struct delivery_batch *)all)->n;
+		if (all->type == ACC_MAIL_BATCH)
+			acc->pend_entries += (long)((struct delivery_batch *)all)->n;
 	}
 }
 
@@ -498,11 +500,64 @@ static void apply_one(struct acceptor *acc, struct delivery_batch *b, struct del
 	}
 }
 
+/* ---- a member's requests made on its room port (SPEC §2.4) ---- */
+
+struct room_request *room_request_create(int kind)
+{
+	struct room_request *rq = calloc(1, sizeof(*rq));
+
+	if (rq) {
+		rq->mail.type = ACC_MAIL_ROOM_REQUEST;
+		rq->kind = kind;
+		rq->ctl_fd = -1;
+	}
+	return rq;
+}
+
+void acceptor_room_request(struct acceptor *acc, struct room_request *rq)
+{
+	mailbox_post(&acc->mbox, &rq->mail);
+}
+
+unsigned acceptor_control_port(const struct acceptor *acc)
+{
+	return acc->ctl.port;
+}
+
+/* Carry out a room-port LEAVE or DISCONNECT, in order with the batches
+ * the room posted before it (so what was relayed to the member over the
+ * control connection before is delivered first). A control connection or
+ * membership that is gone meanwhile: nothing to do here (the room answers
+ * its room connection as that membership's end reaches it). */
+static void apply_room_request(struct acceptor *acc, struct room_request *rq)
+{
+	struct conn *c = acceptor_conn(acc, rq->ctl_fd, rq->ctl_id);
+
+	if (c && !acc->rooms_stopped) {
+		if (rq->kind == ROOM_REQ_LEAVE) {
+			control_leave_from_room(&acc->ctl, c, rq->join_id);
+		} else {
+			log_info("acceptor: %s: DISCONNECT made on a room port: closing", c->peer);
+			begin_close(acc, c, 0);
+		}
+	}
+	free(rq);
+}
+
 /* Apply up to budget deliveries, oldest first; a batch may be left half
  * applied for the next pass. */
 static void apply_deliveries(struct acceptor *acc, size_t budget)
 {
 	while (acc->pend_head && budget > 0) {
+		if (acc->pend_head->type == ACC_MAIL_ROOM_REQUEST) {
+			struct room_request *rq = (struct room_request *)acc->pend_head;
+			acc->pend_head = rq->mail.next;
+			if (!acc->pend_head)
+				acc->pend_tail = NULL;
+			apply_room_request(acc, rq);
+			budget--;
+			continue;
+		}
 		struct delivery_batch *b = (struct delivery_batch *)acc->pend_head;
 		size_t start = b->done, end = b->n - start > budget ? start + budget : b->n, bytes = 0;
 

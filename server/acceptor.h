@@ -68,6 +68,43 @@ struct delivery_batch {
 	struct delivery d[];
 };
 
+/* What the acceptor's mailbox carries (mail.type). */
+enum acceptor_mail {
+	ACC_MAIL_BATCH = 0,    /* a struct delivery_batch */
+	ACC_MAIL_ROOM_REQUEST, /* a struct room_request */
+};
+
+enum room_request_kind {
+	ROOM_REQ_LEAVE,      /* end membership join_id of the control connection;
+			      * the room answers on the room connection (SPEC §2.4) */
+	ROOM_REQ_DISCONNECT, /* close the control connection (every membership
+			      * ends, announced), as its own DISCONNECT would */
+};
+
+/* A member's LEAVE_CHATROOM or DISCONNECT made on its room port (lab-era
+ * clients, SPEC §2.4): the membership lives with the control connection,
+ * so the room thread hands the request to the acceptor, in order with its
+ * delivery batches. A LEAVE's request is allocated with the membership
+ * (room_add_member), so a leave never fails for lack of memory; at most
+ * one per membership is ever in flight. The acceptor frees it. */
+struct room_request {
+	struct mail mail;  /* mail.type is ACC_MAIL_ROOM_REQUEST */
+	int kind;          /* enum room_request_kind */
+	int ctl_fd;        /* the member's control connection... */
+	uint64_t ctl_id;   /* ...if its id still matches */
+	long join_id;      /* ROOM_REQ_LEAVE: the membership */
+};
+
+/* A request of kind (ROOM_REQ_*), or NULL. Any thread. */
+struct room_request *room_request_create(int kind);
+
+/* Any thread: hand a room-port request over (ownership passes); it is
+ * carried out after the batches posted before it. */
+void acceptor_room_request(struct acceptor *acc, struct room_request *rq);
+
+/* The control port actually bound (read-only once the rooms run). */
+unsigned acceptor_control_port(const struct acceptor *acc);
+
 /* Set up the control port (cfg->bind, port), the signal descriptor, the
  * configured rooms. Returns NULL with a message logged on failure. Must be
  * called before any other thread exists (it blocks SIGINT/SIGTERM). */

@@ -68,7 +68,8 @@ struct conn {
 	 * extension frames it did not ask for (private messages) */
 	int ext;
 	/* control connections: a LEAVE waits for its room to answer, in room
-	 * order, before the next request of this connection is handled */
+	 * order, before the next request of this connection is handled (room
+	 * connections: a LEAVE made on the room port waits for the acceptor) */
 	int paused;
 	long leaving_id;             /* its deliveries still pass meanwhile */
 	/* control connections: a handler asks that the next request wait this

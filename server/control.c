@@ -312,6 +312,35 @@ static void end_membership(struct control *ctl, struct conn *c, struct membershi
 	conn_remove_membership(c, ms->join_id);
 }
 
+/* A LEAVE_CHATROOM that membership join_id of c made on its room port
+ * (SPEC §2.4), carried here by the room thread. The membership ends as on
+ * the control port, but the answer (LEFT_CHATROOM and the leaver's own
+ * copy of the announcement) goes back to the room connection that asked,
+ * after everything relayed to it before; c itself is not paused, since
+ * it waits for nothing. Ended meanwhile: nothing here (the room answers
+ * the asker with the LEFT echo when that end reaches it). */
+void control_leave_from_room(struct control *ctl, struct conn *c, long join_id)
+{
+	struct membership *ms = conn_membership(c, join_id);
+	struct msg *note, *left, *self;
+
+	if (!ms)
+		return;
+	note = announcement(ms->ref, ms->name, PROTO_LEFT_TEXT);
+	left = proto_write_left(ms->ref, join_id);
+	/* Out of memory: the leave happens all the same (leaving cannot
+	 * fail); the room then closes the asking connection. */
+	self = note && left ? msg_concat(left, note) : NULL;
+	msg_unref(&left);
+	if (!self)
+		log_error("control: %s: out of memory answering a room-port LEAVE", c->peer);
+	log_debug("control: %s left room %ld as %s through its room port", c->peer, ms->ref, ms->name);
+	registry_leave(ctl->reg, ms->join_id);
+	room_remove_member_here(ms->room, ms->leave, ms->join_id, note, self);
+	close_if_empty(ctl, ms->ref, ms->room);
+	conn_remove_membership(c, ms->join_id);
+}
+
 static int parse_ref_and_id(const struct proto_msg *m, int ref_field, int id_field, long *ref, long *id)
 {
 	return proto_parse_int(m->field[ref_field], 1, ID_MAX, ref) == 0 &&

@@ -37,6 +37,11 @@ void control_reply_error(struct conn *c, enum proto_err err, const char *detail)
  * connection itself gets nothing: it is going away). */
 void control_drop_memberships(struct control *ctl, struct conn *c);
 
+/* Membership join_id of c asked to leave on its room port (lab-era
+ * clients, SPEC §2.4): end it, announced, and have the room answer on that
+ * room connection. Nothing when it has ended already. */
+void control_leave_from_room(struct control *ctl, struct conn *c, long join_id);
+
 /* Free c's memberships without announcing (shutdown: rooms are gone). */
 void control_forget_memberships(struct conn *c);
 

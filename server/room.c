@@ -15,7 +15,11 @@
  * ROOM_ATTACH_TIMEOUT_MS. A capability (ref,
  * JOIN_ID, name) is accepted only from the member's control-connection
  * address, and refused ones are counted per address and throttled: see
- * room_check_capability().
+ * room_check_capability(). A member's own HELO, CHAT, LEAVE_CHATROOM and
+ * DISCONNECT are served here without an ATTACH (lab-era clients, SPEC
+ * §2.4): the first valid request attaches; a LEAVE or DISCONNECT is handed
+ * to the acceptor (struct room_request), which owns the membership, and a
+ * LEAVE's answer comes back here with the member's removal.
  *
  * Back-pressure: what the room has handed the acceptor and the acceptor has
  * not applied yet is counted in its delivery_backlog. Over the bound
@@ -58,6 +62,10 @@ struct room_event {
 	char peer[NET_ADDRSTRLEN]; /* EV_ADD: the member's control-connection address */
 	struct delivery_batch *answer; /* EV_REMOVE, EV_HISTORY: the answer's batch,
 					* preallocated */
+	struct room_request *req; /* EV_ADD: the member's room-port LEAVE request,
+				   * preallocated (acceptor.h) */
+	int here;         /* EV_REMOVE: self goes to the room connection that
+			   * asked (a LEAVE made on the room port) */
 	size_t budget;    /* EV_HISTORY: send queue cost reserved for the reply */
 	int record;       /* EV_RELAY: a member's message, kept in the history */
 	char name[CONFIG_NAME_MAX + 1];
@@ -74,6 +82,24 @@ struct hist_entry {
 	int run_start;    /* not adjacent to the entry before it (or the oldest) */
 };
 
+/* A member that left through its room port: whose control connection a
+ * DISCONNECT by name closes (SPEC §2.4, docs/PROTOCOL.md §9). */
+struct departed {
+	char name[CONFIG_NAME_MAX + 1];
+	char peer[NET_ADDRSTRLEN];
+	int ctl_fd;
+	uint64_t ctl_id;
+	uint64_t until_ms; /* 0 (or past): free */
+};
+/* How many a room remembers, and for how long: a lab client sends its
+ * DISCONNECT right after its LEAVE; a person typing it may take a while.
+ * Eight are plenty for the leaves of one half-minute in a lab room; an
+ * older one is overwritten (its DISCONNECT then closes the room
+ * connection only, and the control connection closes when the client
+ * does). */
+#define ROOM_DEPARTED 8
+#define ROOM_DEPARTED_MS 30000
+
 struct member {
 	long join_id;
 	char name[CONFIG_NAME_MAX + 1];
@@ -82,6 +108,9 @@ struct member {
 	char peer[NET_ADDRSTRLEN]; /* its control connection's address: the only
 				    * one its capability is accepted from */
 	struct conn *attached; /* NULL: delivered over the control connection */
+	struct room_request *leave_req; /* for a LEAVE made here; NULL once posted */
+	int proven;       /* its capability was accepted here once (ATTACH or a
+			   * request): a DISCONNECT by name may end it (§2.4) */
 };
 
 struct room {
@@ -129,8 +158,12 @@ struct room {
 	atomic_size_t reply_cost;       /* a full HISTORY reply's; read by the acceptor */
 	struct delivery_backlog *backlog; /* deliveries handed over, not applied */
 	int input_held;                 /* backlog over its bound: room conns not read */
+	struct departed departed[ROOM_DEPARTED]; /* the last who left through
+						  * the room port */
+	size_t departed_next;
 	unsigned long holds;            /* times input was held */
 };
+
 
 /* epoll data.ptr markers for the two descriptors that are not conns. */
 static char listen_marker, mailbox_marker, backlog_marker;
@@ -173,12 +206,15 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 	struct room_event *ev = calloc(1, sizeof(*ev));
 
 	/* The leave event and the batch for its answer are allocated now, so
-	 * that leaving cannot fail and a LEAVE is always answered. */
+	 * that leaving cannot fail and a LEAVE is always answered; so is the
+	 * request a LEAVE made on the room port travels in. */
 	*leave = calloc(1, sizeof(**leave));
 	if (*leave)
 		(*leave)->answer = delivery_batch_create(1);
-	if (!ev || !*leave || !(*leave)->answer) {
-		free(ev);
+	if (ev)
+		ev->req = room_request_create(ROOM_REQ_LEAVE);
+	if (!ev || !ev->req || !*leave || !(*leave)->answer) {
+		room_event_free(ev);
 		room_event_free(*leave);
 		*leave = NULL;
 		msg_unref(&announce);
@@ -196,10 +232,20 @@ void room_remove_member(struct room *r, struct room_event *leave, long join_id, 
 	post_event(r, leave, EV_REMOVE, join_id, NULL, ctl_fd, ctl_id, announce);
 }
 
+void room_remove_member_here(struct room *r, struct room_event *leave, long join_id,
+			     struct msg *announce, struct msg *self)
+{
+	leave->self = self;
+	leave->here = 1;
+	post_event(r, leave, EV_REMOVE, join_id, NULL, -1, 0, announce);
+}
+
 void room_event_free(struct room_event *ev)
 {
-	if (ev)
+	if (ev) {
 		delivery_free(ev->answer);
+		free(ev->req);
+	}
 	free(ev);
 }
 
@@ -335,7 +381,7 @@ static void post_batch(struct room *r)
 	}
 }
 
-static void add_member(struct room *r, const struct room_event *ev)
+static void add_member(struct room *r, struct room_event *ev)
 {
 	struct member *m;
 
@@ -356,28 +402,108 @@ static void add_member(struct room *r, const struct room_event *ev)
 	m->ctl_fd = ev->ctl_fd;
 	m->ctl_id = ev->ctl_id;
 	snprintf(m->peer, sizeof(m->peer), "%s", ev->peer);
+	m->leave_req = ev->req;
+	m->leave_req->ctl_fd = m->ctl_fd;
+	m->leave_req->ctl_id = m->ctl_id;
+	m->leave_req->join_id = m->join_id;
+	ev->req = NULL;
 }
 
-static void remove_member(struct room *r, struct room_event *ev)
+static void pending_make_room(struct room *r, const char *peer);
+static void reply(struct room *r, struct conn *c, struct msg *m);
+static void process_input(struct room *r, struct conn *c);
+
+/* m leaves through its room port, having shown its capability there: a
+ * DISCONNECT by its name from its address may close its control connection
+ * for ROOM_DEPARTED_MS (a lab client sends it next, on any connection). */
+static void departed_add(struct room *r, const struct member *m)
+{
+	struct departed *d = &r->departed[r->departed_next++ % ROOM_DEPARTED];
+
+	snprintf(d->name, sizeof(d->name), "%s", m->name);
+	snprintf(d->peer, sizeof(d->peer), "%s", m->peer);
+	d->ctl_fd = m->ctl_fd;
+	d->ctl_id = m->ctl_id;
+	d->until_ms = conn_clock_ms() + ROOM_DEPARTED_MS;
+}
+
+/* The departed entry for name from peer, still valid, taken out; or NULL. */
+static struct departed *departed_take(struct room *r, const char *name, const char *peer)
+{
+	uint64_t now = conn_clock_ms();
+
+	for (size_t i = 0; i < ROOM_DEPARTED; i++) {
+		struct departed *d = &r->departed[i];
+		if (d->until_ms > now && strcmp(d->name, name) == 0 && strcmp(d->peer, peer) == 0) {
+			d->until_ms = 0;
+			return d;
+		}
+	}
+	return NULL;
+}
+
+/* The membership m ends while room connection c waits for the answer to
+ * the LEAVE it carried (SPEC §2.4): c gets LEFT_CHATROOM and the leaver's
+ * copy of the announcement (ev->here: this LEAVE's own end), or the LEFT
+ * echo (the membership ended otherwise meanwhile: SPEC §2.1's idempotent
+ * LEAVE), after what it holds already, and nothing more for this room.
+ * It stays open unattached, as a pending connection (so within
+ * room_unattached_max and the attach deadline, counted from now), because
+ * a lab client may send its DISCONNECT on it next (departed_add keeps whose
+ * control connection that closes). Returns c when it may read on. */
+static struct conn *answer_leave(struct room *r, struct conn *c, struct member *m,
+				 const struct room_event *ev)
+{
+	struct msg *answer = ev->here ? msg_ref(ev->self) : proto_write_left(r->ref, m->join_id);
+
+	m->attached = NULL;
+	c->attached_id = 0;
+	c->leaving_id = 0;
+	if (!answer) {
+		log_error("room %s: out of memory answering %s's LEAVE: room connection closed",
+			  r->name, m->name);
+		close_conn(r, c, 0);
+		return NULL;
+	}
+	reply(r, c, answer);
+	if (c->closing)
+		return NULL;
+	c->since_ms = conn_clock_ms();
+	pending_make_room(r, c->peer);
+	r->pending[r->npending++] = c;
+	c->paused = r->input_held;
+	return c;
+}
+
+/* Returns the room connection that asked for this leave when it may read
+ * its next requests (the caller resumes it once the leave is announced). */
+static struct conn *remove_member(struct room *r, struct room_event *ev)
 {
 	struct member *m = find_member(r, ev->join_id);
+	struct conn *asker = NULL;
 
 	/* The answer goes even if the member is unknown here (its add failed
 	 * for lack of memory): the leaver's connection waits for it. It
 	 * follows everything relayed to the leaver before. */
-	if (ev->self) {
+	if (ev->self && !ev->here) {
 		post_batch(r);
 		delivery_add(&ev->answer, ev->self, ev->ctl_fd, ev->ctl_id, ev->join_id, DELIVERY_LEAVE);
 		acceptor_deliver(r->acc, ev->answer, r->backlog);
 		ev->answer = NULL;
 	}
 	if (!m)
-		return;
+		return NULL;
+	if (ev->here)
+		departed_add(r, m);
+	if (m->attached && m->attached->leaving_id == m->join_id)
+		asker = answer_leave(r, m->attached, m, ev);
 	/* What was relayed to it before the leave still goes out, then the
 	 * room connection closes. */
 	if (m->attached)
 		close_conn(r, m->attached, 0);
+	free(m->leave_req);
 	*m = r->members[--r->nmembers];
+	return asker;
 }
 
 static size_t history_head_len(const struct room *r, size_t count)
@@ -560,13 +686,14 @@ static void handle_mail(struct room *r)
 
 	for (; all; all = next) {
 		struct room_event *ev = (struct room_event *)all;
+		struct conn *resume = NULL;
 		next = all->next;
 		switch (ev->mail.type) {
 		case EV_ADD:
 			add_member(r, ev);
 			break;
 		case EV_REMOVE:
-			remove_member(r, ev);
+			resume = remove_member(r, ev);
 			break;
 		case EV_HISTORY:
 			history_reply(r, ev);
@@ -588,6 +715,10 @@ static void handle_mail(struct room *r)
 		msg_unref(&ev->self);
 		if (ev != &r->stop_event)
 			room_event_free(ev);
+		/* A room connection whose LEAVE was answered: its next
+		 * requests (a DISCONNECT), after the leave's announcement. */
+		if (resume && resume->in.len > 0)
+			process_input(r, resume);
 	}
 }
 
@@ -752,8 +883,10 @@ static struct member *room_check_capability(struct room *r, struct conn *c, cons
 	if (proto_parse_int(ref_s, 1, 0x7fffffff, &ref) == 0 &&
 	    proto_parse_int(id_s, 1, 0x7fffffff, &id) == 0 && ref == r->ref)
 		m = find_member(r, id);
-	if (m && strcmp(m->name, name) == 0 && strcmp(m->peer, c->peer) == 0)
+	if (m && strcmp(m->name, name) == 0 && strcmp(m->peer, c->peer) == 0) {
+		m->proven = 1;
 		return m;
+	}
 	if (c->ipe)
 		iptable_cap_refused(r->ips, c->ipe, now);
 	log_info("room %s: capability refused for %s", r->name, c->peer);
@@ -776,6 +909,21 @@ static void reattach(struct room *r, struct conn *c, const struct proto_msg *pm)
 		reply_error(r, c, PROTO_E_MALFORMED, "this connection is attached to another member");
 }
 
+/* Room traffic for m goes to c from now on (an ATTACH, or the first valid
+ * request of a lab-era client, SPEC §2.4): exactly once, never also on the
+ * control connection. */
+static void attach_conn(struct room *r, struct conn *c, struct member *m)
+{
+	if (m->attached && m->attached != c) {
+		/* The capability holder re-attached: the old channel closes
+		 * once what it holds is written. */
+		close_conn(r, m->attached, 0);
+	}
+	pending_remove(r, c);
+	m->attached = c;
+	c->attached_id = m->join_id;
+}
+
 static void handle_attach(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
 	enum proto_err err;
@@ -794,14 +942,7 @@ static void handle_attach(struct room *r, struct conn *c, const struct proto_msg
 		close_conn(r, c, 0);
 		return;
 	}
-	if (m->attached && m->attached != c) {
-		/* The capability holder re-attached: the old channel closes
-		 * once what it holds is written. */
-		close_conn(r, m->attached, 0);
-	}
-	pending_remove(r, c);
-	m->attached = c;
-	c->attached_id = m->join_id;
+	attach_conn(r, c, m);
 	reply(r, c, proto_write_attached(r->ref, m->join_id));
 }
 
@@ -818,9 +959,46 @@ static struct msg *format_chat(struct room *r, const char *name, const char *tex
 	return msg_arena_take(&r->arena, proto_fmt_chat(dst, max + 1, r->ref, name, text));
 }
 
+/* The member a request on c speaks for (ref, id, name already parsed as
+ * integers). A connection attached already speaks for its own member only,
+ * with no lookup (so it probes nothing); on any other, the capability check
+ * decides, and the first valid request attaches c to that member exactly as
+ * an ATTACH would (SPEC §2.4). NULL with *err (a refusal of the check is
+ * counted against c's address). */
+static struct member *request_member(struct room *r, struct conn *c, const char *ref_s, const char *id_s,
+				     const char *name, enum proto_err *err)
+{
+	struct member *m;
+	long ref, id;
+
+	if (c->attached_id) {
+		m = find_member(r, c->attached_id);
+		*err = PROTO_E_NOT_MEMBER;
+		if (!m || proto_parse_int(ref_s, 1, 0x7fffffff, &ref) < 0 ||
+		    proto_parse_int(id_s, 1, 0x7fffffff, &id) < 0 || ref != r->ref ||
+		    id != m->join_id || strcmp(m->name, name) != 0)
+			return NULL;
+		return m;
+	}
+	m = room_check_capability(r, c, ref_s, id_s, name, err);
+	if (m)
+		attach_conn(r, c, m);
+	return m;
+}
+
+/* A capability refused on a connection that holds none: as for an ATTACH,
+ * nothing more from it. */
+static void refuse_unattached(struct room *r, struct conn *c, enum proto_err err)
+{
+	reply_error(r, c, err, err == PROTO_E_RATE ? "too many refused attempts from your address" : NULL);
+	close_conn(r, c, 0);
+}
+
 static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
 	long ref, id;
+	int attached = c->attached_id != 0;
+	enum proto_err err;
 	struct member *m;
 	struct msg *out;
 
@@ -829,9 +1007,13 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 		reply_error(r, c, PROTO_E_MALFORMED, "bad CHAT or JOIN_ID");
 		return;
 	}
-	m = c->attached_id == id ? find_member(r, id) : NULL;
-	if (ref != r->ref || !m || strcmp(m->name, pm->field[PROTO_F_CHAT_NAME]) != 0) {
-		reply_error(r, c, PROTO_E_NOT_MEMBER, NULL);
+	m = request_member(r, c, pm->field[PROTO_F_CHAT_REF], pm->field[PROTO_F_CHAT_ID],
+			   pm->field[PROTO_F_CHAT_NAME], &err);
+	if (!m) {
+		if (attached)
+			reply_error(r, c, err, NULL);
+		else
+			refuse_unattached(r, c, err);
 		return;
 	}
 	if ((long)pm->len[PROTO_F_CHAT_TEXT] > r->cfg->max_message) {
@@ -848,6 +1030,136 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 	msg_unref(&out);
 }
 
+/* ---- a member's own requests without ATTACH (lab-era clients, SPEC §2.4) ---- */
+
+/* HELO: the same reply as on the control port, naming this room's port
+ * (what a lab-era single-port server said: the port the client is
+ * connected to). No capability needed; it attaches nothing. */
+static void handle_helo(struct room *r, struct conn *c, const struct proto_msg *pm)
+{
+	char ip[NET_ADDRSTRLEN + CONFIG_HOST_MAX];
+
+	if (r->cfg->public_host[0] || net_local_ip(c->fd, ip, sizeof(ip)) < 0)
+		snprintf(ip, sizeof(ip), "%s", r->cfg->public_host[0] ? r->cfg->public_host : r->cfg->bind);
+	reply(r, c, proto_write_helo(pm->field[PROTO_F_HELO_TEXT], ip, r->port, r->cfg->server_id));
+}
+
+/* Ask the acceptor to end m (it owns the membership); the answer comes
+ * back here with the leave (answer_leave). c reads nothing more until
+ * then, so a DISCONNECT right behind the LEAVE follows its answer. */
+static void start_leave(struct room *r, struct conn *c, struct member *m)
+{
+	c->leaving_id = m->join_id;
+	c->paused = 1;
+	mark_dirty(r, c); /* the flush drops EPOLLIN */
+	if (!m->leave_req)
+		return; /* asked on another connection already: the answer comes here */
+	/* What was relayed to m over the control connection goes first. */
+	post_batch(r);
+	acceptor_room_request(r->acc, m->leave_req);
+	m->leave_req = NULL;
+}
+
+/* LEAVE_CHATROOM on the room port. A valid capability (or this attached
+ * connection's own member) leaves. SPEC §2.1's idempotent echo answers
+ * everything else, so an outsider learns nothing: an id that is not this
+ * attached connection's (no lookup, as on the control port), and, on a
+ * connection holding no capability, an id unknown, of another room or
+ * name, or from another address than the member's (the check is counted
+ * as refused, as for an ATTACH, and the connection stays open). A
+ * throttled address gets error 9 and is closed, whatever the id. */
+static void handle_leave(struct room *r, struct conn *c, const struct proto_msg *pm)
+{
+	long ref, id;
+	int attached = c->attached_id != 0;
+	enum proto_err err;
+	struct member *m;
+
+	if (proto_parse_int(pm->field[PROTO_F_LEAVE_REF], 1, 0x7fffffff, &ref) < 0 ||
+	    proto_parse_int(pm->field[PROTO_F_LEAVE_ID], 1, 0x7fffffff, &id) < 0) {
+		reply_error(r, c, PROTO_E_MALFORMED, "bad LEAVE_CHATROOM or JOIN_ID");
+		return;
+	}
+	if (attached && id != c->attached_id) {
+		reply(r, c, proto_write_left(ref, id));
+		return;
+	}
+	m = request_member(r, c, pm->field[PROTO_F_LEAVE_REF], pm->field[PROTO_F_LEAVE_ID],
+			   pm->field[PROTO_F_LEAVE_NAME], &err);
+	if (m)
+		start_leave(r, c, m);
+	else if (err == PROTO_E_RATE)
+		refuse_unattached(r, c, err);
+	else if (attached) /* its own id with another room or name: the holder's mistake */
+		reply_error(r, c, PROTO_E_NOT_MEMBER, "JOIN_ID does not match the room or name");
+	else
+		reply(r, c, proto_write_left(ref, id));
+}
+
+/* The member named name whose control connection shares c's address and
+ * whose capability was accepted on this port before, or NULL. */
+static struct member *proven_member(struct room *r, const struct conn *c, const char *name)
+{
+	for (size_t i = 0; i < r->nmembers; i++) {
+		struct member *m = &r->members[i];
+		if (m->proven && strcmp(m->name, name) == 0 && strcmp(m->peer, c->peer) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+/* DISCONNECT on the room port (CS4032's carries no JOIN_ID): closes the
+ * control connection of the member this connection speaks for, every
+ * membership ending with its announcement, and this connection. Which
+ * member: the one c is attached to (its name must match), else
+ * proven_member(), else one that left through this port lately
+ * (departed_take): a name and an address are weaker than a JOIN_ID, so only
+ * a member that has already shown its JOIN_ID here can be ended this way
+ * (docs/PROTOCOL.md §3). Anything else closes this connection only, nothing sent (what a
+ * DISCONNECT's answer looks like), and is not counted as a refused
+ * capability: a lab client that left sends exactly this. */
+static void handle_disconnect(struct room *r, struct conn *c, const struct proto_msg *pm)
+{
+	const char *name = pm->field[PROTO_F_DISC_NAME];
+	struct member *m = c->attached_id ? find_member(r, c->attached_id) : NULL;
+	struct departed *gone = NULL;
+	struct room_request *rq;
+
+	if (c->attached_id && (!m || strcmp(m->name, name) != 0)) {
+		reply_error(r, c, PROTO_E_NOT_MEMBER, "CLIENT_NAME is not this connection's member");
+		return;
+	}
+	if (!m)
+		m = proven_member(r, c, name);
+	if (!m)
+		gone = departed_take(r, name, c->peer);
+	if (!m && !gone) {
+		log_info("room %s: %s: DISCONNECT for %s, whose capability this connection does not "
+			 "hold: room connection closed", r->name, c->peer, name);
+		close_conn(r, c, 0);
+		return;
+	}
+	rq = room_request_create(ROOM_REQ_DISCONNECT);
+	if (!rq) {
+		reply_error(r, c, PROTO_E_SERVER, "out of memory");
+		return;
+	}
+	rq->ctl_fd = m ? m->ctl_fd : gone->ctl_fd;
+	rq->ctl_id = m ? m->ctl_id : gone->ctl_id;
+	post_batch(r); /* what was relayed over the control connection goes first */
+	acceptor_room_request(r->acc, rq);
+	close_conn(r, c, 0);
+}
+
+static void handle_join(struct room *r, struct conn *c)
+{
+	char text[64];
+
+	snprintf(text, sizeof(text), "JOIN_CHATROOM goes to the control port %u",
+		 acceptor_control_port(r->acc));
+	reply_error(r, c, PROTO_E_MALFORMED, text);
+}
+
 static void handle_request(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
 	switch (pm->kind) {
@@ -856,6 +1168,18 @@ static void handle_request(struct room *r, struct conn *c, const struct proto_ms
 		break;
 	case PROTO_CHAT:
 		handle_chat(r, c, pm);
+		break;
+	case PROTO_HELO:
+		handle_helo(r, c, pm);
+		break;
+	case PROTO_LEAVE:
+		handle_leave(r, c, pm);
+		break;
+	case PROTO_DISCONNECT:
+		handle_disconnect(r, c, pm);
+		break;
+	case PROTO_JOIN:
+		handle_join(r, c);
 		break;
 	default:
 		reply_error(r, c, PROTO_E_MALFORMED, "not a room port request");
@@ -906,15 +1230,13 @@ static int input_halted(void *arg)
 	return r->input_held;
 }
 
-static void process_input(struct room *r, struct conn *c);
-
 /* The backlog drained: read again, starting with what was buffered. */
 static void release_input(struct room *r)
 {
 	r->input_held = 0;
 	for (size_t i = 0; i < r->nconns && !r->input_held; i++) {
 		struct conn *c = r->conns[i];
-		c->paused = 0;
+		c->paused = c->leaving_id != 0; /* a LEAVE still waits for its answer */
 		if (c->in.len > 0)
 			process_input(r, c);
 		mark_dirty(r, c); /* the flush restores EPOLLIN */
@@ -1149,6 +1471,8 @@ static void room_free(struct room *r)
 	delivery_backlog_unref(r->backlog);
 	msg_arena_fini(&r->arena);
 	msg_arena_fini(&r->hist_arena);
+	for (size_t i = 0; i < r->nmembers; i++)
+		free(r->members[i].leave_req);
 	free(r->members);
 	free(r->conns);
 	free(r->pending);

@@ -38,7 +38,8 @@ struct room_event;
  * ctl_peer (the only address its capability is accepted from on the room
  * port): add it to the delivery list, then relay announce to every member,
  * the new one included. *leave receives the event its removal will use, so
- * that leaving never fails. 0, or -ENOMEM (nothing posted). */
+ * that leaving never fails (with it, the request that carries a LEAVE made
+ * on the room port to the acceptor). 0, or -ENOMEM (nothing posted). */
 int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 		    uint64_t ctl_id, const char *ctl_peer, struct msg *announce,
 		    struct room_event **leave);
@@ -49,6 +50,14 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
  * connection as an ack delivery, after everything relayed before. */
 void room_remove_member(struct room *r, struct room_event *leave, long join_id, int ctl_fd,
 			uint64_t ctl_id, struct msg *announce, struct msg *self);
+
+/* The same for a LEAVE_CHATROOM the member made on its room port (SPEC
+ * §2.4): self (LEFT_CHATROOM and its own copy of announce; NULL when it
+ * could not be made) goes to the room connection that asked, if it is
+ * still attached to the member, after everything queued there before;
+ * then nothing more for this room goes to it. Consumes leave. */
+void room_remove_member_here(struct room *r, struct room_event *leave, long join_id,
+			     struct msg *announce, struct msg *self);
 
 /* Free a leave event that will never be posted (shutdown). */
 void room_event_free(struct room_event *ev);
