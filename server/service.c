@@ -195,8 +195,9 @@ void service_reload(struct service *svc)
 	config_diff(svc->running, &next, note_restart, &rl);
 	config_fini(&next);
 	if (rl.n)
-		log_warn("reload: %s: %s%s%d changed key%s need%s a restart to take effect: %s%s", svc->config_path,
-			 applied[0] ? "applied " : "", applied[0] ? "; " : "", rl.n, rl.n > 1 ? "s" : "",
+		log_warn("reload: %s: %s%s%s%d changed key%s need%s a restart to take effect: %s%s",
+			 svc->config_path, applied[0] ? "applied " : "", applied, applied[0] ? "; " : "", rl.n,
+			 rl.n > 1 ? "s" : "",
 			 rl.n > 1 ? "" : "s", rl.text, rl.used + 1 >= sizeof(rl.text) ? ", ..." : "");
 	else
 		log_info("reload: %s: %s%s", svc->config_path, applied[0] ? "applied " : "",
