@@ -1,7 +1,7 @@
 /* log.c - leveled log lines: on stderr "2026-11-21T10:00:00Z [warn] ...",
  * on journald's stderr stream "<4>[warn] ..." (journald stamps and reads the
  * priority), or through syslog(3) as "roomd[PID]: [warn] ...", facility
- * LOG_DAEMON. Level and target are relaxed atomics any thread may change
+ * LOG_DAEMON. Level and target are atomics any thread may change
  * (start-up, then a SIGHUP reload on the acceptor thread); each line is one
  * write(2) or one syslog() call, so concurrent lines never interleave. */
 
@@ -27,9 +27,10 @@ static const int syslog_priority[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG
 #include <time.h>
 #include <unistd.h>
 
-/* Relaxed: a line needs a valid level and target, not an ordering with
- * anything else; a line logged while a reload switches them may go either
- * way. */
+/* The level is relaxed: a line needs a valid level, not an ordering with
+ * anything else; a line logged while a reload switches it may go either
+ * way. The target is released after openlog() and acquired by log_msg(),
+ * so a thread that sees "syslog" also sees syslog opened as roomd/daemon. */
 static atomic_int current_level = LOG_INFO;
 static atomic_int current_target = LOG_TO_STDERR;
 /* Is stderr journald's stream? -1 not looked at yet. Every thread that
@@ -69,7 +70,7 @@ void log_set_target(enum log_target target)
 	 * call would buy nothing but a reconnection later. */
 	if (target == LOG_TO_SYSLOG && !atomic_exchange(&syslog_opened, 1))
 		openlog("roomd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-	atomic_store_explicit(&current_target, (int)target, memory_order_relaxed);
+	atomic_store_explicit(&current_target, (int)target, memory_order_release);
 }
 
 enum log_target log_get_target(void)
@@ -115,7 +116,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	struct tm tm;
 	time_t now;
 	va_list ap;
-	int n, target = atomic_load_explicit(&current_target, memory_order_relaxed);
+	int n, target = atomic_load_explicit(&current_target, memory_order_acquire);
 
 	if ((int)level > atomic_load_explicit(&current_level, memory_order_relaxed) || level > LOG_DEBUG)
 		return;
@@ -138,7 +139,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		n = (int)sizeof(line) - 2; /* truncated: still one line */
 	if (target == LOG_TO_SYSLOG) {
 		line[n] = '\0';
-		syslog(syslog_priority[level], "%s", line);
+		syslog(LOG_DAEMON | syslog_priority[level], "%s", line);
 		return;
 	}
 	line[n++] = '\n';
