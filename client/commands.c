@@ -1,7 +1,8 @@
 /* commands.c - parse a line typed (or piped) to roomc into a command.
  *
  * One table lists every verb with its aliases, its argument shape and its
- * usage text; parsing is a word split over that table. Pure code: results
+ * usage text; parsing is a word split over that table. A room or client
+ * name with spaces is typed in double quotes: join "chatroom 1". Pure code: results
  * point into the caller's line. */
 #include "commands.h"
 
@@ -110,6 +111,28 @@ enum command_verb command_lookup(const char *word, size_t len)
 	return def ? def->verb : COMMAND_NONE;
 }
 
+/* The ROOM (or NAME) argument at p (not at a blank): a word, or a name in
+ * double quotes, which may hold spaces ("chatroom 1"; names never contain a
+ * quote). Sets out->room and room_len (without the quotes); returns the
+ * position after it, or NULL when a quote is not closed, is empty, or is
+ * not followed by a blank or the end. */
+static const char *take_room(const char *p, struct command *out)
+{
+	const char *close;
+
+	if (*p != '"') {
+		out->room = p;
+		out->room_len = word_len(p);
+		return p + out->room_len;
+	}
+	close = strchr(p + 1, '"');
+	if (!close || close == p + 1 || (close[1] && !is_blank(close[1])))
+		return NULL;
+	out->room = p + 1;
+	out->room_len = (size_t)(close - (p + 1));
+	return close + 1;
+}
+
 /* Fill the arguments of a known verb from rest (just after the verb). */
 static int parse_args(const struct command_def *def, const char *rest, struct command *out)
 {
@@ -119,9 +142,10 @@ static int parse_args(const struct command_def *def, const char *rest, struct co
 		return *p ? COMMAND_E_USAGE : COMMAND_OK;
 	if (!*p)
 		return COMMAND_E_USAGE;
-	out->room = p;
-	out->room_len = word_len(p);
-	p = skip_blanks(p + out->room_len);
+	p = take_room(p, out);
+	if (!p)
+		return COMMAND_E_USAGE;
+	p = skip_blanks(p);
 	if (def->args == ARGS_ROOM)
 		return *p ? COMMAND_E_USAGE : COMMAND_OK;
 	if (!*p) /* an empty message is not a message; topic shows instead */

@@ -47,7 +47,8 @@ enum command_status {
 
 /* Parse one line (NUL-terminated, with or without its line ending; blanks are
  * spaces, tabs, CR and LF). Words are separated by runs of blanks. Verbs are
- * case-sensitive. Returns an enum command_status; *out is always filled
+ * case-sensitive. A ROOM or NAME with spaces is written in double quotes
+ * (join "chatroom 1", msg "Client 1" hi); room points inside them. Returns an enum command_status; *out is always filled
  * (zeroed first). Never fails on any input. */
 int command_parse(const char *line, struct command *out);
 

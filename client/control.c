@@ -321,6 +321,10 @@ static void on_list_head(struct control *c, const struct proto_msg *m, int count
 		deliver_bad(c, &c->list, 0, "malformed list reply from the server");
 		return;
 	}
+	c->list.total = -1;
+	if (m->kind == PROTO_R_ROOMS &&
+	    proto_parse_int(m->field[PROTO_F_RROOMS_TOTAL], 0, LONG_MAX, &c->list.total) < 0)
+		c->list.total = -1;
 	c->list_left = c->list.count;
 	if (c->list_left == 0)
 		deliver(c, &c->list);

@@ -44,6 +44,7 @@ struct control_reply {
 	char *version;        /* WELCOME: VERSION (malloc'd), else NULL */
 	long count;           /* ROOMS, MEMBERS, HISTORY: the entries announced;
 			       * PRIVATE_SENT: connections reached */
+	long total;           /* ROOMS: the rooms of that kind in all (TOTAL), -1 if absent */
 	struct control_entry *entries; /* ROOMS, MEMBERS, HISTORY: the entries
 					* kept (malloc'd), in arrival order */
 	size_t nentries;      /* at most CONTROL_MAX_ENTRIES, and <= count */

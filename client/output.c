@@ -202,6 +202,33 @@ static void put_now(struct sb *b)
 	sb_puts(b, hm);
 }
 
+/* A room or client name, in double quotes when it holds a space (lab-era
+ * names like "chatroom 1"): printed as it is typed in a command, so a line
+ * always shows where a name ends. Names never hold a quote. */
+static void put_label(struct sb *b, const char *name)
+{
+	int q = strchr(name, ' ') != NULL;
+
+	if (q)
+		sb_putc(b, '"');
+	put_clean(b, name, NULL);
+	if (q)
+		sb_putc(b, '"');
+}
+
+const char *output_q(const char *name)
+{
+	static _Thread_local char ring[4][80];
+	static _Thread_local unsigned next;
+	char *out;
+
+	if (!strchr(name, ' ') || strlen(name) + 3 > sizeof(ring[0]))
+		return name;
+	out = ring[next++ % 4];
+	snprintf(out, sizeof(ring[0]), "\"%s\"", name);
+	return out;
+}
+
 /* A sender's name, in its colour when colour is on: FNV-1a of the name picks
  * one of six, so a name keeps its colour across lines and sessions. */
 static void put_name(struct sb *b, const char *name)
@@ -209,13 +236,13 @@ static void put_name(struct sb *b, const char *name)
 	uint32_t h = 2166136261u;
 
 	if (!deco_colour) {
-		put_clean(b, name, NULL);
+		put_label(b, name);
 		return;
 	}
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		h = (h ^ *p) * 16777619u;
 	sb_printf(b, "\x1b[3%um", (unsigned)(h % 6) + 1);
-	put_clean(b, name, NULL);
+	put_label(b, name);
 	sb_puts(b, "\x1b[0m");
 }
 
@@ -352,7 +379,7 @@ void output_chat(const char *room, const char *name, const char *text)
 
 	put_now(&b);
 	sb_putc(&b, '[');
-	put_clean(&b, room, NULL);
+	put_label(&b, room);
 	sb_puts(&b, "] ");
 	put_name(&b, name);
 	sb_puts(&b, ": ");
@@ -367,7 +394,7 @@ void output_private(const char *from, const char *to, const char *text)
 	put_now(&b);
 	if (to) {
 		sb_puts(&b, "[private to ");
-		put_clean(&b, to, NULL);
+		put_label(&b, to);
 		sb_puts(&b, "] ");
 	} else {
 		sb_puts(&b, "[private] ");
@@ -408,7 +435,7 @@ void output_history_entry(const char *room, const char *iso_time, const char *na
 	char when[32];
 
 	sb_putc(&b, '[');
-	put_clean(&b, room, NULL);
+	put_label(&b, room);
 	sb_putc(&b, ' ');
 	if (local_time(iso_time, when, sizeof(when)) == 0)
 		sb_puts(&b, when);
@@ -426,7 +453,7 @@ void output_joined(const char *room, long ref, unsigned port)
 	struct sb b = { 0 };
 
 	sb_puts(&b, "joined ");
-	put_clean(&b, room, NULL);
+	put_label(&b, room);
 	sb_printf(&b, " (ref %ld, port %u)", ref, port);
 	emit(&b);
 }
@@ -436,7 +463,7 @@ void output_left(const char *room)
 	struct sb b = { 0 };
 
 	sb_puts(&b, "left ");
-	put_clean(&b, room, NULL);
+	put_label(&b, room);
 	emit(&b);
 }
 

@@ -82,4 +82,9 @@ void output_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The command list, for the `help` command and the start of a session. */
 void output_help(void);
 
+/* name, or "\"name\"" when it holds a space: how roomc shows (and the user
+ * types) a room or client name. The result lives until the calling thread's
+ * fourth call after this one. */
+const char *output_q(const char *name);
+
 #endif

@@ -345,14 +345,14 @@ static int show_history(struct session *s, struct joined *j, size_t max)
 		n--;
 	if (n == 0) {
 		if (max == 0)
-			output_info("history of %s: no messages", name);
+			output_info("history of %s: no messages", output_q(name));
 		goto out;
 	}
 	if (max > 0 && n > max) {
 		first = n - max;
-		output_info("history of %s: last %zu of %zu messages", name, max, n);
+		output_info("history of %s: last %zu of %zu messages", output_q(name), max, n);
 	} else {
-		output_info("history of %s: %zu message%s", name, n, n == 1 ? "" : "s");
+		output_info("history of %s: %zu message%s", output_q(name), n, n == 1 ? "" : "s");
 	}
 	for (size_t i = first; i < n; i++)
 		output_history_entry(name, rep.entries[i].time, rep.entries[i].name,
@@ -362,12 +362,13 @@ out:
 	return rc;
 }
 
-/* LIST_ROOMS into s->listed: 1 when it was refreshed, 0 when the server
- * answered otherwise (it said why), or a fatal -errno. */
-static int list_rooms(struct session *s)
+/* One page of LIST_ROOMS (live rooms from offset) into s->listed: 1 when
+ * it was refreshed, 0 when the server answered otherwise (it said why), or
+ * a fatal -errno. */
+static int list_rooms_page(struct session *s, long offset)
 {
 	struct control_reply rep;
-	int rc = request(s, proto_write_list_rooms_req(), PROTO_R_ROOMS, &rep);
+	int rc = request(s, proto_write_list_rooms_req(offset, PROTO_LIST_ROOMS_MAX, 0), PROTO_R_ROOMS, &rep);
 
 	if (rc == 0 && rep.kind == PROTO_R_ROOMS) {
 		control_reply_fini(&s->listed);
@@ -376,6 +377,13 @@ static int list_rooms(struct session *s)
 	}
 	control_reply_fini(&rep);
 	return rc;
+}
+
+/* The first page of live rooms (the server sends at most
+ * PROTO_LIST_ROOMS_MAX at a time). */
+static int list_rooms(struct session *s)
+{
+	return list_rooms_page(s, 0);
 }
 
 /* A room of the last list by name: the server's spelling first, then any
@@ -406,7 +414,7 @@ static int do_rooms(struct session *s)
 		return CMD_CONTINUE;
 	}
 	for (size_t i = 0; i < r->nentries; i++) {
-		size_t len = strlen(r->entries[i].name);
+		size_t len = strlen(output_q(r->entries[i].name));
 		if ((int)len > w)
 			w = len > ROOMS_NAME_MAX_WIDTH ? ROOMS_NAME_MAX_WIDTH : (int)len;
 	}
@@ -415,11 +423,13 @@ static int do_rooms(struct session *s)
 		const struct control_entry *e = &r->entries[i];
 
 		if (*e->text)
-			output_info("%-*s  %4ld  %7ld  %s", w, e->name, e->ref, e->members, e->text);
+			output_info("%-*s  %4ld  %7ld  %s", w, output_q(e->name), e->ref, e->members, e->text);
 		else
-			output_info("%-*s  %4ld  %7ld", w, e->name, e->ref, e->members);
+			output_info("%-*s  %4ld  %7ld", w, output_q(e->name), e->ref, e->members);
 	}
-	if (r->count > (long)r->nentries)
+	if (r->total > (long)r->nentries)
+		output_info("(%ld more not shown)", r->total - (long)r->nentries);
+	else if (r->count > (long)r->nentries)
 		output_info("(%ld more not shown)", r->count - (long)r->nentries);
 	return CMD_CONTINUE;
 }
@@ -443,12 +453,18 @@ static int resolve_room(struct session *s, const char *room, long *ref, const ch
 		*name = room_name(j->room);
 		return 1;
 	}
-	rc = list_rooms(s);
-	if (rc <= 0)
-		return rc;
-	e = find_listed(s, room);
+	/* Page by page: the server lists at most PROTO_LIST_ROOMS_MAX rooms at
+	 * a time (its live rooms are bounded by its max_rooms). */
+	for (long offset = 0;; offset += (long)s->listed.nentries) {
+		rc = list_rooms_page(s, offset);
+		if (rc <= 0)
+			return rc;
+		e = find_listed(s, room);
+		if (e || s->listed.nentries == 0 || offset + (long)s->listed.nentries >= s->listed.total)
+			break;
+	}
 	if (!e || e->ref < 0) {
-		output_local("no room %s", room);
+		output_local("no room %s", output_q(room));
 		return 0;
 	}
 	*ref = e->ref;
@@ -471,11 +487,11 @@ static int do_who(struct session *s, const char *room)
 		 * tests) the same every time. */
 		qsort(rep.entries, rep.nentries, sizeof(rep.entries[0]), by_name);
 		if (rep.nentries == 0)
-			output_info("nobody in %s", name);
+			output_info("nobody in %s", output_q(name));
 		else
-			output_info("members of %s: %zu", name, rep.nentries);
+			output_info("members of %s: %zu", output_q(name), rep.nentries);
 		for (size_t i = 0; i < rep.nentries; i++)
-			output_info("  %s", rep.entries[i].name);
+			output_info("  %s", output_q(rep.entries[i].name));
 		if (rep.count > (long)rep.nentries)
 			output_info("(%ld more not shown)", rep.count - (long)rep.nentries);
 	}
@@ -509,7 +525,7 @@ static int do_history(struct session *s, const char *room)
 	struct joined *j = find_room(s, room);
 
 	if (!j) {
-		output_local("not in %s (history is for members)", room);
+		output_local("not in %s (history is for members)", output_q(room));
 		return CMD_CONTINUE;
 	}
 	return show_history(s, j, 0);
@@ -536,7 +552,7 @@ static int set_topic(struct session *s, struct joined *j, const char *text)
 		if (armed)
 			rc = wait_announcement(s);
 		if (rc == 0 && notify_result(s->note) != 1)
-			output_info("topic of %s: %s", room_name(j->room), rep.text);
+			output_info("topic of %s: %s", output_q(room_name(j->room)), rep.text);
 	}
 	control_reply_fini(&rep);
 	notify_disarm(s->note);
@@ -551,7 +567,7 @@ static int do_topic(struct session *s, const char *room, const char *text)
 
 	if (text) {
 		if (!j) {
-			output_local("not in %s (only members set the topic)", room);
+			output_local("not in %s (only members set the topic)", output_q(room));
 			return CMD_CONTINUE;
 		}
 		return set_topic(s, j, text);
@@ -561,11 +577,11 @@ static int do_topic(struct session *s, const char *room, const char *text)
 		return rc;
 	e = find_listed(s, j ? room_name(j->room) : room);
 	if (!e)
-		output_local("no room %s", room);
+		output_local("no room %s", output_q(room));
 	else if (!*e->text)
-		output_info("%s has no topic", e->name);
+		output_info("%s has no topic", output_q(e->name));
 	else
-		output_info("topic of %s: %s", e->name, e->text);
+		output_info("topic of %s: %s", output_q(e->name), e->text);
 	return CMD_CONTINUE;
 }
 
@@ -575,7 +591,7 @@ static int do_join(struct session *s, const char *room)
 	int rc;
 
 	if (find_room(s, room)) {
-		output_local("already in %s", room);
+		output_local("already in %s", output_q(room));
 		return CMD_CONTINUE;
 	}
 	if (!name_ok(room)) {
@@ -604,7 +620,7 @@ static int do_leave(struct session *s, const char *room)
 	int rc;
 
 	if (!j) {
-		output_local("not in %s", room);
+		output_local("not in %s", output_q(room));
 		return CMD_CONTINUE;
 	}
 	/* The server closes the room connection after LEFT: not news. */
@@ -625,7 +641,7 @@ static int do_send(struct session *s, const char *room, const char *text)
 	int rc;
 
 	if (!j) {
-		output_local("not in %s", room);
+		output_local("not in %s", output_q(room));
 		return CMD_CONTINUE;
 	}
 	w.note = s->note;
@@ -637,14 +653,14 @@ static int do_send(struct session *s, const char *room, const char *text)
 	if (rc == 0) {
 		rc = session_wait(s, echo_settled, &w, ECHO_TIMEOUT_MS);
 		if (rc == -ETIMEDOUT)
-			output_local("%s: no echo of the message from the server in %d s", room,
+			output_local("%s: no echo of the message from the server in %d s", output_q(room),
 				     ECHO_TIMEOUT_MS / 1000);
 		else if (rc < 0)
 			goto out; /* fatal: control connection gone, or a signal */
 	} else if (rc == -ENOTCONN) {
-		output_local("not connected to %s (leave it and join again)", room);
+		output_local("not connected to %s (leave it and join again)", output_q(room));
 	} else {
-		output_local("cannot send to %s: %s", room, strerror(-rc));
+		output_local("cannot send to %s: %s", output_q(room), strerror(-rc));
 	}
 	rc = CMD_CONTINUE; /* a room's trouble is not the session's */
 out:

@@ -55,6 +55,7 @@ enum key_type {
 	K_LONG,  /* long, min..max */
 	K_BOOL,  /* int 0/1 */
 	K_LEVEL, /* int enum log_level */
+	K_SCOPE, /* int enum config_name_scope: server or room */
 	K_TARGET, /* int enum log_target */
 };
 
@@ -80,6 +81,7 @@ static const struct key_spec global_keys[] = {
 	{ "server", "log_target", K_TARGET, G(log_target), 0, 0 },
 	{ "server", "welcome", K_TEXT, G(welcome), 0, CONFIG_WELCOME_MAX },
 	{ "server", "database", K_TEXT, G(database), 0, INI_LINESZ },
+	{ "server", "name_scope", K_SCOPE, G(name_scope), 0, 0 },
 	{ "limits", "max_clients", K_LONG, G(max_clients), 1, CONFIG_LIMIT_MAX },
 	{ "limits", "max_clients_per_ip", K_LONG, G(max_clients_per_ip), 1, CONFIG_LIMIT_MAX },
 	{ "limits", "max_rooms", K_LONG, G(max_rooms), 1, CONFIG_ROOMS_MAX },
@@ -92,10 +94,19 @@ static const struct key_spec global_keys[] = {
 	{ "limits", "sendq_bytes", K_LONG, G(sendq_bytes), 65536, 1073741824 },
 	{ "limits", "rate", K_LONG, G(rate), 1, CONFIG_LIMIT_MAX },
 	{ "limits", "burst", K_LONG, G(burst), 1, CONFIG_LIMIT_MAX },
+	{ "limits", "rate_per_ip", K_LONG, G(rate_per_ip), 1, CONFIG_LIMIT_MAX },
+	{ "limits", "burst_per_ip", K_LONG, G(burst_per_ip), 1, CONFIG_LIMIT_MAX },
+	{ "limits", "connect_rate_per_ip", K_LONG, G(connect_rate_per_ip), 1, CONFIG_LIMIT_MAX },
+	{ "limits", "connect_burst_per_ip", K_LONG, G(connect_burst_per_ip), 1, CONFIG_LIMIT_MAX },
+	{ "limits", "room_create_rate", K_LONG, G(room_create_rate), 1, CONFIG_LIMIT_MAX },
+	{ "limits", "room_unattached_max", K_LONG, G(room_unattached_max), 1, 1024 },
 	{ "limits", "idle_timeout", K_LONG, G(idle_timeout), 0, 604800 },
 	{ "limits", "request_timeout", K_LONG, G(request_timeout), 0, 86400 },
+	{ "limits", "end_quiet_ms", K_LONG, G(end_quiet_ms), 0, CONFIG_END_QUIET_MAX },
 	{ "limits", "history", K_LONG, G(history), 0, CONFIG_HISTORY_MAX },
 	{ "limits", "history_max_age", K_LONG, G(history_max_age), 0, CONFIG_MAX_AGE_MAX },
+	{ "limits", "dormant_room_ttl", K_LONG, G(dormant_room_ttl), 0, CONFIG_MAX_AGE_MAX },
+	{ "limits", "max_dormant_rooms", K_LONG, G(max_dormant_rooms), 0, CONFIG_ROOMS_MAX },
 	{ "features", "room_creation", K_BOOL, G(room_creation), 0, 1 },
 	{ "features", "kill_service", K_BOOL, G(kill_service), 0, 1 },
 	{ "features", "topic_change", K_BOOL, G(topic_change), 0, 1 },
@@ -112,7 +123,7 @@ static const struct key_spec room_keys[] = {
 	{ NULL, "topic_change", K_BOOL, R(topic_change), 0, 1 },
 };
 #define NROOMKEYS (sizeof room_keys / sizeof room_keys[0])
-enum { RK_NAME, RK_REF, RK_PORT }; /* indexes into room_keys */
+enum { RK_NAME, RK_REF, RK_PORT, RK_HISTORY = 5 }; /* indexes into room_keys */
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -561,6 +572,13 @@ static int set_value(const struct key_spec *ks, const char *v, void *base, char 
 			}
 		snprintf(why, whylen, "'%s' is not a log level (error, warn, info, debug)", shown(v, sv));
 		return -1;
+	case K_SCOPE:
+		if (strcasecmp(v, "server") == 0 || strcasecmp(v, "room") == 0) {
+			*(int *)(void *)field = strcasecmp(v, "room") == 0 ? CONFIG_SCOPE_ROOM : CONFIG_SCOPE_SERVER;
+			return 0;
+		}
+		snprintf(why, whylen, "'%s' is not a name scope (server, room)", shown(v, sv));
+		return -1;
 	case K_TARGET:
 		if ((b = log_target_parse(v)) < 0) {
 			snprintf(why, whylen, "'%s' is not a log target (stderr, syslog)", shown(v, sv));
@@ -762,6 +780,11 @@ static void check_server(struct load *ld)
 		      "sendq_bytes %ld is below %d x max_request = %ld: a send queue must hold a few "
 		      "maximal messages", c->sendq_bytes, CONFIG_SENDQ_FRAMES,
 		      CONFIG_SENDQ_FRAMES * c->max_request);
+	if (c->history * c->max_message > CONFIG_HISTORY_BYTES_MAX)
+		cross(ld, (const char *const[]){ "history", "max_message", NULL },
+		      "history %ld x max_message %ld = %ld bytes is over %ld (16 MiB): what a room "
+		      "keeps for HISTORY must stay bounded", c->history, c->max_message,
+		      c->history * c->max_message, CONFIG_HISTORY_BYTES_MAX);
 	if (gline_of(ld, "max_rooms") >= 0 && (long)c->nrooms > c->max_rooms)
 		report(ld, c->rooms[c->max_rooms].line, "[%s]: one room more than [limits] max_rooms = %ld",
 		       ld->items[ld->rsec[c->max_rooms]].name, c->max_rooms);
@@ -814,7 +837,7 @@ static void check_room_name(struct load *ld, size_t r)
 		return;
 	if (!config_name_valid(&ld->cfg, name, strlen(name))) {
 		report(ld, room_line(ld, r, RK_NAME), "[%s] name: '%s' is not a valid room name: 1..%ld bytes "
-		       "of letters, digits and - _ . # @ +%s", room_sec(ld, r), shown(name, sv), ld->cfg.max_name,
+		       "of letters, digits, - _ . # @ + and inner spaces%s", room_sec(ld, r), shown(name, sv), ld->cfg.max_name,
 		       from_key ? "" : " (taken from the section name; a name key may set another)");
 		ld->rline[r][RK_NAME] = -rc->line;
 		return;
@@ -861,6 +884,20 @@ static void check_room_dups(struct load *ld, size_t r)
 	}
 }
 
+/* A room's own history, times the server's max_message, under the cap. */
+static void check_room_history(struct load *ld, size_t r)
+{
+	const struct room_conf *rc = &ld->cfg.rooms[r];
+
+	if (ld->rline[r][RK_HISTORY] <= 0 || gline_of(ld, "max_message") < 0)
+		return;
+	if (rc->history * ld->cfg.max_message > CONFIG_HISTORY_BYTES_MAX)
+		report(ld, room_line(ld, r, RK_HISTORY), "[%s] history: %ld x max_message %ld = %ld bytes "
+		       "is over %ld (16 MiB): what a room keeps for HISTORY must stay bounded",
+		       room_sec(ld, r), rc->history, ld->cfg.max_message,
+		       rc->history * ld->cfg.max_message, CONFIG_HISTORY_BYTES_MAX);
+}
+
 static void check_rooms(struct load *ld)
 {
 	for (size_t r = 0; r < ld->cfg.nrooms; r++)
@@ -868,6 +905,7 @@ static void check_rooms(struct load *ld)
 	for (size_t r = 0; r < ld->cfg.nrooms; r++) {
 		check_room_port(ld, r);
 		check_room_dups(ld, r);
+		check_room_history(ld, r);
 	}
 }
 
@@ -913,10 +951,20 @@ void config_defaults(struct config *cfg)
 	cfg->sendq_bytes = 1048576;
 	cfg->rate = 200;
 	cfg->burst = 400;
+	cfg->rate_per_ip = 1000;
+	cfg->burst_per_ip = 2000;
+	cfg->connect_rate_per_ip = 20;
+	cfg->connect_burst_per_ip = 64;
+	cfg->room_create_rate = 30;
+	cfg->room_unattached_max = 8;
 	cfg->idle_timeout = 300;
 	cfg->request_timeout = 120;
+	cfg->end_quiet_ms = 250;
 	cfg->history = 50;
 	cfg->history_max_age = 0;
+	cfg->name_scope = CONFIG_SCOPE_SERVER;
+	cfg->dormant_room_ttl = 604800;
+	cfg->max_dormant_rooms = 1024;
 	cfg->room_creation = 1;
 	cfg->kill_service = 0;
 	cfg->topic_change = 1;
@@ -1022,13 +1070,17 @@ int config_name_valid(const struct config *cfg, const char *name, size_t len)
 {
 	if (!name || len == 0 || len > CONFIG_NAME_MAX || (long)len > cfg->max_name)
 		return 0;
+	/* Inner spaces only: the wire trims values, so an outer one could never
+	 * be matched again (lab-era clients use "chatroom 1", SPEC §2.4). */
+	if (name[0] == ' ' || name[len - 1] == ' ')
+		return 0;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];
 
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
 			continue;
 		/* memchr, not strchr: a NUL byte must not match the terminator. */
-		if (!memchr("-_.#@+", c, 6))
+		if (!memchr("-_.#@+ ", c, 7))
 			return 0;
 	}
 	return 1;
@@ -1060,6 +1112,7 @@ static int same_value(const struct key_spec *ks, const void *a, const void *b)
 		return *(const long *)(const void *)fa == *(const long *)(const void *)fb;
 	case K_BOOL:
 	case K_LEVEL:
+	case K_SCOPE:
 	case K_TARGET:
 		return *(const int *)(const void *)fa == *(const int *)(const void *)fb;
 	}

@@ -17,10 +17,18 @@
 /* History kept per room at most: every entry is a shared message, so this
  * bounds a room's memory; a bigger value is refused at start. */
 #define CONFIG_HISTORY_MAX 10000
+/* history x max_message at most, per room: what one room may keep for
+ * HISTORY (a reply is at most about this big). */
+#define CONFIG_HISTORY_BYTES_MAX (16L << 20)
 /* The database path as resolved (the config file's directory + the value);
  * the value itself is bounded by iniparser's line length. */
 #define CONFIG_PATH_MAX 4096
 #define CONFIG_MAX_AGE_MAX 3153600000L /* 100 years of seconds */
+#define CONFIG_END_QUIET_MAX 10000 /* end_quiet_ms: 10 s */
+
+/* [server] name_scope: a CLIENT_NAME belongs to one control connection
+ * server wide (SPEC 2.1), or, as before, only within a room. */
+enum config_name_scope { CONFIG_SCOPE_SERVER = 0, CONFIG_SCOPE_ROOM = 1 };
 
 /* A room defined in a [room:NAME] section. */
 struct room_conf {
@@ -59,10 +67,21 @@ struct config {
 	long sendq_bytes;          /* unwritten bytes per connection; above: cut off */
 	long rate;                 /* requests per second per connection (token refill) */
 	long burst;                /* token bucket size */
+	long rate_per_ip;          /* requests per second of all connections of one address */
+	long burst_per_ip;         /* their shared bucket size */
+	long connect_rate_per_ip;  /* connections per second one address may open */
+	long connect_burst_per_ip; /* ...back to back */
+	long room_create_rate;     /* rooms one address may create on demand per minute */
+	long room_unattached_max;  /* room connections per room not attached yet */
 	long idle_timeout;         /* seconds a connection without membership may idle; 0 = never */
 	long request_timeout;      /* seconds a request may stay incomplete; 0 = no limit */
+	long end_quiet_ms;         /* a request complete but for its terminator ends after
+				    * this many quiet milliseconds (SPEC §2.4); 0 = off */
 	long history;              /* messages kept per room (memory and database) */
 	long history_max_age;      /* seconds a stored message is kept; 0 = no age limit */
+	long dormant_room_ttl;     /* seconds a dormant on-demand room is kept; 0 = no age limit */
+	long max_dormant_rooms;    /* dormant on-demand rooms kept at most (oldest forgotten first) */
+	int name_scope;            /* enum config_name_scope: where a CLIENT_NAME is unique */
 
 	/* [features] */
 	int room_creation;         /* JOIN may create rooms not in the config */
@@ -103,8 +122,10 @@ void config_diff(const struct config *a, const struct config *b,
 		 void (*fn)(const char *section, const char *key, void *arg), void *arg);
 
 /* Valid room or client name under this config: 1..max_name bytes of
- * printable ASCII letters, digits, and "-_.#@+" (no spaces, so that roomc's
- * command line stays unambiguous). Returns nonzero when valid. */
+ * printable ASCII letters, digits, "-_.#@+" and spaces, but not a space at
+ * either end (lab-era clients name rooms "chatroom 1"; roomc quotes such
+ * names). No control byte, quote, colon or bracket, so a name prints
+ * unambiguously. Returns nonzero when valid. */
 int config_name_valid(const struct config *cfg, const char *name, size_t len);
 
 /* Valid room topic, wherever it comes from (a [room:NAME] topic key, or a

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct proto_def {
 	enum proto_kind kind;
@@ -21,41 +22,49 @@ struct proto_def {
 	int multiline;     /* the last field runs to the blank line */
 	int nfields;
 	const char *keys[PROTO_MAX_FIELDS]; /* keys[0] is the head */
+	unsigned optional; /* bit i: field i may be missing (read as "") */
 };
 
+/* A message ends at its last field (the blank line after it when
+ * multiline) once every field that is not optional has arrived. CLIENT_IP
+ * and PORT are never used, so lab-era clients may leave them out (SPEC
+ * §2.4): those requests end at CLIENT_NAME. */
+#define OPT(i) (1u << (i))
+
 static const struct proto_def request_defs[] = {
-	{ PROTO_HELO, 1, 0, 1, { "HELO" } },
-	{ PROTO_KILL_SERVICE, 1, 0, 1, { "KILL_SERVICE" } },
-	{ PROTO_JOIN, 0, 0, 4, { "JOIN_CHATROOM", "CLIENT_IP", "PORT", "CLIENT_NAME" } },
-	{ PROTO_LEAVE, 0, 0, 3, { "LEAVE_CHATROOM", "JOIN_ID", "CLIENT_NAME" } },
-	{ PROTO_DISCONNECT, 0, 0, 3, { "DISCONNECT", "PORT", "CLIENT_NAME" } },
-	{ PROTO_CHAT, 0, 1, 4, { "CHAT", "JOIN_ID", "CLIENT_NAME", "MESSAGE" } },
-	{ PROTO_ATTACH, 0, 0, 3, { "ATTACH_CHATROOM", "JOIN_ID", "CLIENT_NAME" } },
-	{ PROTO_WELCOME, 0, 0, 1, { "WELCOME" } },
-	{ PROTO_LIST_ROOMS, 0, 0, 1, { "LIST_ROOMS" } },
-	{ PROTO_LIST_MEMBERS, 0, 0, 1, { "LIST_MEMBERS" } },
-	{ PROTO_PRIVATE, 0, 1, 3, { "PRIVATE_MESSAGE", "CLIENT_NAME", "MESSAGE" } },
-	{ PROTO_HISTORY, 0, 0, 3, { "HISTORY", "JOIN_ID", "CLIENT_NAME" } },
-	{ PROTO_SET_TOPIC, 0, 0, 4, { "SET_TOPIC", "JOIN_ID", "CLIENT_NAME", "TOPIC" } },
+	{ PROTO_HELO, 1, 0, 1, { "HELO" }, 0 },
+	{ PROTO_KILL_SERVICE, 1, 0, 1, { "KILL_SERVICE" }, 0 },
+	{ PROTO_JOIN, 0, 0, 4, { "JOIN_CHATROOM", "CLIENT_IP", "PORT", "CLIENT_NAME" },
+	  OPT(PROTO_F_JOIN_IP) | OPT(PROTO_F_JOIN_PORT) },
+	{ PROTO_LEAVE, 0, 0, 3, { "LEAVE_CHATROOM", "JOIN_ID", "CLIENT_NAME" }, 0 },
+	{ PROTO_DISCONNECT, 0, 0, 3, { "DISCONNECT", "PORT", "CLIENT_NAME" }, OPT(PROTO_F_DISC_PORT) },
+	{ PROTO_CHAT, 0, 1, 4, { "CHAT", "JOIN_ID", "CLIENT_NAME", "MESSAGE" }, 0 },
+	{ PROTO_ATTACH, 0, 0, 3, { "ATTACH_CHATROOM", "JOIN_ID", "CLIENT_NAME" }, 0 },
+	{ PROTO_WELCOME, 0, 0, 1, { "WELCOME" }, 0 },
+	{ PROTO_LIST_ROOMS, 0, 0, 1, { "LIST_ROOMS" }, 0 },
+	{ PROTO_LIST_MEMBERS, 0, 0, 1, { "LIST_MEMBERS" }, 0 },
+	{ PROTO_PRIVATE, 0, 1, 3, { "PRIVATE_MESSAGE", "CLIENT_NAME", "MESSAGE" }, 0 },
+	{ PROTO_HISTORY, 0, 0, 3, { "HISTORY", "JOIN_ID", "CLIENT_NAME" }, 0 },
+	{ PROTO_SET_TOPIC, 0, 0, 4, { "SET_TOPIC", "JOIN_ID", "CLIENT_NAME", "TOPIC" }, 0 },
 };
 
 static const struct proto_def reply_defs[] = {
-	{ PROTO_R_HELO, 1, 0, 4, { "HELO", "IP", "Port", "StudentID" } },
-	{ PROTO_R_JOINED, 0, 0, 5, { "JOINED_CHATROOM", "SERVER_IP", "PORT", "ROOM_REF", "JOIN_ID" } },
-	{ PROTO_R_LEFT, 0, 0, 2, { "LEFT_CHATROOM", "JOIN_ID" } },
-	{ PROTO_R_CHAT, 0, 1, 3, { "CHAT", "CLIENT_NAME", "MESSAGE" } },
-	{ PROTO_R_ERROR, 0, 0, 2, { "ERROR_CODE", "ERROR_DESCRIPTION" } },
-	{ PROTO_R_ATTACHED, 0, 0, 2, { "ATTACHED_CHATROOM", "JOIN_ID" } },
-	{ PROTO_R_WELCOME, 0, 0, 4, { "WELCOME", "VERSION", "LIMITS", "TEXT" } },
-	{ PROTO_R_ROOMS, 0, 0, 1, { "ROOMS" } },
-	{ PROTO_R_ROOM, 0, 0, 5, { "ROOM", "ROOM_REF", "PORT", "MEMBERS", "TOPIC" } },
-	{ PROTO_R_MEMBERS, 0, 0, 2, { "MEMBERS", "COUNT" } },
-	{ PROTO_R_MEMBER, 0, 0, 1, { "MEMBER" } },
-	{ PROTO_R_PRIVATE_SENT, 0, 0, 2, { "PRIVATE_SENT", "COUNT" } },
-	{ PROTO_R_PRIVATE_FROM, 0, 1, 2, { "PRIVATE_FROM", "MESSAGE" } },
-	{ PROTO_R_HISTORY, 0, 0, 2, { "HISTORY", "COUNT" } },
-	{ PROTO_R_ENTRY, 0, 1, 3, { "ENTRY", "CLIENT_NAME", "MESSAGE" } },
-	{ PROTO_R_TOPIC_SET, 0, 0, 2, { "TOPIC_SET", "TOPIC" } },
+	{ PROTO_R_HELO, 1, 0, 4, { "HELO", "IP", "Port", "StudentID" }, 0 },
+	{ PROTO_R_JOINED, 0, 0, 5, { "JOINED_CHATROOM", "SERVER_IP", "PORT", "ROOM_REF", "JOIN_ID" }, 0 },
+	{ PROTO_R_LEFT, 0, 0, 2, { "LEFT_CHATROOM", "JOIN_ID" }, 0 },
+	{ PROTO_R_CHAT, 0, 1, 3, { "CHAT", "CLIENT_NAME", "MESSAGE" }, 0 },
+	{ PROTO_R_ERROR, 0, 0, 2, { "ERROR_CODE", "ERROR_DESCRIPTION" }, 0 },
+	{ PROTO_R_ATTACHED, 0, 0, 2, { "ATTACHED_CHATROOM", "JOIN_ID" }, 0 },
+	{ PROTO_R_WELCOME, 0, 0, 4, { "WELCOME", "VERSION", "LIMITS", "TEXT" }, 0 },
+	{ PROTO_R_ROOMS, 0, 0, 2, { "ROOMS", "TOTAL" }, 0 },
+	{ PROTO_R_ROOM, 0, 0, 5, { "ROOM", "ROOM_REF", "PORT", "MEMBERS", "TOPIC" }, 0 },
+	{ PROTO_R_MEMBERS, 0, 0, 2, { "MEMBERS", "COUNT" }, 0 },
+	{ PROTO_R_MEMBER, 0, 0, 1, { "MEMBER" }, 0 },
+	{ PROTO_R_PRIVATE_SENT, 0, 0, 2, { "PRIVATE_SENT", "COUNT" }, 0 },
+	{ PROTO_R_PRIVATE_FROM, 0, 1, 2, { "PRIVATE_FROM", "MESSAGE" }, 0 },
+	{ PROTO_R_HISTORY, 0, 0, 2, { "HISTORY", "COUNT" }, 0 },
+	{ PROTO_R_ENTRY, 0, 1, 3, { "ENTRY", "CLIENT_NAME", "MESSAGE" }, 0 },
+	{ PROTO_R_TOPIC_SET, 0, 0, 2, { "TOPIC_SET", "TOPIC" }, 0 },
 };
 
 #define NDEFS(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -203,6 +212,12 @@ static void finish_message(struct proto_parser *p, char *buf, struct proto_msg *
 	out->kind = def->kind;
 	for (int i = 0; i < def->nfields; i++) {
 		size_t r = p->val_off[i], w = r, e = p->val_end[i];
+		if (!(p->seen & (1u << i))) {
+			/* An optional field left out: empty, and like every value
+			 * inside the buffer (the NUL after the head's value). */
+			out->field[i] = out->field[0] + out->len[0];
+			continue;
+		}
 		for (; r < e; r++) {
 			if (buf[r] == '\r' && r + 1 < e && buf[r + 1] == '\n')
 				continue;
@@ -212,7 +227,31 @@ static void finish_message(struct proto_parser *p, char *buf, struct proto_msg *
 		out->field[i] = buf + p->val_off[i];
 		out->len[i] = w - p->val_off[i];
 	}
+	/* Optional fields may still follow the line that ended the message
+	 * (CLIENT_NAME before PORT): the next lines may absorb them. */
+	p->trailer = def->optional & ~p->seen;
+	p->trailer_index = p->kind_index;
 	reset_message(p);
+}
+
+/* After a message that ended without some optional fields: is this line
+ * one of them, arriving late? Then it belongs to that message and is
+ * dropped. Any other line ends the chance. */
+static int absorb_trailer(struct proto_parser *p, const char *buf, const struct line *ln)
+{
+	const struct proto_def *defs;
+	int n;
+
+	defs_of(p->dialect, &defs, &n);
+	for (int i = 1; ln->has_colon && i < defs[p->trailer_index].nfields; i++) {
+		if ((p->trailer & (1u << i)) &&
+		    key_is(buf, ln->key_off, ln->key_end, defs[p->trailer_index].keys[i])) {
+			p->trailer &= ~(1u << i);
+			return 1;
+		}
+	}
+	p->trailer = 0;
+	return 0;
 }
 
 /* Offsets are relative to the buffer the caller passes; once it drops n
@@ -241,7 +280,14 @@ static int begin_message(struct proto_parser *p, int idx, const struct line *ln)
 	p->val_off[0] = ln->val_off;
 	p->val_end[0] = ln->val_end;
 	p->skipping = 0;
+	p->trailer = 0;
 	return current_def(p)->nfields == 1;
+}
+
+/* Have all the fields that end a (not multiline) message arrived? */
+static int message_complete(const struct proto_parser *p, const struct proto_def *def)
+{
+	return (p->seen | def->optional) == (1u << def->nfields) - 1;
 }
 
 enum line_result { LINE_MORE, LINE_DONE, LINE_ERROR, LINE_AGAIN };
@@ -274,16 +320,25 @@ static enum line_result message_line(struct proto_parser *p, const char *buf, st
 		if (p->seen & (1u << i))
 			return LINE_ERROR; /* repeated field */
 		/* The multi-line field must come last: it runs to the blank line. */
-		if (def->multiline && i == last && (p->seen | (1u << i)) != all)
+		if (def->multiline && i == last && (p->seen | def->optional | (1u << i)) != all)
 			return LINE_ERROR;
 		p->seen |= 1u << i;
 		p->val_off[i] = ln->val_off;
 		p->val_end[i] = ln->val_end;
-		if (p->seen == all && !def->multiline)
+		if (!def->multiline && (p->seen & (1u << last)) && message_complete(p, def))
 			return LINE_DONE;
 		return LINE_MORE;
 	}
-	return find_head(p, buf, ln) >= 0 ? LINE_AGAIN : LINE_ERROR;
+	if (find_head(p, buf, ln) >= 0)
+		return LINE_AGAIN;
+	/* An unknown or misspelled field ("CLIENT IP: x") in a request: ignored,
+	 * as lab-era servers did (SPEC §2.4). The request still ends at its last
+	 * field, and max_request bounds how many of these it may carry. Replies
+	 * come from roomd: there it is an error. */
+	if (!ln->has_colon || p->dialect != PROTO_REQUESTS)
+		return LINE_ERROR;
+	p->ignored++;
+	return LINE_MORE;
 }
 
 /* White space a blank line may carry without counting against the limit
@@ -377,6 +432,10 @@ enum proto_status proto_parse(struct proto_parser *p, char *buf, size_t len,
 			break;
 		}
 
+		if (p->trailer && absorb_trailer(p, buf, &ln)) {
+			drop = p->scan;
+			continue;
+		}
 		if (ln.blank) {
 			p->skipping = 0;
 			drop = p->scan;
@@ -409,11 +468,114 @@ too_large:
 	*err = PROTO_E_TOO_LARGE;
 	*fatal = 1;
 	reset_message(p);
+	p->trailer = 0;
 	p->scan = 0;
 	p->msg_start = 0;
 	p->last_line_end = 0;
 	*consumed = len;
 	return PROTO_ERROR;
+}
+
+/* The parser state as if the stream had begun at the start of buf. */
+static void restart_at_zero(struct proto_parser *p)
+{
+	p->scan = 0;
+	p->last_line_end = 0;
+	p->msg_start = 0;
+	p->skipping = 0;
+}
+
+enum proto_status proto_finish(struct proto_parser *p, char *buf, size_t len,
+			       struct proto_msg *out, size_t *consumed)
+{
+	const struct proto_parser saved = *p;
+	size_t start = p->last_line_end;
+	struct line ln;
+	int idx;
+
+	*consumed = 0;
+	/* Only what proto_parse() has seen, and no NUL (that is an error the
+	 * line's terminator will bring). */
+	if (p->scan != len || start > len || memchr(buf + start, '\0', len - start))
+		return PROTO_NEED_MORE;
+	split_line(buf, start, len, &ln);
+	/* "CLIENT_NAME:" and nothing yet: the client is inside its last line. */
+	if (!ln.blank && ln.has_colon && ln.val_off == ln.val_end)
+		return PROTO_NEED_MORE;
+	if (p->kind_index >= 0) {
+		const struct proto_def *def = current_def(p);
+		int last_seen = (p->seen >> (def->nfields - 1)) & 1u;
+		int done;
+
+		if (ln.blank) {
+			done = def->multiline && last_seen; /* a MESSAGE without its blank line */
+		} else {
+			enum line_result r = message_line(p, buf, &ln);
+			done = r == LINE_DONE ||
+			       (r == LINE_MORE && def->multiline &&
+				((p->seen >> (def->nfields - 1)) & 1u));
+		}
+		if (!done) {
+			*p = saved;
+			return PROTO_NEED_MORE;
+		}
+	} else if (ln.blank) {
+		return PROTO_NEED_MORE;
+	} else if (p->trailer && absorb_trailer(p, buf, &ln)) {
+		restart_at_zero(p);
+		*consumed = len;
+		return PROTO_NEED_MORE;
+	} else if ((idx = find_head(p, buf, &ln)) < 0 || !begin_message(p, idx, &ln)) {
+		*p = saved; /* a head still waiting for its fields, or not a head */
+		return PROTO_NEED_MORE;
+	}
+	finish_message(p, buf, out);
+	restart_at_zero(p);
+	*consumed = len;
+	return PROTO_MESSAGE;
+}
+
+/* One "KEY=n" word of a LIST_ROOMS value: 1 when it is key's (*out set),
+ * 0 when another key's, -1 when malformed. */
+static int list_word(const char *w, size_t len, const char *key, long min, long max, long *out)
+{
+	size_t k = strlen(key);
+	char num[24];
+
+	if (len <= k + 1 || strncasecmp(w, key, k) != 0 || w[k] != '=')
+		return 0;
+	if (len - k - 1 >= sizeof(num))
+		return -1;
+	memcpy(num, w + k + 1, len - k - 1);
+	num[len - k - 1] = '\0';
+	return proto_parse_int(num, min, max, out) == 0 ? 1 : -1;
+}
+
+int proto_parse_list_rooms(const char *value, struct proto_list_rooms *out)
+{
+	const char *p = value;
+	long v;
+
+	*out = (struct proto_list_rooms){ 0, PROTO_LIST_ROOMS_MAX, 0 };
+	/* The classic value ("LIST_ROOMS: 0", any lone integer): the first page. */
+	if (*p == '\0' || proto_parse_int(p, LONG_MIN, LONG_MAX, &v) == 0)
+		return 0;
+	while (*p) {
+		size_t len = strcspn(p, " \t");
+		int r;
+
+		if ((r = list_word(p, len, "OFFSET", 0, LONG_MAX, &out->offset)) == 0 &&
+		    (r = list_word(p, len, "LIMIT", 0, LONG_MAX, &out->limit)) == 0 &&
+		    (r = list_word(p, len, "DORMANT", 0, 1, &v)) == 1)
+			out->dormant = (int)v;
+		if (r <= 0)
+			return -1;
+		p += len;
+		p += strspn(p, " \t");
+	}
+	if (out->limit > PROTO_LIST_ROOMS_MAX)
+		out->limit = PROTO_LIST_ROOMS_MAX;
+	return 0;
 }
 
 int proto_parse_int(const char *s, long min, long max, long *out)
@@ -496,9 +658,9 @@ struct msg *proto_write_welcome(const char *server_id, const char *version, cons
 			  limits, text);
 }
 
-struct msg *proto_write_rooms_head(long count)
+struct msg *proto_write_rooms_head(long count, long total)
 {
-	return msg_printf("ROOMS: %ld\n", count);
+	return msg_printf("ROOMS: %ld\nTOTAL: %ld\n", count, total);
 }
 
 struct msg *proto_write_room_entry(const char *name, long ref, unsigned port, long members,
@@ -554,9 +716,11 @@ struct msg *proto_write_welcome_req(void)
 	return msg_printf("WELCOME: 0\n");
 }
 
-struct msg *proto_write_list_rooms_req(void)
+struct msg *proto_write_list_rooms_req(long offset, long limit, int dormant)
 {
-	return msg_printf("LIST_ROOMS: 0\n");
+	if (offset == 0 && limit == PROTO_LIST_ROOMS_MAX && !dormant)
+		return msg_printf("LIST_ROOMS: 0\n");
+	return msg_printf("LIST_ROOMS: OFFSET=%ld LIMIT=%ld%s\n", offset, limit, dormant ? " DORMANT=1" : "");
 }
 
 struct msg *proto_write_list_members_req(long ref)

@@ -84,6 +84,20 @@ struct proto_msg {
 	size_t len[PROTO_MAX_FIELDS]; /* strlen of each field */
 };
 
+/* LIST_ROOMS carries its options in its one value, so that the request
+ * still ends with its head line (a classic "LIST_ROOMS: 0" means the first
+ * page of live rooms): space-separated words OFFSET=n, LIMIT=n, DORMANT=0|1,
+ * keys in any case. A reply holds at most PROTO_LIST_ROOMS_MAX rooms (a
+ * bigger LIMIT is cut to it). */
+#define PROTO_LIST_ROOMS_MAX 100
+struct proto_list_rooms {
+	long offset;  /* rooms skipped */
+	long limit;   /* rooms at most, 0..PROTO_LIST_ROOMS_MAX */
+	int dormant;  /* list the dormant rooms instead of the live ones */
+};
+/* 0, or -1 for a value that is none of the above. */
+int proto_parse_list_rooms(const char *value, struct proto_list_rooms *out);
+
 /* Field indexes, per kind. */
 enum {
 	/* HELO <text> */
@@ -112,6 +126,7 @@ enum {
 	/* ATTACHED_CHATROOM, JOIN_ID */
 	PROTO_F_ATTACHED_REF = 0, PROTO_F_ATTACHED_ID = 1,
 	/* extension requests */
+	PROTO_F_LIST_ROOMS_ARGS = 0,
 	PROTO_F_LIST_MEMBERS_REF = 0,
 	/* PRIVATE_MESSAGE, CLIENT_NAME, MESSAGE */
 	PROTO_F_PRIV_TO = 0, PROTO_F_PRIV_NAME = 1, PROTO_F_PRIV_TEXT = 2,
@@ -123,7 +138,7 @@ enum {
 	/* WELCOME, VERSION, LIMITS, TEXT */
 	PROTO_F_RWELCOME_ID = 0, PROTO_F_RWELCOME_VERSION = 1, PROTO_F_RWELCOME_LIMITS = 2,
 	PROTO_F_RWELCOME_TEXT = 3,
-	PROTO_F_RROOMS_COUNT = 0,
+	PROTO_F_RROOMS_COUNT = 0, PROTO_F_RROOMS_TOTAL = 1,
 	/* ROOM, ROOM_REF, PORT, MEMBERS, TOPIC */
 	PROTO_F_RROOM_NAME = 0, PROTO_F_RROOM_REF = 1, PROTO_F_RROOM_PORT = 2,
 	PROTO_F_RROOM_MEMBERS = 3, PROTO_F_RROOM_TOPIC = 4,
@@ -156,6 +171,9 @@ struct proto_parser {
 	size_t val_off[PROTO_MAX_FIELDS];
 	size_t val_end[PROTO_MAX_FIELDS];
 	size_t last_line_end; /* start of the line being scanned */
+	unsigned trailer;     /* optional fields the last message ended without */
+	int trailer_index;    /* ...and its table row */
+	unsigned long ignored; /* unknown fields ignored so far (for debug logs) */
 };
 
 enum proto_status {
@@ -184,6 +202,24 @@ enum proto_status proto_parse(struct proto_parser *p, char *buf, size_t len,
 			      struct proto_msg *out, size_t *consumed,
 			      enum proto_err *err, int *fatal);
 
+/* End the request held in buf[0..len) because no byte has come for the
+ * quiet period (SPEC §2.4; the caller keeps the clock: call it when
+ * end_quiet_ms have passed since the last byte arrived and the last
+ * proto_parse() of these same bytes returned PROTO_NEED_MORE). If the held
+ * bytes are a request whose fields are all there but whose terminator is
+ * not (an unterminated last line, a MESSAGE without its blank line), the
+ * stream is read as if the terminator had come: the last line ends at len,
+ * and PROTO_MESSAGE is returned as by proto_parse(), *consumed being len.
+ * Otherwise PROTO_NEED_MORE: nothing changes (bytes that only finish the
+ * previous request, like a late optional field, may be *consumed), and
+ * the request keeps waiting for its bytes or the request timeout. It
+ * writes a NUL at buf[len]: buf must have room for one byte more. Never
+ * an error: a quiet stream is not a malformed one. A last line that is a
+ * key with no value yet ("CLIENT_NAME:") is not finished: the client is
+ * still inside it. */
+enum proto_status proto_finish(struct proto_parser *p, char *buf, size_t len,
+			       struct proto_msg *out, size_t *consumed);
+
 /* Parse a decimal integer field in [min, max]: 0 on success, -1 otherwise. */
 int proto_parse_int(const char *s, long min, long max, long *out);
 
@@ -207,7 +243,7 @@ struct msg *proto_write_attached(long ref, long join_id);
  * entry frames, each written by its own function. */
 struct msg *proto_write_welcome(const char *server_id, const char *version, const char *limits,
 				const char *text);
-struct msg *proto_write_rooms_head(long count);
+struct msg *proto_write_rooms_head(long count, long total);
 struct msg *proto_write_room_entry(const char *name, long ref, unsigned port, long members,
 				   const char *topic);
 struct msg *proto_write_members_head(long ref, long count);
@@ -233,7 +269,8 @@ struct msg *proto_write_chat_req(long ref, long join_id, const char *name, const
 struct msg *proto_write_attach_req(long ref, long join_id, const char *name);
 struct msg *proto_write_helo_req(const char *text);
 struct msg *proto_write_welcome_req(void);
-struct msg *proto_write_list_rooms_req(void);
+/* "LIST_ROOMS: 0" for the first page of live rooms, else with its words. */
+struct msg *proto_write_list_rooms_req(long offset, long limit, int dormant);
 struct msg *proto_write_list_members_req(long ref);
 struct msg *proto_write_private_req(const char *to, const char *from, const char *text);
 struct msg *proto_write_history_req(long ref, long join_id, const char *name);

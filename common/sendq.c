@@ -1,6 +1,9 @@
 /* sendq.c - bounded per-connection output queues of shared messages.
  * The owner thread pushes references and flushes them with writev(2) on a
- * non-blocking socket: several queued messages leave in one system call. */
+ * non-blocking socket: several queued messages leave in one system call.
+ * The bound is charged bytes plus SENDQ_PIECE_COST per piece; a frame that
+ * merges into the previous piece (same block, adjacent) costs its bytes
+ * only, since it takes no slot and no reference. */
 #include "sendq.h"
 #include "msg.h"
 
@@ -12,6 +15,11 @@
 /* Pieces gathered into one writev; beyond this the kernel buffer is
  * usually full anyway. */
 #define SENDQ_IOV 64
+/* Bytes one flush writes at most. A loopback peer's buffers take many
+ * megabytes; copying them all for one connection would stall the owner's
+ * other connections (a HISTORY reply is ~200 KB). What is left waits for
+ * EPOLLOUT, which fires at once while the socket takes more. */
+#define SENDQ_FLUSH_BYTES (64 * 1024)
 
 void sendq_init(struct sendq *q, size_t max_bytes)
 {
@@ -21,7 +29,9 @@ void sendq_init(struct sendq *q, size_t max_bytes)
 	q->count = 0;
 	q->off = 0;
 	q->bytes = 0;
+	q->cost = 0;
 	q->max_bytes = max_bytes;
+	q->sent = 0;
 }
 
 void sendq_fini(struct sendq *q)
@@ -51,37 +61,111 @@ static int sendq_grow(struct sendq *q)
 	return 0;
 }
 
-int sendq_push(struct sendq *q, struct msg *m)
+int sendq_push_slice(struct sendq *q, struct msg *m, const char *data, size_t len)
 {
 	struct sendq_piece *p;
 
-	if (m->len == 0)
+	if (len == 0)
 		return 0; /* nothing to send; queued it would never be released */
-	if (q->bytes + m->len > q->max_bytes)
-		return -ENOBUFS;
 	if (q->count > 0) {
 		p = &q->ring[(q->head + q->count - 1) & (q->cap_slots - 1)];
-		if (p->owner == m->owner && p->data + p->len == m->data) {
-			p->len += m->len;
-			q->bytes += m->len;
+		if (p->owner == m->owner && p->data + p->len == data) {
+			if (q->cost + len > q->max_bytes)
+				return -ENOBUFS;
+			p->len += len;
+			q->bytes += len;
+			q->cost += len;
 			return 0;
 		}
 	}
+	if (q->cost + len + SENDQ_PIECE_COST > q->max_bytes)
+		return -ENOBUFS;
 	if (q->count == q->cap_slots && sendq_grow(q) < 0)
 		return -ENOMEM;
 	p = &q->ring[(q->head + q->count) & (q->cap_slots - 1)];
 	p->owner = msg_ref(m->owner);
-	p->data = m->data;
-	p->len = m->len;
+	p->data = data;
+	p->len = len;
 	q->count++;
-	q->bytes += m->len;
+	q->bytes += len;
+	q->cost += len + SENDQ_PIECE_COST;
 	return 0;
+}
+
+int sendq_push(struct sendq *q, struct msg *m)
+{
+	return sendq_push_slice(q, m, m->data, m->len);
+}
+
+int sendq_push_pieces(struct sendq *q, const struct sendq_pieces *l)
+{
+	if (q->cost + l->bytes + l->n * SENDQ_PIECE_COST > q->max_bytes)
+		return -ENOBUFS;
+	for (size_t i = 0; i < l->n; i++) {
+		int rc = sendq_push_slice(q, l->p[i].owner, l->p[i].data, l->p[i].len);
+		if (rc < 0)
+			return rc; /* -ENOMEM only: the bound was checked */
+	}
+	return 0;
+}
+
+int sendq_reserve(struct sendq *q, size_t n)
+{
+	if (q->cost + n > q->max_bytes)
+		return -ENOBUFS;
+	q->cost += n;
+	return 0;
+}
+
+void sendq_unreserve(struct sendq *q, size_t n)
+{
+	q->cost -= n;
+}
+
+int sendq_pieces_add(struct sendq_pieces **lp, struct msg *m, const char *data, size_t len)
+{
+	struct sendq_pieces *l = *lp;
+
+	if (l && l->n > 0) {
+		struct sendq_piece *p = &l->p[l->n - 1];
+		if (p->owner == m->owner && p->data + p->len == data) {
+			p->len += len; /* adjacent in one block: one piece */
+			l->bytes += len;
+			return 0;
+		}
+	}
+	if (!l || l->n == l->cap) {
+		size_t ncap = l ? l->cap * 2 : 16;
+		struct sendq_pieces *nl = realloc(l, sizeof(*nl) + ncap * sizeof(nl->p[0]));
+		if (!nl)
+			return -ENOMEM;
+		if (!l) {
+			nl->n = 0;
+			nl->bytes = 0;
+		}
+		nl->cap = ncap;
+		*lp = l = nl;
+	}
+	l->p[l->n++] = (struct sendq_piece){ msg_ref(m->owner), data, len };
+	l->bytes += len;
+	return 0;
+}
+
+void sendq_pieces_free(struct sendq_pieces *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		msg_unref(&l->p[i].owner);
+	free(l);
 }
 
 /* Release fully written pieces after a write of n bytes. */
 static void sendq_advance(struct sendq *q, size_t n)
 {
 	q->bytes -= n;
+	q->cost -= n;
+	q->sent += n;
 	while (n > 0) {
 		size_t left = q->ring[q->head].len - q->off;
 
@@ -91,6 +175,7 @@ static void sendq_advance(struct sendq *q, size_t n)
 		}
 		n -= left;
 		q->off = 0;
+		q->cost -= SENDQ_PIECE_COST;
 		msg_unref(&q->ring[q->head].owner);
 		q->head = (q->head + 1) & (q->cap_slots - 1);
 		q->count--;
@@ -100,8 +185,11 @@ static void sendq_advance(struct sendq *q, size_t n)
 int sendq_flush(struct sendq *q, int fd)
 {
 	struct iovec iov[SENDQ_IOV];
+	size_t written = 0;
 
 	while (q->count > 0) {
+		if (written >= SENDQ_FLUSH_BYTES)
+			return -EAGAIN; /* the rest next pass: others wait no longer */
 		size_t n = q->count < SENDQ_IOV ? q->count : SENDQ_IOV;
 		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = n };
 		ssize_t w;
@@ -121,6 +209,7 @@ int sendq_flush(struct sendq *q, int fd)
 			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 		}
 		sendq_advance(q, (size_t)w);
+		written += (size_t)w;
 	}
 	if (q->ring && q->cap_slots > 64) {
 		/* A burst is over: give the big ring back. */
@@ -139,6 +228,7 @@ void sendq_drop_unstarted(struct sendq *q)
 	while (q->count > keep) {
 		size_t tail = (q->head + q->count - 1) & (q->cap_slots - 1);
 		q->bytes -= q->ring[tail].len;
+		q->cost -= q->ring[tail].len + SENDQ_PIECE_COST;
 		msg_unref(&q->ring[tail].owner);
 		q->count--;
 	}

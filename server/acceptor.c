@@ -7,7 +7,15 @@
  * fd and id, and is dropped when the connection or the membership is gone,
  * so nothing arrives after LEFT_CHATROOM. SIGINT/SIGTERM/SIGHUP are blocked
  * in every thread and read here through a signalfd; SIGHUP and each loop
- * pass are handed to the daemon's hooks (reload, watchdog), on this thread. */
+ * pass are handed to the daemon's hooks (reload, watchdog), on this thread.
+ *
+ * Deliveries are applied in slices of ACC_APPLY_SLICE per loop pass, with
+ * the connections flushed in between, so a backlog reaches the members'
+ * queues no faster than they can be written to; each room's share is
+ * counted in its delivery_backlog, and a room over its bound stops reading
+ * its room port until this thread drains it. While more than
+ * ACC_HOLD_ENTRIES wait here, control requests (which may relay more) wait
+ * too. */
 #include "acceptor.h"
 #include "config.h"
 #include "conn.h"
@@ -26,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
@@ -34,6 +43,11 @@
 #define ACC_EVENTS 128
 #define ACC_STOP_FLUSH_MS 700 /* with the rooms' 700 ms: exit within 2 s */
 #define ACC_SWEEP_MS 500
+/* Deliveries applied per loop pass at most (~1 ms of work): then the
+ * queues are flushed and other events served. */
+#define ACC_APPLY_SLICE 16384
+/* Above this many deliveries waiting, control requests are not read. */
+#define ACC_HOLD_ENTRIES (4 * DELIVERY_BACKLOG_ENTRIES)
 
 struct acceptor {
 	const struct config *cfg;
@@ -50,10 +64,14 @@ struct acceptor {
 	struct conn *dirty;    /* conns with output queued this pass */
 	int emfile_logged;
 	uint64_t next_sweep_ms;
-	struct iptable *ips;   /* connections per client address */
+	struct iptable *ips;   /* per address: connections and buckets (shared with rooms) */
 	struct room **retiring; /* rooms asked to stop, not yet joined */
 	size_t nretiring, retiring_cap;
 	struct throttle_list throttled; /* conns out of tokens */
+	struct quiet_list quiet;        /* conns holding part of a request */
+	struct mail *pend_head, *pend_tail; /* batches taken from mbox, in order */
+	long pend_entries;     /* their deliveries not yet applied */
+	int input_held;        /* pend_entries over ACC_HOLD_ENTRIES: read no requests */
 	struct acceptor_hooks hooks;    /* all NULL unless the daemon sets them */
 };
 
@@ -73,11 +91,12 @@ int delivery_add(struct delivery_batch **bp, struct msg *m, int fd, uint64_t con
 		if (!nb)
 			return -ENOMEM;
 		if (!b)
-			nb->n = 0;
+			*nb = (struct delivery_batch){ .n = 0 };
 		nb->cap = ncap;
 		*bp = b = nb;
 	}
 	b->d[b->n++] = (struct delivery){ msg_ref(m), fd, conn_id, join_id, ack };
+	b->bytes += m->len;
 	return 0;
 }
 
@@ -85,10 +104,8 @@ struct delivery_batch *delivery_batch_create(size_t cap)
 {
 	struct delivery_batch *b = malloc(sizeof(*b) + cap * sizeof(b->d[0]));
 
-	if (b) {
-		b->n = 0;
-		b->cap = cap;
-	}
+	if (b)
+		*b = (struct delivery_batch){ .cap = cap };
 	return b;
 }
 
@@ -98,12 +115,90 @@ void delivery_free(struct delivery_batch *b)
 		return;
 	for (size_t i = 0; i < b->n; i++)
 		msg_unref(&b->d[i].msg);
+	sendq_pieces_free(b->pieces);
+	delivery_backlog_unref(b->bl);
 	free(b);
 }
 
-void acceptor_deliver(struct acceptor *acc, struct delivery_batch *b)
+void acceptor_deliver(struct acceptor *acc, struct delivery_batch *b, struct delivery_backlog *bl)
 {
+	if (bl) {
+		atomic_fetch_add(&bl->refs, 1);
+		b->bl = bl;
+		atomic_fetch_add(&bl->entries, (long)b->n);
+		atomic_fetch_add(&bl->bytes, (long)b->bytes);
+	}
 	mailbox_post(&acc->mbox, &b->mail);
+}
+
+/* ---- backlog counters (a room and the acceptor) ---- */
+
+struct delivery_backlog *delivery_backlog_create(void)
+{
+	struct delivery_backlog *bl = calloc(1, sizeof(*bl));
+
+	if (!bl)
+		return NULL;
+	bl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (bl->efd < 0) {
+		free(bl);
+		return NULL;
+	}
+	atomic_init(&bl->refs, 1);
+	return bl;
+}
+
+void delivery_backlog_unref(struct delivery_backlog *bl)
+{
+	if (bl && atomic_fetch_sub(&bl->refs, 1) == 1) {
+		close(bl->efd);
+		free(bl);
+	}
+}
+
+int delivery_backlog_over(struct delivery_backlog *bl, size_t more_entries, size_t more_bytes)
+{
+	return atomic_load(&bl->entries) + (long)more_entries > DELIVERY_BACKLOG_ENTRIES ||
+	       atomic_load(&bl->bytes) + (long)more_bytes > DELIVERY_BACKLOG_BYTES;
+}
+
+static int backlog_low(struct delivery_backlog *bl)
+{
+	return atomic_load(&bl->entries) <= DELIVERY_BACKLOG_ENTRIES / 2 &&
+	       atomic_load(&bl->bytes) <= DELIVERY_BACKLOG_BYTES / 2;
+}
+
+int delivery_backlog_hold(struct delivery_backlog *bl)
+{
+	atomic_store(&bl->held, 1);
+	/* The acceptor may have drained it before seeing the flag: then
+	 * whoever clears the flag first decides (no wake-up is lost). */
+	if (backlog_low(bl) && atomic_exchange(&bl->held, 0) == 1)
+		return 0;
+	return 1;
+}
+
+int delivery_backlog_released(struct delivery_backlog *bl)
+{
+	uint64_t n;
+
+	if (read(bl->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("backlog wake-up: read: %s", strerror(errno));
+	return atomic_load(&bl->held) == 0;
+}
+
+/* Acceptor: n deliveries of bytes frame bytes of bl's room were applied. */
+static void backlog_applied(struct delivery_backlog *bl, size_t n, size_t bytes)
+{
+	uint64_t one = 1;
+
+	if (!bl)
+		return;
+	atomic_fetch_sub(&bl->entries, (long)n);
+	atomic_fetch_sub(&bl->bytes, (long)bytes);
+	if (atomic_load(&bl->held) && backlog_low(bl) && atomic_exchange(&bl->held, 0) == 1 &&
+	    write(bl->efd, &one, sizeof(one)) < 0)
+		log_warn("backlog wake-up: write: %s", strerror(errno));
 }
 
 /* ---- connections ---- */
@@ -131,7 +226,7 @@ static void begin_close(struct acceptor *acc, struct conn *c, int cut_off)
 static void destroy_conn(struct acceptor *acc, struct conn *c)
 {
 	throttle_remove(&acc->throttled, c);
-	iptable_add(acc->ips, c->peer, -1);
+	quiet_remove(&acc->quiet, c);
 	if (acc->rooms_stopped)
 		control_forget_memberships(c);
 	else
@@ -186,6 +281,39 @@ static void shed_one(struct acceptor *acc, int err)
 	acc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* Count a new connection from peer against its address's limits, or
+ * refuse it (error 7 over max_clients_per_ip, 9 over connect_rate_per_ip):
+ * room threads do the same for their ports. Returns the entry or NULL
+ * (fd closed). Any thread. */
+struct ip_entry *acceptor_admit(struct iptable *ips, const struct config *cfg, int fd,
+				const char *peer, const char *where)
+{
+	struct ip_entry *e = NULL;
+	int log_it;
+
+	switch (iptable_open(ips, peer, conn_clock_ms(), &e, &log_it)) {
+	case IP_OK:
+		return e;
+	case IP_TOO_MANY:
+		if (log_it)
+			log_warn("%s: %s refused: max_clients_per_ip (%ld) reached", where, peer,
+				 cfg->max_clients_per_ip);
+		conn_refuse(fd, PROTO_E_SERVER_FULL, "too many connections from your address");
+		return NULL;
+	case IP_TOO_FAST:
+		if (log_it)
+			log_warn("%s: %s refused: over connect_rate_per_ip (%ld/s, %ld)", where, peer,
+				 cfg->connect_rate_per_ip, cfg->connect_burst_per_ip);
+		conn_refuse(fd, PROTO_E_RATE, "too many connections from your address: slow down");
+		return NULL;
+	case IP_NOMEM:
+		break;
+	}
+	log_error("%s: %s refused: out of memory", where, peer);
+	close(fd);
+	return NULL;
+}
+
 static void accept_all(struct acceptor *acc)
 {
 	char peer[NET_ADDRSTRLEN];
@@ -194,7 +322,7 @@ static void accept_all(struct acceptor *acc)
 	/* A bounded number per pass, so established clients are served too. */
 	for (int i = 0; i < 64; i++) {
 		struct conn *c;
-		long per_ip;
+		struct ip_entry *e;
 
 		fd = net_accept(acc->lfd, peer, sizeof(peer));
 		if (fd == -EMFILE || fd == -ENFILE) {
@@ -212,23 +340,22 @@ static void accept_all(struct acceptor *acc)
 			conn_refuse(fd, PROTO_E_SERVER_FULL, "server full");
 			continue;
 		}
-		per_ip = iptable_add(acc->ips, peer, 1);
-		if (per_ip > acc->cfg->max_clients_per_ip) {
-			iptable_add(acc->ips, peer, -1);
-			log_warn("acceptor: %s refused: max_clients_per_ip (%ld) reached", peer,
-				 acc->cfg->max_clients_per_ip);
-			conn_refuse(fd, PROTO_E_SERVER_FULL, "too many connections from your address");
+		e = acceptor_admit(acc->ips, acc->cfg, fd, peer, "acceptor");
+		if (!e)
 			continue;
+		c = conn_create(fd, peer, acc->cfg);
+		if (c) {
+			c->ipt = acc->ips;
+			c->ipe = e;
 		}
-		c = per_ip > 0 ? conn_create(fd, peer, acc->cfg) : NULL;
 		if (!c || track_conn(acc, c) < 0) {
 			log_error("acceptor: %s refused: out of memory", peer);
-			if (per_ip > 0)
-				iptable_add(acc->ips, peer, -1);
-			if (c)
+			if (c) {
 				conn_destroy(c);
-			else
+			} else {
+				iptable_close(acc->ips, e, conn_clock_ms());
 				close(fd);
+			}
 			continue;
 		}
 		log_debug("acceptor: connection from %s (fd %d)", peer, fd);
@@ -279,7 +406,7 @@ static int on_halted(void *arg)
  * waiting for its room), runs out of tokens, or closes. */
 static void process_input(struct acceptor *acc, struct conn *c)
 {
-	const struct conn_handler h = { on_request, on_reject, on_halted, acc };
+	const struct conn_handler h = { on_request, on_reject, on_halted, acc, &acc->quiet };
 
 	conn_process(c, acc->cfg, &acc->throttled, &h);
 	if (c->closing)
@@ -303,35 +430,89 @@ static void serve_input(struct acceptor *acc, struct conn *c)
 	process_input(acc, c);
 }
 
-static void apply_deliveries(struct acceptor *acc)
+/* Move the batches the rooms posted to the local queue (in order). */
+static void take_deliveries(struct acceptor *acc)
 {
 	struct mail *all = mailbox_take_all(&acc->mbox), *next;
 
 	for (; all; all = next) {
-		struct delivery_batch *b = (struct delivery_batch *)all;
 		next = all->next;
-		for (size_t i = 0; i < b->n; i++) {
-			struct delivery *d = &b->d[i];
-			struct conn *c = (size_t)d->fd < acc->conns_cap ? acc->conns[d->fd] : NULL;
+		all->next = NULL;
+		if (acc->pend_tail)
+			acc->pend_tail->next = all;
+		else
+			acc->pend_head = all;
+		acc->pend_tail = all;
+		acc->pend_entries += (long)((struct delivery_batch *)all)->n;
+	}
+}
 
-			if (!c || c->id != d->conn_id || c->closing)
-				continue; /* gone */
-			if (!d->ack && !conn_membership(c, d->join_id) && c->leaving_id != d->join_id)
-				continue; /* left the room since */
-			if (conn_queue(c, d->msg) < 0) {
-				log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
-				begin_close(acc, c, 1);
-				continue;
-			}
-			mark_dirty(acc, c);
-			if (d->ack) {
-				/* The LEAVE is answered: go on with its next requests. */
-				c->paused = 0;
-				c->leaving_id = 0;
-				process_input(acc, c);
-			}
+/* The answer to c's HISTORY: its pieces go into the space reserved for
+ * them; c reads on once they are written (flush_dirty). */
+static void apply_history(struct acceptor *acc, struct conn *c, struct delivery_batch *b)
+{
+	sendq_unreserve(&c->out, b->reserved);
+	c->history_wait = 0;
+	if (b->pieces && sendq_push_pieces(&c->out, b->pieces) == 0) {
+		c->history_wait = 2;
+		c->history_mark = c->out.sent + c->out.bytes;
+	} else {
+		log_error("acceptor: %s: out of memory answering a HISTORY request", c->peer);
+		control_reply_error(c, PROTO_E_SERVER, "out of memory");
+		c->paused = 0;
+		process_input(acc, c);
+	}
+	mark_dirty(acc, c);
+}
+
+static void apply_one(struct acceptor *acc, struct delivery_batch *b, struct delivery *d)
+{
+	struct conn *c = (size_t)d->fd < acc->conns_cap ? acc->conns[d->fd] : NULL;
+
+	if (!c || c->id != d->conn_id || c->closing)
+		return; /* gone */
+	if (d->ack == DELIVERY_HISTORY) {
+		apply_history(acc, c, b);
+		return;
+	}
+	if (d->ack == DELIVERY_RELAY && !conn_membership(c, d->join_id) && c->leaving_id != d->join_id)
+		return; /* left the room since */
+	if (conn_queue(c, d->msg) < 0) {
+		log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
+		begin_close(acc, c, 1);
+		return;
+	}
+	mark_dirty(acc, c);
+	if (d->ack == DELIVERY_LEAVE) {
+		/* The LEAVE is answered: go on with its next requests. */
+		c->paused = 0;
+		c->leaving_id = 0;
+		process_input(acc, c);
+	}
+}
+
+/* Apply up to budget deliveries, oldest first; a batch may be left half
+ * applied for the next pass. */
+static void apply_deliveries(struct acceptor *acc, size_t budget)
+{
+	while (acc->pend_head && budget > 0) {
+		struct delivery_batch *b = (struct delivery_batch *)acc->pend_head;
+		size_t start = b->done, end = b->n - start > budget ? start + budget : b->n, bytes = 0;
+
+		for (size_t i = start; i < end; i++) {
+			bytes += b->d[i].msg ? b->d[i].msg->len : 0;
+			apply_one(acc, b, &b->d[i]);
 		}
-		delivery_free(b);
+		b->done = end;
+		budget -= end - start;
+		acc->pend_entries -= (long)(end - start);
+		backlog_applied(b->bl, end - start, bytes);
+		if (b->done == b->n) {
+			acc->pend_head = b->mail.next;
+			if (!acc->pend_head)
+				acc->pend_tail = NULL;
+			delivery_free(b);
+		}
 	}
 }
 
@@ -339,14 +520,23 @@ static void apply_deliveries(struct acceptor *acc)
  * everything it got. */
 static void flush_dirty(struct acceptor *acc)
 {
-	struct conn *c = acc->dirty, *next;
+	while (acc->dirty) {
+		struct conn *c = acc->dirty, *next;
 
-	acc->dirty = NULL;
-	for (; c; c = next) {
-		next = c->next_dirty;
-		c->dirty = 0;
-		if (conn_flush(c, acc->epfd))
-			destroy_conn(acc, c);
+		acc->dirty = NULL;
+		for (; c; c = next) {
+			next = c->next_dirty;
+			c->dirty = 0;
+			if (conn_flush(c, acc->epfd)) {
+				destroy_conn(acc, c);
+			} else if (c->history_wait == 2 && c->out.sent >= c->history_mark) {
+				/* Its HISTORY reply is out: the next request
+				 * (marks it dirty again, hence the outer loop). */
+				c->history_wait = 0;
+				c->paused = 0;
+				process_input(acc, c);
+			}
+		}
 	}
 }
 
@@ -369,13 +559,13 @@ static void handle_event(struct acceptor *acc, struct epoll_event *ev)
 			log_info("acceptor: SIGHUP: nothing to reload here");
 		}
 	} else if (ev->data.ptr == &mailbox_marker) {
-		apply_deliveries(acc);
+		take_deliveries(acc);
 	} else {
 		if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 			mark_dirty(acc, c);
 		if ((c->paused || c->throttled) && (ev->events & (EPOLLHUP | EPOLLERR)))
 			begin_close(acc, c, 1); /* gone while waiting */
-		else if (!c->closing && !c->paused && !c->throttled &&
+		else if (!c->closing && !c->paused && !c->throttled && !acc->input_held &&
 			 (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 			serve_input(acc, c);
 	}
@@ -425,6 +615,28 @@ int acceptor_send(struct acceptor *acc, struct conn *c, struct msg *m)
 	return 0;
 }
 
+int acceptor_history(struct acceptor *acc, struct conn *c, struct room *room, long join_id)
+{
+	size_t cost = room_history_cost(room);
+	int rc;
+
+	(void)acc;
+	if (cost > c->out.max_bytes)
+		return -E2BIG;
+	if (sendq_reserve(&c->out, cost) < 0)
+		return -ENOBUFS;
+	rc = room_history(room, join_id, c->fd, c->id, cost);
+	if (rc < 0) {
+		sendq_unreserve(&c->out, cost);
+		return rc;
+	}
+	/* One HISTORY in flight per connection: the next request waits for
+	 * this reply to be written (TCP slows a pipelining client). */
+	c->paused = 1;
+	c->history_wait = 1;
+	return 0;
+}
+
 int acceptor_retire_room(struct acceptor *acc, struct room *room)
 {
 	if (acc->nretiring == acc->retiring_cap) {
@@ -468,7 +680,8 @@ static void stop_rooms(struct acceptor *acc)
 	registry_each_room(acc->reg, room_stop_cb, NULL);
 	reap_rooms(acc, 1);
 	acc->rooms_stopped = 1;
-	apply_deliveries(acc);
+	take_deliveries(acc);
+	apply_deliveries(acc, (size_t)-1);
 }
 
 /* Stop the rooms (each flushes its own connections), deliver what they
@@ -511,9 +724,25 @@ static void resume_throttled(struct acceptor *acc)
 	}
 }
 
-/* Retired rooms whose thread is done, then deadlines: closing connections that did not take their last bytes, and
- * connections in no room that sent no request for idle_timeout. Runs with
- * the dirty list empty. */
+/* Connections whose partial request saw no byte for end_quiet_ms: a request
+ * complete but for its terminator ends there (SPEC §2.4, lab-era clients). */
+static void finish_quiet(struct acceptor *acc)
+{
+	const struct conn_handler h = { on_request, on_reject, on_halted, acc, &acc->quiet };
+	struct conn *c = quiet_take_due(&acc->quiet, conn_clock_ms()), *next;
+
+	for (; c; c = next) {
+		next = c->next_quiet;
+		conn_finish_quiet(c, acc->cfg, &acc->throttled, &h);
+		if (c->closing)
+			begin_close(acc, c, 0);
+		mark_dirty(acc, c);
+	}
+}
+
+/* Retired rooms whose thread is done, then deadlines: closing connections
+ * that did not take their last bytes, and connections in no room that sent
+ * no request for idle_timeout. Runs with the dirty list empty. */
 static void sweep(struct acceptor *acc)
 {
 	uint64_t now = conn_clock_ms(), idle_ms = (uint64_t)acc->cfg->idle_timeout * 1000;
@@ -550,16 +779,22 @@ static void sweep(struct acceptor *acc)
 int acceptor_step(struct acceptor *acc, int timeout_ms)
 {
 	struct epoll_event evs[ACC_EVENTS];
-	int wait = throttle_timeout(&acc->throttled, conn_clock_ms(), timeout_ms);
-	int n = epoll_wait(acc->epfd, evs, ACC_EVENTS, wait);
+	/* Deliveries left over from the last slice: do not sleep. */
+	int wait = acc->pend_head ? 0 : throttle_timeout(&acc->throttled, conn_clock_ms(), timeout_ms);
+	int n = epoll_wait(acc->epfd, evs, ACC_EVENTS, quiet_timeout(&acc->quiet, conn_clock_ms(), wait));
 
 	if (n < 0 && errno != EINTR) {
 		log_error("acceptor: epoll_wait: %s", strerror(errno));
 		return -1;
 	}
+	/* Requests wait while a large backlog does; ready ones are seen
+	 * again next pass (level-triggered). */
+	acc->input_held = acc->pend_entries > ACC_HOLD_ENTRIES;
 	for (int i = 0; i < n; i++)
 		handle_event(acc, &evs[i]);
+	apply_deliveries(acc, ACC_APPLY_SLICE);
 	resume_throttled(acc);
+	finish_quiet(acc);
 	flush_dirty(acc);
 	sweep(acc);
 	return acc->stop ? 1 : 0;
@@ -586,22 +821,34 @@ int acceptor_run(struct acceptor *acc)
 
 struct conn *acceptor_adopt(struct acceptor *acc, int fd, const char *peer)
 {
+	struct ip_entry *e = NULL;
 	struct conn *c;
+	int log_it;
 
-	if (iptable_add(acc->ips, peer, 1) <= 0) {
+	if (iptable_open(acc->ips, peer, conn_clock_ms(), &e, &log_it) != IP_OK) {
 		close(fd);
 		return NULL;
 	}
 	c = conn_create(fd, peer, acc->cfg);
+	if (c) {
+		c->ipt = acc->ips;
+		c->ipe = e;
+	}
 	if (!c || track_conn(acc, c) < 0) {
-		iptable_add(acc->ips, peer, -1);
-		if (c)
+		if (c) {
 			conn_destroy(c);
-		else
+		} else {
+			iptable_close(acc->ips, e, conn_clock_ms());
 			close(fd);
+		}
 		return NULL;
 	}
 	return c;
+}
+
+struct iptable *acceptor_iptable(struct acceptor *acc)
+{
+	return acc->ips;
 }
 
 static int add_fd(struct acceptor *acc, int fd, void *marker)
@@ -638,7 +885,7 @@ struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg,
 	acc->cfg = cfg;
 	acc->reg = reg;
 	acc->lfd = acc->epfd = acc->sigfd = acc->spare_fd = -1;
-	acc->ips = iptable_create();
+	acc->ips = iptable_create(cfg);
 	if (!acc->ips || mailbox_init(&acc->mbox) < 0) {
 		iptable_destroy(acc->ips);
 		free(acc);

@@ -1,7 +1,9 @@
 /* conn.c - the state of one client socket. Everything here runs on the
- * conn's owner thread only, so nothing is locked. */
+ * conn's owner thread only, so nothing is locked here (the per-address
+ * table takes its own lock). */
 #include "conn.h"
 #include "config.h"
+#include "iptable.h"
 #include "log.h"
 #include "msg.h"
 
@@ -41,11 +43,72 @@ void conn_begin_close(struct conn *c, int cut_off)
 	}
 }
 
+/* Slow c down for wait_ms: it handles nothing more and is not read until
+ * then, so TCP back-pressure slows the sender and nothing is dropped. */
+static void throttle(struct conn *c, struct throttle_list *throttled, long wait, long rate,
+		     long burst, const char *whose)
+{
+	if (!c->throttle_logged) {
+		c->throttle_logged = 1; /* once, not once a request */
+		log_info("%s is over %s rate/burst (%ld/s, %ld): slowed down", c->peer, whose, rate,
+			 burst);
+	}
+	throttle_add(throttled, c, wait);
+}
+
+/* Charge one handled request to c and to its address; the next one waits
+ * for the later of the two debts. */
+static void charge_request(struct conn *c, const struct config *cfg, struct throttle_list *throttled)
+{
+	uint64_t now = conn_clock_ms();
+	long wait = conn_take_token(c, cfg, now);
+	long ip_wait = c->ipe ? iptable_request_charge(c->ipt, c->ipe, now) : 0;
+
+	if (ip_wait > wait)
+		throttle(c, throttled, ip_wait, cfg->rate_per_ip, cfg->burst_per_ip, "its address's");
+	else if (wait > 0)
+		throttle(c, throttled, wait, cfg->rate, cfg->burst, "its");
+}
+
+/* Hand a complete request to the owner and charge it to c's bucket. */
+static void handle_message(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
+			   const struct conn_handler *h, const struct proto_msg *pm)
+{
+	unsigned long ignored = c->parser.ignored;
+
+	if (ignored != c->ignored_logged) {
+		c->ignored_logged = ignored; /* debug only: lab-era clients do this */
+		log_debug("%s: request with unknown fields (ignored, %lu so far)", c->peer, ignored);
+	}
+	h->request(h->arg, c, pm);
+	charge_request(c, cfg, throttled); /* the next request waits */
+}
+
+/* c stopped parsing for want of bytes while holding some: give it a quiet
+ * deadline (one per connection, from its last read). */
+static void quiet_arm(struct quiet_list *l, struct conn *c, const struct config *cfg)
+{
+	c->quiet_ms = c->read_ms + (uint64_t)cfg->end_quiet_ms;
+	if (!c->on_quiet) {
+		c->on_quiet = 1;
+		c->next_quiet = l->head;
+		l->head = c;
+	}
+}
+
 void conn_process(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
 		  const struct conn_handler *h)
 {
 	size_t off = 0;
+	int need_more = 0;
+	int handled = 0;
 
+	/* Another connection of the address may have run up its debt. */
+	if (c->ipe && !c->closing && !c->throttled && c->in.len > 0) {
+		long wait = iptable_request_wait(c->ipt, c->ipe, conn_clock_ms());
+		if (wait > 0)
+			throttle(c, throttled, wait, cfg->rate_per_ip, cfg->burst_per_ip, "its address's");
+	}
 	while (!c->closing && !c->paused && !c->throttled && c->in.len > off &&
 	       !(h->halted && h->halted(h->arg))) {
 		struct proto_msg pm;
@@ -54,26 +117,102 @@ void conn_process(struct conn *c, const struct config *cfg, struct throttle_list
 		int fatal;
 		enum proto_status st = proto_parse(&c->parser, c->in.data + off, c->in.len - off,
 						   &pm, &used, &err, &fatal);
-		if (st == PROTO_MESSAGE) {
-			long wait;
-			h->request(h->arg, c, &pm);
-			wait = conn_take_token(c, cfg, conn_clock_ms());
-			if (wait > 0) {
-				if (!c->throttle_logged) {
-					c->throttle_logged = 1; /* once, not once a request */
-					log_info("%s is over rate/burst (%ld/s, %ld): slowed down",
-						 c->peer, cfg->rate, cfg->burst);
-				}
-				throttle_add(throttled, c, wait); /* the next request waits */
-			}
-		}
+		if (st == PROTO_MESSAGE)
+			handle_message(c, cfg, throttled, h, &pm);
 		off += used;
 		if (st == PROTO_ERROR)
 			h->reject(h->arg, c, err, fatal);
-		if (st == PROTO_NEED_MORE)
+		if (st == PROTO_NEED_MORE) {
+			need_more = 1;
 			break;
+		}
+		if (++handled == CONN_PASS_REQUESTS && c->in.len > off && !c->closing && !c->paused &&
+		    !c->throttled) {
+			/* Enough for one pass: the rest waits for the next
+			 * (its owner resumes it at once), others go first. */
+			throttle_add(throttled, c, 0);
+			break;
+		}
 	}
 	buf_consume(&c->in, off);
+	/* The only cost for a client that terminates its requests: this test. */
+	c->quiet_ms = 0;
+	if (need_more && c->in.len > 0 && h->quiet && cfg->end_quiet_ms > 0 && !c->closing)
+		quiet_arm(h->quiet, c, cfg);
+}
+
+void conn_finish_quiet(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
+		       const struct conn_handler *h)
+{
+	struct proto_msg pm;
+	size_t used = 0;
+
+	/* Paused, throttled or closing: the bytes wait for conn_process, which
+	 * gives a new deadline. */
+	if (c->closing || c->paused || c->throttled || c->in.len == 0 ||
+	    (h->halted && h->halted(h->arg)))
+		return;
+	if (buf_reserve(&c->in, 1) <= 0) /* proto_finish's NUL after the last byte */
+		return;
+	if (proto_finish(&c->parser, c->in.data, c->in.len, &pm, &used) == PROTO_MESSAGE) {
+		log_debug("%s: request ended by %ld ms of quiet", c->peer, cfg->end_quiet_ms);
+		handle_message(c, cfg, throttled, h, &pm);
+	}
+	buf_consume(&c->in, used);
+}
+
+void quiet_remove(struct quiet_list *l, struct conn *c)
+{
+	struct conn **pp = &l->head;
+
+	if (!c->on_quiet)
+		return;
+	while (*pp && *pp != c)
+		pp = &(*pp)->next_quiet;
+	if (*pp)
+		*pp = c->next_quiet;
+	c->on_quiet = 0;
+}
+
+struct conn *quiet_take_due(struct quiet_list *l, uint64_t now)
+{
+	struct conn **pp = &l->head, *due = NULL;
+
+	while (*pp) {
+		struct conn *c = *pp;
+		if (c->quiet_ms == 0 || c->quiet_ms <= now) {
+			*pp = c->next_quiet;
+			c->on_quiet = 0;
+			if (c->quiet_ms != 0) {
+				c->quiet_ms = 0;
+				c->next_quiet = due;
+				due = c;
+			}
+		} else {
+			pp = &c->next_quiet;
+		}
+	}
+	return due;
+}
+
+int quiet_timeout(struct quiet_list *l, uint64_t now, int dflt)
+{
+	struct conn **pp = &l->head;
+	long best = dflt;
+
+	while (*pp) {
+		struct conn *c = *pp;
+		if (c->quiet_ms == 0) { /* completed since: drop it */
+			*pp = c->next_quiet;
+			c->on_quiet = 0;
+			continue;
+		}
+		long left = c->quiet_ms > now ? (long)(c->quiet_ms - now) : 0;
+		if (best < 0 || left < best)
+			best = left;
+		pp = &c->next_quiet;
+	}
+	return (int)best;
 }
 
 int conn_request_overdue(struct conn *c, const struct config *cfg, uint64_t now)
@@ -165,7 +304,7 @@ struct conn *conn_create(int fd, const char *peer, const struct config *cfg)
 	if (!c)
 		return NULL;
 	c->fd = fd;
-	c->since_ms = c->active_ms = c->refill_ms = conn_clock_ms();
+	c->since_ms = c->active_ms = c->read_ms = c->refill_ms = conn_clock_ms();
 	c->tokens = cfg->burst * 1000;
 	c->id = atomic_fetch_add_explicit(&next_conn_id, 1, memory_order_relaxed);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
@@ -190,6 +329,8 @@ void conn_destroy(struct conn *c)
 {
 	if (!c)
 		return;
+	if (c->ipe)
+		iptable_close(c->ipt, c->ipe, conn_clock_ms());
 	close(c->fd);
 	buf_fini(&c->in);
 	sendq_fini(&c->out);
@@ -212,7 +353,8 @@ long conn_read(struct conn *c)
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	c->in.len += (size_t)n;
-	return n; /* bytes are not activity: active_ms counts requests */
+	c->read_ms = conn_clock_ms(); /* for the quiet period; active_ms counts requests */
+	return n;
 }
 
 int conn_flush(struct conn *c, int epfd)

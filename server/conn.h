@@ -14,6 +14,8 @@
 #include "sendq.h"
 
 struct config;
+struct iptable;
+struct ip_entry;
 struct msg;
 struct room;
 struct room_event;
@@ -42,15 +44,26 @@ struct conn {
 	uint64_t since_ms;           /* accepted, or (closing) when closing began */
 	uint64_t active_ms;          /* accepted, or last request handled (idle_timeout):
 				      * not bytes, blank lines or refused input */
+	uint64_t read_ms;            /* last bytes received: the quiet period runs from it */
 	uint64_t partial_ms;         /* when the pending partial request began; 0: none */
 	/* token bucket (requests), in thousandths of a request */
 	long tokens;
 	uint64_t refill_ms;
 	int throttled;               /* bucket empty: not read until resume_ms */
+	/* the address's entry (connection count, shared buckets), set by the
+	 * owner once iptable_open() counted it; NULL: not counted */
+	struct iptable *ipt;
+	struct ip_entry *ipe;
 	int throttle_logged;         /* its first throttling was logged */
 	uint64_t resume_ms;
 	struct conn *next_throttled;
 	struct conn *next_dirty;
+	/* end_quiet_ms (SPEC §2.4): when the bytes held of an unfinished request
+	 * may be ended by the quiet period; 0: nothing to end */
+	uint64_t quiet_ms;
+	int on_quiet;                /* on its owner's quiet list */
+	unsigned long ignored_logged; /* parser.ignored when last logged */
+	struct conn *next_quiet;
 	/* control connections: it used an extension request, so it may be sent
 	 * extension frames it did not ask for (private messages) */
 	int ext;
@@ -58,6 +71,11 @@ struct conn {
 	 * order, before the next request of this connection is handled */
 	int paused;
 	long leaving_id;             /* its deliveries still pass meanwhile */
+	/* control connections: a HISTORY pauses it too, until its reply is
+	 * queued (1: waiting for the room) and written (2: until out.sent
+	 * reaches history_mark) */
+	int history_wait;
+	unsigned long long history_mark;
 	/* control connections: memberships, at most max_rooms_per_client */
 	struct membership *ms;
 	size_t nms;
@@ -100,6 +118,25 @@ struct conn *throttle_take_due(struct throttle_list *l, uint64_t now);
  * dflt (which may be -1: none). */
 int throttle_timeout(const struct throttle_list *l, uint64_t now, int dflt);
 
+/* The connections of one thread holding part of a request when they last
+ * read: each may be ended by the quiet period (cfg->end_quiet_ms after its
+ * last byte). One deadline per connection, set only when a read leaves
+ * bytes of an unfinished request; connections whose reads end at a request
+ * boundary are never on it. Entries whose request completed meanwhile
+ * (quiet_ms back to 0) are dropped lazily by the next quiet_timeout. */
+struct quiet_list {
+	struct conn *head;
+};
+
+/* Forget c (it is being destroyed). */
+void quiet_remove(struct quiet_list *l, struct conn *c);
+/* Unlink and return the connections whose quiet period is over (chained by
+ * next_quiet, their quiet_ms cleared). */
+struct conn *quiet_take_due(struct quiet_list *l, uint64_t now);
+/* The epoll timeout that wakes the thread for the next quiet deadline: at
+ * most dflt (which may be -1: none). Drops stale entries. */
+int quiet_timeout(struct quiet_list *l, uint64_t now, int dflt);
+
 /* What the owner of a conn does with its requests (see conn_process). */
 struct conn_handler {
 	/* a complete request */
@@ -109,14 +146,27 @@ struct conn_handler {
 	/* optional: nonzero when no further request may be handled at all */
 	int (*halted)(void *arg);
 	void *arg;
+	/* optional: where c waits for its quiet period (NULL: never ended by one) */
+	struct quiet_list *quiet;
 };
 
 /* Handle the complete requests buffered for c, in order, each charged to
- * its token bucket, until c closes, pauses, runs out of tokens (then it
- * joins throttled and the caller stops reading it) or h->halted() says so.
- * Discards the bytes handled. Owner thread only. */
+ * its token bucket and to its address's (c->ipe), until c closes, pauses,
+ * runs out of tokens (then it joins throttled and the caller stops reading
+ * it) or h->halted() says so. Nothing is handled while the address is in
+ * debt, whichever of its connections ran it up. At most CONN_PASS_REQUESTS
+ * per call: then c joins throttled with no wait, so its owner handles the
+ * rest next pass, after the other connections. Discards the bytes handled.
+ * Owner thread only. */
+#define CONN_PASS_REQUESTS 32
 void conn_process(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
 		  const struct conn_handler *h);
+
+/* c's quiet period is over (taken from quiet_take_due): if the bytes it
+ * holds are a request complete but for its terminator, handle it as
+ * conn_process would (proto_finish). Owner thread only. */
+void conn_finish_quiet(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
+		       const struct conn_handler *h);
 
 /* Is c's pending partial request older than cfg->request_timeout? Keeps
  * track of when one began (bytes in the read buffer with no complete
@@ -128,7 +178,7 @@ struct conn *conn_create(int fd, const char *peer, const struct config *cfg);
 /* Tell a client we cannot take it, without waiting on it, and close fd. */
 void conn_refuse(int fd, enum proto_err err, const char *detail);
 
-/* Close the socket and free everything. */
+/* Close the socket and free everything; uncount it from its address. */
 void conn_destroy(struct conn *c);
 
 /* Read what the socket has (one read, bounded by the buffer cap). Returns

@@ -9,6 +9,7 @@
 #include "acceptor.h"
 #include "config.h"
 #include "conn.h"
+#include "iptable.h"
 #include "log.h"
 #include "msg.h"
 #include "net.h"
@@ -18,6 +19,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -88,15 +90,73 @@ static void remember_room(struct control *ctl, const char *name, long ref)
 	store_put_room(registry_store(ctl->reg), &sr);
 }
 
+static void forget_stored_room(const struct room_info *info, void *arg)
+{
+	struct control *ctl = arg;
+
+	store_forget_room(registry_store(ctl->reg), info->ref);
+	log_info("room %s (ref %ld) forgotten: dormant too long or too many dormant rooms",
+		 info->name, info->ref);
+}
+
+/* Apply the dormant bounds (dormant_room_ttl, max_dormant_rooms) before a
+ * request looks at rooms, so no request sees a room past them. O(number
+ * forgotten): the oldest dormant room is first in line. */
+static void trim_dormant(struct control *ctl)
+{
+	registry_trim_dormant(ctl->reg, (int64_t)time(NULL), forget_stored_room, ctl);
+}
+
+/* Room ref (created on demand) has no members left and its thread is
+ * retiring. It stays dormant, to come back with its history on the next
+ * JOIN, only when it has history to come back with: a member's message was
+ * kept (the room's flag, set when the message was handed to the room, or
+ * the registry's, sticky across its dormant periods) and a database keeps
+ * it (without one, history ends with the thread). Otherwise it is
+ * forgotten at once, here and in the store; its ref is not reused. */
+static void room_emptied(struct control *ctl, const struct room_info *info, struct room *room)
+{
+	int history = info->history_seen || room_has_history(room);
+
+	if (history && registry_store(ctl->reg)) {
+		registry_mark_history(ctl->reg, info->ref);
+		registry_set_room(ctl->reg, info->ref, NULL, 0);
+		log_info("room %s closed: no members left; dormant", info->name);
+		trim_dormant(ctl);
+		return;
+	}
+	registry_set_room(ctl->reg, info->ref, NULL, 0);
+	registry_forget(ctl->reg, info->ref);
+	store_forget_room(registry_store(ctl->reg), info->ref);
+	log_info("room %s closed: no members left and no history; forgotten (ref %ld retired)",
+		 info->name, info->ref);
+}
+
+/* Retire room ref's thread if it is on demand and empty (the last member
+ * left, or a join into a room just opened failed). */
+static void close_if_empty(struct control *ctl, long ref, struct room *room)
+{
+	struct room_info info;
+
+	if (registry_find_ref(ctl->reg, ref, &info) == 0 && info.on_demand && info.members == 0 &&
+	    info.room == room && acceptor_retire_room(ctl->acc, room) == 0)
+		room_emptied(ctl, &info, room);
+}
+
 /* Find the room called name, creating it (thread, port, registry entry)
- * when the config allows. Returns PROTO_OK or the error for the joiner. */
-static enum proto_err open_room(struct control *ctl, const char *name, struct room_info *info)
+ * when the config allows, for c. Returns PROTO_OK or the error for the
+ * joiner. */
+static enum proto_err open_room(struct control *ctl, struct conn *c, const char *name,
+				struct room_info *info)
 {
 	struct room *room;
 	long ref;
 	int err;
 
-	int known = registry_find_room(ctl->reg, name, info) == 0;
+	int known;
+
+	trim_dormant(ctl);
+	known = registry_find_room(ctl->reg, name, info) == 0;
 
 	if (known && info->room)
 		return PROTO_OK;
@@ -104,6 +164,13 @@ static enum proto_err open_room(struct control *ctl, const char *name, struct ro
 		return PROTO_E_FORBIDDEN;
 	if (registry_room_count(ctl->reg) >= ctl->cfg->max_rooms)
 		return PROTO_E_SERVER_FULL;
+	/* Starting a room (a thread, a port, a name kept) is the dearest
+	 * request: room_create_rate a minute per address. */
+	if (c->ipe && iptable_create_room(c->ipt, c->ipe, conn_clock_ms()) < 0) {
+		log_info("control: %s: room %s not created: over room_create_rate (%ld a minute)",
+			 c->peer, name, ctl->cfg->room_create_rate);
+		return PROTO_E_RATE;
+	}
 	/* Only this thread creates rooms, so the ref cannot be taken meanwhile;
 	 * a dormant room keeps its ref. */
 	ref = known ? info->ref : registry_next_ref(ctl->reg);
@@ -146,6 +213,14 @@ static enum control_result join_error(struct conn *c, enum proto_err err, const 
 	return CONTROL_OK;
 }
 
+static int name_held_elsewhere(struct control *ctl, const struct conn *c, const char *name)
+{
+	struct member_info holder;
+	int rc = registry_name_holder(ctl->reg, name, &holder);
+
+	return rc == -EEXIST || (rc == 0 && holder.conn_id != c->id);
+}
+
 static enum control_result handle_join(struct control *ctl, struct conn *c, const struct proto_msg *m)
 {
 	const char *room = m->field[PROTO_F_JOIN_ROOM], *name = m->field[PROTO_F_JOIN_NAME];
@@ -165,14 +240,21 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 	}
 	if ((long)c->nms >= ctl->cfg->max_rooms_per_client)
 		return join_error(c, PROTO_E_SERVER_FULL, room);
-	err = open_room(ctl, room, &info);
+	/* A name another connection holds is refused before any room is
+	 * opened for it (SPEC 2.1: names are server wide). Only this thread
+	 * changes names, so the answer holds until registry_join. */
+	if (ctl->cfg->name_scope == CONFIG_SCOPE_SERVER && name_held_elsewhere(ctl, c, name))
+		return join_error(c, PROTO_E_NAME_IN_USE, room);
+	err = open_room(ctl, c, room, &info);
 	if (err != PROTO_OK)
 		return join_error(c, err, room);
 
 	memset(&ms, 0, sizeof(ms));
 	err = registry_join(ctl->reg, info.ref, name, c->id, c->fd, &ms.join_id);
-	if (err != PROTO_OK)
+	if (err != PROTO_OK) {
+		close_if_empty(ctl, info.ref, info.room); /* a room opened for nothing */
 		return join_error(c, err, room);
+	}
 	ms.ref = info.ref;
 	ms.port = info.port;
 	ms.room = info.room;
@@ -182,13 +264,15 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 	 * so a failure leaves no trace. */
 	if (conn_add_membership(c, &ms, ctl->cfg->max_rooms_per_client) < 0) {
 		registry_leave(ctl->reg, ms.join_id);
+		close_if_empty(ctl, info.ref, info.room);
 		return join_error(c, PROTO_E_SERVER, room);
 	}
 	stored = conn_membership(c, ms.join_id);
-	if (room_add_member(info.room, ms.join_id, name, c->fd, c->id,
+	if (room_add_member(info.room, ms.join_id, name, c->fd, c->id, c->peer,
 			    announcement(info.ref, name, PROTO_JOINED_TEXT), &stored->leave) < 0) {
 		conn_remove_membership(c, ms.join_id);
 		registry_leave(ctl->reg, ms.join_id);
+		close_if_empty(ctl, info.ref, info.room);
 		return join_error(c, PROTO_E_SERVER, room);
 	}
 	log_debug("control: %s joined %s as %s (join id %ld)", c->peer, room, name, ms.join_id);
@@ -204,8 +288,6 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 static void end_membership(struct control *ctl, struct conn *c, struct membership *ms,
 			   struct msg *note, struct msg *self)
 {
-	struct room_info info;
-
 	registry_leave(ctl->reg, ms->join_id);
 	if (self) {
 		c->paused = 1;
@@ -214,12 +296,8 @@ static void end_membership(struct control *ctl, struct conn *c, struct membershi
 	room_remove_member(ms->room, ms->leave, ms->join_id, c->fd, c->id, note, self);
 	/* A room made by a JOIN ends with its last member; it stops after
 	 * this removal, its mailbox being in order. A later JOIN restarts it
-	 * under the same ref. */
-	if (registry_find_ref(ctl->reg, ms->ref, &info) == 0 && info.on_demand && info.members == 0 &&
-	    info.room == ms->room && acceptor_retire_room(ctl->acc, ms->room) == 0) {
-		registry_set_room(ctl->reg, ms->ref, NULL, 0);
-		log_info("room %s closed: no members left", info.name);
-	}
+	 * under the same ref if it was kept dormant, else under a new one. */
+	close_if_empty(ctl, ms->ref, ms->room);
 	conn_remove_membership(c, ms->join_id);
 }
 
@@ -231,7 +309,6 @@ static int parse_ref_and_id(const struct proto_msg *m, int ref_field, int id_fie
 
 static enum control_result handle_leave(struct control *ctl, struct conn *c, const struct proto_msg *m)
 {
-	struct member_info other;
 	struct room_info info;
 	struct membership *ms;
 	struct msg *note, *left, *self;
@@ -242,24 +319,23 @@ static enum control_result handle_leave(struct control *ctl, struct conn *c, con
 		return CONTROL_OK;
 	}
 	ms = conn_membership(c, id);
-	if (ms && ms->ref != ref && registry_find_ref(ctl->reg, ref, &info) < 0) {
+	if (!ms) {
+		/* Idempotent (SPEC 2.1): a JOIN_ID that is not a live membership
+		 * of this connection, whatever the ref, gets the same echo and
+		 * changes nothing. Nothing else is looked up, so the answer is
+		 * the same whether the id is live elsewhere or not: no request
+		 * tells an outsider which ids are live. */
+		reply(c, proto_write_left(ref, id));
+		return CONTROL_OK;
+	}
+	/* Its own membership, named with the wrong room or name: a mistake
+	 * of the holder, told as such (nobody else can get here). */
+	if (ms->ref != ref && registry_find_ref(ctl->reg, ref, &info) < 0) {
 		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
 		return CONTROL_OK;
 	}
-	if (ms && (ms->ref != ref || strcmp(ms->name, m->field[PROTO_F_LEAVE_NAME]) != 0)) {
+	if (ms->ref != ref || strcmp(ms->name, m->field[PROTO_F_LEAVE_NAME]) != 0) {
 		control_reply_error(c, PROTO_E_NOT_MEMBER, "JOIN_ID does not match the room or name");
-		return CONTROL_OK;
-	}
-	if (!ms && registry_member(ctl->reg, id, &other) == 0) {
-		/* Nobody can make someone else leave. */
-		log_info("control: %s: LEAVE with another connection's JOIN_ID refused", c->peer);
-		control_reply_error(c, PROTO_E_NOT_MEMBER, NULL);
-		return CONTROL_OK;
-	}
-	if (!ms) {
-		/* Idempotent (SPEC 2.1): a JOIN_ID that is not live, whatever
-		 * the ref, gets the same reply and changes nothing. */
-		reply(c, proto_write_left(ref, id));
 		return CONTROL_OK;
 	}
 	note = announcement(ref, ms->name, PROTO_LEFT_TEXT);
@@ -344,14 +420,31 @@ static void list_room(const struct room_info *info, void *arg)
 					  info->members, info->topic));
 }
 
+/* One page of the live (or dormant) rooms: at most PROTO_LIST_ROOMS_MAX
+ * entries, with the total so the client can ask for the rest. */
 static enum control_result handle_list_rooms(struct control *ctl, struct conn *c, const struct proto_msg *m)
 {
-	(void)m;
-	/* The count and the entries come from two snapshots; only this thread
-	 * adds rooms, so they agree. */
-	reply(c, proto_write_rooms_head(registry_room_count_all(ctl->reg)));
-	if (registry_each_room(ctl->reg, list_room, c) < 0)
-		conn_begin_close(c, 1); /* out of memory mid-list: the count would lie */
+	struct proto_list_rooms q;
+	struct room_info *page;
+	long total, n;
+
+	if (proto_parse_list_rooms(m->field[PROTO_F_LIST_ROOMS_ARGS], &q) < 0) {
+		control_reply_error(c, PROTO_E_MALFORMED, "bad LIST_ROOMS (OFFSET=n LIMIT=n DORMANT=1)");
+		return CONTROL_OK;
+	}
+	trim_dormant(ctl);
+	page = malloc((size_t)(q.limit > 0 ? q.limit : 1) * sizeof(*page));
+	/* The page and the total are copied under one lock: they agree. */
+	n = page ? registry_list_rooms(ctl->reg, q.dormant, q.offset, q.limit, page, &total) : -ENOMEM;
+	if (n < 0) {
+		free(page);
+		control_reply_error(c, PROTO_E_SERVER, "out of memory");
+		return CONTROL_OK;
+	}
+	reply(c, proto_write_rooms_head(n, total));
+	for (long i = 0; i < n; i++)
+		list_room(&page[i], c);
+	free(page);
 	return CONTROL_OK;
 }
 
@@ -378,6 +471,7 @@ static enum control_result handle_list_members(struct control *ctl, struct conn 
 		control_reply_error(c, PROTO_E_MALFORMED, "bad LIST_MEMBERS");
 		return CONTROL_OK;
 	}
+	trim_dormant(ctl);
 	if (registry_find_ref(ctl->reg, ref, &info) < 0) {
 		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
 		return CONTROL_OK;
@@ -385,38 +479,9 @@ static enum control_result handle_list_members(struct control *ctl, struct conn 
 	/* Membership changes only on this thread, so the count holds. */
 	ml.left = info.members;
 	reply(c, proto_write_members_head(ref, info.members));
-	if (registry_each_member(ctl->reg, ref, NULL, list_member, &ml) < 0 || ml.left != 0)
+	if (registry_each_member(ctl->reg, ref, list_member, &ml) < 0 || ml.left != 0)
 		conn_begin_close(c, 1);
 	return CONTROL_OK;
-}
-
-/* The connections using a name, each once, that may receive extension
- * frames. */
-struct private_targets {
-	struct control *ctl;
-	struct conn *to[64];
-	size_t n;
-	int capped; /* the cap was hit (logged once) */
-};
-
-static void add_target(const struct member_info *mi, void *arg)
-{
-	struct private_targets *t = arg;
-	struct conn *c = acceptor_conn(t->ctl->acc, mi->fd, mi->conn_id);
-
-	if (!c || !c->ext)
-		return;
-	if (t->n == sizeof(t->to) / sizeof(t->to[0])) {
-		if (t->capped++)
-			return;
-		log_warn("control: private message to %s: more than %zu connections use the name;"
-			 " the others are not reached", mi->name, t->n);
-		return;
-	}
-	for (size_t i = 0; i < t->n; i++)
-		if (t->to[i] == c)
-			return;
-	t->to[t->n++] = c;
 }
 
 static int has_name(const struct conn *c, const char *name)
@@ -430,8 +495,10 @@ static int has_name(const struct conn *c, const char *name)
 static enum control_result handle_private(struct control *ctl, struct conn *c, const struct proto_msg *m)
 {
 	const char *to = m->field[PROTO_F_PRIV_TO], *from = m->field[PROTO_F_PRIV_NAME];
-	struct private_targets t = { .ctl = ctl };
+	struct member_info holder;
+	struct conn *target;
 	struct msg *out;
+	int rc;
 
 	if (!config_name_valid(ctl->cfg, to, m->len[PROTO_F_PRIV_TO])) {
 		control_reply_error(c, PROTO_E_BAD_NAME, NULL);
@@ -446,19 +513,33 @@ static enum control_result handle_private(struct control *ctl, struct conn *c, c
 		control_reply_error(c, PROTO_E_TOO_LARGE, "message too large");
 		return CONTROL_OK;
 	}
-	registry_each_member(ctl->reg, 0, to, add_target, &t);
-	if (t.n == 0) {
+	/* With name_scope room a name may be several people's: then neither
+	 * the sender nor the recipient is a person, and nothing is sent. */
+	if (registry_name_holder(ctl->reg, from, &holder) == -EEXIST) {
+		control_reply_error(c, PROTO_E_NAME_IN_USE, "CLIENT_NAME is held by several connections");
+		return CONTROL_OK;
+	}
+	rc = registry_name_holder(ctl->reg, to, &holder);
+	if (rc == -EEXIST) {
+		control_reply_error(c, PROTO_E_NAME_IN_USE, "the recipient's name is held by several connections");
+		return CONTROL_OK;
+	}
+	target = rc == 0 ? acceptor_conn(ctl->acc, holder.fd, holder.conn_id) : NULL;
+	if (!target || !target->ext) {
 		control_reply_error(c, PROTO_E_NO_ROOM, "no such user");
 		return CONTROL_OK;
 	}
 	out = proto_write_private_from(from, m->field[PROTO_F_PRIV_TEXT]);
-	for (size_t i = 0; out && i < t.n; i++)
-		if (t.to[i] == c)
-			reply(c, msg_ref(out));
-		else
-			acceptor_send(ctl->acc, t.to[i], out);
+	if (!out) {
+		control_reply_error(c, PROTO_E_SERVER, "out of memory");
+		return CONTROL_OK;
+	}
+	if (target == c)
+		reply(c, msg_ref(out));
+	else
+		acceptor_send(ctl->acc, target, out);
 	msg_unref(&out);
-	reply(c, proto_write_private_sent(to, (long)t.n));
+	reply(c, proto_write_private_sent(to, 1));
 	return CONTROL_OK;
 }
 
@@ -492,7 +573,13 @@ static enum control_result handle_history(struct control *ctl, struct conn *c, c
 	struct membership *ms = request_membership(ctl, c, m->field[PROTO_F_HIST_REF],
 						   m->field[PROTO_F_HIST_ID], m->field[PROTO_F_HIST_NAME]);
 
-	if (ms && room_history(ms->room, ms->join_id, c->fd, c->id) < 0)
+	int rc = ms ? acceptor_history(ctl->acc, c, ms->room, ms->join_id) : 0;
+
+	if (rc == -E2BIG)
+		control_reply_error(c, PROTO_E_TOO_LARGE, "history larger than the send queue");
+	else if (rc == -ENOBUFS)
+		control_reply_error(c, PROTO_E_RATE, "send queue too full for the history: read first");
+	else if (rc < 0)
 		control_reply_error(c, PROTO_E_SERVER, "out of memory");
 	return CONTROL_OK;
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The build sets it: conf/rooms.ini (relative to the working directory)
  * for a source tree, /etc/roomd/rooms.ini for the package. */
@@ -181,59 +182,69 @@ static int backup(const struct config *cfg, const char *dest)
 }
 
 /* The stored rooms, read before the writer thread takes the connection
- * over and applied once the acceptor has registered the configured rooms
- * (so LIST_ROOMS still shows those first). */
+ * over. Rooms created on demand go straight into the registry, dormant,
+ * as they are read (then sorted, oldest first), so tens of thousands of
+ * them cost one pass and no copy; a room without a stored
+ * message has nothing to come back to and is forgotten. The topics of
+ * configured rooms wait until the acceptor has registered those rooms. */
 struct stored {
-	struct store_room *rooms;
-	size_t n, cap;
-	int nomem;
+	const struct config *cfg;
+	struct registry *reg;
+	struct store *store;
+	struct store_room *topics; /* configured rooms: at most cfg->nrooms */
+	size_t ntopics;
+	long forgotten;
 };
 
 static void stored_room(const struct store_room *sr, void *arg)
 {
 	struct stored *st = arg;
+	struct room_info info = { .ref = sr->ref, .history = -1, .topic_change = -1, .on_demand = 1,
+				  .history_seen = 1 };
+	int err;
 
-	if (st->n == st->cap) {
-		/* Doubling: thousands of stored rooms are not copied thousands of times. */
-		size_t cap = st->cap ? st->cap * 2 : 64;
-		struct store_room *n = realloc(st->rooms, cap * sizeof(*n));
-		if (!n) {
-			st->nomem = 1;
-			return;
-		}
-		st->rooms = n;
-		st->cap = cap;
+	if (sr->configured) {
+		if (st->topics && st->ntopics < st->cfg->nrooms)
+			st->topics[st->ntopics++] = *sr;
+		return;
 	}
-	st->rooms[st->n++] = *sr;
+	if (!config_name_valid(st->cfg, sr->name, strlen(sr->name))) {
+		log_warn("store: stored room %s (ref %ld) is not a valid name under this config "
+			 "(max_name): not served; its history stays in the database", sr->name, sr->ref);
+		return;
+	}
+	if (!sr->has_messages) {
+		store_forget_room(st->store, sr->ref); /* queued for the writer */
+		st->forgotten++;
+		return;
+	}
+	/* Dormant since its last message (or its creation). */
+	info.dormant_since = sr->last_message > sr->created ? sr->last_message : sr->created;
+	snprintf(info.name, sizeof(info.name), "%s", sr->name);
+	snprintf(info.topic, sizeof(info.topic), "%s", sr->topic);
+	err = registry_add_room(st->reg, &info);
+	if (err < 0)
+		log_warn("store: stored room %s (ref %ld) not served: %s", sr->name, sr->ref, strerror(-err));
 }
 
-/* Configured rooms get their stored topic (a SET_TOPIC survives a
- * restart); the others are registered dormant under their stored refs and
- * start on their next JOIN. Before serving: no other thread changes the
- * registry yet. */
-static void apply_stored(const struct config *cfg, struct registry *reg, const struct stored *st)
+static void forget_stored(const struct room_info *info, void *arg)
 {
-	for (size_t i = 0; i < st->n; i++) {
-		const struct store_room *sr = &st->rooms[i];
-		struct room_info info = { .ref = sr->ref, .history = -1, .topic_change = -1, .on_demand = 1 };
-		int err;
+	store_forget_room(arg, info->ref);
+}
 
-		if (sr->configured) {
-			registry_set_topic(reg, sr->ref, sr->topic);
-			continue;
-		}
-		if (!config_name_valid(cfg, sr->name, strlen(sr->name))) {
-			log_warn("store: stored room %s (ref %ld) is not a valid name under this config "
-				 "(max_name): not served; its history stays in the database", sr->name, sr->ref);
-			continue;
-		}
-		snprintf(info.name, sizeof(info.name), "%s", sr->name);
-		snprintf(info.topic, sizeof(info.topic), "%s", sr->topic);
-		err = registry_add_room(reg, &info);
-		if (err < 0)
-			log_warn("store: stored room %s (ref %ld) not served: %s", sr->name, sr->ref,
-				 err == -ENOSPC ? "too many room names" : strerror(-err));
-	}
+/* Once the acceptor has registered the configured rooms: their stored
+ * topics (a SET_TOPIC survives a restart), then the dormant bounds
+ * (dormant_room_ttl, max_dormant_rooms), in the database too. Before
+ * serving: no other thread changes the registry yet. */
+static void apply_stored(struct stored *st)
+{
+	for (size_t i = 0; i < st->ntopics; i++)
+		registry_set_topic(st->reg, st->topics[i].ref, st->topics[i].topic);
+	registry_sort_dormant(st->reg); /* read in ref order; the oldest go first */
+	st->forgotten += registry_trim_dormant(st->reg, (int64_t)time(NULL), forget_stored, st->store);
+	if (st->forgotten)
+		log_info("store: %ld stored rooms forgotten (no history, or beyond dormant_room_ttl "
+			 "or max_dormant_rooms)", st->forgotten);
 }
 
 /* Open, check and reconcile the database and load its rooms, or say why
@@ -242,7 +253,7 @@ static int open_store(const struct config *cfg, struct stored *st, struct store 
 {
 	struct store_options so;
 	char err[4096];
-	long n = 0;
+	long n = 0, max_ref = 0;
 	int rc;
 
 	*out = NULL;
@@ -254,15 +265,20 @@ static int open_store(const struct config *cfg, struct stored *st, struct store 
 	rc = store_open(out, cfg->database, &so, err, sizeof(err));
 	if (rc == 0)
 		rc = store_reconcile(*out, cfg, err, sizeof(err));
-	if (rc == 0 && ((n = store_each_room(*out, stored_room, st, err, sizeof(err))) < 0 || st->nomem))
+	st->store = *out;
+	if (rc == 0 && (n = store_each_room(*out, stored_room, st, err, sizeof(err))) < 0)
 		rc = -1;
+	if (rc == 0 && (max_ref = store_max_ref(*out)) < 0) {
+		snprintf(err, sizeof(err), "database %.3000s: cannot read the highest room ref", cfg->database);
+		rc = -1;
+	}
+	if (rc == 0)
+		registry_reserve_refs(st->reg, max_ref); /* forgotten refs are not handed out again */
 	if (rc == 0 && store_start(*out) < 0) {
 		snprintf(err, sizeof(err), "database %.3000s: cannot start the writer thread", cfg->database);
 		rc = -1;
 	}
 	if (rc < 0) {
-		if (st->nomem)
-			snprintf(err, sizeof(err), "database %.3000s: out of memory", cfg->database);
 		fprintf(stderr, "roomd: %s\n", err);
 		store_close(*out);
 		*out = NULL;
@@ -314,9 +330,9 @@ int main(int argc, char **argv)
 	raise_fd_limit(&cfg);
 
 	reg = registry_create(&cfg);
-	st = (struct stored){ NULL, 0, 0, 0 };
-	if (!reg || open_store(&cfg, &st, &store) < 0) {
-		free(st.rooms);
+	st = (struct stored){ &cfg, reg, NULL, calloc(cfg.nrooms + 1, sizeof(*st.topics)), 0, 0 };
+	if (!reg || !st.topics || open_store(&cfg, &st, &store) < 0) {
+		free(st.topics);
 		store_close(store);
 		registry_destroy(reg);
 		config_fini(&cfg);
@@ -325,8 +341,8 @@ int main(int argc, char **argv)
 	registry_set_store(reg, store);
 	acc = acceptor_create(&cfg, reg, cfg.port);
 	if (acc)
-		apply_stored(&cfg, reg, &st);
-	free(st.rooms);
+		apply_stored(&st);
+	free(st.topics);
 	if (!acc) {
 		store_close(store);
 		registry_destroy(reg);

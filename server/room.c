@@ -6,11 +6,27 @@
  * delivery list (members) mirrors the registry, updated from the mailbox in
  * order, so joins, leaves and messages reach everyone in one total order.
  * Members with an attached room connection get traffic from this thread;
- * the others through the acceptor, in one batch per loop pass. */
+ * the others through the acceptor, in one batch per loop pass.
+ *
+ * Room-port connections count against max_clients_per_ip with the control
+ * connections (the shared, locked iptable); before it attaches, a room
+ * connection is "pending": at most room_unattached_max per room (a new one
+ * pushes out the oldest, of its own address first), for
+ * ROOM_ATTACH_TIMEOUT_MS. A capability (ref,
+ * JOIN_ID, name) is accepted only from the member's control-connection
+ * address, and refused ones are counted per address and throttled: see
+ * room_check_capability().
+ *
+ * Back-pressure: what the room has handed the acceptor and the acceptor has
+ * not applied yet is counted in its delivery_backlog. Over the bound
+ * (DELIVERY_BACKLOG_*, checked before each room-port request) the room
+ * stops reading its room connections until the acceptor has drained it to
+ * half and wakes it: flooders slow down through TCP, readers lose nothing. */
 #include "room.h"
 #include "acceptor.h"
 #include "config.h"
 #include "conn.h"
+#include "iptable.h"
 #include "log.h"
 #include "mailbox.h"
 #include "msg.h"
@@ -20,6 +36,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,17 +55,23 @@ struct room_event {
 	uint64_t ctl_id;
 	struct msg *msg;
 	struct msg *self; /* EV_REMOVE: the leaver's LEFT reply, or NULL */
-	struct delivery_batch *answer; /* EV_REMOVE: room for self, preallocated */
+	char peer[NET_ADDRSTRLEN]; /* EV_ADD: the member's control-connection address */
+	struct delivery_batch *answer; /* EV_REMOVE, EV_HISTORY: the answer's batch,
+					* preallocated */
+	size_t budget;    /* EV_HISTORY: send queue cost reserved for the reply */
 	int record;       /* EV_RELAY: a member's message, kept in the history */
 	char name[CONFIG_NAME_MAX + 1];
 };
 
-/* A message kept for HISTORY: the relayed CHAT frame itself (shared, not
- * copied) and where its name and text lie in it. */
+/* A message kept for HISTORY: its ENTRY frame, formatted once when kept
+ * and carved from the room's history blocks (consecutive entries lie end to
+ * end, so a HISTORY reply references them as a few pieces, never copying
+ * them), and where its name and text lie in it (for the store). */
 struct hist_entry {
 	struct msg *frame;
 	time_t when;
 	size_t name_off, name_len, text_off, text_len;
+	int run_start;    /* not adjacent to the entry before it (or the oldest) */
 };
 
 struct member {
@@ -56,6 +79,8 @@ struct member {
 	char name[CONFIG_NAME_MAX + 1];
 	int ctl_fd;
 	uint64_t ctl_id;
+	char peer[NET_ADDRSTRLEN]; /* its control connection's address: the only
+				    * one its capability is accepted from */
 	struct conn *attached; /* NULL: delivered over the control connection */
 };
 
@@ -72,6 +97,9 @@ struct room {
 	struct room_event stop_event;
 	int stop_posted;     /* acceptor thread only */
 	atomic_int exited;   /* set by the room thread as its last act */
+	atomic_int kept;     /* a member's message was ever kept in the history:
+			      * set by room_relay (the caller's thread) and by
+			      * the room thread (room-port CHAT, loaded history) */
 	/* room thread only */
 	int lfd, epfd;
 	int stopping;
@@ -80,27 +108,40 @@ struct room {
 	struct conn *dirty;           /* conns with output queued this pass */
 	struct conn **conns;          /* every room connection */
 	size_t nconns, conns_cap;
+	struct conn **pending;        /* not attached yet, not closing: oldest first */
+	size_t npending;              /* at most cfg->room_unattached_max */
+	int evict_logged;             /* a pending connection was pushed out (once) */
+	struct iptable *ips;          /* per-address counts, shared (it locks) */
 	struct delivery_batch *batch; /* for the acceptor, this pass */
-	long max_conns;               /* room connections at most */
 	int listen_paused;            /* out of descriptors: accept later */
 	uint64_t resume_ms;           /* when to accept again */
 	uint64_t next_sweep_ms;
 	struct throttle_list throttled; /* room conns out of tokens */
+	struct quiet_list quiet;        /* room conns holding part of a request */
 	struct msg_arena arena;         /* blocks the relayed CHATs are carved from */
 	struct hist_entry *hist;        /* ring of the last hist_cap messages */
 	size_t hist_cap, hist_head, hist_count;
+	size_t hist_bytes, hist_runs;   /* the entries' bytes; pieces they make */
+	struct msg_arena hist_arena;    /* blocks the ENTRY frames are carved from */
+	time_t hist_when;               /* the last entry's time... */
+	char hist_when_text[32];        /* ...formatted (one strftime a second) */
+	atomic_size_t reply_cost;       /* a full HISTORY reply's; read by the acceptor */
+	struct delivery_backlog *backlog; /* deliveries handed over, not applied */
+	int input_held;                 /* backlog over its bound: room conns not read */
+	unsigned long holds;            /* times input was held */
 };
 
 /* epoll data.ptr markers for the two descriptors that are not conns. */
-static char listen_marker, mailbox_marker;
+static char listen_marker, mailbox_marker, backlog_marker;
 
 #define ROOM_EVENTS 64
 /* Relayed CHATs are carved from blocks this big: about a hundred typical
  * messages, one loop pass of a busy room. */
 #define ROOM_BLOCK_BYTES 16384
 /* A room connection must attach within this time; an unattached one does
- * nothing but hold a descriptor. */
-#define ROOM_ATTACH_TIMEOUT_MS 10000
+ * nothing but hold a descriptor. A client attaches right after its JOIN,
+ * so a few seconds are plenty even over a slow link. */
+#define ROOM_ATTACH_TIMEOUT_MS 3000
 #define ROOM_SWEEP_MS 500
 #define ROOM_ACCEPT_PAUSE_MS 250
 #define ROOM_STOP_FLUSH_MS 700 /* part of the daemon's 2 s shutdown budget */
@@ -121,7 +162,8 @@ static void post_event(struct room *r, struct room_event *ev, int type, long joi
 }
 
 int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
-		    uint64_t ctl_id, struct msg *announce, struct room_event **leave)
+		    uint64_t ctl_id, const char *ctl_peer, struct msg *announce,
+		    struct room_event **leave)
 {
 	struct room_event *ev = calloc(1, sizeof(*ev));
 
@@ -137,6 +179,7 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 		msg_unref(&announce);
 		return -ENOMEM;
 	}
+	snprintf(ev->peer, sizeof(ev->peer), "%s", ctl_peer);
 	post_event(r, ev, EV_ADD, join_id, name, ctl_fd, ctl_id, announce);
 	return 0;
 }
@@ -164,18 +207,34 @@ int room_relay(struct room *r, struct msg *m, int record)
 		return -ENOMEM;
 	}
 	ev->record = record;
+	/* Set now, not when the room thread gets to it, so that a leave
+	 * right after a CHAT sees the room has history. */
+	if (record && r->hist_cap > 0)
+		atomic_store(&r->kept, 1);
 	post_event(r, ev, EV_RELAY, 0, NULL, -1, 0, m);
 	return 0;
 }
 
-int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id)
+int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id, size_t budget)
 {
 	struct room_event *ev = calloc(1, sizeof(*ev));
 
-	if (!ev)
+	/* The answer's batch now: the reply always comes back, so the
+	 * connection paused for it never waits forever. */
+	if (ev)
+		ev->answer = delivery_batch_create(1);
+	if (!ev || !ev->answer) {
+		free(ev);
 		return -ENOMEM;
+	}
+	ev->budget = budget;
 	post_event(r, ev, EV_HISTORY, join_id, NULL, ctl_fd, ctl_id, NULL);
 	return 0;
+}
+
+size_t room_history_cost(struct room *r)
+{
+	return atomic_load(&r->reply_cost);
 }
 
 unsigned room_port(const struct room *r) { return r->port; }
@@ -199,6 +258,17 @@ static void mark_dirty(struct room *r, struct conn *c)
 	}
 }
 
+static void pending_remove(struct room *r, struct conn *c)
+{
+	for (size_t i = 0; i < r->npending; i++) {
+		if (r->pending[i] == c) {
+			memmove(&r->pending[i], &r->pending[i + 1], (r->npending - i - 1) * sizeof(c));
+			r->npending--;
+			return;
+		}
+	}
+}
+
 static void detach(struct room *r, struct conn *c)
 {
 	struct member *m = c->attached_id ? find_member(r, c->attached_id) : NULL;
@@ -213,6 +283,7 @@ static void detach(struct room *r, struct conn *c)
  * it is closed, within CONN_CLOSE_GRACE_MS. */
 static void close_conn(struct room *r, struct conn *c, int cut_off)
 {
+	pending_remove(r, c);
 	detach(r, c);
 	conn_begin_close(c, cut_off);
 	mark_dirty(r, c);
@@ -233,7 +304,7 @@ static void deliver(struct room *r, struct member *m, struct msg *msg)
 		mark_dirty(r, c);
 		return;
 	}
-	if (delivery_add(&r->batch, msg, m->ctl_fd, m->ctl_id, m->join_id, 0) < 0)
+	if (delivery_add(&r->batch, msg, m->ctl_fd, m->ctl_id, m->join_id, DELIVERY_RELAY) < 0)
 		log_error("room %s: out of memory: a message to %s was dropped", r->name, m->name);
 }
 
@@ -241,6 +312,15 @@ static void broadcast(struct room *r, struct msg *msg)
 {
 	for (size_t i = 0; i < r->nmembers; i++)
 		deliver(r, &r->members[i], msg);
+}
+
+/* Hand this pass's deliveries to the acceptor now. */
+static void post_batch(struct room *r)
+{
+	if (r->batch) {
+		acceptor_deliver(r->acc, r->batch, r->backlog);
+		r->batch = NULL;
+	}
 }
 
 static void add_member(struct room *r, const struct room_event *ev)
@@ -263,6 +343,7 @@ static void add_member(struct room *r, const struct room_event *ev)
 	snprintf(m->name, sizeof(m->name), "%s", ev->name);
 	m->ctl_fd = ev->ctl_fd;
 	m->ctl_id = ev->ctl_id;
+	snprintf(m->peer, sizeof(m->peer), "%s", ev->peer);
 }
 
 static void remove_member(struct room *r, struct room_event *ev)
@@ -273,11 +354,9 @@ static void remove_member(struct room *r, struct room_event *ev)
 	 * for lack of memory): the leaver's connection waits for it. It
 	 * follows everything relayed to the leaver before. */
 	if (ev->self) {
-		if (r->batch)
-			acceptor_deliver(r->acc, r->batch);
-		r->batch = NULL;
-		delivery_add(&ev->answer, ev->self, ev->ctl_fd, ev->ctl_id, ev->join_id, 1);
-		acceptor_deliver(r->acc, ev->answer);
+		post_batch(r);
+		delivery_add(&ev->answer, ev->self, ev->ctl_fd, ev->ctl_id, ev->join_id, DELIVERY_LEAVE);
+		acceptor_deliver(r->acc, ev->answer, r->backlog);
 		ev->answer = NULL;
 	}
 	if (!m)
@@ -289,44 +368,107 @@ static void remove_member(struct room *r, struct room_event *ev)
 	*m = r->members[--r->nmembers];
 }
 
-/* Keep a CHAT frame ("CHAT: ref\nCLIENT_NAME: n\nMESSAGE: t\n\n", our own
- * bytes) of time when in the history ring, dropping the oldest when full.
- * Returns the entry, or NULL when nothing is kept. */
-static const struct hist_entry *history_keep(struct room *r, struct msg *frame, time_t when)
+static size_t history_head_len(const struct room *r, size_t count)
+{
+	int n = snprintf(NULL, 0, "HISTORY: %ld\nCOUNT: %zu\n", r->ref, count);
+
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* What the acceptor reserves for a HISTORY now (sendq_push_pieces' charge,
+ * plus one piece for a run the budget might split). */
+static void publish_reply_cost(struct room *r)
+{
+	atomic_store(&r->reply_cost, history_head_len(r, r->hist_count) + r->hist_bytes +
+					     (r->hist_runs + 2) * SENDQ_PIECE_COST);
+}
+
+static const char *history_time(struct room *r, time_t when)
+{
+	struct tm tm;
+
+	if (when != r->hist_when || !r->hist_when_text[0]) {
+		gmtime_r(&when, &tm);
+		strftime(r->hist_when_text, sizeof(r->hist_when_text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		r->hist_when = when;
+	}
+	return r->hist_when_text;
+}
+
+static void history_drop_oldest(struct room *r)
+{
+	struct hist_entry *e = &r->hist[r->hist_head];
+
+	r->hist_bytes -= e->frame->len;
+	r->hist_runs--;
+	msg_unref(&e->frame);
+	r->hist_head = (r->hist_head + 1) % r->hist_cap;
+	if (--r->hist_count > 0 && !r->hist[r->hist_head].run_start) {
+		r->hist[r->hist_head].run_start = 1;
+		r->hist_runs++;
+	}
+}
+
+/* Keep a message (name, text) of time when in the history ring as its
+ * ENTRY frame, dropping the oldest when full. Returns the entry, or NULL
+ * when nothing is kept. */
+static const struct hist_entry *history_keep(struct room *r, const char *name, size_t name_len,
+					     const char *text, size_t text_len, time_t when)
+{
+	static const char text_key[] = "\nMESSAGE: ";
+	size_t max = name_len + text_len + 64;
+	const char *t = history_time(r, when);
+	struct hist_entry *e, *prev;
+	struct msg *frame;
+	char *dst;
+
+	if (r->hist_cap == 0)
+		return NULL;
+	dst = msg_arena_reserve(&r->hist_arena, max);
+	frame = dst ? msg_arena_take(&r->hist_arena, proto_fmt_history_entry(dst, max + 1, t, name, name_len,
+									 text, text_len)) : NULL;
+	if (!frame) {
+		log_error("room %s: out of memory: a message was not kept for HISTORY", r->name);
+		return NULL;
+	}
+	if (r->hist_count == r->hist_cap)
+		history_drop_oldest(r);
+	prev = r->hist_count ? &r->hist[(r->hist_head + r->hist_count - 1) % r->hist_cap] : NULL;
+	e = &r->hist[(r->hist_head + r->hist_count++) % r->hist_cap];
+	e->frame = frame;
+	e->when = when;
+	e->name_off = 7 + strlen(t) + sizeof("\nCLIENT_NAME: ") - 1; /* "ENTRY: " t ... */
+	e->name_len = name_len;
+	e->text_off = e->name_off + name_len + sizeof(text_key) - 1;
+	e->text_len = text_len;
+	e->run_start = !prev || prev->frame->owner != frame->owner ||
+		       prev->frame->data + prev->frame->len != frame->data;
+	r->hist_runs += (size_t)e->run_start;
+	r->hist_bytes += frame->len;
+	publish_reply_cost(r);
+	return e;
+}
+
+/* A member's message just relayed (a CHAT frame "CHAT: ref\nCLIENT_NAME:
+ * n\nMESSAGE: t\n\n", our own bytes): keep it, and hand it to the store's
+ * writer (a queue append under a short lock: never the disk). */
+static void history_record(struct room *r, struct msg *frame)
 {
 	static const char name_key[] = "\nCLIENT_NAME: ", text_key[] = "\nMESSAGE: ";
 	/* memmem: a frame carved from a block is not NUL-terminated. */
 	const char *name = memmem(frame->data, frame->len, name_key, sizeof(name_key) - 1), *text;
-	struct hist_entry *e;
+	const struct hist_entry *e;
 
 	if (r->hist_cap == 0 || !name)
-		return NULL;
+		return;
 	name += sizeof(name_key) - 1;
 	text = memmem(name, frame->len - (size_t)(name - frame->data), text_key, sizeof(text_key) - 1);
 	if (!text || frame->len < 2)
-		return NULL;
-	text += sizeof(text_key) - 1;
-	if (r->hist_count == r->hist_cap) {
-		msg_unref(&r->hist[r->hist_head].frame);
-		r->hist_head = (r->hist_head + 1) % r->hist_cap;
-		r->hist_count--;
-	}
-	e = &r->hist[(r->hist_head + r->hist_count++) % r->hist_cap];
-	e->frame = msg_ref(frame);
-	e->when = when;
-	e->name_off = (size_t)(name - frame->data);
-	e->name_len = (size_t)(text - (sizeof(text_key) - 1) - name);
-	e->text_off = (size_t)(text - frame->data);
-	e->text_len = frame->len - 2 - e->text_off; /* the frame ends in "\n\n" */
-	return e;
-}
-
-/* A member's message just relayed: keep it, and hand it to the store's
- * writer (a queue append under a short lock: never the disk). */
-static void history_record(struct room *r, struct msg *frame)
-{
-	const struct hist_entry *e = history_keep(r, frame, time(NULL));
-
+		return;
+	e = history_keep(r, name, (size_t)(text - name), text + sizeof(text_key) - 1,
+			 frame->len - 2 - (size_t)(text + sizeof(text_key) - 1 - frame->data), time(NULL));
+	if (e)
+		atomic_store(&r->kept, 1);
 	if (e && r->store)
 		store_append(r->store, r->ref, (long)r->hist_cap, e->frame, e->name_off, e->name_len,
 			     e->text_off, e->text_len, e->when);
@@ -335,11 +477,9 @@ static void history_record(struct room *r, struct msg *frame)
 static void history_loaded(void *arg, time_t when, const char *name, const char *text)
 {
 	struct room *r = arg;
-	struct msg *frame = proto_write_chat(r->ref, name, text);
 
-	if (frame)
-		history_keep(r, frame, when);
-	msg_unref(&frame);
+	if (history_keep(r, name, strlen(name), text, strlen(text), when))
+		atomic_store(&r->kept, 1);
 }
 
 /* Refill the ring from the store (the room's last messages before a
@@ -351,40 +491,55 @@ static void history_load(struct room *r)
 		store_load_history(r->store, r->ref, (long)r->hist_cap, history_loaded, r);
 }
 
-/* Format history entry i (0 = oldest) into dst; its length (like snprintf). */
-static size_t history_format(const struct room *r, size_t i, char *dst, size_t cap)
+/* The reply to a HISTORY, as pieces: a head, then the kept ENTRY frames
+ * referenced where they lie (never copied; adjacent ones make one piece).
+ * The newest entries whose charge fits in budget: normally all of them. */
+static struct sendq_pieces *history_pieces(struct room *r, size_t budget)
 {
-	const struct hist_entry *e = &r->hist[(r->hist_head + i) % r->hist_cap];
-	char when[32];
-	struct tm tm;
+	size_t k = 0, cost = 2 * SENDQ_PIECE_COST; /* the head, a split run */
+	struct sendq_pieces *l = NULL;
+	struct msg *head;
 
-	gmtime_r(&e->when, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return proto_fmt_history_entry(dst, cap, when, e->frame->data + e->name_off, e->name_len,
-				       e->frame->data + e->text_off, e->text_len);
+	for (; k < r->hist_count; k++) {
+		const struct hist_entry *e = &r->hist[(r->hist_head + r->hist_count - 1 - k) % r->hist_cap];
+		size_t more = e->frame->len + (e->run_start ? SENDQ_PIECE_COST : 0);
+		if (cost + more + history_head_len(r, k + 1) > budget)
+			break;
+		cost += more;
+	}
+	head = proto_write_history_head(r->ref, (long)k);
+	if (!head || sendq_pieces_add(&l, head, head->data, head->len) < 0)
+		goto fail;
+	for (size_t i = r->hist_count - k; i < r->hist_count; i++) {
+		struct msg *f = r->hist[(r->hist_head + i) % r->hist_cap].frame;
+		if (sendq_pieces_add(&l, f, f->data, f->len) < 0)
+			goto fail;
+	}
+	msg_unref(&head);
+	return l;
+fail:
+	sendq_pieces_free(l);
+	msg_unref(&head);
+	return NULL;
 }
 
-/* Answer a member's HISTORY on its control connection: one frame with the
- * head and every kept entry, oldest first. */
-static void history_reply(struct room *r, const struct room_event *ev)
+/* Answer a member's HISTORY on its control connection, after everything
+ * relayed to it before. The answer always goes (without pieces when it
+ * failed: the acceptor answers error 11 and resumes the connection). */
+static void history_reply(struct room *r, struct room_event *ev)
 {
-	struct msg *head = proto_write_history_head(r->ref, (long)r->hist_count), *out = NULL;
-	size_t total = head ? head->len : 0, off;
+	struct delivery_batch *b = ev->answer;
 
-	for (size_t i = 0; i < r->hist_count; i++)
-		total += history_format(r, i, NULL, 0);
-	if (head)
-		out = msg_new(total);
-	if (out) {
-		memcpy(out->data, head->data, head->len);
-		off = head->len;
-		for (size_t i = 0; i < r->hist_count; i++)
-			off += history_format(r, i, out->data + off, total + 1 - off);
-	}
-	if (!out || delivery_add(&r->batch, out, ev->ctl_fd, ev->ctl_id, ev->join_id, 0) < 0)
-		log_error("room %s: out of memory answering a HISTORY request", r->name);
-	msg_unref(&head);
-	msg_unref(&out);
+	b->pieces = find_member(r, ev->join_id) ? history_pieces(r, ev->budget) : NULL;
+	if (!b->pieces)
+		log_error("room %s: cannot answer a HISTORY request (out of memory, or no such member)",
+			  r->name);
+	b->reserved = ev->budget;
+	b->d[0] = (struct delivery){ NULL, ev->ctl_fd, ev->ctl_id, ev->join_id, DELIVERY_HISTORY };
+	b->n = 1;
+	post_batch(r);
+	acceptor_deliver(r->acc, b, r->backlog);
+	ev->answer = NULL;
 }
 
 static void handle_mail(struct room *r)
@@ -402,8 +557,7 @@ static void handle_mail(struct room *r)
 			remove_member(r, ev);
 			break;
 		case EV_HISTORY:
-			if (find_member(r, ev->join_id))
-				history_reply(r, ev);
+			history_reply(r, ev);
 			break;
 		case EV_STOP:
 			r->stopping = 1;
@@ -424,7 +578,8 @@ static void handle_mail(struct room *r)
 
 static int track_conn(struct room *r, struct conn *c)
 {
-	struct epoll_event ee = { .events = EPOLLIN, .data.ptr = c };
+	/* While input is held, a new connection waits like the others. */
+	struct epoll_event ee = { .events = r->input_held ? 0 : EPOLLIN, .data.ptr = c };
 
 	if (r->nconns == r->conns_cap) {
 		size_t ncap = r->conns_cap ? r->conns_cap * 2 : 8;
@@ -436,7 +591,8 @@ static int track_conn(struct room *r, struct conn *c)
 	}
 	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, c->fd, &ee) < 0)
 		return -errno;
-	c->ev_mask = EPOLLIN;
+	c->ev_mask = ee.events;
+	c->paused = r->input_held;
 	r->conns[r->nconns++] = c;
 	return 0;
 }
@@ -444,6 +600,8 @@ static int track_conn(struct room *r, struct conn *c)
 static void drop_conn(struct room *r, struct conn *c)
 {
 	throttle_remove(&r->throttled, c);
+	pending_remove(r, c);
+	quiet_remove(&r->quiet, c);
 	detach(r, c);
 	for (size_t i = 0; i < r->nconns; i++) {
 		if (r->conns[i] == c) {
@@ -469,31 +627,69 @@ static void pause_accepting(struct room *r, int err)
 	}
 }
 
+static void reply_error(struct room *r, struct conn *c, enum proto_err err, const char *detail);
+
+/* Make room for a new pending connection from peer when all
+ * room_unattached_max places are taken: the oldest pending connection of
+ * peer's own address goes, or, if it holds none, the oldest of all. So one
+ * address refilling the places pushes out only its own, and a client from
+ * another address that attaches right away always gets in. O(places). */
+static void pending_make_room(struct room *r, const char *peer)
+{
+	struct conn *old = NULL;
+
+	if (r->npending < (size_t)r->cfg->room_unattached_max)
+		return;
+	for (size_t i = 0; i < r->npending && !old; i++)
+		if (strcmp(r->pending[i]->peer, peer) == 0)
+			old = r->pending[i];
+	if (!old)
+		old = r->pending[0];
+	if (!r->evict_logged) {
+		r->evict_logged = 1; /* once per episode: until places are free again */
+		log_warn("room %s: %ld room connections waiting to attach: closing the oldest (%s)",
+			 r->name, r->cfg->room_unattached_max, old->peer);
+	}
+	reply_error(r, old, PROTO_E_SERVER_FULL, "too many unattached room connections");
+	close_conn(r, old, 0);
+}
+
 static void accept_all(struct room *r)
 {
-	char peer[NET_ADDRSTRLEN];
+	char peer[NET_ADDRSTRLEN], where[CONFIG_NAME_MAX + 8];
 	int fd;
 
-	while ((fd = net_accept(r->lfd, peer, sizeof(peer))) >= 0) {
+	snprintf(where, sizeof(where), "room %s", r->name);
+	/* A bounded number per pass, so attached members are served too. */
+	for (int i = 0; i < 64 && (fd = net_accept(r->lfd, peer, sizeof(peer))) >= 0; i++) {
+		struct ip_entry *e;
 		struct conn *c;
 
-		if ((long)r->nconns >= r->max_conns) {
-			log_warn("room %s: %s refused: %ld room connections", r->name, peer, r->max_conns);
-			conn_refuse(fd, PROTO_E_SERVER_FULL, "too many room connections");
+		if (!(e = acceptor_admit(r->ips, r->cfg, fd, peer, where)))
 			continue;
-		}
+		pending_make_room(r, peer);
 		c = conn_create(fd, peer, r->cfg);
+		if (c) {
+			c->ipt = r->ips;
+			c->ipe = e;
+		}
 		if (!c || track_conn(r, c) < 0) {
 			log_error("room %s: cannot take a connection from %s: out of resources", r->name, peer);
-			if (c)
+			if (c) {
 				conn_destroy(c);
-			else
+			} else {
+				iptable_close(r->ips, e, conn_clock_ms());
 				close(fd);
+			}
+			continue;
 		}
+		r->pending[r->npending++] = c;
+		if (r->npending < (size_t)r->cfg->room_unattached_max)
+			r->evict_logged = 0;
 	}
 	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM)
 		pause_accepting(r, fd);
-	else if (fd != -EAGAIN && fd != -ECONNABORTED)
+	else if (fd < 0 && fd != -EAGAIN && fd != -ECONNABORTED)
 		log_warn("room %s: accept: %s", r->name, strerror(-fd));
 }
 
@@ -514,24 +710,72 @@ static void reply_error(struct room *r, struct conn *c, enum proto_err err, cons
 	reply(r, c, proto_write_error(err, detail));
 }
 
+/* The capability check of every room-port request that names a member:
+ * the member with this ref, JOIN_ID and CLIENT_NAME, if c's address is its
+ * control connection's. Otherwise NULL and *err: PROTO_E_NOT_MEMBER (the
+ * refusal is counted against c's address: IPTABLE_CAP_BURST, then
+ * IPTABLE_CAP_PER_MIN a minute) or PROTO_E_RATE (the address is over that:
+ * refused before any lookup, so the answer says nothing about the id).
+ * Live elsewhere, dead, or never issued: the same answer. */
+static struct member *room_check_capability(struct room *r, struct conn *c, const char *ref_s,
+					    const char *id_s, const char *name, enum proto_err *err)
+{
+	uint64_t now = conn_clock_ms();
+	struct member *m = NULL;
+	long ref, id;
+	int log_it;
+
+	if (c->ipe && !iptable_cap_allowed(r->ips, c->ipe, now, &log_it)) {
+		if (log_it)
+			log_warn("room %s: %s made more than %d refused capability checks: its checks"
+				 " are refused for a while (%d a minute)", r->name, c->peer,
+				 IPTABLE_CAP_BURST, IPTABLE_CAP_PER_MIN);
+		*err = PROTO_E_RATE;
+		return NULL;
+	}
+	if (proto_parse_int(ref_s, 1, 0x7fffffff, &ref) == 0 &&
+	    proto_parse_int(id_s, 1, 0x7fffffff, &id) == 0 && ref == r->ref)
+		m = find_member(r, id);
+	if (m && strcmp(m->name, name) == 0 && strcmp(m->peer, c->peer) == 0)
+		return m;
+	if (c->ipe)
+		iptable_cap_refused(r->ips, c->ipe, now);
+	log_info("room %s: capability refused for %s", r->name, c->peer);
+	*err = PROTO_E_NOT_MEMBER;
+	return NULL;
+}
+
+/* An ATTACH on a connection attached already: the same answer again for
+ * its own member, error 1 otherwise (no lookup: no probing from here). */
+static void reattach(struct room *r, struct conn *c, const struct proto_msg *pm)
+{
+	struct member *m = find_member(r, c->attached_id);
+	long ref, id;
+
+	if (m && proto_parse_int(pm->field[PROTO_F_ATTACH_REF], 1, 0x7fffffff, &ref) == 0 &&
+	    proto_parse_int(pm->field[PROTO_F_ATTACH_ID], 1, 0x7fffffff, &id) == 0 &&
+	    ref == r->ref && id == c->attached_id && strcmp(m->name, pm->field[PROTO_F_ATTACH_NAME]) == 0)
+		reply(r, c, proto_write_attached(ref, id));
+	else
+		reply_error(r, c, PROTO_E_MALFORMED, "this connection is attached to another member");
+}
+
 static void handle_attach(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
-	long ref, id;
-	struct member *m = NULL;
+	enum proto_err err;
+	struct member *m;
 
-	if (proto_parse_int(pm->field[PROTO_F_ATTACH_REF], 1, 0x7fffffff, &ref) == 0 &&
-	    proto_parse_int(pm->field[PROTO_F_ATTACH_ID], 1, 0x7fffffff, &id) == 0 &&
-	    ref == r->ref)
-		m = find_member(r, id);
-	if (!m || strcmp(m->name, pm->field[PROTO_F_ATTACH_NAME]) != 0) {
-		/* A wrong capability: nothing more from this connection. */
-		log_info("room %s: attach refused for %s", r->name, c->peer);
-		reply_error(r, c, PROTO_E_NOT_MEMBER, NULL);
-		close_conn(r, c, 0);
+	if (c->attached_id) {
+		reattach(r, c, pm);
 		return;
 	}
-	if (c->attached_id && c->attached_id != id) {
-		reply_error(r, c, PROTO_E_MALFORMED, "this connection is attached to another member");
+	m = room_check_capability(r, c, pm->field[PROTO_F_ATTACH_REF], pm->field[PROTO_F_ATTACH_ID],
+				  pm->field[PROTO_F_ATTACH_NAME], &err);
+	if (!m) {
+		/* A wrong capability: nothing more from this connection. */
+		reply_error(r, c, err, err == PROTO_E_RATE ? "too many refused attempts from your address"
+							   : NULL);
+		close_conn(r, c, 0);
 		return;
 	}
 	if (m->attached && m->attached != c) {
@@ -539,9 +783,10 @@ static void handle_attach(struct room *r, struct conn *c, const struct proto_msg
 		 * once what it holds is written. */
 		close_conn(r, m->attached, 0);
 	}
+	pending_remove(r, c);
 	m->attached = c;
-	c->attached_id = id;
-	reply(r, c, proto_write_attached(ref, id));
+	c->attached_id = m->join_id;
+	reply(r, c, proto_write_attached(r->ref, m->join_id));
 }
 
 /* A member's CHAT as relayed, carved from the room's current block: the
@@ -618,11 +863,53 @@ static void on_reject(void *arg, struct conn *c, enum proto_err err, int fatal)
 	}
 }
 
-/* Handle the complete requests buffered for c, until it closes or runs out
- * of tokens. */
+/* The acceptor has too much of this room's traffic: read no room
+ * connection (they keep what they buffered) until it wakes us. */
+static void hold_input(struct room *r)
+{
+	post_batch(r); /* what is over the bound must reach the acceptor */
+	if (!delivery_backlog_hold(r->backlog))
+		return;
+	if (!r->input_held && r->holds++ == 0)
+		log_info("room %s: relay backlog at the acceptor over its bound: room port input "
+			 "paused until it drains (not logged again)", r->name);
+	r->input_held = 1;
+	for (size_t i = 0; i < r->nconns; i++) {
+		r->conns[i]->paused = 1;
+		mark_dirty(r, r->conns[i]); /* the flush drops EPOLLIN */
+	}
+}
+
+static int input_halted(void *arg)
+{
+	struct room *r = arg;
+
+	if (!r->input_held && delivery_backlog_over(r->backlog, r->batch ? r->batch->n : 0,
+						    r->batch ? r->batch->bytes : 0))
+		hold_input(r);
+	return r->input_held;
+}
+
+static void process_input(struct room *r, struct conn *c);
+
+/* The backlog drained: read again, starting with what was buffered. */
+static void release_input(struct room *r)
+{
+	r->input_held = 0;
+	for (size_t i = 0; i < r->nconns && !r->input_held; i++) {
+		struct conn *c = r->conns[i];
+		c->paused = 0;
+		if (c->in.len > 0)
+			process_input(r, c);
+		mark_dirty(r, c); /* the flush restores EPOLLIN */
+	}
+}
+
+/* Handle the complete requests buffered for c, until it closes, runs out
+ * of tokens, or the backlog holds input. */
 static void process_input(struct room *r, struct conn *c)
 {
-	const struct conn_handler h = { on_request, on_reject, NULL, r };
+	const struct conn_handler h = { on_request, on_reject, input_halted, r, &r->quiet };
 
 	conn_process(c, r->cfg, &r->throttled, &h);
 	mark_dirty(r, c); /* the flush also sets its epoll interest */
@@ -652,6 +939,20 @@ static void resume_throttled(struct room *r)
 	}
 }
 
+/* Room connections whose partial request saw no byte for end_quiet_ms: a
+ * request complete but for its terminator ends there (SPEC §2.4). */
+static void finish_quiet(struct room *r)
+{
+	const struct conn_handler h = { on_request, on_reject, NULL, r, &r->quiet };
+	struct conn *c = quiet_take_due(&r->quiet, conn_clock_ms()), *next;
+
+	for (; c; c = next) {
+		next = c->next_quiet;
+		conn_finish_quiet(c, r->cfg, &r->throttled, &h);
+		mark_dirty(r, c);
+	}
+}
+
 /* Write what each conn has queued this pass (one writev per connection for
  * everything it got), then hand the acceptor its batch. */
 static void flush_dirty(struct room *r)
@@ -665,10 +966,7 @@ static void flush_dirty(struct room *r)
 		if (conn_flush(c, r->epfd))
 			drop_conn(r, c);
 	}
-	if (r->batch) {
-		acceptor_deliver(r->acc, r->batch);
-		r->batch = NULL;
-	}
+	post_batch(r);
 }
 
 static void handle_event(struct room *r, struct epoll_event *ev)
@@ -682,11 +980,17 @@ static void handle_event(struct room *r, struct epoll_event *ev)
 	}
 	if (ev->data.ptr == &mailbox_marker)
 		return;
+	if (ev->data.ptr == &backlog_marker) {
+		if (delivery_backlog_released(r->backlog) && r->input_held)
+			release_input(r);
+		return;
+	}
 	if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 		mark_dirty(r, c);
-	if (c->throttled && (ev->events & (EPOLLHUP | EPOLLERR)))
+	if ((c->throttled || c->paused) && (ev->events & (EPOLLHUP | EPOLLERR)))
 		close_conn(r, c, 1);
-	else if (!c->closing && !c->throttled && (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+	else if (!c->closing && !c->throttled && !c->paused &&
+		 (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		serve_input(r, c);
 }
 
@@ -756,8 +1060,9 @@ static void *room_main(void *arg)
 	while (!r->stopping) {
 		/* Only deadlines need a timeout; an idle room sleeps. */
 		int timeout = r->nconns > 0 || r->listen_paused ? ROOM_SWEEP_MS : -1;
+		timeout = throttle_timeout(&r->throttled, conn_clock_ms(), timeout);
 		int n = epoll_wait(r->epfd, evs, ROOM_EVENTS,
-				   throttle_timeout(&r->throttled, conn_clock_ms(), timeout));
+				   quiet_timeout(&r->quiet, conn_clock_ms(), timeout));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -771,6 +1076,7 @@ static void *room_main(void *arg)
 		for (int i = 0; i < n; i++)
 			handle_event(r, &evs[i]);
 		resume_throttled(r);
+		finish_quiet(r);
 		flush_dirty(r);
 		sweep(r);
 	}
@@ -782,6 +1088,11 @@ static void *room_main(void *arg)
 	 * room's descriptors go at once (r->acc outlives every room thread). */
 	acceptor_room_exited(r->acc);
 	return NULL;
+}
+
+int room_has_history(struct room *r)
+{
+	return atomic_load(&r->kept);
 }
 
 int room_exited(struct room *r)
@@ -819,9 +1130,12 @@ static void room_free(struct room *r)
 	for (size_t i = 0; i < r->hist_count; i++)
 		msg_unref(&r->hist[(r->hist_head + i) % r->hist_cap].frame);
 	free(r->hist);
+	delivery_backlog_unref(r->backlog);
 	msg_arena_fini(&r->arena);
+	msg_arena_fini(&r->hist_arena);
 	free(r->members);
 	free(r->conns);
+	free(r->pending);
 	free(r);
 }
 
@@ -844,17 +1158,36 @@ struct room *room_start(const struct config *cfg, struct acceptor *acc, struct s
 	r->ref = ref;
 	r->lfd = r->epfd = -1;
 	msg_arena_init(&r->arena, ROOM_BLOCK_BYTES);
-	/* One per member, and room for members re-attaching. */
-	r->max_conns = (max_members > 0 ? max_members : cfg->max_members) * 2 + 16;
+	(void)max_members; /* room connections: one per attached member, plus the pending */
+	r->ips = acceptor_iptable(acc);
+	r->pending = calloc((size_t)cfg->room_unattached_max, sizeof(*r->pending));
+	if (!r->pending) {
+		free(r);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	msg_arena_init(&r->hist_arena, ROOM_BLOCK_BYTES);
 	r->hist_cap = history > 0 ? (size_t)history : 0;
 	r->hist = r->hist_cap ? calloc(r->hist_cap, sizeof(*r->hist)) : NULL;
 	if (r->hist_cap && !r->hist) {
+		free(r->pending);
 		free(r);
 		*err = -ENOMEM;
 		return NULL;
 	}
 	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->backlog = delivery_backlog_create();
+	if (!r->backlog) {
+		free(r->hist);
+		free(r);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	publish_reply_cost(r);
 	if ((rc = mailbox_init(&r->mbox)) < 0) {
+		delivery_backlog_unref(r->backlog);
+		free(r->hist);
+		free(r->pending);
 		free(r);
 		*err = rc;
 		return NULL;
@@ -875,6 +1208,11 @@ struct room *room_start(const struct config *cfg, struct acceptor *acc, struct s
 	}
 	ee.data.ptr = &mailbox_marker;
 	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->mbox.efd, &ee) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	ee.data.ptr = &backlog_marker;
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->backlog->efd, &ee) < 0) {
 		rc = -errno;
 		goto fail;
 	}
@@ -912,7 +1250,6 @@ void room_stop(struct room *r)
 {
 	room_request_stop(r);
 	pthread_join(r->thread, NULL);
-	if (r->batch)
-		acceptor_deliver(r->acc, r->batch);
+	post_batch(r);
 	room_free(r);
 }

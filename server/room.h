@@ -7,6 +7,7 @@
 #ifndef ROOMD_ROOM_H
 #define ROOMD_ROOM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct config;
@@ -33,12 +34,14 @@ unsigned room_port(const struct room *r);
 
 struct room_event;
 
-/* A member joined over control connection (ctl_fd, ctl_id): add it to the
- * delivery list, then relay announce to every member, the new one included.
- * *leave receives the event its removal will use, so that leaving never
- * fails. 0, or -ENOMEM (nothing posted). */
+/* A member joined over control connection (ctl_fd, ctl_id) from address
+ * ctl_peer (the only address its capability is accepted from on the room
+ * port): add it to the delivery list, then relay announce to every member,
+ * the new one included. *leave receives the event its removal will use, so
+ * that leaving never fails. 0, or -ENOMEM (nothing posted). */
 int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
-		    uint64_t ctl_id, struct msg *announce, struct room_event **leave);
+		    uint64_t ctl_id, const char *ctl_peer, struct msg *announce,
+		    struct room_event **leave);
 
 /* A member left: stop delivering to it (close its room connection), then
  * relay announce to the remaining members. Consumes leave. When self is
@@ -56,8 +59,19 @@ void room_event_free(struct room_event *ev);
 int room_relay(struct room *r, struct msg *m, int record);
 
 /* Send member join_id its room's history (HISTORY: head, COUNT entries) on
- * its control connection (ctl_fd, ctl_id). 0, or -ENOMEM. */
-int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id);
+ * its control connection (ctl_fd, ctl_id), in at most budget bytes of send
+ * queue cost (reserved by the caller; the oldest entries are left out if
+ * the history grew meanwhile). The answer always comes back, as a
+ * DELIVERY_HISTORY batch (no pieces when it failed). 0, or -ENOMEM. */
+int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id, size_t budget);
+
+/* What a HISTORY reply costs now in a send queue (bytes and pieces, as
+ * sendq_push_pieces charges them). Any thread. */
+size_t room_history_cost(struct room *r);
+
+/* Nonzero once a member's message was kept in the room's history (relayed
+ * with record, from either port, or loaded from the store). Any thread. */
+int room_has_history(struct room *r);
 
 /* Nonzero once the thread has finished (room_stop() will not wait). */
 int room_exited(struct room *r);

@@ -38,13 +38,14 @@ struct pending {
 	size_t name_off, name_len, text_off, text_len;
 };
 
-enum rec_kind { REC_ROOM, REC_TOPIC };
+enum rec_kind { REC_ROOM, REC_TOPIC, REC_FORGET };
 
-/* A room created on demand or a topic change, waiting for the writer. */
+/* A room created on demand, a topic change or a forgotten room, waiting
+ * for the writer. */
 struct room_rec {
 	struct room_rec *next;
 	enum rec_kind kind;
-	struct store_room room; /* REC_TOPIC: ref and topic only */
+	struct store_room room; /* REC_TOPIC: ref and topic only; REC_FORGET: ref only */
 };
 
 struct store {
@@ -53,6 +54,7 @@ struct store {
 	int lock_fd;         /* holds the flock that keeps a second roomd out */
 	sqlite3 *db;         /* main thread until store_start, then the writer's */
 	sqlite3_stmt *ins, *trim_count, *trim_age, *put_room, *set_topic; /* same */
+	sqlite3_stmt *put_max_ref, *forget_msgs, *forget_room;            /* same */
 	pthread_t writer;
 	int started;         /* main thread only */
 	int64_t next_error_log_ms; /* writer only */
@@ -357,6 +359,16 @@ static int prepare_writer(struct store *s, char *err, size_t errlen)
 		"INSERT INTO rooms (name, ref, port, topic, created, configured) VALUES (?1, ?2, ?3, ?4, ?5, 0) "
 		"ON CONFLICT (name) DO UPDATE SET ref = excluded.ref";
 	static const char set_topic[] = "UPDATE rooms SET topic = ?2 WHERE ref = ?1";
+	/* The highest ref ever handed out, so that a forgotten room's ref is
+	 * not handed out again after a restart. */
+	static const char put_max_ref[] =
+		"INSERT INTO meta (key, value) VALUES ('max_ref', ?1) "
+		"ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)";
+	/* A forgotten room: its messages, then its row (never a configured
+	 * one: the config may have taken the name back meanwhile). */
+	static const char forget_msgs[] =
+		"DELETE FROM messages WHERE room_id = (SELECT id FROM rooms WHERE ref = ?1 AND configured = 0)";
+	static const char forget_room[] = "DELETE FROM rooms WHERE ref = ?1 AND configured = 0";
 	int rc = sqlite3_prepare_v3(s->db, ins, -1, SQLITE_PREPARE_PERSISTENT, &s->ins, NULL);
 
 	if (rc == SQLITE_OK)
@@ -367,6 +379,12 @@ static int prepare_writer(struct store *s, char *err, size_t errlen)
 		rc = sqlite3_prepare_v3(s->db, put_room, -1, SQLITE_PREPARE_PERSISTENT, &s->put_room, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v3(s->db, set_topic, -1, SQLITE_PREPARE_PERSISTENT, &s->set_topic, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v3(s->db, put_max_ref, -1, SQLITE_PREPARE_PERSISTENT, &s->put_max_ref, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v3(s->db, forget_msgs, -1, SQLITE_PREPARE_PERSISTENT, &s->forget_msgs, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v3(s->db, forget_room, -1, SQLITE_PREPARE_PERSISTENT, &s->forget_room, NULL);
 	if (rc != SQLITE_OK)
 		set_err(err, errlen, s->path, "cannot prepare statements", rc, sqlite3_errmsg(s->db));
 	return rc == SQLITE_OK ? 0 : -1;
@@ -388,6 +406,9 @@ static void store_free(struct store *s)
 	sqlite3_finalize(s->trim_age);
 	sqlite3_finalize(s->put_room);
 	sqlite3_finalize(s->set_topic);
+	sqlite3_finalize(s->put_max_ref);
+	sqlite3_finalize(s->forget_msgs);
+	sqlite3_finalize(s->forget_room);
 	if (s->db)
 		sqlite3_close(s->db); /* the last connection: checkpoints and removes the WAL */
 	if (s->lock_fd >= 0)
@@ -522,7 +543,8 @@ static int reconcile_room(struct store *s, const struct room_conf *conf, int64_t
 static int renumber(struct store *s, long max_conf_ref)
 {
 	sqlite3_stmt *q = prep(s, "SELECT id, name FROM rooms WHERE ref IS NULL ORDER BY id");
-	sqlite3_stmt *max = prep(s, "SELECT coalesce(max(ref), 0) FROM rooms");
+	sqlite3_stmt *max = prep(s, "SELECT max(coalesce((SELECT max(ref) FROM rooms), 0), "
+				    "coalesce((SELECT value FROM meta WHERE key = 'max_ref'), 0))");
 	sqlite3_stmt *set = prep(s, "UPDATE rooms SET ref = ?2 WHERE id = ?1");
 	long next = max_conf_ref;
 	int rc = q && max && set ? SQLITE_OK : sqlite3_errcode(s->db);
@@ -550,7 +572,7 @@ int store_reconcile(struct store *s, const struct config *cfg, char *err, size_t
 	int rc = exec(s->db, "BEGIN IMMEDIATE");
 
 	if (rc == SQLITE_OK)
-		rc = exec(s->db, "UPDATE rooms SET configured = 0");
+		rc = exec(s->db, "UPDATE rooms SET configured = 0 WHERE configured <> 0"); /* not every row */
 	for (size_t i = 0; rc == SQLITE_OK && i < cfg->nrooms; i++) {
 		rc = reconcile_room(s, &cfg->rooms[i], now);
 		if (cfg->rooms[i].ref > max_ref)
@@ -571,8 +593,10 @@ int store_reconcile(struct store *s, const struct config *cfg, char *err, size_t
 long store_each_room(struct store *s, void (*fn)(const struct store_room *, void *), void *arg,
 		     char *err, size_t errlen)
 {
-	sqlite3_stmt *q = prep(s, "SELECT name, ref, port, topic, created, configured FROM rooms "
-				  "WHERE ref IS NOT NULL ORDER BY ref");
+	/* The newest message through the (room_id, id) index: one probe a room. */
+	sqlite3_stmt *q = prep(s, "SELECT name, ref, port, topic, created, configured, "
+				  "(SELECT at FROM messages WHERE room_id = rooms.id ORDER BY id DESC LIMIT 1) AS last "
+				  "FROM rooms WHERE ref IS NOT NULL ORDER BY ref");
 	struct store_room r;
 	long n = 0;
 	int rc = q ? SQLITE_OK : sqlite3_errcode(s->db);
@@ -585,6 +609,8 @@ long store_each_room(struct store *s, void (*fn)(const struct store_room *, void
 		snprintf(r.topic, sizeof(r.topic), "%s", (const char *)sqlite3_column_text(q, 3));
 		r.created = sqlite3_column_int64(q, 4);
 		r.configured = sqlite3_column_int(q, 5);
+		r.has_messages = sqlite3_column_type(q, 6) != SQLITE_NULL;
+		r.last_message = r.has_messages ? sqlite3_column_int64(q, 6) : 0;
 		fn(&r, arg);
 		n++;
 		rc = SQLITE_OK;
@@ -665,6 +691,32 @@ int store_put_room(struct store *s, const struct store_room *room)
 	return put_rec(s, rec);
 }
 
+int store_forget_room(struct store *s, long ref)
+{
+	struct room_rec *rec = s ? calloc(1, sizeof(*rec)) : NULL;
+
+	if (rec) {
+		rec->kind = REC_FORGET;
+		rec->room.ref = ref;
+	}
+	return put_rec(s, rec);
+}
+
+long store_max_ref(struct store *s)
+{
+	sqlite3_stmt *q;
+	long ref = -1;
+
+	if (!s)
+		return 0;
+	q = prep(s, "SELECT max(coalesce((SELECT max(ref) FROM rooms), 0), "
+		    "coalesce((SELECT value FROM meta WHERE key = 'max_ref'), 0))");
+	if (q && sqlite3_step(q) == SQLITE_ROW)
+		ref = (long)sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return ref;
+}
+
 int store_set_topic(struct store *s, long ref, const char *topic)
 {
 	struct room_rec *rec = s ? calloc(1, sizeof(*rec)) : NULL;
@@ -721,12 +773,31 @@ static void write_error(struct store *s, int rc, size_t lost)
 		  (unsigned long long)(st.failed + lost), advice(rc));
 }
 
+static int apply_forget(struct store *s, long ref)
+{
+	int rc;
+
+	sqlite3_bind_int64(s->forget_msgs, 1, ref);
+	rc = run(s->forget_msgs);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(s->forget_room, 1, ref);
+		rc = run(s->forget_room);
+	}
+	return rc;
+}
+
 static int apply_rec(struct store *s, const struct room_rec *rec)
 {
 	sqlite3_stmt *st = rec->kind == REC_ROOM ? s->put_room : s->set_topic;
 	int rc;
 
+	if (rec->kind == REC_FORGET)
+		return apply_forget(s, rec->room.ref);
 	if (rec->kind == REC_ROOM) {
+		sqlite3_bind_int64(s->put_max_ref, 1, rec->room.ref);
+		rc = run(s->put_max_ref);
+		if (rc != SQLITE_OK)
+			return rc;
 		sqlite3_bind_text(st, 1, rec->room.name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, rec->room.ref);
 		sqlite3_bind_int64(st, 3, rec->room.port);

@@ -43,6 +43,8 @@ struct store_room {
 	char topic[CONFIG_TOPIC_MAX + 1];
 	int64_t created;   /* UTC seconds */
 	int configured;    /* in the config at the last start */
+	int has_messages;  /* store_each_room: it has stored messages... */
+	int64_t last_message; /* ...the newest at this UTC time (0: none) */
 };
 
 /* Counters, for logs and tests. */
@@ -91,6 +93,16 @@ int store_append(struct store *s, long ref, long keep, struct msg *frame, size_t
  * thread. 0 or -ENOMEM (logged). */
 int store_put_room(struct store *s, const struct store_room *room);
 int store_set_topic(struct store *s, long ref, const char *topic);
+
+/* Queue the deletion of the room ref created on demand (its row and its
+ * messages; a configured room is never deleted). Its ref stays counted in
+ * store_max_ref(), so it is not handed out again after a restart. Any
+ * thread. 0 or -ENOMEM (logged). */
+int store_forget_room(struct store *s, long ref);
+
+/* The highest ref ever stored (rooms present or forgotten), 0 for none or
+ * a NULL store, -1 on a read error. Main thread, before store_start. */
+long store_max_ref(struct store *s);
 
 /* Wait until everything queued before the call is committed (or has
  * failed). Bounded by one commit: the writer is asked to commit at once. */

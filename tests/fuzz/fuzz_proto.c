@@ -9,8 +9,10 @@
  * not depend on how it was split. Parsed messages are written back with the
  * codec's own writers and parsed again (round trip).
  *
- * Input: byte 0 picks max_request (64..8192), byte 1 the chunking pattern,
- * the rest is the stream. Single-threaded; no state survives a call. */
+ * Input: byte 0 picks max_request (64..8192, bits 0-6) and turns on the
+ * quiet-period path (bit 7: proto_finish() with a fake clock, the sender
+ * pausing after the fraction byte1/255 of the stream and at its end), byte
+ * 1 the chunking pattern, the rest is the stream. Single-threaded; no state survives a call. */
 #include "msg.h"
 #include "proto.h"
 
@@ -387,6 +389,57 @@ static size_t chunk_size(unsigned pattern, uint32_t *rng, size_t left)
 	return n < left ? n : left;
 }
 
+/* proto_parse() until it needs more, as conn_process does: every result
+ * checked and recorded, consumed bytes dropped. Returns 1 after a fatal
+ * error (the connection is closed). */
+static int drain(enum proto_dialect d, struct proto_parser *p, char *buf, size_t *lenp,
+		 struct record *rec, int with_round_trip)
+{
+	size_t len = *lenp;
+	int dead = 0;
+
+	for (;;) {
+		struct proto_msg m;
+		size_t used = (size_t)-1;
+		enum proto_err err = (enum proto_err)-1;
+		int fatal = -1;
+		enum proto_status st;
+
+		memset(&m, 0x5a, sizeof(m)); /* unset fields must not look set */
+		st = proto_parse(p, buf, len, &m, &used, &err, &fatal);
+		CHECK(used <= len);
+		CHECK(fatal == 0 || fatal == 1);
+		if (st == PROTO_MESSAGE) {
+			CHECK(used > 0); /* progress, or the caller would spin */
+			CHECK(fatal == 0);
+			check_message(d, &m, buf, len);
+			/* Its values lie in the bytes it consumes. */
+			for (int i = 0; i < PROTO_MAX_FIELDS && m.field[i]; i++)
+				CHECK(m.field[i] + m.len[i] < buf + used);
+			rec_message(rec, d, &m);
+			if (with_round_trip)
+				round_trip(d, &m);
+		} else if (st == PROTO_ERROR) {
+			CHECK(used > 0);
+			CHECK(err >= PROTO_E_MALFORMED && err <= PROTO_E_SERVER);
+			rec_error(rec, err, fatal);
+			if (fatal) {
+				dead = 1;
+				break;
+			}
+		} else {
+			CHECK(st == PROTO_NEED_MORE);
+			CHECK(fatal == 0);
+		}
+		memmove(buf, buf + used, len - used);
+		len -= used;
+		if (st == PROTO_NEED_MORE)
+			break;
+	}
+	*lenp = len;
+	return dead;
+}
+
 /* Feed in[0..n) through a parser as a connection does, in chunks chosen by
  * pattern (whole: one chunk), checking every result and recording it.
  * Stops at a fatal error, as the connection is then closed. */
@@ -409,44 +462,7 @@ static void feed(enum proto_dialect d, size_t max_request, const uint8_t *in, si
 		memcpy(buf + len, in + off, add);
 		len += add;
 		off += add;
-		for (;;) {
-			struct proto_msg m;
-			size_t used = (size_t)-1;
-			enum proto_err err = (enum proto_err)-1;
-			int fatal = -1;
-			enum proto_status st;
-
-			memset(&m, 0x5a, sizeof(m)); /* unset fields must not look set */
-			st = proto_parse(&p, buf, len, &m, &used, &err, &fatal);
-			CHECK(used <= len);
-			CHECK(fatal == 0 || fatal == 1);
-			if (st == PROTO_MESSAGE) {
-				CHECK(used > 0); /* progress, or the caller would spin */
-				CHECK(fatal == 0);
-				check_message(d, &m, buf, len);
-				/* Its values lie in the bytes it consumes. */
-				for (int i = 0; i < PROTO_MAX_FIELDS && m.field[i]; i++)
-					CHECK(m.field[i] + m.len[i] < buf + used);
-				rec_message(rec, d, &m);
-				if (with_round_trip)
-					round_trip(d, &m);
-			} else if (st == PROTO_ERROR) {
-				CHECK(used > 0);
-				CHECK(err >= PROTO_E_MALFORMED && err <= PROTO_E_SERVER);
-				rec_error(rec, err, fatal);
-				if (fatal) {
-					dead = 1;
-					break;
-				}
-			} else {
-				CHECK(st == PROTO_NEED_MORE);
-				CHECK(fatal == 0);
-			}
-			memmove(buf, buf + used, len - used);
-			len -= used;
-			if (st == PROTO_NEED_MORE)
-				break;
-		}
+		dead = drain(d, &p, buf, &len, rec, with_round_trip);
 		/* What the parser keeps must fit the connection's buffer with
 		 * room to read more: over-long requests are reported first. */
 		if (!dead)
@@ -467,15 +483,77 @@ static void feed(enum proto_dialect d, size_t max_request, const uint8_t *in, si
 	free(buf);
 }
 
+/* The owner's quiet deadline passed (SPEC §2.4): proto_finish() on what
+ * the parser holds, with exactly one spare byte (its NUL). Checks and
+ * records the result. */
+static char *quiet_finish(enum proto_dialect d, struct proto_parser *p, char *buf, size_t *lenp,
+			  struct record *rec)
+{
+	size_t len = *lenp, used = (size_t)-1;
+	struct proto_msg m;
+	enum proto_status st;
+	char *nb = realloc(buf, len + 1);
+
+	CHECK(nb != NULL);
+	buf = nb;
+	memset(&m, 0x5a, sizeof(m));
+	st = proto_finish(p, buf, len, &m, &used);
+	CHECK(used <= len);
+	if (st == PROTO_MESSAGE) {
+		CHECK(used == len && len > 0); /* it ends at the end of the bytes */
+		check_message(d, &m, buf, len + 1);
+		rec_message(rec, d, &m);
+		round_trip(d, &m);
+	} else {
+		CHECK(st == PROTO_NEED_MORE);
+	}
+	memmove(buf, buf + used, len - used);
+	*lenp = len - used;
+	return buf;
+}
+
+/* in[0..n) with a quiet period after byte q and at the end: a lab-era
+ * client that stops sending at q for longer than end_quiet_ms. Whatever
+ * the quiet period ends, the parser stays within its contract, and a quiet
+ * period only at the end may only add one message to the whole parse. */
+static void feed_quiet(enum proto_dialect d, size_t max_request, const uint8_t *in, size_t n,
+		       size_t q, struct record *rec)
+{
+	struct proto_parser p;
+	char *buf = NULL;
+	size_t len = 0;
+	const size_t parts[2] = { q, n - q };
+	int dead = 0;
+
+	proto_parser_init(&p, d, max_request);
+	for (int i = 0; i < 2 && !dead; i++) {
+		char *nb = realloc(buf, len + parts[i] + 1);
+
+		CHECK(nb != NULL);
+		buf = nb;
+		memcpy(buf + len, in + (i ? q : 0), parts[i]);
+		len += parts[i];
+		dead = drain(d, &p, buf, &len, rec, 0);
+		if (!dead) {
+			CHECK(len <= max_request + FUZZ_CONN_SLACK);
+			if (len > 0)
+				buf = quiet_finish(d, &p, buf, &len, rec);
+		}
+	}
+	free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const enum proto_dialect dialects[] = { PROTO_REQUESTS, PROTO_REPLIES };
 	size_t max_request;
 	unsigned pattern;
+	int quiet;
 
 	if (size < 2)
 		return 0;
 	max_request = 64 + (size_t)(data[0] & 127) * 64; /* 64..8192 */
+	quiet = data[0] & 128;
 	pattern = data[1];
 	data += 2;
 	size -= 2;
@@ -489,6 +567,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				"fed whole and fed in chunks parse differently\n",
 				dialects[i] == PROTO_REQUESTS ? "request" : "reply", max_request, pattern);
 			abort();
+		}
+		/* The quiet-period path (a fake clock): bit 7 of byte 0 turns it
+		 * on, byte 1 says where the sender pauses. */
+		if (quiet) {
+			struct record q = { 0 };
+			size_t at = size * pattern / 255;
+
+			feed_quiet(dialects[i], max_request, data, size, at, &q);
+			free(q.s);
+			q = (struct record){ 0 };
+			feed_quiet(dialects[i], max_request, data, size, size, &q);
+			/* Quiet only at the end: the whole parse, then at most one
+			 * message more (the tail tag of whole is not in q). */
+			if (whole.len > 1 + sizeof(size_t)) {
+				CHECK(q.len >= whole.len - 1 - sizeof(size_t));
+				CHECK(memcmp(q.s, whole.s, whole.len - 1 - sizeof(size_t)) == 0);
+			}
+			free(q.s);
 		}
 		free(whole.s);
 		free(chunked.s);

@@ -5,8 +5,9 @@ The seeds are committed; this script is how they were made, so that they can
 be regenerated or extended (it rewrites only the files it names). Input
 formats (see the targets' header comments):
 
-  fuzz_proto:   byte 0 = max_request (64 + (b & 127) * 64), byte 1 = chunk
-                pattern, then the stream (requests or replies: the target
+  fuzz_proto:   byte 0 = max_request (64 + (b & 127) * 64) and bit 7 the
+                quiet-period path, byte 1 = chunk pattern (and where the
+                sender pauses), then the stream (requests or replies: the target
                 parses every input in both dialects).
   fuzz_control: byte 0 = flags (0x01 two connections, 0x06 write pattern,
                 0x08 far peer, 0x10 slow reader, 0x20 room creation off,
@@ -51,6 +52,7 @@ def crlf_(s, crlf):
 # ---- fuzz_proto: header (max_request byte, chunk pattern byte) + stream ----
 
 BIG, SMALL, MID = 0x7F, 0x00, 0x0F  # max_request 8192, 64, 1024
+QUIET = 0x80                         # byte 0 bit 7: the quiet-period path
 
 PROTO = {
     "req-helo": (BIG, 0x00, b"HELO hello there\n"),
@@ -105,6 +107,16 @@ PROTO = {
                                     b"JOIN_ID: 4\nCHAT: 3\nCLIENT_NAME: n\n"
                                     b"MESSAGE: n has joined this chatroom.\n\n")
                         .replace(b"\n", b"\r\n")),
+    # The quiet-period path (byte 0 bit 7; byte 1 = where the sender pauses,
+    # as a fraction of 255): lab-era habits (SPEC §2.4).
+    "quiet-join-no-newline": (QUIET | BIG, 0x80, b"JOIN_CHATROOM: chatroom 1\nCLIENT IP: 0\n"
+                              b"PORT: 0\nCLIENT_NAME: Client 1"),
+    "quiet-chat-no-blank": (QUIET | BIG, 0xFF, b"CHAT: 1\nJOIN_ID: 5\nCLIENT_NAME: a\n"
+                            b"MESSAGE: hello\n"),
+    "quiet-chat-then-leave": (QUIET | BIG, 0x9A, b"CHAT: 1\nJOIN_ID: 5\nCLIENT_NAME: a\n"
+                              b"MESSAGE: one\ntwo\nLEAVE_CHATROOM: 1\nJOIN_ID: 5\nCLIENT_NAME: a"),
+    "quiet-join-trailer": (QUIET | MID, 0x7F, b"JOIN_CHATROOM: r\nCLIENT_NAME: a\nPORT: 0\n"
+                           b"X-UNKNOWN: 1\nHELO x"),
 }
 
 # ---- fuzz_control: flags byte + segments -----------------------------------

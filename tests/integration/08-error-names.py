@@ -23,9 +23,10 @@ def main():
             c.ping()
             w.expect_nothing()
 
-        bad(4, "room1", "a b", "JOIN with client name 'a b'")
+        bad(4, "room1", "a\tb", "JOIN with client name 'a<TAB>b'")
+        bad(4, "room1", "a/b", "JOIN with client name 'a/b'")
         bad(4, "room1", "x" * 17, "JOIN with a 17-byte client name (max_name 16)")
-        bad(4, "bad room", "alice", "JOIN of room 'bad room'")
+        bad(4, "bad/room", "alice", "JOIN of room 'bad/room'")
         bad(4, "r" * 17, "alice", "JOIN of a 17-byte room name (max_name 16)")
 
         # The boundary: 16 bytes is valid.
@@ -51,8 +52,14 @@ def main():
         for x in (a, c, w):
             x.expect_nothing()
         b.ping()
-        # But may be alice elsewhere.
-        b.join("room2", "alice")
+        # Nor anywhere else: names are server wide (SPEC 2.1, issue 10), and
+        # no room is opened for the refused JOIN.
+        b.send(join_req("room2", "alice"))
+        b.expect_error(5, context="JOIN room2 as alice from another connection")
+        check(all(r[0] != "room2" for r in list_rooms(b)), "room2 was opened for a refused JOIN")
+        # The holder may use its name in another room.
+        a.join("room2", "alice")
+        a.ping()
 
         # The same connection re-joining as alice: the same reply, no announcement.
         a.send(send)

@@ -22,7 +22,7 @@ def piped(script, port, name):
 
 
 def main():
-    with Daemon() as d:
+    with Daemon(rooms={"small": {"max_members": 1}}) as d:
         bob = d.connect("bob")
         ref, _, _, _ = bob.join("room1", "bob")
 
@@ -53,17 +53,21 @@ def main():
                   % (rc, show(carol.out), show(carol.err)))
         bob.expect_nothing()
 
-        # 3. An error is printed, and the script goes on.
+        # 3. An error is printed, and the script goes on. (Names are server
+        # wide, so the error is a full room: bob, being a name another
+        # connection holds, could join nothing.)
         w = d.connect("watcher")
         ref2, _, _, _ = w.join("room2", "watcher")
-        with Roomc(d.port, "bob", shell=piped(r"join room1\njoin room2\nsend room2 still here\ndisconnect\n",
-                                              d.port, "bob")) as bob2:
-            w.expect(join_announce(ref2, "bob"), timeout=2 * TIMEOUT,
-                     what="roomc's join of room2 after its failed join of room1")
-            w.expect_chat(ref2, "bob", "still here")
-            w.expect(leave_announce(ref2, "bob"))
-            rc = bob2.wait()
-            bob2.expect_output(re.compile(r"^error 5: \S", re.M), stream="any")
+        f = d.connect("filler")
+        f.join("small", "filler")
+        with Roomc(d.port, "dave", shell=piped(r"join small\njoin room2\nsend room2 still here\ndisconnect\n",
+                                               d.port, "dave")) as dave:
+            w.expect(join_announce(ref2, "dave"), timeout=2 * TIMEOUT,
+                     what="roomc's join of room2 after its failed join of small")
+            w.expect_chat(ref2, "dave", "still here")
+            w.expect(leave_announce(ref2, "dave"))
+            rc = dave.wait()
+            dave.expect_output(re.compile(r"^error 6: \S", re.M), stream="any")
             check(rc is not None, "roomc did not exit")
         bob.expect_nothing()
         d.assert_alive()

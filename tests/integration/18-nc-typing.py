@@ -40,13 +40,22 @@ def main():
         w.expect(join_announce(ref, "typist"))
         nc.expect_nothing(0.1)
 
-        # The CHAT is relayed only after the blank line.
-        type_lines(nc, b"CHAT: %d\nJOIN_ID: %d\nCLIENT_NAME: typist\nMESSAGE: hello from nc\n" % (ref, jid))
-        nc.expect_nothing(0.2)
+        # The CHAT is relayed at its blank line, or once end_quiet_ms (250 ms)
+        # pass after its MESSAGE line (SPEC §2.4): a slow typist's blank line
+        # then ends nothing and produces nothing. Typed promptly: not before
+        # the blank line.
+        type_lines(nc, b"CHAT: %d\nJOIN_ID: %d\nCLIENT_NAME: typist\nMESSAGE: hello from nc\n" % (ref, jid),
+                   pause=0.01)
+        nc.expect_nothing(0.1)
         w.expect_nothing(0.01)
         type_lines(nc, b"\n")
         nc.expect(b"CHAT: %d\nCLIENT_NAME: typist\nMESSAGE: hello from nc\n\n" % ref, what="relay of the typed CHAT")
         w.expect_chat(ref, "typist", "hello from nc")
+        type_lines(nc, b"CHAT: %d\nJOIN_ID: %d\nCLIENT_NAME: typist\nMESSAGE: slow typist\n" % (ref, jid))
+        nc.expect(b"CHAT: %d\nCLIENT_NAME: typist\nMESSAGE: slow typist\n\n" % ref, what="relay after the quiet period")
+        w.expect_chat(ref, "typist", "slow typist")
+        type_lines(nc, b"\n")
+        nc.expect_nothing(0.1)
 
         # The watcher answers; the typist sees it.
         w.chat(ref, wid, "watcher", "hi typist")

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """22-room-lifecycle: a room created on demand ends its thread and port when
-its last member leaves (however it leaves), keeps its ROOM_REF, and comes
-back on the next JOIN; a configured room stays open with no members; a JOIN
+its last member leaves (however it leaves); with no history (and no
+database here) it is forgotten, so the next JOIN brings it back under a new
+ROOM_REF, never one handed out before (issue 10: bounded room tables; it
+kept its ref before); a configured room stays open with no members; a JOIN
 racing the room's end is served by a fresh room thread."""
 import os
 import socket
@@ -53,9 +55,9 @@ def main():
                  % (base, fd_count(d)), d)
         check("room pop-up closed" in d.stderr(), "no log line for the room's end")
 
-        # The name keeps its ref; the room comes back and works.
+        # Forgotten: the name comes back under a new ref, and works.
         ref2, jid2, _, port2 = b.join("pop-up", "b")
-        check(ref2 == ref, "ROOM_REF changed after the room emptied: %d -> %d" % (ref, ref2))
+        check(ref2 > ref, "ROOM_REF after the room was forgotten: %d -> %d (must be new)" % (ref, ref2))
         r = d.room_connect(port2, "b-room")
         r.send(attach_req(ref2, jid2, "b"))
         r.expect(attached_reply(ref2, jid2))
@@ -69,17 +71,17 @@ def main():
         wait_for(lambda: fd_count(d) == base - 1, "descriptors back after the abrupt close", d)
 
         # A JOIN right after the last LEAVE, in one segment: served by a
-        # fresh thread, same ref, both replies in order.
+        # fresh thread, under a new ref, both replies in order.
         c = d.connect("c")
         ref3, jid3, _, _ = c.join("pop-up", "c")
-        check(ref3 == ref, "ROOM_REF changed: %d -> %d" % (ref, ref3))
+        check(ref3 > ref2, "ROOM_REF after the room was forgotten again: %d -> %d" % (ref2, ref3))
         c.send(leave_req(ref3, jid3, "c") + join_req("pop-up", "c"))
         c.expect(left_reply(ref3, jid3))
         c.expect(leave_announce(ref3, "c"))
         f = c.expect_frame()
-        check(f.raw.startswith(b"JOINED_CHATROOM: pop-up\n") and b"ROOM_REF: %d\n" % ref in f.raw,
-              "re-join after the room ended: %s" % show(f.raw))
-        c.expect(join_announce(ref, "c"))
+        check(f.raw.startswith(b"JOINED_CHATROOM: pop-up\n") and b"ROOM_REF: %d\n" % (ref3 + 1) in f.raw,
+              "re-join after the room ended (expected ref %d): %s" % (ref3 + 1, show(f.raw)))
+        c.expect(join_announce(ref3 + 1, "c"))
 
         # A configured room stays open without members.
         lref, ljid, _, lport = a.join("lobby", "a")

@@ -13,12 +13,12 @@ def read_list(c, head_re, entry_prefix, entry_lines):
     """A head frame with a count, then that many entry frames: (head match,
     [entry bytes])."""
     head = c.read_until(b"\n", what="a list head")
-    if head.startswith(b"MEMBERS:"):
+    if head.startswith(b"MEMBERS:") or head.startswith(b"ROOMS:"):
         head += c.read_until(b"\n", what="the COUNT line")
     m = re.match(head_re, head)
     check(m, "%s: bad list head %s" % (c.label, show(head)))
     entries = []
-    for _ in range(int(m.group(m.lastindex))):
+    for _ in range(int(m.group(1))):
         e = b""
         for _ in range(entry_lines):
             e += c.read_until(b"\n", what="a list entry")
@@ -37,7 +37,7 @@ def welcome(d):
 
 def list_rooms(d, a, ref_new):
     a.send(b"LIST_ROOMS: 0\n")
-    _, rooms = read_list(a, rb"\AROOMS: (\d+)\n\Z", b"ROOM: ", 5)
+    _, rooms = read_list(a, rb"\AROOMS: (\d+)\nTOTAL: 3\n\Z", b"ROOM: ", 5)
     check(len(rooms) == 3, "LIST_ROOMS: expected 3 rooms, got %s" % rooms)
     check(re.match(rb"\AROOM: lobby\nROOM_REF: 1\nPORT: [1-9]\d*\nMEMBERS: 2\nTOPIC: Say hi\n\Z", rooms[0]),
           "LIST_ROOMS lobby entry: %s" % show(rooms[0]))
@@ -45,6 +45,21 @@ def list_rooms(d, a, ref_new):
           "LIST_ROOMS locked entry: %s" % show(rooms[1]))
     check(re.match(rb"\AROOM: fresh\nROOM_REF: %d\nPORT: [1-9]\d*\nMEMBERS: 1\nTOPIC: \n\Z" % ref_new,
                    rooms[2]), "LIST_ROOMS on-demand entry: %s" % show(rooms[2]))
+    # Paged (options in the value, the request still one line), dormant
+    # rooms on request, bad options refused.
+    a.send(b"LIST_ROOMS: OFFSET=1 LIMIT=1\n")
+    _, page = read_list(a, rb"\AROOMS: (1)\nTOTAL: 3\n\Z", b"ROOM: ", 5)
+    check(page == rooms[1:2], "LIST_ROOMS OFFSET=1 LIMIT=1: %s" % page)
+    a.send(b"LIST_ROOMS: limit=0\n")
+    read_list(a, rb"\AROOMS: (0)\nTOTAL: 3\n\Z", b"ROOM: ", 5)
+    a.send(b"LIST_ROOMS: OFFSET=3\n")
+    read_list(a, rb"\AROOMS: (0)\nTOTAL: 3\n\Z", b"ROOM: ", 5)
+    a.send(b"LIST_ROOMS: DORMANT=1\n")
+    read_list(a, rb"\AROOMS: (0)\nTOTAL: 0\n\Z", b"ROOM: ", 5)
+    for bad in (b"OFFSET=-1", b"LIMIT=x", b"DORMANT=2", b"PAGE=2", b"OFFSET=1 junk"):
+        a.send(b"LIST_ROOMS: " + bad + b"\n")
+        a.expect_error(1, context="LIST_ROOMS: %s" % bad.decode())
+    a.ping()
 
 
 def list_members(a):
@@ -71,20 +86,22 @@ def private(d, a, b, plain):
     a.expect_error(2, context="PRIVATE_MESSAGE to an unknown name")
     a.send(b"PRIVATE_MESSAGE: bob\nCLIENT_NAME: mallory\nMESSAGE: it's me\n\n")
     a.expect_error(3, context="PRIVATE_MESSAGE under a name this connection does not hold")
-    a.send(b"PRIVATE_MESSAGE: b o b\nCLIENT_NAME: alice\nMESSAGE: x\n\n")
+    a.send(b"PRIVATE_MESSAGE: b/o/b\nCLIENT_NAME: alice\nMESSAGE: x\n\n")
     a.expect_error(4, context="PRIVATE_MESSAGE to an invalid name")
     a.send(b"PRIVATE_MESSAGE: bob\nCLIENT_NAME: alice\nMESSAGE: " + b"x" * 5000 + b"\n\n")
     a.expect_error(8, context="PRIVATE_MESSAGE over max_message")
     b.expect_nothing()
-    # Every connection using the name gets it, once.
+    # Names are server wide (SPEC 2.1): nobody else can be bob, so a
+    # private message to bob reaches bob's connection only.
     b2 = d.connect("bob2")
     b2.send(b"WELCOME: 0\n")
     b2.expect_frame()
-    b2.join("fresh2", "bob")
-    a.send(b"PRIVATE_MESSAGE: bob\nCLIENT_NAME: alice\nMESSAGE: both of you\n\n")
-    b.expect(b"PRIVATE_FROM: alice\nMESSAGE: both of you\n\n")
-    b2.expect(b"PRIVATE_FROM: alice\nMESSAGE: both of you\n\n")
-    a.expect(b"PRIVATE_SENT: bob\nCOUNT: 2\n")
+    b2.send(join_req("fresh2", "bob"))
+    b2.expect_error(5, context="JOIN as bob from another connection, in another room")
+    a.send(b"PRIVATE_MESSAGE: bob\nCLIENT_NAME: alice\nMESSAGE: only you\n\n")
+    b.expect(b"PRIVATE_FROM: alice\nMESSAGE: only you\n\n")
+    a.expect(b"PRIVATE_SENT: bob\nCOUNT: 1\n")
+    b2.expect_nothing(0.05)
     b.expect_nothing(0.05)
 
 
@@ -95,7 +112,7 @@ def topics(a, b, plain, ref1, id1, ref2, id2):
     for c in (a, b):
         c.expect(note)
     a.send(b"LIST_ROOMS: 0\n")
-    _, rooms = read_list(a, rb"\AROOMS: (\d+)\n\Z", b"ROOM: ", 5)
+    _, rooms = read_list(a, rb"\AROOMS: (\d+)\nTOTAL: \d+\n\Z", b"ROOM: ", 5)
     check(rooms[0].endswith(b"TOPIC: Lunch at noon\n"), "topic not listed: %s" % show(rooms[0]))
     a.send(b"SET_TOPIC: %d\nJOIN_ID: %d\nCLIENT_NAME: alice\nTOPIC: mine now\n" % (ref2, id2))
     a.expect_error(10, context="SET_TOPIC in a room whose topic is fixed")

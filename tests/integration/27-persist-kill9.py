@@ -14,7 +14,7 @@ from roomtest import *  # noqa: E402,F401,F403
 
 BATCH_S = 0.100                     # STORE batch_ms (docs/OPERATIONS.md)
 BOUND_S = BATCH_S + 0.150 * FACTOR  # plus a commit (fsync) in progress
-LIMITS = {"history": 10000, "rate": 1000000, "burst": 1000000}
+LIMITS = {"history": 10000, "max_message": 1024, "rate": 1000000, "burst": 1000000}
 TRAFFIC_S = 1.5
 
 

@@ -16,7 +16,7 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from roomtest import *  # noqa: E402,F401,F403
 
-LIMITS = {"history": 5000, "rate": 1000000, "burst": 1000000}
+LIMITS = {"history": 5000, "max_message": 2048, "rate": 1000000, "burst": 1000000}
 # A copy holds what was committed when it began: all but the messages of
 # the last batch interval (100 ms) and a commit in progress.
 COMMIT_BOUND_S = 0.100 + 0.150 * FACTOR
@@ -82,7 +82,13 @@ def restore_and_check(db_copy, dd, name, refs, acked_before, sent):
         jids = {}
         for room, ref in refs.items():
             r2, jids[room], _, _ = c.join(room, "carol")
-            check(r2 == ref, "%s: %s restored as ref %d, was %d" % (name, room, r2, ref))
+            if room == "side":
+                # No message was ever kept in side: forgotten at start
+                # (issue 10), it comes back under a ref never handed out.
+                check(r2 > max(refs.values()), "%s: side (no history) came back as ref %d, refs so "
+                      "far %s" % (name, r2, refs))
+            else:
+                check(r2 == ref, "%s: %s restored as ref %d, was %d" % (name, room, r2, ref))
         jid = jids["busy"]
         got = [t for _, t in history_of(c, refs["busy"], jid, "carol", timeout=20 * FACTOR)]
         d.stop()

@@ -18,6 +18,7 @@ A test reads:
         c.chat(ref, join_id, "client1", "hello")
         c.expect(chat_frame(ref, "client1", "hello"))      # exact bytes or a diff
         c.expect_error(3)  /  c.expect_nothing()  /  c.expect_closed()  /  c.ping()
+        o = d.connect("other", source="127.0.0.2")        # from a second client address
     run(main)                                               # time bound, exit status
 
 Roomc(port, name) drives roomc through pipes (stdin, stdout, stderr).
@@ -203,7 +204,7 @@ FRAME_HEADS = (
     # extensions (docs/PROTOCOL.md, "Extensions"); lists are a head frame
     # and then one frame per entry
     (b"WELCOME:", "WELCOME", 4),
-    (b"ROOMS:", "ROOMS", 1),
+    (b"ROOMS:", "ROOMS", 2),
     (b"ROOM:", "ROOM", 5),
     (b"MEMBERS:", "MEMBERS", 2),
     (b"MEMBER:", "MEMBER", 1),
@@ -239,7 +240,7 @@ class Conn:
     """A raw TCP client. Reads are bounded; every mismatch fails with what arrived."""
 
     def __init__(self, port, host=HOST, label=None, daemon=None, nodelay=True,
-                 rcvbuf=None, linger0=False):
+                 rcvbuf=None, linger0=False, source=None):
         self.port = port
         self.label = label or "conn:%d" % port
         self.daemon = daemon
@@ -255,6 +256,10 @@ class Conn:
             import struct
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.sock.settimeout(TIMEOUT)
+        if source:
+            # Another loopback source address (127.0.0.2, ...): a second
+            # client address for the per-address rules.
+            self.sock.bind((source, 0))
         try:
             self.sock.connect((host, port))
         except OSError as e:
@@ -889,7 +894,7 @@ def run(fn):
 
 # ---- persistence (tests 26..29) ------------------------------------------------
 
-HISTORY_ENTRY_RE = re.compile(rb"\AENTRY: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\nCLIENT_NAME: (\S+)\n"
+HISTORY_ENTRY_RE = re.compile(rb"\AENTRY: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\nCLIENT_NAME: (\S[^\n]*)\n"
                               rb"MESSAGE: ([^\n]*)\n\n\Z")
 
 
@@ -909,9 +914,10 @@ def history_of(c, ref, join_id, name, timeout=None):
     return out
 
 
-def list_rooms(c):
-    """LIST_ROOMS as [(name, ref, port, members, topic), ...]."""
-    c.send(b"LIST_ROOMS: 0\n")
+def list_rooms(c, args=b"0"):
+    """LIST_ROOMS (one page: at most 100 rooms; args b"OFFSET=n LIMIT=n
+    DORMANT=1" for others) as [(name, ref, port, members, topic), ...]."""
+    c.send(b"LIST_ROOMS: " + args + b"\n")
     f = c.expect_frame()
     check(f.kind == "ROOMS", "%s: expected ROOMS, got %s" % (c.label, show(f.raw)))
     out = []

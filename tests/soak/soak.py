@@ -28,7 +28,7 @@ Population
              rate, half requests then RST, connect-and-close churn.
   trickle    a valid request one byte a second (HELO, then a JOIN).
   idle       connect and send nothing (control port: reaped after
-             idle_timeout; room port: closed after the 10 s attach limit).
+             idle_timeout; room port: closed after the 3 s attach limit).
 
 Checks (exact, from the room's total order, not from timing)
   * every frame a healthy client gets is well formed, expected, and for a
@@ -102,13 +102,18 @@ BUSY = ("c00", "c01")         # rooms with a blaster, where slow consumers go
 CHURN = ("d0", "d1", "d2", "d3")   # created on demand, end with their last member
 HEALTHY = 110                 # healthy clients kept alive during the storm
 IDLE_TIMEOUT = 5
-ATTACH_LIMIT = 10             # roomd closes a room connection not attached by then
+IMPOSTOR_IP = "127.0.0.3"     # the attach impostors' own source address
+ATTACH_LIMIT = 3              # roomd closes a room connection not attached by then
 SENDQ = 262144
 LIMITS = {
     "max_clients": 2000, "max_clients_per_ip": 2000, "max_rooms": 256,
     "max_members": 256, "max_rooms_per_client": 32, "max_name": 32,
     "max_message": 4096, "max_request": 8192, "sendq_bytes": SENDQ,
     "rate": 200, "burst": 400, "idle_timeout": IDLE_TIMEOUT,
+    # Every soak client shares 127.0.0.1: the per-address limits (issue 10)
+    # are tested on their own (tests/integration/36-38), not here.
+    "rate_per_ip": 1000000, "burst_per_ip": 1000000, "connect_rate_per_ip": 1000000,
+    "connect_burst_per_ip": 1000000, "room_create_rate": 1000000, "room_unattached_max": 1024,
 }
 MAX_REQUEST = LIMITS["max_request"]
 MAX_MESSAGE = LIMITS["max_message"]
@@ -206,7 +211,7 @@ class Sock:
     """A non-blocking client socket. Output is queued; input is parsed into
     frames (sock.frames) and the owner is told (on_data / on_eof)."""
 
-    def __init__(self, w, port, owner, label, rcvbuf=None, read=True):
+    def __init__(self, w, port, owner, label, rcvbuf=None, read=True, source=None):
         self.w, self.owner, self.label, self.port = w, owner, label, port
         self.loop = w.loop
         self.out = bytearray()
@@ -224,6 +229,8 @@ class Sock:
         if rcvbuf:
             self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if source:
+            self.s.bind((source, 0))
         err = self.s.connect_ex((HOST, port))
         try:
             self.lport = self.s.getsockname()[1]
@@ -1407,7 +1414,10 @@ class Garbage(Script):
         k = self.kind
         if k in ("attach_impostor", "room_junk"):
             room = conf_room(w, busy_ok=True)
-            s = self.open(room.port)
+            # Wrong capabilities are throttled per source address (issue
+            # 10): the impostors use an address of their own, so that the
+            # healthy clients' attaches from 127.0.0.1 are not throttled.
+            s = self.open(room.port, source=IMPOSTOR_IP if k == "attach_impostor" else None)
         else:
             s = self.open(w.port)
         if k == "random":
@@ -1533,11 +1543,10 @@ class Garbage(Script):
                     self.expect_error(f, (2, 3), what)
                 s.send(rt.leave_req(v.ref, v.jid, v.name))
                 f = yield from self.next_own(s, ref)
-                maybe_dead = v.leaving or v.ended or v.client.finished or v.client.state != "running"
-                if not (f not in (None, TIMEOUT_EV) and (error_code(f[1]) == 3 or
-                                                          f[1] == left_reply(v.ref, v.jid) and maybe_dead)):
-                    # LEFT is right only if the victim's membership had ended anyway.
-                    fail("%s: LEAVE with another client's live JOIN_ID (%s) must get error 3, got %s"
+                if f in (None, TIMEOUT_EV) or f[1] != left_reply(v.ref, v.jid):
+                    # The same echo as a dead id (SPEC 2.1, issue 10: no
+                    # oracle); the victim staying is checked by its own flow.
+                    fail("%s: LEAVE with another client's JOIN_ID (%s) must get the LEFT echo, got %s"
                          % (self.label, v.where(), f if f in (None, TIMEOUT_EV) else show(f[1])))
             s.send(rt.leave_req(ref, 2 ** 31 - 1 - self.n, name))
             f = yield from self.next_own(s, ref)
@@ -1555,8 +1564,8 @@ class Garbage(Script):
                 req = attach_req(room.ref, rng.randrange(1, 2 ** 31), "nobody")
             s.send(req)
             got = yield ("closed", s, BOUND)
-            if got == TIMEOUT_EV or len(got) != 1 or error_code(got[0][1]) != 3:
-                fail("%s: ATTACH with a wrong capability %s: expected error 3 and close, got %s"
+            if got == TIMEOUT_EV or len(got) != 1 or error_code(got[0][1]) not in (3, 9):
+                fail("%s: ATTACH with a wrong capability %s: expected error 3 (9 once throttled) and close, got %s"
                      % (self.label, show(req), got if got == TIMEOUT_EV else [show(x[1]) for x in got]))
             w.stats.add("impersonation attempts")
             self.closed_by_daemon()
@@ -1571,7 +1580,7 @@ class Garbage(Script):
             s.send(bytes(rng.getrandbits(8) for _ in range(500)).replace(b"\n", b" ") + b"\n")
             f = yield ("frame", s, BOUND)
             self.expect_error(f, (1,), "random line on a room port")
-            # never attaches: closed by the 10 s attach limit
+            # never attaches: closed by the 3 s attach limit
             got = yield ("closed", s, ATTACH_LIMIT + BOUND)
             if got == TIMEOUT_EV:
                 fail("%s: a room connection that never attached is still open after %.0fs"

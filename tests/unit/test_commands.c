@@ -54,6 +54,24 @@ static const struct parse_case cases[] = {
 	{ "topic lobby  a new  topic ", COMMAND_OK, COMMAND_TOPIC, "lobby", "a new  topic" },
 	{ "topic", COMMAND_E_USAGE, COMMAND_TOPIC, NULL, NULL },
 	{ "Rooms", COMMAND_E_UNKNOWN, COMMAND_NONE, NULL, NULL },
+	/* names with spaces, quoted (lab-era rooms and clients) */
+	{ "join \"chatroom 1\"", COMMAND_OK, COMMAND_JOIN, "chatroom 1", NULL },
+	{ "join  \"chatroom 1\"  \n", COMMAND_OK, COMMAND_JOIN, "chatroom 1", NULL },
+	{ "send \"chatroom 1\" hi there", COMMAND_OK, COMMAND_SEND, "chatroom 1", "hi there" },
+	{ "send \"chatroom 1\" \"quoted\" text", COMMAND_OK, COMMAND_SEND, "chatroom 1", "\"quoted\" text" },
+	{ "msg \"Client 1\" hi", COMMAND_OK, COMMAND_MSG, "Client 1", "hi" },
+	{ "who \"chatroom 1\"", COMMAND_OK, COMMAND_WHO, "chatroom 1", NULL },
+	{ "leave_chatroom \"chatroom 1\"", COMMAND_OK, COMMAND_LEAVE, "chatroom 1", NULL },
+	{ "history \"chatroom 1\"", COMMAND_OK, COMMAND_HISTORY, "chatroom 1", NULL },
+	{ "topic \"chatroom 1\" new topic", COMMAND_OK, COMMAND_TOPIC, "chatroom 1", "new topic" },
+	{ "topic \"chatroom 1\"", COMMAND_OK, COMMAND_TOPIC, "chatroom 1", NULL },
+	{ "join \"plain\"", COMMAND_OK, COMMAND_JOIN, "plain", NULL },
+	{ "join \"chatroom 1", COMMAND_E_USAGE, COMMAND_JOIN, NULL, NULL },
+	{ "join \"\"", COMMAND_E_USAGE, COMMAND_JOIN, NULL, NULL },
+	{ "join \"a b\"c", COMMAND_E_USAGE, COMMAND_JOIN, NULL, NULL },
+	{ "join \"a b\" c", COMMAND_E_USAGE, COMMAND_JOIN, NULL, NULL },
+	{ "send \"a b\"", COMMAND_E_USAGE, COMMAND_SEND, NULL, NULL },
+	{ "join chatroom 1", COMMAND_E_USAGE, COMMAND_JOIN, NULL, NULL },
 };
 
 static void expect_slice(const char *what, const char *p, size_t n, const char *want)

@@ -120,9 +120,19 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.sendq_bytes, 1048576);
 	assert_int_equal(cfg.rate, 200);
 	assert_int_equal(cfg.burst, 400);
+	assert_int_equal(cfg.rate_per_ip, 1000);
+	assert_int_equal(cfg.burst_per_ip, 2000);
+	assert_int_equal(cfg.connect_rate_per_ip, 20);
+	assert_int_equal(cfg.connect_burst_per_ip, 64);
+	assert_int_equal(cfg.room_create_rate, 30);
+	assert_int_equal(cfg.room_unattached_max, 8);
 	assert_int_equal(cfg.idle_timeout, 300);
+	assert_int_equal(cfg.end_quiet_ms, 250);
 	assert_int_equal(cfg.history, 50);
 	assert_int_equal(cfg.history_max_age, 0);
+	assert_int_equal(cfg.name_scope, CONFIG_SCOPE_SERVER);
+	assert_int_equal(cfg.dormant_room_ttl, 604800);
+	assert_int_equal(cfg.max_dormant_rooms, 1024);
 	assert_string_equal(cfg.database, "");
 	assert_false(config_persistent(&cfg));
 	assert_int_equal(cfg.room_creation, 1);
@@ -158,6 +168,7 @@ static void test_full_file(void **state)
 		"server_id = \"Student 12345\"\n"
 		"log_level = DEBUG\n"
 		"welcome = \"Hi; be nice # really\"\n"
+		"name_scope = Room\n"
 		"\n"
 		"[limits]\n"
 		"max_clients = 10\n"
@@ -172,7 +183,10 @@ static void test_full_file(void **state)
 		"rate = 5\n"
 		"burst = 1\n"
 		"idle_timeout = 0\n"
+		"end_quiet_ms = 0\n"
 		"history = 10000\n"
+		"dormant_room_ttl = 0\n"
+		"max_dormant_rooms = 0\n"
 		"[features]\n"
 		"room_creation = off\n"
 		"kill_service = Yes\n"
@@ -199,11 +213,15 @@ static void test_full_file(void **state)
 	assert_int_equal(f->cfg.max_name, 64);
 	assert_int_equal(f->cfg.max_message, 100);
 	assert_int_equal(f->cfg.max_request, 612);
+	assert_int_equal(f->cfg.end_quiet_ms, 0);
 	assert_int_equal(f->cfg.sendq_bytes, 65536);
 	assert_int_equal(f->cfg.rate, 5);
 	assert_int_equal(f->cfg.burst, 1);
 	assert_int_equal(f->cfg.idle_timeout, 0);
 	assert_int_equal(f->cfg.history, 10000);
+	assert_int_equal(f->cfg.name_scope, CONFIG_SCOPE_ROOM);
+	assert_int_equal(f->cfg.dormant_room_ttl, 0);
+	assert_int_equal(f->cfg.max_dormant_rooms, 0);
 	assert_int_equal(f->cfg.room_creation, 0);
 	assert_int_equal(f->cfg.kill_service, 1);
 	assert_int_equal(f->cfg.nrooms, 1);
@@ -212,7 +230,7 @@ static void test_full_file(void **state)
 	assert_int_equal(f->cfg.rooms[0].port, 0);
 	assert_string_equal(f->cfg.rooms[0].topic, "all things    general");
 	assert_int_equal(f->cfg.rooms[0].max_members, 2);
-	assert_int_equal(f->cfg.rooms[0].line, 28);
+	assert_int_equal(f->cfg.rooms[0].line, 32);
 	done(f);
 }
 
@@ -248,9 +266,18 @@ static void test_shipped_config(void **state)
 	assert_int_equal(cfg.sendq_bytes, def.sendq_bytes);
 	assert_int_equal(cfg.rate, def.rate);
 	assert_int_equal(cfg.burst, def.burst);
+	assert_int_equal(cfg.rate_per_ip, def.rate_per_ip);
+	assert_int_equal(cfg.burst_per_ip, def.burst_per_ip);
+	assert_int_equal(cfg.connect_rate_per_ip, def.connect_rate_per_ip);
+	assert_int_equal(cfg.connect_burst_per_ip, def.connect_burst_per_ip);
+	assert_int_equal(cfg.room_create_rate, def.room_create_rate);
+	assert_int_equal(cfg.room_unattached_max, def.room_unattached_max);
 	assert_int_equal(cfg.idle_timeout, def.idle_timeout);
 	assert_int_equal(cfg.history, def.history);
 	assert_int_equal(cfg.history_max_age, def.history_max_age);
+	assert_int_equal(cfg.name_scope, def.name_scope);
+	assert_int_equal(cfg.dormant_room_ttl, def.dormant_room_ttl);
+	assert_int_equal(cfg.max_dormant_rooms, def.max_dormant_rooms);
 	/* Persistence is on in the shipped file (off by default), in a data
 	 * directory next to it, whatever directory roomd starts from. */
 	assert_string_equal(cfg.database, ROOMD_SOURCE_DIR "/conf/data/roomd.db");
@@ -312,10 +339,15 @@ static const struct bad_case bad_cases[] = {
 	{ "[limits]\nmax_rooms = +5\n", 2, "[limits] max_rooms: '+5' is not an integer" },
 	{ "[limits]\nmax_rooms =\n", 2, "[limits] max_rooms: '' is not an integer" },
 	{ "[limits]\nmax_rooms = 99999999999999999999999\n", 2, "[limits] max_rooms: '99999999999999999999999' is not" },
+	{ "[limits]\nend_quiet_ms = -1\n", 2, "[limits] end_quiet_ms: '-1' is not an integer in 0..10000" },
+	{ "[limits]\nend_quiet_ms = 10001\n", 2, "[limits] end_quiet_ms: '10001' is not an integer in 0..10000" },
 	{ "[limits]\nhistory = -1\n", 2, "[limits] history: '-1' is not an integer in 0..10000" },
 	{ "[limits]\nhistory = 10001\n", 2, "[limits] history: '10001' is not an integer in 0..10000" },
 	{ "[limits]\nhistory_max_age = -1\n", 2, "[limits] history_max_age: '-1' is not an integer in 0..3153600000" },
 	{ "[limits]\nhistory_max_age = 1d\n", 2, "[limits] history_max_age: '1d' is not an integer" },
+	{ "[limits]\ndormant_room_ttl = -1\n", 2, "[limits] dormant_room_ttl: '-1' is not an integer in 0..3153600000" },
+	{ "[limits]\nmax_dormant_rooms = 100001\n", 2, "[limits] max_dormant_rooms: '100001' is not an integer in 0..100000" },
+	{ "[server]\nname_scope = global\n", 2, "[server] name_scope: 'global' is not a name scope (server, room)" },
 	{ "[server]\ndatabase = \"a\tb\"\n", 2, "[server] database: 'a?b' contains a control byte" },
 	{ "[limits]\nmax_name = 65\n", 2, "[limits] max_name: '65' is not an integer in 1..64" },
 	{ "[limits]\nsendq_bytes = 65535\n", 2, "[limits] sendq_bytes: '65535' is not an integer in 65536.." },
@@ -339,6 +371,15 @@ static const struct bad_case bad_cases[] = {
 	{ "[room:x]\ntopic = \"a\x7f\"\n", 2, "[room:x] topic: 'a?' contains a control byte" },
 	{ "[server]\nport = 1\n[server]\n", 3, "[server]: duplicate section (first at line 1)" },
 	{ "[limits]\nrate = 1\nrate = 2\n", 3, "[limits] rate: duplicate key (first at line 2)" },
+	{ "[limits]\nrate_per_ip = 0\n", 2, "[limits] rate_per_ip: '0' is not an integer in 1..1000000" },
+	{ "[limits]\nburst_per_ip = x\n", 2, "[limits] burst_per_ip: 'x' is not an integer in 1..1000000" },
+	{ "[limits]\nconnect_rate_per_ip = 1000001\n", 2,
+	  "[limits] connect_rate_per_ip: '1000001' is not an integer in 1..1000000" },
+	{ "[limits]\nconnect_burst_per_ip = -1\n", 2,
+	  "[limits] connect_burst_per_ip: '-1' is not an integer in 1..1000000" },
+	{ "[limits]\nroom_create_rate = 0\n", 2, "[limits] room_create_rate: '0' is not an integer in 1..1000000" },
+	{ "[limits]\nroom_unattached_max = 1025\n", 2,
+	  "[limits] room_unattached_max: '1025' is not an integer in 1..1024" },
 	{ "[server]\njunk\n", 2, "syntax error: expected [section] or key = value, not 'junk'" },
 	{ "[server]\n= 5\n", 2, "syntax error" },
 	{ "[server\n", 1, "syntax error" },
@@ -355,12 +396,18 @@ static const struct bad_case bad_cases[] = {
 	{ "[limits]\nmax_request = 4607\n", 2, "[limits] max_request: max_request 4607 is below max_message + 512 = 4608" },
 	{ "[limits]\nmax_message = 60000\nmax_request = 60512\nsendq_bytes = 200000\n", 4,
 	  "[limits] sendq_bytes: sendq_bytes 200000 is below 4 x max_request = 242048" },
+	{ "[limits]\nhistory = 4097\n", 2, "[limits] history: history 4097 x max_message 4096 = 16781312 "
+	  "bytes is over 16777216 (16 MiB)" },
+	{ "[limits]\nmax_message = 1048576\nmax_request = 1049088\nsendq_bytes = 4196352\n", 2,
+	  "[limits] max_message: history 50 x max_message 1048576 = 52428800 bytes is over 16777216" },
+	{ "[limits]\nmax_message = 8192\nmax_request = 8704\n[room:a]\nhistory = 2049\n", 5,
+	  "[room:a] history: 2049 x max_message 8192 = 16785408 bytes is over 16777216 (16 MiB)" },
 	{ "[limits]\nmax_rooms = 1\n[room:a]\n[room:b]\n", 4, "[room:b]: one room more than [limits] max_rooms = 1" },
 	/* rooms */
 	{ "[room:a]\n[room:b]\n[room:a]\n", 3, "[room:a]: duplicate section (first at line 1)" },
 	{ "[room:]\n", 1, "[room:] name: '' is not a valid room name" },
-	{ "[room:has space]\n", 1, "[room:has space] name: 'has space' is not a valid room name: 1..32 bytes of letters, "
-	  "digits and - _ . # @ + (taken from the section name" },
+	{ "[room:a/b]\n", 1, "[room:a/b] name: 'a/b' is not a valid room name: 1..32 bytes of letters, "
+	  "digits, - _ . # @ + and inner spaces (taken from the section name" },
 	{ "[room:a]\nname = b:c\n", 2, "[room:a] name: 'b:c' is not a valid room name" },
 	{ "[limits]\nmax_name = 3\n[room:abcd]\n", 3, "[room:abcd] name: 'abcd' is not a valid room name: 1..3 bytes" },
 	{ "[room:a]\nname = 01234567890123456789012345678901234567890123456789012345678901234\n", 2,
@@ -405,8 +452,14 @@ static void test_range_edges(void **state)
 		"[server]\nwelcome = ''\n",
 		"[limits]\nmax_name = 1\n",
 		"[limits]\nmax_message = 1\nmax_request = 513\n",
-		"[limits]\nmax_message = 1048576\nmax_request = 1049088\nsendq_bytes = 4196352\n",
+		"[limits]\nmax_message = 1048576\nmax_request = 1049088\nsendq_bytes = 4196352\nhistory = 16\n",
+		"[limits]\nhistory = 4096\n", /* x 4096 = 16 MiB: at the cap */
+		"[room:a]\nhistory = 4096\n",
 		"[limits]\nhistory = 0\nidle_timeout = 604800\n",
+		"[limits]\nrate_per_ip = 1\nburst_per_ip = 1\nconnect_rate_per_ip = 1\nconnect_burst_per_ip = 1\n"
+		"room_create_rate = 1\nroom_unattached_max = 1\n",
+		"[limits]\nrate_per_ip = 1000000\nburst_per_ip = 1000000\nconnect_rate_per_ip = 1000000\n"
+		"connect_burst_per_ip = 1000000\nroom_create_rate = 1000000\nroom_unattached_max = 1024\n",
 		"[features]\nroom_creation = 0\nkill_service = ON\n",
 		"[room:a]\nref = 2147483647\nport = 65535\nmax_members = 0\n",
 		"[room:a]\nport = 9000\n[server]\nport = 8000\n",
@@ -848,7 +901,16 @@ static void test_name_valid(void **state)
 		{ "01234567890123456789012345678901", 0, 1 }, /* 32 = max_name */
 		{ "012345678901234567890123456789012", 0, 0 }, /* 33 */
 		{ "", 0, 0 },
-		{ "a b", 0, 0 },
+		{ "a b", 0, 1 },             /* inner spaces: lab-era names */
+		{ "chatroom 1", 0, 1 },
+		{ "I AM A BOT", 0, 1 },
+		{ "a  b", 0, 1 },
+		{ " a", 0, 0 },              /* never at either end */
+		{ "a ", 0, 0 },
+		{ " ", 0, 0 },
+		{ "a\"b", 0, 0 },
+		{ "a]b", 0, 0 },
+		{ "a\x7f", 0, 0 },
 		{ "a\nb", 0, 0 },
 		{ "a\rb", 0, 0 },
 		{ "a\tb", 0, 0 },

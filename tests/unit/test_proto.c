@@ -376,8 +376,33 @@ static const struct stream_case liberal_cases[] = {
 	{ "blank lines between requests", PROTO_REQUESTS,
 	  "\n\r\n\nHELO a\n\n\n\r\n  \t\nHELO b\n\n" JOIN_REQ "\n\n",
 	  "HELO[a]\nHELO[b]\n" JOIN_LOG },
+	/* JOIN ends at CLIENT_NAME (SPEC §2.4): optional fields after it are
+	 * absorbed silently, their values not read. */
 	{ "fields reordered", PROTO_REQUESTS,
-	  "JOIN_CHATROOM: room1\nCLIENT_NAME: alice\nPORT: 0\nCLIENT_IP: 0\n", JOIN_LOG },
+	  "JOIN_CHATROOM: room1\nCLIENT_NAME: alice\nPORT: 0\nCLIENT_IP: 0\nHELO x\n",
+	  "JOIN[room1|||alice]\nHELO[x]\n" },
+	{ "fields reordered, CLIENT_NAME last", PROTO_REQUESTS,
+	  "JOIN_CHATROOM: room1\nPORT: 0\nCLIENT_IP: 0\nCLIENT_NAME: alice\n", JOIN_LOG },
+	{ "late optional field absorbed once", PROTO_REQUESTS,
+	  "DISCONNECT: 0\nCLIENT_NAME: a\nPORT: 0\nPORT: 0\n\nHELO x\n",
+	  "DISCONNECT[0||a]\nERROR 1\nHELO[x]\n" },
+	/* lab-era clients (SPEC §2.4) */
+	{ "unknown field ignored", PROTO_REQUESTS,
+	  "JOIN_CHATROOM: r\nCLIENT_IP: 0\nCOLOUR: red\nPORT: 0\nCLIENT_NAME: a\nHELO x\n",
+	  "JOIN[r|0|0|a]\nHELO[x]\n" },
+	{ "misspelled CLIENT IP", PROTO_REQUESTS,
+	  "JOIN_CHATROOM: chatroom 1\nCLIENT IP: 0\nPORT: 0\nCLIENT_NAME: Client 1\n",
+	  "JOIN[chatroom 1||0|Client 1]\n" },
+	{ "JOIN without CLIENT_IP and PORT", PROTO_REQUESTS,
+	  "JOIN_CHATROOM: r\nCLIENT_NAME: a\nHELO x\n", "JOIN[r|||a]\nHELO[x]\n" },
+	{ "empty CLIENT_IP and PORT", PROTO_REQUESTS,
+	  "JOIN_CHATROOM: r\nCLIENT_IP:\nPORT: \nCLIENT_NAME: a\n", "JOIN[r|||a]\n" },
+	{ "DISCONNECT without PORT", PROTO_REQUESTS, "DISCONNECT: 0\nCLIENT_NAME: a\n",
+	  "DISCONNECT[0||a]\n" },
+	{ "unknown fields in LEAVE and CHAT", PROTO_REQUESTS,
+	  "LEAVE_CHATROOM: 1\nX-Y: z\nJOIN_ID: 2\nCLIENT_NAME: a\n"
+	  "CHAT: 1\nJOIN_ID: 2\n: odd\nCLIENT_NAME: a\nMESSAGE: hi\nX: kept in text\n\n",
+	  "LEAVE[1|2|a]\nCHAT[1|2|a|hi\\nX: kept in text]\n" },
 	{ "LEAVE reordered", PROTO_REQUESTS, "LEAVE_CHATROOM: 3\nCLIENT_NAME: alice\nJOIN_ID: 12345\n",
 	  "LEAVE[3|12345|alice]\n" },
 	{ "CHAT reordered, MESSAGE last", PROTO_REQUESTS,
@@ -432,9 +457,11 @@ static const struct stream_case malformed_cases[] = {
 	  "NOPE\ngarbage\nJOIN_ID: 4\n" JOIN_REQ, "ERROR 1\n" JOIN_LOG },
 	{ "one error per unknown command", PROTO_REQUESTS, "NOPE\n\nNOPE\nstill\n\nHELO x\n",
 	  "ERROR 1\nERROR 1\nHELO[x]\n" },
-	{ "unknown field", PROTO_REQUESTS,
-	  "JOIN_CHATROOM: r\nCLIENT_IP: 0\nCOLOUR: red\nPORT: 0\nCLIENT_NAME: a\nHELO x\n",
-	  "ERROR 1\nHELO[x]\n" },
+	{ "unknown field in a reply", PROTO_REPLIES,
+	  "LEFT_CHATROOM: 1\nCOLOUR: red\nJOIN_ID: 2\n\nLEFT_CHATROOM: 1\nJOIN_ID: 2\n",
+	  "ERROR 1\nR_LEFT[1|2]\n" },
+	{ "only unknown fields, then a blank line", PROTO_REQUESTS,
+	  "JOIN_CHATROOM: r\nCLIENT IP: 0\nPORT: 0\n\nHELO x\n", "ERROR 1\nHELO[x]\n" },
 	{ "line without colon in a request", PROTO_REQUESTS,
 	  "LEAVE_CHATROOM: 1\nJOIN_ID 2\nCLIENT_NAME: a\n\nHELO x\n", "ERROR 1\nHELO[x]\n" },
 	{ "repeated field", PROTO_REQUESTS,
@@ -527,7 +554,7 @@ static void test_field_indexes(void **state)
 	parse_one(PROTO_REQUESTS, "KILL_SERVICE\n", b, sizeof(b), &m);
 	assert_int_equal(m.kind, PROTO_KILL_SERVICE);
 
-	parse_one(PROTO_REQUESTS, "JOIN_CHATROOM: r1\nCLIENT_NAME: n1\nPORT: 7\nCLIENT_IP: 1.1.1.1\n",
+	parse_one(PROTO_REQUESTS, "JOIN_CHATROOM: r1\nPORT: 7\nCLIENT_IP: 1.1.1.1\nCLIENT_NAME: n1\n",
 		  b, sizeof(b), &m);
 	assert_int_equal(m.kind, PROTO_JOIN);
 	assert_string_equal(m.field[PROTO_F_JOIN_ROOM], "r1");
@@ -542,7 +569,7 @@ static void test_field_indexes(void **state)
 	assert_string_equal(m.field[PROTO_F_LEAVE_ID], "99");
 	assert_string_equal(m.field[PROTO_F_LEAVE_NAME], "n2");
 
-	parse_one(PROTO_REQUESTS, "DISCONNECT: 5\nCLIENT_NAME: n3\nPORT: 6\n", b, sizeof(b), &m);
+	parse_one(PROTO_REQUESTS, "DISCONNECT: 5\nPORT: 6\nCLIENT_NAME: n3\n", b, sizeof(b), &m);
 	assert_int_equal(m.kind, PROTO_DISCONNECT);
 	assert_string_equal(m.field[PROTO_F_DISC_IP], "5");
 	assert_string_equal(m.field[PROTO_F_DISC_PORT], "6");
@@ -1113,6 +1140,242 @@ static void test_writers_coalesced(void **state)
 	free(w);
 }
 
+/* ---- the quiet period (SPEC §2.4), with a fake clock --------------------- */
+
+#define QUIET_MS 250
+
+/* A feeder with a clock: bytes arrive at given times; whenever the clock
+ * passes QUIET_MS after the last byte while bytes are held, the owner calls
+ * proto_finish() once, as conn.c does. */
+struct timed {
+	struct feeder f;
+	uint64_t now, last_byte;
+	int armed; /* bytes held since the last read, not yet offered */
+};
+
+static void timed_advance(struct timed *t, uint64_t ms)
+{
+	t->now += ms;
+	if (t->armed && t->f.len > 0 && t->now - t->last_byte >= QUIET_MS) {
+		struct proto_msg m;
+		size_t consumed = (size_t)-1;
+		/* one spare byte, exactly: ASan catches a write past it */
+		char *nbuf = malloc(t->f.len + 1);
+		enum proto_status st;
+
+		assert_non_null(nbuf);
+		memcpy(nbuf, t->f.buf, t->f.len);
+		free(t->f.buf);
+		t->f.buf = nbuf;
+		st = proto_finish(&t->f.p, t->f.buf, t->f.len, &m, &consumed);
+		assert_true(consumed <= t->f.len);
+		if (st == PROTO_MESSAGE) {
+			assert_int_equal(consumed, t->f.len);
+			log_msg(&t->f.log, &m);
+		} else {
+			assert_int_equal(st, PROTO_NEED_MORE);
+		}
+		memmove(t->f.buf, t->f.buf + consumed, t->f.len - consumed);
+		t->f.len -= consumed;
+		t->armed = 0; /* until the next byte */
+	}
+}
+
+static void timed_feed(struct timed *t, const char *data, size_t n)
+{
+	feed_bytes(&t->f, data, n);
+	t->last_byte = t->now;
+	t->armed = 1;
+}
+
+/* data cut at cut (0: not cut), the two parts gap ms apart, then silence. */
+static char *timed_run(const char *data, size_t cut, uint64_t gap)
+{
+	struct timed t = { .now = 1000 };
+	char *log;
+
+	feeder_init(&t.f, PROTO_REQUESTS, PROTO_DEFAULT_MAX_REQUEST);
+	timed_feed(&t, data, cut);
+	timed_advance(&t, gap);
+	timed_feed(&t, data + cut, strlen(data) - cut);
+	timed_advance(&t, 10 * QUIET_MS);
+	assert_int_equal(t.f.len, 0);
+	log = str_take(&t.f.log);
+	feeder_fini(&t.f);
+	return log;
+}
+
+static const struct stream_case quiet_cases[] = {
+	{ "JOIN without final newline", PROTO_REQUESTS,
+	  "JOIN_CHATROOM: chatroom 1\nCLIENT_IP: 0\nPORT: 0\nCLIENT_NAME: Client 1",
+	  "JOIN[chatroom 1|0|0|Client 1]\n" },
+	{ "JOIN CRLF, last line bare", PROTO_REQUESTS,
+	  "JOIN_CHATROOM: r\r\nCLIENT_IP: 0\r\nPORT: 0\r\nCLIENT_NAME: a", "JOIN[r|0|0|a]\n" },
+	{ "JOIN with CLIENT IP, no final newline", PROTO_REQUESTS,
+	  "JOIN_CHATROOM: r\nCLIENT IP: \nPORT: 0\nCLIENT_NAME: a", "JOIN[r||0|a]\n" },
+	{ "CHAT without blank line", PROTO_REQUESTS,
+	  "CHAT: 3\nJOIN_ID: 7\nCLIENT_NAME: a\nMESSAGE: hello there\n", "CHAT[3|7|a|hello there]\n" },
+	{ "CHAT without any final newline", PROTO_REQUESTS,
+	  "CHAT: 3\nJOIN_ID: 7\nCLIENT_NAME: a\nMESSAGE: hello", "CHAT[3|7|a|hello]\n" },
+	{ "multi-line MESSAGE, blank line", PROTO_REQUESTS,
+	  "CHAT: 3\nJOIN_ID: 7\nCLIENT_NAME: a\nMESSAGE: one\ntwo\n  three\n\n",
+	  "CHAT[3|7|a|one\\ntwo\\n  three]\n" },
+	{ "multi-line MESSAGE, no blank line", PROTO_REQUESTS,
+	  "CHAT: 3\nJOIN_ID: 7\nCLIENT_NAME: a\nMESSAGE: one\ntwo\r\n", "CHAT[3|7|a|one\\ntwo]\n" },
+	{ "HELO without newline", PROTO_REQUESTS, "HELO text", "HELO[text]\n" },
+	{ "LEAVE without newline", PROTO_REQUESTS, "LEAVE_CHATROOM: 3\nJOIN_ID: 7\nCLIENT_NAME: a",
+	  "LEAVE[3|7|a]\n" },
+	{ "DISCONNECT without PORT or newline", PROTO_REQUESTS, "DISCONNECT: 0\nCLIENT_NAME: a",
+	  "DISCONNECT[0||a]\n" },
+	{ "terminated requests", PROTO_REQUESTS, "HELO a\n" JOIN_REQ "HELO b\n\n",
+	  "HELO[a]\n" JOIN_LOG "HELO[b]\n" },
+};
+
+/* A request split anywhere, its parts arriving promptly (well inside the
+ * quiet period), is one request; then the quiet period ends what lacks a
+ * terminator. Every split position of every case, and byte by byte. */
+static void test_quiet_every_split(void **state)
+{
+	int bad = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(quiet_cases) / sizeof(quiet_cases[0]); i++) {
+		const struct stream_case *c = &quiet_cases[i];
+		size_t n = strlen(c->input);
+
+		for (size_t k = 0; k < n; k++) {
+			char *got = timed_run(c->input, k, QUIET_MS - 1);
+			if (strcmp(got, c->want) != 0) {
+				print_error("%s: split at %zu:\n  want: %s\n  got:  %s\n", c->name, k,
+					    c->want, got);
+				bad++;
+			}
+			free(got);
+		}
+		{
+			struct timed t = { .now = 1000 };
+			char *got;
+
+			feeder_init(&t.f, PROTO_REQUESTS, PROTO_DEFAULT_MAX_REQUEST);
+			for (size_t k = 0; k < n; k++) {
+				timed_feed(&t, c->input + k, 1);
+				timed_advance(&t, QUIET_MS / 3);
+			}
+			timed_advance(&t, QUIET_MS);
+			got = str_take(&t.f.log);
+			if (strcmp(got, c->want) != 0) {
+				print_error("%s: byte by byte:\n  want: %s\n  got:  %s\n", c->name, c->want, got);
+				bad++;
+			}
+			free(got);
+			feeder_fini(&t.f);
+		}
+	}
+	assert_int_equal(bad, 0);
+}
+
+/* A pause at a split where the request is not yet complete changes
+ * nothing; a pause where it is (all fields there) ends it, which is the
+ * documented cost: a value cut by a pause longer than the quiet period. */
+static void test_quiet_pause_positions(void **state)
+{
+	static const char join[] = "JOIN_CHATROOM: r\nCLIENT_IP: 0\nPORT: 0\nCLIENT_NAME: alice\n";
+	static const char chat[] = "CHAT: 3\nJOIN_ID: 7\nCLIENT_NAME: a\nMESSAGE: one\ntwo\n\n";
+	size_t name_at = strlen("JOIN_CHATROOM: r\nCLIENT_IP: 0\nPORT: 0\nCLIENT_NAME: ");
+	size_t two_at = strlen("CHAT: 3\nJOIN_ID: 7\nCLIENT_NAME: a\nMESSAGE: one\n");
+	char *got;
+
+	(void)state;
+	/* Before the CLIENT_NAME value: nothing to finish, the JOIN is whole. */
+	for (size_t k = 1; k <= name_at; k++) {
+		got = timed_run(join, k, 10 * QUIET_MS);
+		if (strcmp(got, "JOIN[r|0|0|alice]\n") != 0)
+			fail_msg("pause at %zu: got %s", k, got);
+		free(got);
+	}
+	/* Inside the value: it ends at the pause; the rest is a bad line. */
+	got = timed_run(join, name_at + 3, 10 * QUIET_MS);
+	assert_string_equal(got, "JOIN[r|0|0|ali]\nERROR 1\n");
+	free(got);
+	/* Only the final newline late: the JOIN, once. */
+	got = timed_run(join, sizeof(join) - 2, 10 * QUIET_MS);
+	assert_string_equal(got, "JOIN[r|0|0|alice]\n");
+	free(got);
+	/* A CHAT before its MESSAGE line: nothing to finish. */
+	got = timed_run(chat, two_at - strlen("MESSAGE: one\n"), 10 * QUIET_MS);
+	assert_string_equal(got, "CHAT[3|7|a|one\\ntwo]\n");
+	free(got);
+	/* After "one\n": a MESSAGE may end there; the next line is then no
+	 * request (error 1) and the blank line ends the skipping. */
+	got = timed_run(chat, two_at, 10 * QUIET_MS);
+	assert_string_equal(got, "CHAT[3|7|a|one]\nERROR 1\n");
+	free(got);
+}
+
+/* The client's next request after a quiet-ended one is a request; a late
+ * optional field is absorbed; a quiet period with nothing complete keeps
+ * the bytes. */
+static void test_quiet_then_next_request(void **state)
+{
+	struct timed t = { .now = 1000 };
+	static const char *const steps[] = {
+		"JOIN_CHATROOM: chatroom 1\nCLIENT IP: 0\nPORT: 0\nCLIENT_NAME: Client 1",
+		"CHAT: 3\nJOIN_ID: 7\nCLIENT_NAME: Client 1\nMESSAGE: hello\n",
+		"LEAVE_CHATROOM: 3\nJOIN_ID: 7\nCLIENT_NAME: Client 1",
+		"JOIN_CHATROOM: r\nCLIENT_NAME: a\nPORT: 0",
+		"JOIN_CHATROOM: r\nCLIENT_IP: 0",
+		"\nPORT: 0\nCLIENT_NAME: b\n",
+		"DISCONNECT: 0\nPORT: 0\nCLIENT_NAME: a",
+	};
+
+	(void)state;
+	feeder_init(&t.f, PROTO_REQUESTS, PROTO_DEFAULT_MAX_REQUEST);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		timed_feed(&t, steps[i], strlen(steps[i]));
+		timed_advance(&t, QUIET_MS);
+	}
+	assert_string_equal(t.f.log.s,
+			    "JOIN[chatroom 1||0|Client 1]\nCHAT[3|7|Client 1|hello]\n"
+			    "LEAVE[3|7|Client 1]\nJOIN[r|||a]\nJOIN[r|0|0|b]\nDISCONNECT[0|0|a]\n");
+	assert_int_equal(t.f.len, 0);
+	feeder_fini(&t.f);
+
+	/* Held bytes that are no complete request: finish changes nothing. */
+	{
+		struct proto_parser p;
+		struct proto_msg m;
+		char buf[64] = "JOIN_CHATROOM: r\nCLIENT_NA";
+		size_t len = strlen(buf), consumed = 1;
+		enum proto_err err;
+		int fatal;
+
+		proto_parser_init(&p, PROTO_REQUESTS, PROTO_DEFAULT_MAX_REQUEST);
+		assert_int_equal(proto_parse(&p, buf, len, &m, &consumed, &err, &fatal), PROTO_NEED_MORE);
+		assert_int_equal(consumed, 0);
+		assert_int_equal(proto_finish(&p, buf, len, &m, &consumed), PROTO_NEED_MORE);
+		assert_int_equal(consumed, 0);
+		memcpy(buf + len, "ME: z\n", 7);
+		len += 6;
+		assert_int_equal(proto_parse(&p, buf, len, &m, &consumed, &err, &fatal), PROTO_MESSAGE);
+		assert_int_equal(m.kind, PROTO_JOIN);
+		assert_string_equal(m.field[PROTO_F_JOIN_NAME], "z");
+		assert_int_equal(p.ignored, 0);
+	}
+}
+
+/* Unknown fields are counted for the owner's debug log. */
+static void test_ignored_counted(void **state)
+{
+	struct feeder f;
+
+	(void)state;
+	feeder_init(&f, PROTO_REQUESTS, PROTO_DEFAULT_MAX_REQUEST);
+	feed(&f, "JOIN_CHATROOM: r\nCLIENT IP: 0\nX: 1\nCLIENT_NAME: a\n", NULL);
+	assert_string_equal(f.log.s, "JOIN[r|||a]\n");
+	assert_int_equal(f.p.ignored, 2);
+	feeder_fini(&f);
+}
+
 static void test_error_codes(void **state)
 {
 	(void)state;
@@ -1166,6 +1429,10 @@ int main(void)
 		cmocka_unit_test(test_writers_round_trip),
 		cmocka_unit_test(test_writers_coalesced),
 		cmocka_unit_test(test_error_codes),
+		cmocka_unit_test(test_quiet_every_split),
+		cmocka_unit_test(test_quiet_pause_positions),
+		cmocka_unit_test(test_quiet_then_next_request),
+		cmocka_unit_test(test_ignored_counted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -158,29 +158,34 @@ static void test_push_flush_bytes(void **state)
 	close_pair(sv);
 }
 
+/* The bound is charged bytes plus SENDQ_PIECE_COST per piece. */
 static void test_byte_cap(void **state)
 {
 	int sv[2];
 	struct sendq q;
 	struct msg *five = mk("12345"), *six = mk("abcdef"), *one = mk("x");
 	struct bytes got = { 0 };
+	const size_t cap = 2 * SENDQ_PIECE_COST + 10;
 
 	(void)state;
 	make_pair(sv, 0);
-	sendq_init(&q, 10);
+	sendq_init(&q, cap);
 	assert_int_equal(sendq_push(&q, five), 0);
 	assert_int_equal(q.bytes, 5);
+	assert_int_equal(q.cost, 5 + SENDQ_PIECE_COST);
 
-	/* 5 + 6 > 10: refused, nothing queued, no reference taken */
+	/* 5 + 6 bytes in two pieces > cap: refused, nothing queued, no reference */
 	assert_int_equal(sendq_push(&q, six), -ENOBUFS);
 	assert_int_equal(q.count, 1);
 	assert_int_equal(q.bytes, 5);
+	assert_int_equal(q.cost, 5 + SENDQ_PIECE_COST);
 	assert_int_equal(refs(six), 1);
 
 	/* exactly at the cap is allowed */
 	assert_int_equal(sendq_push(&q, five), 0);
 	assert_int_equal(q.count, 2);
 	assert_int_equal(q.bytes, 10);
+	assert_int_equal(q.cost, cap);
 	assert_int_equal(refs(five), 3);
 
 	assert_int_equal(sendq_push(&q, one), -ENOBUFS);
@@ -193,8 +198,11 @@ static void test_byte_cap(void **state)
 	drain(sv[1], &got);
 	assert_int_equal(got.len, 10);
 	assert_memory_equal(got.p, "1234512345", 10);
+	assert_int_equal(q.cost, 0);
+	assert_int_equal(q.sent, 10);
 	{
-		struct msg *big = mk("0123456789A");
+		struct msg *big = msg_new(cap - SENDQ_PIECE_COST + 1);
+		memset(big->data, 'b', big->len);
 		assert_int_equal(sendq_push(&q, big), -ENOBUFS);
 		assert_int_equal(q.count, 0);
 		assert_int_equal(q.bytes, 0);
@@ -211,6 +219,106 @@ static void test_byte_cap(void **state)
 	msg_unref(&five);
 	msg_unref(&six);
 	msg_unref(&one);
+	free(got.p);
+	close_pair(sv);
+}
+
+/* Many small frames cost what they hold in memory, not just their bytes:
+ * a 1 MiB queue holds far fewer than 1 MiB / 40 separate 40-byte frames.
+ * Frames merged into one piece (adjacent in one block) cost bytes only. */
+static void test_real_cost(void **state)
+{
+	struct sendq q;
+	struct msg *m = msg_new(40);
+	struct msg_arena a;
+	size_t n = 0, cap = 1 << 20;
+
+	(void)state;
+	memset(m->data, 'm', 40);
+	sendq_init(&q, cap);
+	while (sendq_push(&q, m) == 0)
+		n++;
+	assert_int_equal(n, cap / (40 + SENDQ_PIECE_COST));
+	/* what it costs: >= the ring slot and the message header it keeps */
+	assert_true(SENDQ_PIECE_COST >= sizeof(struct sendq_piece) + sizeof(struct msg));
+	assert_int_equal(q.cost, n * (40 + SENDQ_PIECE_COST));
+	printf("sendq: %zu separate 40-byte frames fit in %zu bytes (cost %zu each)\n", n, cap,
+	       (size_t)(40 + SENDQ_PIECE_COST));
+	sendq_fini(&q);
+	assert_int_equal(q.cost, 0);
+
+	/* the relay fast path: adjacent frames of one block merge, one piece */
+	sendq_init(&q, cap);
+	msg_arena_init(&a, 1 << 16);
+	for (int i = 0; i < 100; i++) {
+		char *dst = msg_arena_reserve(&a, 40);
+		struct msg *s;
+		memset(dst, 'a' + i % 26, 40);
+		s = msg_arena_take(&a, 40);
+		assert_int_equal(sendq_push(&q, s), 0);
+		msg_unref(&s);
+	}
+	assert_int_equal(q.count, 1);
+	assert_int_equal(q.cost, 4000 + SENDQ_PIECE_COST);
+	sendq_fini(&q);
+	msg_arena_fini(&a);
+	msg_unref(&m);
+}
+
+/* Slices: pieces that point into another message's bytes, queued all or
+ * none, written in order, each holding a reference to its block. */
+static void test_slices(void **state)
+{
+	int sv[2];
+	struct sendq q;
+	struct msg *head = mk("HEAD:"), *frame = mk("CHAT: 1\nCLIENT_NAME: a\nMESSAGE: hi\n\n");
+	struct sendq_pieces *l = NULL;
+	struct bytes got = { 0 };
+	const char *tail = strstr(frame->data, "\nCLIENT_NAME");
+	const char want[] = "HEAD:x\nCLIENT_NAME: a\nMESSAGE: hi\n\nHEAD:";
+
+	(void)state;
+	make_pair(sv, 0);
+	assert_int_equal(sendq_pieces_add(&l, head, head->data, 4), 0);
+	assert_int_equal(sendq_pieces_add(&l, head, head->data + 4, 1), 0); /* adjacent: extends */
+	assert_int_equal(sendq_pieces_add(&l, frame, frame->data, 0), 0); /* empty: skipped */
+	{
+		struct msg *x = mk("x");
+		assert_int_equal(sendq_pieces_add(&l, x, x->data, 1), 0);
+		msg_unref(&x); /* the list holds it */
+	}
+	assert_int_equal(sendq_pieces_add(&l, frame, tail, frame->len - (size_t)(tail - frame->data)), 0);
+	assert_int_equal(sendq_pieces_add(&l, head, head->data, 5), 0);
+	assert_int_equal(l->n, 5); /* the two adjacent head slices are one piece */
+	assert_int_equal(refs(head), 3);
+	assert_int_equal(refs(frame), 3);
+
+	/* all or none: a queue too small for the whole list takes nothing */
+	sendq_init(&q, l->bytes + l->n * SENDQ_PIECE_COST - 1);
+	assert_int_equal(sendq_push_pieces(&q, l), -ENOBUFS);
+	assert_true(sendq_empty(&q));
+	assert_int_equal(q.cost, 0);
+	sendq_fini(&q);
+
+	sendq_init(&q, l->bytes + l->n * SENDQ_PIECE_COST);
+	assert_int_equal(sendq_push_pieces(&q, l), 0);
+	assert_int_equal(q.count, 4); /* head merged; the empty one skipped */
+	assert_int_equal(q.bytes, sizeof(want) - 1);
+	sendq_pieces_free(l);
+	assert_int_equal(refs(head), 3); /* the queue's two pieces of it */
+	assert_int_equal(refs(frame), 2);
+	assert_int_equal(sendq_flush(&q, sv[0]), 0);
+	drain(sv[1], &got);
+	assert_int_equal(got.len, sizeof(want) - 1);
+	assert_memory_equal(got.p, want, sizeof(want) - 1);
+	assert_int_equal(refs(head), 1);
+	assert_int_equal(refs(frame), 1);
+	assert_int_equal(q.cost, 0);
+	assert_int_equal(q.sent, sizeof(want) - 1);
+	sendq_pieces_free(NULL);
+	sendq_fini(&q);
+	msg_unref(&head);
+	msg_unref(&frame);
 	free(got.p);
 	close_pair(sv);
 }
@@ -685,6 +793,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_push_flush_bytes),
 		cmocka_unit_test(test_byte_cap),
+		cmocka_unit_test(test_real_cost),
+		cmocka_unit_test(test_slices),
 		cmocka_unit_test(test_shared_message),
 		cmocka_unit_test(test_eagain_then_complete),
 		cmocka_unit_test(test_drop_unstarted_keeps_partial_head),

@@ -428,6 +428,60 @@ static void test_rooms_persisted_with_refs(void **state)
 	store_close(s);
 }
 
+/* A forgotten room: its row and its messages go, a configured room is
+ * never deleted, and the highest ref stays known (so a restart does not
+ * hand it out again). The newest message's time is reported per room. */
+static void test_forget_room(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s;
+	struct seen seen = { .n = 0 };
+	struct store_room a = { .ref = 7, .created = 10 }, b = { .ref = 9, .created = 10 };
+
+	add_room(f, "lobby", 1, "");
+	s = open_ok(f);
+	assert_int_equal(store_start(s), 0);
+	snprintf(a.name, sizeof(a.name), "gone");
+	snprintf(b.name, sizeof(b.name), "kept");
+	assert_int_equal(store_put_room(s, &a), 0);
+	assert_int_equal(store_put_room(s, &b), 0);
+	assert_int_equal(append(s, 7, 50, "alice", "in gone", 100), 0);
+	assert_int_equal(append(s, 9, 50, "alice", "in kept", 200), 0);
+	assert_int_equal(append(s, 1, 50, "alice", "in lobby", 300), 0);
+	store_sync(s);
+	assert_int_equal(store_forget_room(s, 7), 0);
+	assert_int_equal(store_forget_room(s, 1), 0); /* configured: refused quietly */
+	/* A message of the forgotten room that comes after: stored nowhere. */
+	assert_int_equal(append(s, 7, 50, "alice", "late", 101), 0);
+	store_close(s);
+	assert_int_equal(sql(f->path, "SELECT count(*) FROM rooms WHERE name = 'gone'"), 0);
+	assert_int_equal(sql(f->path, "SELECT count(*) FROM messages"), 2);
+	assert_int_equal(sql(f->path, "SELECT count(*) FROM messages WHERE room_id NOT IN (SELECT id FROM rooms)"), 0);
+
+	s = open_ok(f);
+	assert_int_equal(store_max_ref(s), 9);
+	assert_int_equal(store_each_room(s, on_room, &seen, f->err, sizeof(f->err)), 2);
+	assert_string_equal(seen.r[0].name, "lobby");
+	assert_true(seen.r[0].has_messages);
+	assert_int_equal(seen.r[0].last_message, 300);
+	assert_string_equal(seen.r[1].name, "kept");
+	assert_true(seen.r[1].has_messages);
+	assert_int_equal(seen.r[1].last_message, 200);
+	store_close(s);
+
+	/* Forget the highest: the ref is still remembered. */
+	s = open_ok(f);
+	assert_int_equal(store_start(s), 0);
+	assert_int_equal(store_forget_room(s, 9), 0);
+	store_close(s);
+	s = open_ok(f);
+	assert_int_equal(store_max_ref(s), 9);
+	seen.n = 0;
+	assert_int_equal(store_each_room(s, on_room, &seen, f->err, sizeof(f->err)), 1);
+	store_close(s);
+	assert_int_equal(store_max_ref(NULL), 0);
+}
+
 static void test_backup_copy(void **state)
 {
 	struct fixture *f = *state;
@@ -525,6 +579,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_bytes_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rooms_persisted_with_refs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forget_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backup_copy, setup, teardown),
 		cmocka_unit_test(test_null_store_is_off),
 	};
