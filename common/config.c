@@ -4,8 +4,10 @@
  * numbers, so a small scanner that follows iniparser 4.1's line rules records
  * where every section header and key is, and every message names the file,
  * line, section and key. Loading is all or nothing: on any error the caller's
- * struct is left as it was. Runs once at start-up, before any thread exists;
- * the result is read-only afterwards. */
+ * struct is left as it was. Runs at start-up, before any thread exists, and
+ * on the acceptor thread for a SIGHUP reload (into a new struct: a loaded
+ * config is read-only); never on two threads at once (iniparser's error
+ * callback below is process-wide). */
 #include "config.h"
 
 #include "log.h"
@@ -54,6 +56,7 @@ enum key_type {
 	K_BOOL,  /* int 0/1 */
 	K_LEVEL, /* int enum log_level */
 	K_SCOPE, /* int enum config_name_scope: server or room */
+	K_TARGET, /* int enum log_target */
 };
 
 struct key_spec {
@@ -75,6 +78,7 @@ static const struct key_spec global_keys[] = {
 	{ "server", "room_port_max", K_PORT, G(room_port_max), 0, 65535 },
 	{ "server", "server_id", K_TEXT, G(server_id), 1, CONFIG_ID_MAX },
 	{ "server", "log_level", K_LEVEL, G(log_level), 0, 0 },
+	{ "server", "log_target", K_TARGET, G(log_target), 0, 0 },
 	{ "server", "welcome", K_TEXT, G(welcome), 0, CONFIG_WELCOME_MAX },
 	{ "server", "database", K_TEXT, G(database), 0, INI_LINESZ },
 	{ "server", "name_scope", K_SCOPE, G(name_scope), 0, 0 },
@@ -395,8 +399,9 @@ static int read_file(const char *path, char **text, size_t *size)
 /* ---- iniparser's error channel ---- */
 
 /* iniparser reports through one process-wide callback. The config is loaded
- * once at start-up, before any thread exists, so a static capture buffer is
- * enough; it is not thread-safe and need not be. */
+ * by one thread only (the main thread, which becomes the acceptor and
+ * reloads on SIGHUP), so a static capture buffer is enough; it is not
+ * thread-safe and need not be. */
 static char ini_msg[256];
 static int ini_errno;
 
@@ -574,6 +579,13 @@ static int set_value(const struct key_spec *ks, const char *v, void *base, char 
 		}
 		snprintf(why, whylen, "'%s' is not a name scope (server, room)", shown(v, sv));
 		return -1;
+	case K_TARGET:
+		if ((b = log_target_parse(v)) < 0) {
+			snprintf(why, whylen, "'%s' is not a log target (stderr, syslog)", shown(v, sv));
+			return -1;
+		}
+		*(int *)(void *)field = b;
+		return 0;
 	}
 	return -1;
 }
@@ -926,6 +938,7 @@ void config_defaults(struct config *cfg)
 	cfg->room_port_max = 9999;
 	strcpy(cfg->server_id, "roomd");
 	cfg->log_level = LOG_INFO;
+	cfg->log_target = LOG_TO_STDERR;
 	strcpy(cfg->welcome, "Welcome to roomd. Type help for the commands.");
 	cfg->max_clients = 1024;
 	cfg->max_clients_per_ip = 64;
@@ -1071,4 +1084,73 @@ int config_name_valid(const struct config *cfg, const char *name, size_t len)
 			return 0;
 	}
 	return 1;
+}
+
+void config_each_key(void (*fn)(const char *section, const char *key, void *arg), void *arg)
+{
+	for (size_t i = 0; i < NGLOBAL; i++)
+		fn(global_keys[i].section, global_keys[i].name, arg);
+	for (size_t i = 0; i < NROOMKEYS; i++)
+		fn("room", room_keys[i].name, arg);
+}
+
+/* Does key ks hold the same value in the structs at a and b? */
+static int same_value(const struct key_spec *ks, const void *a, const void *b)
+{
+	const char *fa = (const char *)a + ks->off, *fb = (const char *)b + ks->off;
+
+	switch (ks->type) {
+	case K_ADDR:
+	case K_HOST:
+	case K_TEXT:
+	case K_TOPIC:
+	case K_NAME:
+		return strcmp(fa, fb) == 0;
+	case K_PORT:
+		return *(const unsigned *)(const void *)fa == *(const unsigned *)(const void *)fb;
+	case K_LONG:
+		return *(const long *)(const void *)fa == *(const long *)(const void *)fb;
+	case K_BOOL:
+	case K_LEVEL:
+	case K_SCOPE:
+	case K_TARGET:
+		return *(const int *)(const void *)fa == *(const int *)(const void *)fb;
+	}
+	return 0;
+}
+
+static const struct room_conf *room_named(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nrooms; i++)
+		if (strcmp(c->rooms[i].name, name) == 0)
+			return &c->rooms[i];
+	return NULL;
+}
+
+void config_diff(const struct config *a, const struct config *b,
+		 void (*fn)(const char *section, const char *key, void *arg), void *arg)
+{
+	char sec[5 + CONFIG_NAME_MAX + 1];
+
+	for (size_t i = 0; i < NGLOBAL; i++)
+		if (!same_value(&global_keys[i], a, b))
+			fn(global_keys[i].section, global_keys[i].name, arg);
+	/* Quadratic in the rooms defined (at most 4096), once per reload. */
+	for (size_t r = 0; r < a->nrooms; r++) {
+		const struct room_conf *ra = &a->rooms[r], *rb = room_named(b, ra->name);
+
+		snprintf(sec, sizeof sec, "room:%s", ra->name);
+		if (!rb) {
+			fn(sec, NULL, arg);
+			continue;
+		}
+		for (size_t k = 0; k < NROOMKEYS; k++)
+			if (!same_value(&room_keys[k], ra, rb))
+				fn(sec, room_keys[k].name, arg);
+	}
+	for (size_t r = 0; r < b->nrooms; r++)
+		if (!room_named(a, b->rooms[r].name)) {
+			snprintf(sec, sizeof sec, "room:%s", b->rooms[r].name);
+			fn(sec, NULL, arg);
+		}
 }

@@ -50,6 +50,7 @@ struct config {
 	unsigned room_port_min, room_port_max; /* ports for rooms created on join */
 	char server_id[CONFIG_ID_MAX + 1]; /* StudentID in the HELO reply */
 	int log_level;                     /* enum log_level */
+	int log_target;                    /* enum log_target: stderr or syslog */
 	char welcome[CONFIG_WELCOME_MAX + 1];
 	char database[CONFIG_PATH_MAX];    /* SQLite file, resolved against the config file's
 					    * directory; "" or ":memory:" = no persistence */
@@ -105,6 +106,20 @@ void config_fini(struct config *cfg);
 
 /* Nonzero when cfg asks for a database file (persistence on). */
 int config_persistent(const struct config *cfg);
+
+/* Every key the loader accepts, in its table's order: fn(section, key,
+ * arg) with section "server", "limits" or "features", or "room" for the
+ * keys of a [room:NAME] section. roomd --list-keys prints them (the test
+ * that keeps rooms.ini(5) complete compares against it). */
+void config_each_key(void (*fn)(const char *section, const char *key, void *arg), void *arg);
+
+/* Compare two loaded configs key by key (a SIGHUP reload against the
+ * running config): fn(section, key, arg) for every [server], [limits] or
+ * [features] key whose value differs; fn("room:NAME", key, arg) for every
+ * key of a room (matched by name) that differs, and fn("room:NAME", NULL,
+ * arg) for a room only one of them defines. Reads both; no allocation. */
+void config_diff(const struct config *a, const struct config *b,
+		 void (*fn)(const char *section, const char *key, void *arg), void *arg);
 
 /* Valid room or client name under this config: 1..max_name bytes of
  * printable ASCII letters, digits, "-_.#@+" and spaces, but not a space at

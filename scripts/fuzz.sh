@@ -59,7 +59,7 @@ done
 for t in $targets; do
 	echo "=== fuzz_$t: build"
 	# shellcheck disable=SC2086 # $objs: one word per object file
-	compile -fsanitize=fuzzer "tests/fuzz/fuzz_$t.c" $objs -liniparser -lsqlite3 -lpthread \
+	compile -fsanitize=fuzzer "tests/fuzz/fuzz_$t.c" $objs -liniparser -lsqlite3 -lsystemd -lpthread \
 		-o "$out/fuzz_$t" || exit 2
 done
 

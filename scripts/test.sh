@@ -1,13 +1,25 @@
 #!/bin/sh
 # All set-up, build and every test: the release build, then the whole
 # suite again under AddressSanitizer+UBSan and under ThreadSanitizer, then
-# each libFuzzer target for a bounded time (ROOMD_FUZZ_SECONDS, default 60).
-# usage: scripts/test.sh [release|asan|tsan|fuzz ...]   (default: all four)
+# each libFuzzer target for a bounded time (ROOMD_FUZZ_SECONDS, default 60),
+# then the Debian package: built, lintian-checked, installed on this
+# machine, used, purged (tests/package/test_package.py; needs root).
+# usage: scripts/test.sh [release|asan|tsan|fuzz|package ...]   (default: all five)
 set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-kinds="${*:-release asan tsan fuzz}"
+kinds="${*:-release asan tsan fuzz package}"
 for kind in $kinds; do
+	if [ "$kind" = package ]; then
+		echo "=== package: build, lintian, install, use, purge"
+		if [ "$(id -u)" -ne 0 ]; then
+			echo "=== package: FAILED: the package test installs a .deb on this machine and must run as root" >&2
+			exit 1
+		fi
+		scripts/package.sh
+		python3 tests/package/test_package.py build/package/roomd_*.deb
+		continue
+	fi
 	if [ "$kind" = fuzz ]; then
 		echo "=== fuzz: libFuzzer under ASan+UBSan"
 		scripts/fuzz.sh "${ROOMD_FUZZ_SECONDS:-60}"

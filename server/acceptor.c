@@ -6,8 +6,9 @@
  * posting delivery batches (and a member's LEAVE or DISCONNECT made on its
  * room port, struct room_request, applied in order with them) to acc->mbox; a delivery names the connection by
  * fd and id, and is dropped when the connection or the membership is gone,
- * so nothing arrives after LEFT_CHATROOM. SIGINT/SIGTERM are blocked in
- * every thread and read here through a signalfd.
+ * so nothing arrives after LEFT_CHATROOM. SIGINT/SIGTERM/SIGHUP are blocked
+ * in every thread and read here through a signalfd; SIGHUP and each loop
+ * pass are handed to the daemon's hooks (reload, watchdog), on this thread.
  *
  * Deliveries are applied in slices of ACC_APPLY_SLICE per loop pass, with
  * the connections flushed in between, so a backlog reaches the members'
@@ -72,6 +73,7 @@ struct acceptor {
 	struct mail *pend_head, *pend_tail; /* batches taken from mbox, in order */
 	long pend_entries;     /* their deliveries not yet applied */
 	int input_held;        /* pend_entries over ACC_HOLD_ENTRIES: read no requests */
+	struct acceptor_hooks hooks;    /* all NULL unless the daemon sets them */
 };
 
 /* epoll data.ptr markers for the descriptors that are not conns. */
@@ -610,9 +612,15 @@ static void handle_event(struct acceptor *acc, struct epoll_event *ev)
 		accept_all(acc);
 	} else if (ev->data.ptr == &signal_marker) {
 		struct signalfd_siginfo si;
-		if (read(acc->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (read(acc->sigfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+			return;
+		if (si.ssi_signo != SIGHUP) {
 			log_info("acceptor: %s: shutting down", strsignal((int)si.ssi_signo));
 			acc->stop = 1;
+		} else if (acc->hooks.reload) {
+			acc->hooks.reload(acc->hooks.arg);
+		} else {
+			log_info("acceptor: SIGHUP: nothing to reload here");
 		}
 	} else if (ev->data.ptr == &mailbox_marker) {
 		take_deliveries(acc);
@@ -860,11 +868,18 @@ int acceptor_step(struct acceptor *acc, int timeout_ms)
 
 int acceptor_run(struct acceptor *acc)
 {
-	int rc;
+	int rc, wait = ACC_SWEEP_MS;
 
-	do
-		rc = acceptor_step(acc, ACC_SWEEP_MS);
-	while (rc == 0);
+	do {
+		rc = acceptor_step(acc, wait);
+		/* The tick (the watchdog) runs every pass, so a pass that hangs
+		 * is what stops the pings; it may shorten the next wait. */
+		wait = acc->hooks.tick ? acc->hooks.tick(acc->hooks.arg) : ACC_SWEEP_MS;
+		if (wait > ACC_SWEEP_MS || wait < 0)
+			wait = ACC_SWEEP_MS;
+	} while (rc == 0);
+	if (acc->hooks.stopping)
+		acc->hooks.stopping(acc->hooks.arg);
 	shutdown_all(acc);
 	log_info("acceptor: stopped");
 	return rc < 0 ? -1 : 0;
@@ -918,6 +933,7 @@ static int setup_signals(struct acceptor *acc)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
 		return -1;
 	signal(SIGPIPE, SIG_IGN);
@@ -968,6 +984,11 @@ struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg,
 fail:
 	acceptor_destroy(acc);
 	return NULL;
+}
+
+void acceptor_set_hooks(struct acceptor *acc, const struct acceptor_hooks *hooks)
+{
+	acc->hooks = *hooks;
 }
 
 void acceptor_destroy(struct acceptor *acc)

@@ -107,8 +107,21 @@ unsigned acceptor_control_port(const struct acceptor *acc);
 
 /* Set up the control port (cfg->bind, port), the signal descriptor, the
  * configured rooms. Returns NULL with a message logged on failure. Must be
- * called before any other thread exists (it blocks SIGINT/SIGTERM). */
+ * called before any other thread exists (it blocks SIGINT/SIGTERM/SIGHUP). */
 struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg, unsigned port);
+
+/* What the daemon around the acceptor does on its thread (any may be NULL;
+ * each is called with arg). */
+struct acceptor_hooks {
+	void (*reload)(void *arg);   /* SIGHUP arrived (NULL: logged, ignored) */
+	int (*tick)(void *arg);      /* after every loop pass; returns the ms it
+				      * wants until the next (capped at 500) */
+	void (*stopping)(void *arg); /* the loop ended: shutdown begins */
+	void *arg;
+};
+
+/* Set the hooks acceptor_run() calls (before it runs). */
+void acceptor_set_hooks(struct acceptor *acc, const struct acceptor_hooks *hooks);
 
 /* Serve until SIGINT, SIGTERM or KILL_SERVICE; then stop the rooms, flush
  * and close every connection. Returns 0 on a clean stop. */

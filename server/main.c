@@ -1,11 +1,13 @@
 /* main.c - roomd's entry point: command line, config, logging, the store
  * (open, reconcile, stored rooms into the registry), then the acceptor loop
  * on this (the main) thread until a signal or KILL_SERVICE, then the store's
- * flush. Exits non-zero only for start-up failures. */
+ * flush. systemd notifications and the SIGHUP reload are service.c's,
+ * called from the loop. Exits non-zero only for start-up failures. */
 #include "acceptor.h"
 #include "config.h"
 #include "log.h"
 #include "registry.h"
+#include "service.h"
 #include "store.h"
 
 #include <errno.h>
@@ -16,7 +18,12 @@
 #include <string.h>
 #include <time.h>
 
-#define DEFAULT_CONFIG "conf/rooms.ini"
+/* The build sets it: conf/rooms.ini (relative to the working directory)
+ * for a source tree, /etc/roomd/rooms.ini for the package. */
+#ifndef ROOMD_DEFAULT_CONFIG
+#define ROOMD_DEFAULT_CONFIG "conf/rooms.ini"
+#endif
+#define DEFAULT_CONFIG ROOMD_DEFAULT_CONFIG
 
 static void usage(FILE *out)
 {
@@ -38,8 +45,12 @@ static void usage(FILE *out)
 		"With [server] database set, rooms, their refs, topics and history are kept\n"
 		"in that SQLite file across restarts (a kill -9 loses at most the last 100 ms).\n"
 		"Exit 1: a bad config or database (the message names the file and what to do).\n"
-		"SIGINT or SIGTERM: stop gracefully, the database flushed (exit 0). Logs go to stderr.\n"
-		"Protocol: docs/PROTOCOL.md. Every config key: conf/rooms.ini.\n",
+		"SIGINT or SIGTERM: stop gracefully, the database flushed (exit 0). SIGHUP: check\n"
+		"the config file again, apply log_level and log_target, log which other changed\n"
+		"keys need a restart (a bad file changes nothing). Logs go to stderr, or syslog\n"
+		"with [server] log_target. Under systemd (NOTIFY_SOCKET set): Type=notify, with\n"
+		"watchdog pings when WatchdogSec is set.\n"
+		"Manual pages: roomd(8), rooms.ini(5), roomc(1). Protocol: docs/PROTOCOL.md.\n",
 		DEFAULT_CONFIG);
 }
 
@@ -49,6 +60,7 @@ struct options {
 	int check;
 	int log_level;  /* -1: from the config */
 	const char *backup; /* --backup DEST, or NULL */
+	int list_keys;      /* --list-keys (hidden: for the man page's test) */
 };
 
 /* Returns -1 to exit 0 (help, version), 0 to go on, 1 for a usage error. */
@@ -62,12 +74,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "backup", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "list-keys", no_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 	char *end;
 
-	*o = (struct options){ DEFAULT_CONFIG, -1, 0, -1, NULL };
+	*o = (struct options){ DEFAULT_CONFIG, -1, 0, -1, NULL, 0 };
 	while ((ch = getopt_long(argc, argv, "p:c:tv:b:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
@@ -99,6 +112,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'V':
 			printf("roomd %s\n", ROOMD_VERSION);
 			return -1;
+		case 'K':
+			o->list_keys = 1;
+			break;
 		default:
 			usage(stderr);
 			return 1;
@@ -109,6 +125,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return 1;
 	}
 	return 0;
+}
+
+static void print_key(const char *section, const char *key, void *arg)
+{
+	(void)arg;
+	printf("%s %s\n", section, key);
 }
 
 /* Raise the descriptor limit as far as allowed, and say so when it is below
@@ -274,11 +296,17 @@ int main(int argc, char **argv)
 	struct acceptor *acc;
 	struct store *store = NULL;
 	struct stored st;
+	struct service svc;
 	char err[4096];
 	int rc = parse_options(argc, argv, &o);
 
 	if (rc != 0)
 		return rc < 0 ? 0 : 2;
+	if (o.list_keys) {
+		/* "SECTION KEY" a line, "room KEY" for [room:NAME] keys. */
+		config_each_key(print_key, NULL);
+		return 0;
+	}
 	config_defaults(&cfg);
 	if (config_load(&cfg, o.config, err, sizeof(err)) < 0) {
 		fprintf(stderr, "roomd: invalid configuration:\n%s\n", err);
@@ -297,6 +325,7 @@ int main(int argc, char **argv)
 	if (o.port >= 0)
 		cfg.port = (unsigned)o.port;
 	log_set_level(o.log_level >= 0 ? o.log_level : cfg.log_level);
+	log_set_target((enum log_target)cfg.log_target);
 	log_info("roomd %s starting, config %s", ROOMD_VERSION, o.config);
 	raise_fd_limit(&cfg);
 
@@ -320,6 +349,9 @@ int main(int argc, char **argv)
 		config_fini(&cfg);
 		return 1;
 	}
+	service_init(&svc, o.config, &cfg, o.port, o.log_level);
+	service_set_hooks(&svc, acc);
+	service_ready(&svc);
 	rc = acceptor_run(acc);
 	acceptor_destroy(acc); /* every room thread is gone: nothing more is queued */
 	store_close(store);    /* commits what is queued: nothing accepted is lost */

@@ -106,6 +106,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.room_port_max, 9999);
 	assert_string_equal(cfg.server_id, "roomd");
 	assert_int_equal(cfg.log_level, LOG_INFO);
+	assert_int_equal(cfg.log_target, LOG_TO_STDERR);
 	assert_string_equal(cfg.welcome, "Welcome to roomd. Type help for the commands.");
 	assert_int_equal(cfg.max_clients, 1024);
 	assert_int_equal(cfg.max_clients_per_ip, 64);
@@ -518,6 +519,99 @@ static void test_log_levels(void **state)
 	assert_int_equal(LOG_DEBUG, 3);
 }
 
+/* [server] log_target: stderr (the default) or syslog, any case; anything
+ * else refused with its line. */
+static void test_log_target(void **state)
+{
+	struct fixture *f;
+
+	(void)state;
+	f = load_text("[server]\n");
+	assert_ok(f);
+	assert_int_equal(f->cfg.log_target, LOG_TO_STDERR);
+	done(f);
+	f = load_text("[server]\nlog_target = syslog\n");
+	assert_ok(f);
+	assert_int_equal(f->cfg.log_target, LOG_TO_SYSLOG);
+	done(f);
+	f = load_text("[server]\nlog_target = STDERR\n");
+	assert_ok(f);
+	assert_int_equal(f->cfg.log_target, LOG_TO_STDERR);
+	done(f);
+	f = load_text("[server]\n\nlog_target = journal\n");
+	assert_error_at(f, 3, "[server] log_target: 'journal' is not a log target (stderr, syslog)");
+	done(f);
+	assert_int_equal(log_target_parse("syslog"), LOG_TO_SYSLOG);
+	assert_int_equal(log_target_parse("file"), -1);
+	assert_string_equal(log_target_name(LOG_TO_STDERR), "stderr");
+}
+
+/* config_each_key: every key once, sections as the loader names them. */
+struct key_seen {
+	int n, rooms, log_target, bogus;
+};
+
+static void see_key(const char *section, const char *key, void *arg)
+{
+	struct key_seen *ks = arg;
+
+	ks->n++;
+	ks->rooms += strcmp(section, "room") == 0;
+	ks->log_target += strcmp(section, "server") == 0 && strcmp(key, "log_target") == 0;
+	ks->bogus += strcmp(section, "server") && strcmp(section, "limits") && strcmp(section, "features") &&
+		     strcmp(section, "room");
+}
+
+static void test_each_key(void **state)
+{
+	struct key_seen ks = { 0, 0, 0, 0 };
+
+	(void)state;
+	config_each_key(see_key, &ks);
+	assert_int_equal(ks.log_target, 1);
+	assert_int_equal(ks.rooms, 7); /* name ref port topic max_members history topic_change */
+	assert_int_equal(ks.bogus, 0);
+	assert_true(ks.n >= 35);
+}
+
+/* config_diff names exactly the keys whose values differ: strings,
+ * numbers, booleans, enums; room keys by room name; rooms added and
+ * removed with a NULL key. */
+struct diff_seen {
+	char text[512];
+};
+
+static void see_diff(const char *section, const char *key, void *arg)
+{
+	struct diff_seen *ds = arg;
+	size_t used = strlen(ds->text);
+
+	snprintf(ds->text + used, sizeof ds->text - used, "%s.%s;", section, key ? key : "*");
+}
+
+static void test_diff(void **state)
+{
+	struct fixture *a, *b;
+	struct diff_seen ds = { "" };
+
+	(void)state;
+	a = load_text("[server]\nwelcome = hi\n[limits]\nmax_clients = 10\n[room:lobby]\n[room:dev]\nport = 8999\n");
+	assert_ok(a);
+	config_diff(&a->cfg, &a->cfg, see_diff, &ds);
+	assert_string_equal(ds.text, "");
+	b = load_text("[server]\nwelcome = hello\nlog_target = syslog\nlog_level = debug\n"
+		      "[limits]\nmax_clients = 10\nrate = 5\n[features]\nkill_service = yes\n"
+		      "[room:dev]\nport = 8998\n[room:ops]\n");
+	assert_ok(b);
+	config_diff(&a->cfg, &b->cfg, see_diff, &ds);
+	/* Order: global keys in table order, then a's rooms, then b's new ones.
+	 * lobby's ref (1 -> none: dev is now first) is not compared: lobby is gone. */
+	assert_string_equal(ds.text, "server.log_level;server.log_target;server.welcome;limits.rate;"
+				     "features.kill_service;room:lobby.*;room:dev.ref;room:dev.port;room:ops.*;");
+	done(a);
+	done(b);
+}
+
 static void test_room_defaults(void **state)
 {
 	struct fixture *f = load_text(
@@ -902,6 +996,9 @@ int main(void)
 		cmocka_unit_test(test_range_edges),
 		cmocka_unit_test(test_booleans),
 		cmocka_unit_test(test_log_levels),
+		cmocka_unit_test(test_log_target),
+		cmocka_unit_test(test_each_key),
+		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_room_defaults),
 		cmocka_unit_test(test_room_limit),
 		cmocka_unit_test(test_several_errors),
