@@ -85,10 +85,12 @@ static void handle_message(struct conn *c, const struct config *cfg, struct thro
 }
 
 /* c stopped parsing for want of bytes while holding some: give it a quiet
- * deadline (one per connection, from its last read). */
+ * deadline (one per connection), from now: its last read, or its resume
+ * after a throttle or pause, during which it was not read (bytes waiting
+ * in the socket then are no quiet period). */
 static void quiet_arm(struct quiet_list *l, struct conn *c, const struct config *cfg)
 {
-	c->quiet_ms = c->read_ms + (uint64_t)cfg->end_quiet_ms;
+	c->quiet_ms = conn_clock_ms() + (uint64_t)cfg->end_quiet_ms;
 	if (!c->on_quiet) {
 		c->on_quiet = 1;
 		c->next_quiet = l->head;

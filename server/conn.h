@@ -44,7 +44,7 @@ struct conn {
 	uint64_t since_ms;           /* accepted, or (closing) when closing began */
 	uint64_t active_ms;          /* accepted, or last request handled (idle_timeout):
 				      * not bytes, blank lines or refused input */
-	uint64_t read_ms;            /* last bytes received: the quiet period runs from it */
+	uint64_t read_ms;            /* last bytes received (the quiet deadline is armed then, or at a resume) */
 	uint64_t partial_ms;         /* when the pending partial request began; 0: none */
 	/* token bucket (requests), in thousandths of a request */
 	long tokens;
