@@ -4,7 +4,8 @@
  * Ownership: this thread alone reads, writes and closes control connections
  * (conns[], indexed by fd). Room threads reach those connections only by
  * posting delivery batches (and a member's LEAVE or DISCONNECT made on its
- * room port, struct room_request, applied in order with them) to acc->mbox; a delivery names the connection by
+ * room port, struct room_request, applied in order with them) to
+ * acc->mbox; a delivery names the connection by
  * fd and id, and is dropped when the connection or the membership is gone,
  * so nothing arrives after LEFT_CHATROOM. SIGINT/SIGTERM/SIGHUP are blocked
  * in every thread and read here through a signalfd; SIGHUP and each loop
