@@ -1509,9 +1509,11 @@ class Garbage(Script):
         if k in ("attach_impostor", "room_junk"):
             room = conf_room(w, busy_ok=True)
             # Wrong capabilities are throttled per source address (issue
-            # 10): the impostors use an address of their own, so that the
-            # healthy clients' attaches from 127.0.0.1 are not throttled.
-            s = self.open(room.port, source=IMPOSTOR_IP if k == "attach_impostor" else None)
+            # 10): the impostors (and the room-port junk, whose CHAT with a
+            # wrong capability counts as one) use an address of their own,
+            # so that the healthy clients' attaches from 127.0.0.1 are not
+            # throttled.
+            s = self.open(room.port, source=IMPOSTOR_IP)
         else:
             s = self.open(w.port)
         if k == "random":
@@ -1665,15 +1667,25 @@ class Garbage(Script):
             self.closed_by_daemon()
             return
         elif k == "room_junk":
+            # HELO is answered on a room port (SPEC 2.4), naming that port.
             s.send(b"HELO x\n")
             f = yield ("frame", s, BOUND)
-            self.expect_error(f, (1,), "HELO on a room port")
-            s.send(rt.chat_req(room.ref, 12345, "nobody", "IMPOSTOR on the room port"))
-            f = yield ("frame", s, BOUND)
-            self.expect_error(f, (1, 3), "CHAT on an unattached room connection")
+            self.expect(f, helo_reply("x", room.port), "HELO on a room port")
             s.send(bytes(rng.getrandbits(8) for _ in range(500)).replace(b"\n", b" ") + b"\n")
             f = yield ("frame", s, BOUND)
             self.expect_error(f, (1,), "random line on a room port")
+            if rng.random() < 0.5:
+                # A member's request with a wrong capability: refused (9
+                # once the address is throttled) and closed, like ATTACH.
+                s.send(rt.chat_req(room.ref, rng.randrange(1, 2 ** 31), "nobody",
+                                   "IMPOSTOR on the room port"))
+                got = yield ("closed", s, BOUND)
+                if got == TIMEOUT_EV or len(got) != 1 or error_code(got[0][1]) not in (3, 9):
+                    fail("%s: CHAT with a wrong capability on a room port: expected error 3 (9 once "
+                         "throttled) and close, got %s"
+                         % (self.label, got if got == TIMEOUT_EV else [show(x[1]) for x in got]))
+                self.closed_by_daemon()
+                return
             # never attaches: closed by the 3 s attach limit
             got = yield ("closed", s, ATTACH_LIMIT + BOUND)
             if got == TIMEOUT_EV:
