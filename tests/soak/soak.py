@@ -1961,7 +1961,10 @@ class AttachBrute(Attacker):
 
 
 class HistoryBurst(Attacker):
-    """A member of the busy room c00 pipelines HISTORY requests and reads
+    """A member of a room without a blaster (c02: its history, 50 of the
+    healthy members' messages, fits in half of a send queue, which is what
+    a HISTORY reply may take; a busy room's gets error 8) pipelines HISTORY
+    requests and reads
     slowly (64 KiB every 50 ms for 4 s, then as fast as it can). roomd
     answers one at a time (the connection waits until a reply is written):
     every answer is a well-formed HISTORY reply, error 9 or error 8, and
@@ -1972,7 +1975,7 @@ class HistoryBurst(Attacker):
 
     def attack(self):
         w, a = self.w, self.a
-        room = w.rooms[BUSY[0]]
+        room = w.rooms["c02"]
         name = "a%d" % self.n
         s = self.open_from(w.port, rcvbuf=16384)
         s.send(join_req(room.name, name))
@@ -2580,7 +2583,7 @@ def main():
                 CAP_PER_MIN, CAP_BURST, len(throttle_logs))),
             ("attack HISTORY burst", "%d HISTORY pipelined in %s by a slow reader: %d replies (%d entries, %.1f MiB), "
              "%d error 9, %d error 8, %s; %d HELOs meanwhile, slowest %.3fs"
-             % (hi["sent"], BUSY[0], hi["replies"], hi["entries"], hi["bytes"] / 2 ** 20, hi["error 9"],
+             % (hi["sent"], "c02", hi["replies"], hi["entries"], hi["bytes"] / 2 ** 20, hi["error 9"],
                 hi["error 8"], "cut off as a slow reader" if hi["cut off"] else "not cut off", hi["pings"],
                 hi["max rtt"])),
             ("attack room-name churn", "%d rooms created and left from %s in %.1fs, then error 9 x%d "
