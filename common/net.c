@@ -116,13 +116,15 @@ static int listen_all_once(struct net_listeners *l, const char *const *hosts, si
 			return fd;
 		}
 		l->fd[l->n++] = fd;
-		if (port == 0 && (fd = net_local_port(fd)) < 0) {
-			*failed = i;
-			net_listeners_close(l);
-			return fd;
+		if (port == 0) { /* the first host's pick, for all the others */
+			int picked = net_local_port(fd);
+			if (picked < 0) {
+				*failed = i;
+				net_listeners_close(l);
+				return picked;
+			}
+			port = (unsigned)picked;
 		}
-		if (port == 0)
-			port = (unsigned)fd;
 	}
 	return 0;
 }

@@ -171,12 +171,14 @@ struct room {
 static char listen_markers[NET_LISTEN_MAX], mailbox_marker, backlog_marker;
 _Static_assert(CONFIG_BIND_MAX <= NET_LISTEN_MAX, "a listener per bind address");
 
-/* The listener a marker names, or -1 when it is not a listener's. */
+/* The listener a marker names, or -1 when it is not a listener's (by
+ * equality: ordering unrelated pointers is undefined). */
 static int listener_of(const void *ptr)
 {
-	const char *p = ptr;
-
-	return p >= listen_markers && p < listen_markers + NET_LISTEN_MAX ? (int)(p - listen_markers) : -1;
+	for (int i = 0; i < NET_LISTEN_MAX; i++)
+		if (ptr == &listen_markers[i])
+			return i;
+	return -1;
 }
 
 /* Watch every listener for events (EPOLLIN, or 0 to pause). 0 or -errno. */
