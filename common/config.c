@@ -46,7 +46,7 @@
 /* ---- schema ---- */
 
 enum key_type {
-	K_ADDR,  /* numeric IPv4 or IPv6 address (inet_pton) */
+	K_ADDRS, /* list of numeric IPv4 or IPv6 addresses: config_bind_addrs() */
 	K_HOST,  /* printable ASCII without spaces: a host name or address */
 	K_TEXT,  /* no control bytes; UTF-8 allowed; min..max bytes */
 	K_TOPIC, /* a room topic: what config_topic_valid() accepts */
@@ -71,7 +71,7 @@ struct key_spec {
 #define R(field) offsetof(struct room_conf, field)
 
 static const struct key_spec global_keys[] = {
-	{ "server", "bind", K_ADDR, G(bind), 1, CONFIG_HOST_MAX - 1 },
+	{ "server", "bind", K_ADDRS, G(bind), 1, CONFIG_BIND_LEN - 1 },
 	{ "server", "port", K_PORT, G(port), 0, 65535 },
 	{ "server", "public_host", K_HOST, G(public_host), 0, CONFIG_HOST_MAX - 1 },
 	{ "server", "room_port_min", K_PORT, G(room_port_min), 0, 65535 },
@@ -508,16 +508,10 @@ int config_topic_valid(const char *topic, size_t len)
 static int check_string(const struct key_spec *ks, const char *v, char *why, size_t whylen)
 {
 	size_t len = strlen(v);
-	unsigned char addr[16];
 	char sv[72];
 
 	if (len < (size_t)ks->min || len > (size_t)ks->max) {
 		snprintf(why, whylen, "'%s' is %zu bytes long, not %ld..%ld", shown(v, sv), len, ks->min, ks->max);
-		return -1;
-	}
-	if (ks->type == K_ADDR && inet_pton(AF_INET, v, addr) != 1 && inet_pton(AF_INET6, v, addr) != 1) {
-		snprintf(why, whylen, "'%s' is not a numeric IPv4 or IPv6 address "
-			 "(0.0.0.0 or :: for all interfaces)", shown(v, sv));
 		return -1;
 	}
 	if (ks->type == K_TOPIC ? !config_topic_valid(v, len) : has_bad_byte(ks->type, v)) {
@@ -525,6 +519,99 @@ static int check_string(const struct key_spec *ks, const char *v, char *why, siz
 			 ks->type == K_HOST ? "a space, control or non-ASCII byte" : "a control byte");
 		return -1;
 	}
+	return 0;
+}
+
+/* ---- address lists ([server] bind) ---- */
+
+/* One element of a bind list, trimmed, into its canonical text (inet_ntop's:
+ * "0:0::1" is "::1"); *family is AF_INET or AF_INET6. -1 when not numeric. */
+static int canonical_addr(const char *s, size_t len, char out[CONFIG_ADDR_MAX], int *family)
+{
+	unsigned char a[16];
+	char tmp[CONFIG_ADDR_MAX];
+
+	if (len >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	if (inet_pton(AF_INET, tmp, a) == 1)
+		*family = AF_INET;
+	else if (inet_pton(AF_INET6, tmp, a) == 1)
+		*family = AF_INET6;
+	else
+		return -1;
+	return inet_ntop(*family, a, out, CONFIG_ADDR_MAX) ? 0 : -1;
+}
+
+static int is_wildcard(const char *addr)
+{
+	return strcmp(addr, "0.0.0.0") == 0 || strcmp(addr, "::") == 0;
+}
+
+/* A wildcard next to another address of its family: the wildcard listens
+ * there already, and the second bind of the port would fail. */
+static int wildcard_overlap(const struct config_addrs *a, const int *family, char *why, size_t whylen)
+{
+	for (size_t i = 0; i < a->n; i++)
+		for (size_t j = 0; j < a->n; j++)
+			if (i != j && family[i] == family[j] && is_wildcard(a->addr[i])) {
+				snprintf(why, whylen, "'%s' already listens on '%s': give one or the other",
+					 a->addr[i], a->addr[j]);
+				return -1;
+			}
+	return 0;
+}
+
+int config_bind_addrs(const char *bind, struct config_addrs *out, char *why, size_t whylen)
+{
+	int family[CONFIG_BIND_MAX];
+	const char *p = bind;
+	char sv[72];
+
+	out->n = 0;
+	for (;;) {
+		const char *end = strchr(p, ','), *b = p, *e = end ? end : p + strlen(p);
+		while (b < e && (*b == ' ' || *b == '\t'))
+			b++;
+		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (out->n == CONFIG_BIND_MAX) {
+			snprintf(why, whylen, "more than %d addresses", CONFIG_BIND_MAX);
+			return -1;
+		}
+		if (canonical_addr(b, (size_t)(e - b), out->addr[out->n], &family[out->n]) < 0) {
+			char one[CONFIG_ADDR_MAX + 1];
+			snprintf(one, sizeof(one), "%.*s", (int)(e - b < CONFIG_ADDR_MAX ? e - b : CONFIG_ADDR_MAX), b);
+			snprintf(why, whylen, "'%s' is not a numeric IPv4 or IPv6 address (a list: "
+				 "'127.0.0.1, ::1'; 0.0.0.0 or :: for all interfaces)", shown(one, sv));
+			return -1;
+		}
+		for (size_t i = 0; i < out->n; i++)
+			if (strcmp(out->addr[i], out->addr[out->n]) == 0) {
+				snprintf(why, whylen, "'%s' is listed twice", out->addr[i]);
+				return -1;
+			}
+		out->ptr[out->n] = out->addr[out->n];
+		out->n++;
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	return wildcard_overlap(out, family, why, whylen);
+}
+
+/* Store a bind list in its canonical form ("127.0.0.1, ::1"), so that a
+ * reload compares addresses, not spelling. */
+static int set_addrs(const struct key_spec *ks, const char *v, char *field, char *why, size_t whylen)
+{
+	struct config_addrs a;
+	size_t off = 0;
+
+	if (check_string(ks, v, why, whylen) || config_bind_addrs(v, &a, why, whylen))
+		return -1;
+	for (size_t i = 0; i < a.n; i++) /* fits: CONFIG_BIND_LEN counts ", " per address */
+		off += (size_t)snprintf(field + off, CONFIG_BIND_LEN - off, "%s%s", i ? ", " : "", a.addr[i]);
 	return 0;
 }
 
@@ -537,7 +624,8 @@ static int set_value(const struct key_spec *ks, const char *v, void *base, char 
 	int b;
 
 	switch (ks->type) {
-	case K_ADDR:
+	case K_ADDRS:
+		return set_addrs(ks, v, field, why, whylen);
 	case K_HOST:
 	case K_TEXT:
 	case K_TOPIC:
@@ -1100,7 +1188,7 @@ static int same_value(const struct key_spec *ks, const void *a, const void *b)
 	const char *fa = (const char *)a + ks->off, *fb = (const char *)b + ks->off;
 
 	switch (ks->type) {
-	case K_ADDR:
+	case K_ADDRS: /* canonical lists: equal text, equal addresses in equal order */
 	case K_HOST:
 	case K_TEXT:
 	case K_TOPIC:

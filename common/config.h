@@ -9,6 +9,10 @@
 #include <stddef.h>
 
 #define CONFIG_HOST_MAX 256
+#define CONFIG_BIND_MAX 8      /* addresses in [server] bind */
+#define CONFIG_ADDR_MAX 46     /* one numeric address as text (INET6_ADDRSTRLEN) */
+/* [server] bind as stored: at most CONFIG_BIND_MAX addresses, ", " between. */
+#define CONFIG_BIND_LEN (CONFIG_BIND_MAX * (CONFIG_ADDR_MAX + 2))
 #define CONFIG_NAME_MAX 64     /* hard ceiling for room and client names */
 #define CONFIG_TOPIC_MAX 256
 #define CONFIG_WELCOME_MAX 2048
@@ -44,7 +48,8 @@ struct room_conf {
 
 struct config {
 	/* [server] */
-	char bind[CONFIG_HOST_MAX];        /* numeric address to listen on */
+	char bind[CONFIG_BIND_LEN];        /* numeric addresses to listen on, in canonical
+					    * form, ", " between (config_bind_addrs splits it) */
 	unsigned port;                     /* control port */
 	char public_host[CONFIG_HOST_MAX]; /* SERVER_IP/IP in replies; "" = local address */
 	unsigned room_port_min, room_port_max; /* ports for rooms created on join */
@@ -120,6 +125,21 @@ void config_each_key(void (*fn)(const char *section, const char *key, void *arg)
  * arg) for a room only one of them defines. Reads both; no allocation. */
 void config_diff(const struct config *a, const struct config *b,
 		 void (*fn)(const char *section, const char *key, void *arg), void *arg);
+
+/* [server] bind, split into its addresses. */
+struct config_addrs {
+	size_t n;                                   /* 1..CONFIG_BIND_MAX */
+	char addr[CONFIG_BIND_MAX][CONFIG_ADDR_MAX]; /* canonical numeric text, in list order */
+	const char *ptr[CONFIG_BIND_MAX];           /* addr[i], for net_listen_all() */
+};
+
+/* Split a bind list ("127.0.0.1, ::1"): comma separated numeric IPv4 or
+ * IPv6 addresses, at most CONFIG_BIND_MAX, none twice, and no wildcard
+ * (0.0.0.0, ::) next to another address of its own family (it covers them
+ * already, and both could not listen on one port). Returns 0, or -1 with
+ * the reason in why. The loader checks every list; a loaded config's list
+ * always splits. */
+int config_bind_addrs(const char *bind, struct config_addrs *out, char *why, size_t whylen);
 
 /* Valid room or client name under this config: 1..max_name bytes of
  * printable ASCII letters, digits, "-_.#@+" and spaces, but not a space at

@@ -9,21 +9,29 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#define NET_PICK_TRIES 16 /* port 0 over several addresses: picks tried */
+
 static int addr_to_string(const struct sockaddr_storage *ss, char *out, size_t outlen)
 {
-	const void *src = ss->ss_family == AF_INET6
-		? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+	const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	int family = ss->ss_family;
+	const void *src = family == AF_INET6 ? (const void *)a6
 		: (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
 
-	if (!inet_ntop(ss->ss_family, src, out, (socklen_t)outlen))
+	/* An IPv4 client on a dual-stack socket (::ffff:a.b.c.d) is plain
+	 * IPv4: one client, one spelling, for the per-address limits, the
+	 * capability checks and the logs; and SERVER_IP in its own family. */
+	if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(a6)) {
+		family = AF_INET;
+		src = &a6->s6_addr[12];
+	}
+	if (!inet_ntop(family, src, out, (socklen_t)outlen))
 		return -errno;
-	/* An IPv4 client on a dual-stack socket is shown as plain IPv4. */
-	if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.'))
-		memmove(out, out + 7, strlen(out + 7) + 1);
 	return 0;
 }
 
@@ -46,7 +54,9 @@ int net_set_nodelay(int fd)
 	return 0;
 }
 
-int net_listen(const char *host, unsigned port, int backlog)
+/* v6only: 1 or 0 sets IPV6_V6ONLY on an IPv6 socket; -1 leaves the
+ * system's default (net.ipv6.bindv6only). */
+static int listen_one(const char *host, unsigned port, int backlog, int v6only)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
@@ -70,13 +80,82 @@ int net_listen(const char *host, unsigned port, int backlog)
 	if (fd < 0)
 		return -errno;
 	/* A restarted daemon must get its ports back despite TIME_WAIT. */
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	if ((ss.ss_family == AF_INET6 && v6only >= 0 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, backlog) < 0) {
 		err = -errno;
 		close(fd);
 		return err;
 	}
 	return fd;
+}
+
+int net_listen(const char *host, unsigned port, int backlog)
+{
+	return listen_one(host, port, backlog, -1);
+}
+
+void net_listeners_close(struct net_listeners *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		close(l->fd[i]);
+	l->n = 0;
+}
+
+/* One try at listening on port (0: the first host picks) on all hosts. */
+static int listen_all_once(struct net_listeners *l, const char *const *hosts, size_t nhosts,
+			   unsigned port, int backlog, int v6only, size_t *failed)
+{
+	l->n = 0;
+	for (size_t i = 0; i < nhosts; i++) {
+		int fd = listen_one(hosts[i], port, backlog, v6only);
+		if (fd < 0) {
+			*failed = i;
+			net_listeners_close(l);
+			return fd;
+		}
+		l->fd[l->n++] = fd;
+		if (port == 0) { /* the first host's pick, for all the others */
+			int picked = net_local_port(fd);
+			if (picked < 0) {
+				*failed = i;
+				net_listeners_close(l);
+				return picked;
+			}
+			port = (unsigned)picked;
+		}
+	}
+	return 0;
+}
+
+int net_listen_all(struct net_listeners *l, const char *const *hosts, size_t nhosts, unsigned port,
+		   int backlog, size_t *failed)
+{
+	unsigned char a[4];
+	int v6only = 0, rc;
+
+	*failed = 0;
+	l->n = 0;
+	if (nhosts == 0 || nhosts > NET_LISTEN_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < nhosts; i++)
+		if (inet_pton(AF_INET, hosts[i], a) == 1)
+			v6only = 1;
+	/* A port picked on the first address may be taken on another: pick
+	 * again (each pick is a port free on the first). */
+	for (int tries = port == 0 && nhosts > 1 ? NET_PICK_TRIES : 1;; ) {
+		rc = listen_all_once(l, hosts, nhosts, port, backlog, v6only, failed);
+		if (rc != -EADDRINUSE || *failed == 0 || --tries == 0)
+			return rc;
+	}
+}
+
+void net_format_endpoint(const char *ip, unsigned port, char *out, size_t outlen)
+{
+	int v6 = strchr(ip, ':') != NULL;
+
+	snprintf(out, outlen, "%s%s%s:%u", v6 ? "[" : "", ip, v6 ? "]" : "", port);
 }
 
 int net_local_port(int fd)
@@ -120,6 +199,24 @@ int net_accept(int lfd, char *peer, size_t peerlen)
 	return fd;
 }
 
+/* A blocking connect interrupted by a signal goes on in the background
+ * (calling connect again would fail with EALREADY): wait for its end.
+ * 0, or -1 with errno set. */
+static int finish_connect(int fd)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLOUT };
+	socklen_t len = sizeof(int);
+	int n, soerr = 0;
+
+	do {
+		n = poll(&pf, 1, -1);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		return -1;
+	errno = soerr;
+	return soerr ? -1 : 0;
+}
+
 int net_connect(const char *host, unsigned port)
 {
 	struct addrinfo hints, *res, *ai;
@@ -139,9 +236,9 @@ int net_connect(const char *host, unsigned port)
 			fd = -errno;
 			continue;
 		}
-		do {
-			rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
-		} while (rc < 0 && errno == EINTR);
+		rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+		if (rc < 0 && errno == EINTR)
+			rc = finish_connect(fd);
 		if (rc == 0)
 			break;
 		rc = -errno;

@@ -14,6 +14,30 @@
  * numeric address; port 0 picks a free one). Returns the fd or -errno. */
 int net_listen(const char *host, unsigned port, int backlog);
 
+/* Listening sockets on one port over several addresses (the [server] bind
+ * list): a control port or a room port is the same number on each. */
+#define NET_LISTEN_MAX 8
+struct net_listeners {
+	size_t n;
+	int fd[NET_LISTEN_MAX];
+};
+
+/* Listen on port on every one of hosts (numeric, 1..NET_LISTEN_MAX), as
+ * net_listen does. Port 0 picks a port free on all of them: the first
+ * host's pick, taken on the others too (a few tries when it is taken
+ * there). An IPv6 socket is IPV6_V6ONLY when hosts holds an IPv4 address
+ * too (so "::" and "0.0.0.0" do not collide), else dual stack ("::" alone
+ * serves both families). Returns 0, or -errno with *failed the index of
+ * the host that failed and nothing left open. */
+int net_listen_all(struct net_listeners *l, const char *const *hosts, size_t nhosts, unsigned port,
+		   int backlog, size_t *failed);
+
+/* Close every socket of l (n = 0 after). */
+void net_listeners_close(struct net_listeners *l);
+
+/* Format ip and port as "ip:port", or "[ip]:port" for IPv6. */
+void net_format_endpoint(const char *ip, unsigned port, char *out, size_t outlen);
+
 /* The port a socket is bound to, or -errno. */
 int net_local_port(int fd);
 

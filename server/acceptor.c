@@ -56,7 +56,8 @@ struct acceptor {
 	struct registry *reg;
 	struct control ctl;
 	struct mailbox mbox;   /* delivery batches from the room threads */
-	int lfd, epfd, sigfd;
+	struct net_listeners lis; /* the control port, one per [server] bind address */
+	int epfd, sigfd;
 	int spare_fd;          /* given up to shed a connection at EMFILE */
 	int stop;
 	int rooms_stopped;     /* room threads joined: post nothing to them */
@@ -77,8 +78,20 @@ struct acceptor {
 	struct acceptor_hooks hooks;    /* all NULL unless the daemon sets them */
 };
 
-/* epoll data.ptr markers for the descriptors that are not conns. */
-static char listen_marker, signal_marker, mailbox_marker;
+/* epoll data.ptr markers for the descriptors that are not conns: listener
+ * i is &listen_markers[i]. */
+static char listen_markers[NET_LISTEN_MAX], signal_marker, mailbox_marker;
+_Static_assert(CONFIG_BIND_MAX <= NET_LISTEN_MAX, "a listener per bind address");
+
+/* The listener a marker names, or -1 when it is not a listener's (by
+ * equality: ordering unrelated pointers is undefined). */
+static int listener_of(const void *ptr)
+{
+	for (int i = 0; i < NET_LISTEN_MAX; i++)
+		if (ptr == &listen_markers[i])
+			return i;
+	return -1;
+}
 
 /* ---- deliveries (room threads build batches; this thread applies them) ---- */
 
@@ -270,7 +283,7 @@ static int track_conn(struct acceptor *acc, struct conn *c)
 /* At EMFILE the pending connection cannot even be accepted, and with a
  * level-triggered listener we would spin: give up the spare descriptor,
  * accept and close the connection, take the spare back. */
-static void shed_one(struct acceptor *acc, int err)
+static void shed_one(struct acceptor *acc, int lfd, int err)
 {
 	char peer[NET_ADDRSTRLEN];
 	int fd;
@@ -282,7 +295,7 @@ static void shed_one(struct acceptor *acc, int err)
 	}
 	if (acc->spare_fd >= 0)
 		close(acc->spare_fd);
-	fd = net_accept(acc->lfd, peer, sizeof(peer));
+	fd = net_accept(lfd, peer, sizeof(peer));
 	if (fd >= 0)
 		conn_refuse(fd, PROTO_E_SERVER_FULL, "server out of resources");
 	acc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -321,7 +334,7 @@ struct ip_entry *acceptor_admit(struct iptable *ips, const struct config *cfg, i
 	return NULL;
 }
 
-static void accept_all(struct acceptor *acc)
+static void accept_all(struct acceptor *acc, int lfd)
 {
 	char peer[NET_ADDRSTRLEN];
 	int fd;
@@ -331,9 +344,9 @@ static void accept_all(struct acceptor *acc)
 		struct conn *c;
 		struct ip_entry *e;
 
-		fd = net_accept(acc->lfd, peer, sizeof(peer));
+		fd = net_accept(lfd, peer, sizeof(peer));
 		if (fd == -EMFILE || fd == -ENFILE) {
-			shed_one(acc, fd);
+			shed_one(acc, lfd, fd);
 			return;
 		}
 		if (fd < 0) {
@@ -608,9 +621,10 @@ static void flush_dirty(struct acceptor *acc)
 static void handle_event(struct acceptor *acc, struct epoll_event *ev)
 {
 	struct conn *c = ev->data.ptr;
+	int li = listener_of(ev->data.ptr);
 
-	if (ev->data.ptr == &listen_marker) {
-		accept_all(acc);
+	if (li >= 0) {
+		accept_all(acc, acc->lis.fd[li]);
 	} else if (ev->data.ptr == &signal_marker) {
 		struct signalfd_siginfo si;
 		if (read(acc->sigfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
@@ -768,7 +782,7 @@ static void shutdown_all(struct acceptor *acc)
 		int n = epoll_wait(acc->epfd, evs, ACC_EVENTS, 20);
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
-			if (evs[i].data.ptr != &listen_marker && evs[i].data.ptr != &signal_marker &&
+			if (listener_of(evs[i].data.ptr) < 0 && evs[i].data.ptr != &signal_marker &&
 			    evs[i].data.ptr != &mailbox_marker && (evs[i].events & (EPOLLOUT | EPOLLERR)))
 				mark_dirty(acc, c);
 		}
@@ -942,16 +956,55 @@ static int setup_signals(struct acceptor *acc)
 	return acc->sigfd < 0 ? -1 : 0;
 }
 
+/* The control port on every bind address, the same number on each. */
+static int listen_control(struct acceptor *acc, unsigned port)
+{
+	struct config_addrs a;
+	char why[256], where[NET_ADDRSTRLEN + 8];
+	size_t failed;
+	int rc;
+
+	if (config_bind_addrs(acc->cfg->bind, &a, why, sizeof(why)) < 0) {
+		log_error("cannot listen: [server] bind: %s", why);
+		return -1;
+	}
+	rc = net_listen_all(&acc->lis, a.ptr, a.n, port, 511, &failed);
+	if (rc < 0) {
+		net_format_endpoint(a.addr[failed], port, where, sizeof(where));
+		log_error("cannot listen on %s: %s", where, strerror(-rc));
+		return -1;
+	}
+	for (size_t i = 0; i < acc->lis.n; i++)
+		if (add_fd(acc, acc->lis.fd[i], &listen_markers[i]) < 0) {
+			log_error("cannot set up epoll: %s", strerror(errno));
+			return -1;
+		}
+	acc->ctl.port = (unsigned)net_local_port(acc->lis.fd[0]);
+	return 0;
+}
+
+/* Once the configured rooms are open too: the first line is the one tests
+ * and scripts wait for (same port on every line). */
+static void log_listening(const struct acceptor *acc)
+{
+	char ip[NET_ADDRSTRLEN];
+
+	for (size_t i = 0; i < acc->lis.n; i++) {
+		if (net_local_ip(acc->lis.fd[i], ip, sizeof(ip)) < 0)
+			snprintf(ip, sizeof(ip), "?");
+		log_info("control listening on %s:%u", ip, acc->ctl.port);
+	}
+}
+
 struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg, unsigned port)
 {
 	struct acceptor *acc = calloc(1, sizeof(*acc));
-	char ip[CONFIG_HOST_MAX];
 
 	if (!acc)
 		return NULL;
 	acc->cfg = cfg;
 	acc->reg = reg;
-	acc->lfd = acc->epfd = acc->sigfd = acc->spare_fd = -1;
+	acc->epfd = acc->sigfd = acc->spare_fd = -1;
 	acc->ips = iptable_create(cfg);
 	if (!acc->ips || mailbox_init(&acc->mbox) < 0) {
 		iptable_destroy(acc->ips);
@@ -962,25 +1015,19 @@ struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg,
 		log_error("cannot set up signal handling: %s", strerror(errno));
 		goto fail;
 	}
-	acc->lfd = net_listen(cfg->bind, port, 511);
-	if (acc->lfd < 0) {
-		log_error("cannot listen on %s:%u: %s", cfg->bind, port, strerror(-acc->lfd));
-		goto fail;
-	}
 	acc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	acc->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (acc->epfd < 0 || add_fd(acc, acc->lfd, &listen_marker) < 0 ||
-	    add_fd(acc, acc->sigfd, &signal_marker) < 0 || add_fd(acc, acc->mbox.efd, &mailbox_marker) < 0) {
+	if (acc->epfd < 0 || add_fd(acc, acc->sigfd, &signal_marker) < 0 ||
+	    add_fd(acc, acc->mbox.efd, &mailbox_marker) < 0) {
 		log_error("cannot set up epoll: %s", strerror(errno));
 		goto fail;
 	}
-	acc->ctl = (struct control){ .cfg = cfg, .reg = reg, .acc = acc,
-				     .port = (unsigned)net_local_port(acc->lfd) };
+	acc->ctl = (struct control){ .cfg = cfg, .reg = reg, .acc = acc };
+	if (listen_control(acc, port) < 0)
+		goto fail;
 	if (control_open_configured_rooms(&acc->ctl) < 0)
 		goto fail;
-	if (net_local_ip(acc->lfd, ip, sizeof(ip)) < 0)
-		snprintf(ip, sizeof(ip), "%s", cfg->bind);
-	log_info("control listening on %s:%u", ip, acc->ctl.port);
+	log_listening(acc);
 	return acc;
 fail:
 	acceptor_destroy(acc);
@@ -1002,8 +1049,7 @@ void acceptor_destroy(struct acceptor *acc)
 			destroy_conn(acc, acc->conns[fd]);
 	free(acc->conns);
 	free(acc->retiring);
-	if (acc->lfd >= 0)
-		close(acc->lfd);
+	net_listeners_close(&acc->lis);
 	if (acc->epfd >= 0)
 		close(acc->epfd);
 	if (acc->sigfd >= 0)

@@ -55,11 +55,18 @@ void control_reply_error(struct conn *c, enum proto_err err, const char *detail)
 
 /* The address clients should use to reach us: the configured public host,
  * else the local address of this connection (right even when bound to
- * 0.0.0.0). */
+ * 0.0.0.0 or ::, and in the client's own family: "::1" to an IPv6 client,
+ * "127.0.0.1" to an IPv4 one, also through a dual-stack socket). An IPv6
+ * literal goes bare, without brackets: CS4032 clients hand SERVER_IP to
+ * getaddrinfo()/inet_pton() as it is. */
 static void our_address(const struct control *ctl, const struct conn *c, char *out, size_t len)
 {
-	if (ctl->cfg->public_host[0] || net_local_ip(c->fd, out, len) < 0)
-		snprintf(out, len, "%s", ctl->cfg->public_host[0] ? ctl->cfg->public_host : ctl->cfg->bind);
+	const char *bind = ctl->cfg->bind;
+
+	if (ctl->cfg->public_host[0])
+		snprintf(out, len, "%s", ctl->cfg->public_host);
+	else if (net_local_ip(c->fd, out, len) < 0) /* not seen: the first bind address */
+		snprintf(out, len, "%.*s", (int)strcspn(bind, ","), bind);
 }
 
 static struct msg *announcement(long ref, const char *name, const char *what)

@@ -90,15 +90,24 @@ static void bucket_fill(struct bucket *b, const struct bucket_spec *s, uint64_t 
 
 /* ---- the table ---- */
 
-/* The entry's key: the address itself, or an IPv6 address's /64. */
+/* The entry's key: an IPv4 address itself, an IPv6 address's /64 (one
+ * customer's subnet: its addresses are free for it to use, so counting
+ * them apart would multiply every limit), and an IPv4-mapped IPv6 address
+ * (::ffff:a.b.c.d, from a dual-stack socket) as the IPv4 address it is, so
+ * one client is one entry whichever way it came in. */
 static void key_of(const char *ip, char *key)
 {
 	unsigned char a[16];
+	char text[NET_ADDRSTRLEN];
 
 	if (strchr(ip, ':') && inet_pton(AF_INET6, ip, a) == 1) {
 		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-		char text[NET_ADDRSTRLEN];
-		if (memcmp(a, mapped, sizeof(mapped)) != 0) {
+		if (memcmp(a, mapped, sizeof(mapped)) == 0) {
+			if (inet_ntop(AF_INET, a + 12, text, sizeof(text))) {
+				snprintf(key, IPTABLE_KEY_MAX, "%s", text);
+				return;
+			}
+		} else {
 			memset(a + 8, 0, 8);
 			if (inet_ntop(AF_INET6, a, text, sizeof(text))) {
 				snprintf(key, IPTABLE_KEY_MAX, "%s/64", text);

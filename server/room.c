@@ -131,7 +131,8 @@ struct room {
 			      * set by room_relay (the caller's thread) and by
 			      * the room thread (room-port CHAT, loaded history) */
 	/* room thread only */
-	int lfd, epfd;
+	struct net_listeners lis; /* the room port, one per [server] bind address */
+	int epfd;
 	int stopping;
 	struct member *members;
 	size_t nmembers, members_cap;
@@ -165,8 +166,31 @@ struct room {
 };
 
 
-/* epoll data.ptr markers for the two descriptors that are not conns. */
-static char listen_marker, mailbox_marker, backlog_marker;
+/* epoll data.ptr markers for the descriptors that are not conns: listener
+ * i is &listen_markers[i]. */
+static char listen_markers[NET_LISTEN_MAX], mailbox_marker, backlog_marker;
+_Static_assert(CONFIG_BIND_MAX <= NET_LISTEN_MAX, "a listener per bind address");
+
+/* The listener a marker names, or -1 when it is not a listener's (by
+ * equality: ordering unrelated pointers is undefined). */
+static int listener_of(const void *ptr)
+{
+	for (int i = 0; i < NET_LISTEN_MAX; i++)
+		if (ptr == &listen_markers[i])
+			return i;
+	return -1;
+}
+
+/* Watch every listener for events (EPOLLIN, or 0 to pause). 0 or -errno. */
+static int watch_listeners(struct room *r, uint32_t events)
+{
+	for (size_t i = 0; i < r->lis.n; i++) {
+		struct epoll_event ee = { .events = events, .data.ptr = &listen_markers[i] };
+		if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, r->lis.fd[i], &ee) < 0)
+			return -errno;
+	}
+	return 0;
+}
 
 #define ROOM_EVENTS 64
 /* Relayed CHATs are carved from blocks this big: about a hundred typical
@@ -762,12 +786,10 @@ static void drop_conn(struct room *r, struct conn *c)
  * listener that stays readable. */
 static void pause_accepting(struct room *r, int err)
 {
-	struct epoll_event ee = { .events = 0, .data.ptr = &listen_marker };
-
 	if (r->listen_paused)
 		return;
 	log_error("room %s: accept: %s: pausing new room connections", r->name, strerror(-err));
-	if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, r->lfd, &ee) == 0) {
+	if (watch_listeners(r, 0) == 0) {
 		r->listen_paused = 1;
 		r->resume_ms = conn_clock_ms() + ROOM_ACCEPT_PAUSE_MS;
 	}
@@ -800,14 +822,14 @@ static void pending_make_room(struct room *r, const char *peer)
 	close_conn(r, old, 0);
 }
 
-static void accept_all(struct room *r)
+static void accept_all(struct room *r, int lfd)
 {
 	char peer[NET_ADDRSTRLEN], where[CONFIG_NAME_MAX + 8];
 	int fd;
 
 	snprintf(where, sizeof(where), "room %s", r->name);
 	/* A bounded number per pass, so attached members are served too. */
-	for (int i = 0; i < 64 && (fd = net_accept(r->lfd, peer, sizeof(peer))) >= 0; i++) {
+	for (int i = 0; i < 64 && (fd = net_accept(lfd, peer, sizeof(peer))) >= 0; i++) {
 		struct ip_entry *e;
 		struct conn *c;
 
@@ -1038,9 +1060,14 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 static void handle_helo(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
 	char ip[NET_ADDRSTRLEN + CONFIG_HOST_MAX];
+	const char *bind = r->cfg->bind;
 
-	if (r->cfg->public_host[0] || net_local_ip(c->fd, ip, sizeof(ip)) < 0)
-		snprintf(ip, sizeof(ip), "%s", r->cfg->public_host[0] ? r->cfg->public_host : r->cfg->bind);
+	/* As the control port's: public_host, else this connection's own
+	 * address (the client's family), else the first bind address. */
+	if (r->cfg->public_host[0])
+		snprintf(ip, sizeof(ip), "%s", r->cfg->public_host);
+	else if (net_local_ip(c->fd, ip, sizeof(ip)) < 0)
+		snprintf(ip, sizeof(ip), "%.*s", (int)strcspn(bind, ","), bind);
 	reply(r, c, proto_write_helo(pm->field[PROTO_F_HELO_TEXT], ip, r->port, r->cfg->server_id));
 }
 
@@ -1310,10 +1337,11 @@ static void flush_dirty(struct room *r)
 static void handle_event(struct room *r, struct epoll_event *ev)
 {
 	struct conn *c = ev->data.ptr;
+	int li = listener_of(ev->data.ptr);
 
-	if (ev->data.ptr == &listen_marker) {
+	if (li >= 0) {
 		if (!r->stopping) /* a stopped room's listener is shut: accept fails */
-			accept_all(r);
+			accept_all(r, r->lis.fd[li]);
 		return;
 	}
 	if (ev->data.ptr == &mailbox_marker)
@@ -1355,8 +1383,7 @@ static void sweep(struct room *r)
 		}
 	}
 	if (r->listen_paused && now >= r->resume_ms) {
-		struct epoll_event ee = { .events = EPOLLIN, .data.ptr = &listen_marker };
-		if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, r->lfd, &ee) == 0)
+		if (watch_listeners(r, EPOLLIN) == 0)
 			r->listen_paused = 0;
 	}
 	flush_dirty(r);
@@ -1440,30 +1467,38 @@ int room_exited(struct room *r)
 
 /* ---- lifecycle (acceptor thread) ---- */
 
-static int bind_room_port(const struct config *cfg, unsigned port, unsigned *bound)
+/* The room's port on every bind address, one number for all (SERVER_IP
+ * differs by family, PORT does not): a port of the range taken on any of
+ * them is passed over. 0 or -errno. */
+static int bind_room_port(const struct config *cfg, unsigned port, struct net_listeners *lis,
+			  unsigned *bound)
 {
-	int fd = -EADDRINUSE;
+	struct config_addrs a;
+	char why[256];
+	size_t failed;
+	int rc = -EADDRINUSE;
 
+	if (config_bind_addrs(cfg->bind, &a, why, sizeof(why)) < 0)
+		return -EINVAL; /* a loaded config's list always splits */
 	if (port == 0 && cfg->room_port_min > 0) {
 		for (unsigned p = cfg->room_port_min; p <= cfg->room_port_max; p++) {
-			fd = net_listen(cfg->bind, p, 128);
-			if (fd >= 0 || fd != -EADDRINUSE)
+			rc = net_listen_all(lis, a.ptr, a.n, p, 128, &failed);
+			if (rc != -EADDRINUSE)
 				break;
 		}
 	} else {
-		fd = net_listen(cfg->bind, port, 128);
+		rc = net_listen_all(lis, a.ptr, a.n, port, 128, &failed);
 	}
-	if (fd >= 0)
-		*bound = (unsigned)net_local_port(fd);
-	return fd;
+	if (rc == 0)
+		*bound = (unsigned)net_local_port(lis->fd[0]);
+	return rc;
 }
 
 static void room_free(struct room *r)
 {
 	if (r->epfd >= 0)
 		close(r->epfd);
-	if (r->lfd >= 0)
-		close(r->lfd);
+	net_listeners_close(&r->lis);
 	mailbox_fini(&r->mbox);
 	for (size_t i = 0; i < r->hist_count; i++)
 		msg_unref(&r->hist[(r->hist_head + i) % r->hist_cap].frame);
@@ -1496,7 +1531,7 @@ struct room *room_start(const struct config *cfg, struct acceptor *acc, struct s
 	r->acc = acc;
 	r->store = store;
 	r->ref = ref;
-	r->lfd = r->epfd = -1;
+	r->epfd = -1;
 	msg_arena_init(&r->arena, ROOM_BLOCK_BYTES);
 	(void)max_members; /* room connections: one per attached member, plus the pending */
 	r->ips = acceptor_iptable(acc);
@@ -1533,19 +1568,20 @@ struct room *room_start(const struct config *cfg, struct acceptor *acc, struct s
 		*err = rc;
 		return NULL;
 	}
-	rc = bind_room_port(cfg, port, &r->port);
+	rc = bind_room_port(cfg, port, &r->lis, &r->port);
 	if (rc < 0)
 		goto fail;
-	r->lfd = rc;
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (r->epfd < 0) {
 		rc = -errno;
 		goto fail;
 	}
-	ee.data.ptr = &listen_marker;
-	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->lfd, &ee) < 0) {
-		rc = -errno;
-		goto fail;
+	for (size_t i = 0; i < r->lis.n; i++) {
+		ee.data.ptr = &listen_markers[i];
+		if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->lis.fd[i], &ee) < 0) {
+			rc = -errno;
+			goto fail;
+		}
 	}
 	ee.data.ptr = &mailbox_marker;
 	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->mbox.efd, &ee) < 0) {
@@ -1582,8 +1618,9 @@ void room_request_stop(struct room *r)
 		 * are refused) and lets a new room bind the port (SO_REUSEADDR),
 		 * while the descriptor, which the room thread polls, stays
 		 * valid until room_free() closes it after the join. */
-		if (shutdown(r->lfd, SHUT_RDWR) < 0)
-			log_warn("room %s: shutting its listener: %s", r->name, strerror(errno));
+		for (size_t i = 0; i < r->lis.n; i++)
+			if (shutdown(r->lis.fd[i], SHUT_RDWR) < 0)
+				log_warn("room %s: shutting its listener: %s", r->name, strerror(errno));
 	}
 }
 

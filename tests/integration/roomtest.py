@@ -242,12 +242,14 @@ class Conn:
     def __init__(self, port, host=HOST, label=None, daemon=None, nodelay=True,
                  rcvbuf=None, linger0=False, source=None):
         self.port = port
+        self.host = host  # "::1" (any IPv6 literal) connects over IPv6
         self.label = label or "conn:%d" % port
         self.daemon = daemon
         self.buf = b""
         self.eof = False
         self.reset = False
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         if nodelay:
@@ -472,20 +474,22 @@ class Conn:
         self.expect(helo_reply(text, port), what="HELO reply (liveness check)")
 
     def join(self, room, name, timeout=None):
-        """JOIN; checks the exact JOINED reply and the own join announcement.
+        """JOIN; checks the exact JOINED reply (SERVER_IP: the address this
+        connection reached, in its family) and the own join announcement.
         Returns (ref, join_id, room_ip, room_port)."""
         self.send(join_req(room, name))
         f = self.expect_frame(timeout)
-        m = re.match(JOINED_RE_TMPL % re.escape(_b(room)), f.raw)
+        tmpl = JOINED_RE_TMPL.replace(rb"127\.0\.0\.1", re.escape(_b(self.host)))
+        m = re.match(tmpl % re.escape(_b(room)), f.raw)
         if not m:
             fail("%s: JOIN %s as %s: expected a JOINED_CHATROOM reply of the SPEC form\n"
-                 "  JOINED_CHATROOM: %s\\nSERVER_IP: 127.0.0.1\\nPORT: <n>\\nROOM_REF: <n>\\nJOIN_ID: <n>\\n\n"
-                 "  got: %s" % (self.label, room, name, room, show(f.raw)))
+                 "  JOINED_CHATROOM: %s\\nSERVER_IP: %s\\nPORT: <n>\\nROOM_REF: <n>\\nJOIN_ID: <n>\\n\n"
+                 "  got: %s" % (self.label, room, name, room, self.host, show(f.raw)))
         port, ref, jid = int(m.group(1)), int(m.group(2)), int(m.group(3))
         check(port < 65536, "%s: room port %d out of range" % (self.label, port))
         check(jid < 2 ** 31, "%s: JOIN_ID %d is not a 31-bit integer" % (self.label, jid))
         self.expect(join_announce(ref, name), timeout, "own join announcement in %s" % room)
-        return ref, jid, HOST, port
+        return ref, jid, self.host, port
 
     def chat(self, ref, join_id, name, text):
         self.send(chat_req(ref, join_id, name, text))
@@ -619,6 +623,7 @@ class Daemon:
         return c
 
     def room_connect(self, port, label=None, **kw):
+        """A Conn to a room port (host=... as for connect)."""
         c = Conn(port, label=label, daemon=self, **kw)
         self.conns.append(c)
         return c

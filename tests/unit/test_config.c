@@ -359,7 +359,18 @@ static const struct bad_case bad_cases[] = {
 	{ "[server]\nbind = localhost\n", 2, "[server] bind: 'localhost' is not a numeric IPv4 or IPv6 address" },
 	{ "[server]\nbind = 1.2.3\n", 2, "[server] bind: '1.2.3' is not a numeric" },
 	{ "[server]\nbind = 0.0.0.0:9000\n", 2, "[server] bind: '0.0.0.0:9000' is not a numeric" },
-	{ "[server]\nbind =\n", 2, "[server] bind: '' is 0 bytes long, not 1..255" },
+	{ "[server]\nbind =\n", 2, "[server] bind: '' is 0 bytes long, not 1..383" },
+	{ "[server]\nbind = 127.0.0.1,\n", 2, "[server] bind: '' is not a numeric IPv4 or IPv6 address (a list: "
+	  "'127.0.0.1, ::1'; 0.0.0.0 or :: for all interfaces)" },
+	{ "[server]\nbind = 127.0.0.1, , ::1\n", 2, "[server] bind: '' is not a numeric" },
+	{ "[server]\nbind = 127.0.0.1 ::1\n", 2, "[server] bind: '127.0.0.1 ::1' is not a numeric" },
+	{ "[server]\nbind = 127.0.0.1, [::1]\n", 2, "[server] bind: '[::1]' is not a numeric" },
+	{ "[server]\nbind = ::1, 0:0::1\n", 2, "[server] bind: '::1' is listed twice" },
+	{ "[server]\nbind = 0.0.0.0, 127.0.0.1\n", 2,
+	  "[server] bind: '0.0.0.0' already listens on '127.0.0.1': give one or the other" },
+	{ "[server]\nbind = ::1, ::\n", 2, "[server] bind: '::' already listens on '::1'" },
+	{ "[server]\nbind = 10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4,10.0.0.5,10.0.0.6,10.0.0.7,10.0.0.8,10.0.0.9\n", 2,
+	  "[server] bind: more than 8 addresses" },
 	{ "[server]\nlog_level = verbose\n", 2, "[server] log_level: 'verbose' is not a log level (error, warn, info, debug)" },
 	{ "[server]\nserver_id = \"\"\n", 2, "[server] server_id: '' is 0 bytes long, not 1..64" },
 	{ "[server]\nserver_id = 01234567890123456789012345678901234567890123456789012345678901234\n", 2,
@@ -447,6 +458,13 @@ static void test_range_edges(void **state)
 		"[server]\nbind = 0.0.0.0\n",
 		"[server]\nbind = ::\n",
 		"[server]\nbind = fe80::1\n",
+		"[server]\nbind = 127.0.0.1, ::1\n",
+		"[server]\nbind = ::, 0.0.0.0\n", /* the IPv6 socket is then IPV6_V6ONLY */
+		"[server]\nbind = 10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4,10.0.0.5,10.0.0.6,10.0.0.7,10.0.0.8\n",
+		"[server]\nbind = ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff1, ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff2, "
+		"ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff3, ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff4, "
+		"ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff5, ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff6, "
+		"ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff7, ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff8\n",
 		"[server]\nlog_level = error\n",
 		"[server]\npublic_host =\n",
 		"[server]\nwelcome = ''\n",
@@ -610,6 +628,44 @@ static void test_diff(void **state)
 				     "features.kill_service;room:lobby.*;room:dev.ref;room:dev.port;room:ops.*;");
 	done(a);
 	done(b);
+}
+
+/* A bind list is stored in canonical form and splits back into its
+ * addresses, in order; a reload that only respells it changes nothing,
+ * one that reorders or adds an address is a change (a restart). */
+static void test_bind_list(void **state)
+{
+	struct fixture *a = load_text("[server]\nbind =  127.0.0.1 ,0:0:0::1\t\n");
+	struct fixture *b = load_text("[server]\nbind = 127.0.0.1, ::1\n");
+	struct fixture *c = load_text("[server]\nbind = ::1, 127.0.0.1\n");
+	struct fixture *d = load_text("[server]\nbind = 127.0.0.1\n");
+	struct diff_seen ds = { "" };
+	struct config_addrs l;
+	char why[256];
+
+	(void)state;
+	assert_ok(a);
+	assert_string_equal(a->cfg.bind, "127.0.0.1, ::1");
+	assert_int_equal(config_bind_addrs(a->cfg.bind, &l, why, sizeof why), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.ptr[0], "127.0.0.1");
+	assert_string_equal(l.ptr[1], "::1");
+	assert_ptr_equal(l.ptr[1], l.addr[1]);
+	assert_ok(d);
+	assert_string_equal(d->cfg.bind, "127.0.0.1"); /* one address: as before */
+	assert_int_equal(config_bind_addrs(d->cfg.bind, &l, why, sizeof why), 0);
+	assert_int_equal(l.n, 1);
+	config_diff(&a->cfg, &b->cfg, see_diff, &ds);
+	assert_string_equal(ds.text, "");
+	config_diff(&b->cfg, &c->cfg, see_diff, &ds);
+	config_diff(&b->cfg, &d->cfg, see_diff, &ds);
+	assert_string_equal(ds.text, "server.bind;server.bind;");
+	assert_int_equal(config_bind_addrs("::, ::1", &l, why, sizeof why), -1);
+	assert_string_equal(why, "'::' already listens on '::1': give one or the other");
+	done(a);
+	done(b);
+	done(c);
+	done(d);
 }
 
 static void test_room_defaults(void **state)
@@ -999,6 +1055,7 @@ int main(void)
 		cmocka_unit_test(test_log_target),
 		cmocka_unit_test(test_each_key),
 		cmocka_unit_test(test_diff),
+		cmocka_unit_test(test_bind_list),
 		cmocka_unit_test(test_room_defaults),
 		cmocka_unit_test(test_room_limit),
 		cmocka_unit_test(test_several_errors),

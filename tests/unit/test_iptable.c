@@ -68,7 +68,7 @@ static void test_counts(void **state)
 static void test_ipv6_grouped_by_64(void **state)
 {
 	struct iptable *t = iptable_create(&cfg);
-	struct ip_entry *e[4];
+	struct ip_entry *e[4], *x;
 
 	(void)state;
 	assert_int_equal(open_at(t, "2001:db8::1", 0, &e[0]), IP_OK);
@@ -79,6 +79,15 @@ static void test_ipv6_grouped_by_64(void **state)
 	assert_ptr_not_equal(e[0], e[2]); /* the next /64 */
 	assert_int_equal(iptable_count(t, "2001:db8::abcd"), 2);
 	assert_int_equal(iptable_count(t, "::ffff:10.0.0.2"), 0); /* mapped IPv4: per address */
+	/* ...and the same entry as the plain IPv4 address: one client from a
+	 * dual-stack socket and from an IPv4 one is counted once. */
+	assert_int_equal(iptable_count(t, "10.0.0.1"), 1);
+	assert_int_equal(open_at(t, "10.0.0.1", 0, &x), IP_OK);
+	assert_ptr_equal(x, e[3]);
+	iptable_close(t, x, 0);
+	/* The /64 is the key, whatever the spelling of the address. */
+	assert_int_equal(iptable_count(t, "2001:0db8:0000:0000:1234:5678:9abc:def0"), 2);
+	assert_int_equal(iptable_count(t, "2001:db8:0:1:ffff::"), 1);
 	for (int i = 0; i < 4; i++)
 		iptable_close(t, e[i], 0);
 	iptable_destroy(t);
