@@ -578,6 +578,50 @@ int proto_parse_list_rooms(const char *value, struct proto_list_rooms *out)
 	return 0;
 }
 
+/* Is line (len bytes, no newline) a field line of the protocol: a key of
+ * any request or reply, then a colon (or, for the bare heads, a space or
+ * nothing)? Leading white space and case are ignored: lab-era clients trim
+ * and compare loosely. */
+static int looks_like_field(const char *line, size_t len)
+{
+	static const struct proto_def *const tables[] = { request_defs, reply_defs };
+	static const int ntables[] = { NDEFS(request_defs), NDEFS(reply_defs) };
+
+	while (len > 0 && (*line == ' ' || *line == '\t' || *line == '\r')) {
+		line++;
+		len--;
+	}
+	for (int t = 0; t < 2; t++) {
+		for (int d = 0; d < ntables[t]; d++) {
+			const struct proto_def *def = &tables[t][d];
+			for (int f = 0; f < def->nfields; f++) {
+				size_t k = strlen(def->keys[f]);
+				char after;
+				if (len < k || strncasecmp(line, def->keys[f], k) != 0)
+					continue;
+				after = len > k ? line[k] : '\0';
+				if (after == ':' || (def->bare && f == 0 && (after == ' ' || after == '\0')))
+					return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+int proto_text_forges_field(const char *text, size_t len)
+{
+	const char *end = text + len, *nl;
+
+	/* The first line follows "MESSAGE: " in every frame: it cannot. */
+	while ((nl = memchr(text, '\n', (size_t)(end - text))) != NULL) {
+		const char *line = nl + 1, *next = memchr(line, '\n', (size_t)(end - line));
+		if (looks_like_field(line, (size_t)((next ? next : end) - line)))
+			return 1;
+		text = line;
+	}
+	return 0;
+}
+
 int proto_parse_int(const char *s, long min, long max, long *out)
 {
 	char *end;

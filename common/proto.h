@@ -223,6 +223,13 @@ enum proto_status proto_finish(struct proto_parser *p, char *buf, size_t len,
 /* Parse a decimal integer field in [min, max]: 0 on success, -1 otherwise. */
 int proto_parse_int(const char *s, long min, long max, long *out);
 
+/* Nonzero when a line of a MESSAGE after its first looks like a field of
+ * the protocol (`CHAT: 1`, `client_name:x`, `HELO x`, ...): relayed as is,
+ * a line-based CS4032 client would read it as a frame of its own, a CHAT
+ * forged under another name. Such a message is refused (error 1). */
+int proto_text_forges_field(const char *text, size_t len);
+#define PROTO_FORGED_LINE_TEXT "a MESSAGE line after the first looks like a protocol field"
+
 /* ---- writers: each returns a new message (refcount 1), or NULL when out of
  * memory. Values are our own or already validated; they must not contain a
  * newline (asserted). */

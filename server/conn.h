@@ -85,6 +85,12 @@ struct conn {
 	size_t nms;
 	/* room connections: the membership attached here (0: none yet) */
 	long attached_id;
+	/* room connections: the member whose LEAVE was answered here, whose
+	 * control connection a DISCONNECT sent here next closes (left_name
+	 * empty: none) */
+	int left_ctl_fd;
+	uint64_t left_ctl_id;
+	char left_name[65];
 };
 
 /* How long a closing connection may take to accept its last bytes. */

@@ -431,6 +431,10 @@ static enum control_result handle_chat(struct control *ctl, struct conn *c, cons
 		control_reply_error(c, PROTO_E_TOO_LARGE, "message too large");
 		return CONTROL_OK;
 	}
+	if (proto_text_forges_field(m->field[PROTO_F_CHAT_TEXT], m->len[PROTO_F_CHAT_TEXT])) {
+		control_reply_error(c, PROTO_E_MALFORMED, PROTO_FORGED_LINE_TEXT);
+		return CONTROL_OK;
+	}
 	out = proto_write_chat(ref, ms->name, m->field[PROTO_F_CHAT_TEXT]);
 	if (!out || room_relay(ms->room, out, 1) < 0)
 		control_reply_error(c, PROTO_E_SERVER, "out of memory");
@@ -560,6 +564,10 @@ static enum control_result handle_private(struct control *ctl, struct conn *c, c
 	}
 	if ((long)m->len[PROTO_F_PRIV_TEXT] > ctl->cfg->max_message) {
 		control_reply_error(c, PROTO_E_TOO_LARGE, "message too large");
+		return CONTROL_OK;
+	}
+	if (proto_text_forges_field(m->field[PROTO_F_PRIV_TEXT], m->len[PROTO_F_PRIV_TEXT])) {
+		control_reply_error(c, PROTO_E_MALFORMED, PROTO_FORGED_LINE_TEXT);
 		return CONTROL_OK;
 	}
 	/* With name_scope room a name may be several people's: then neither

@@ -82,21 +82,20 @@ struct hist_entry {
 	int run_start;    /* not adjacent to the entry before it (or the oldest) */
 };
 
-/* A member that left through its room port: whose control connection a
- * DISCONNECT by name closes (SPEC §2.4, docs/PROTOCOL.md §9). */
+/* A membership that ended through a LEAVE made on this room port: a
+ * repeat of that LEAVE (SPEC §2.1: idempotent) from the same address is
+ * answered with the echo without counting it as a refused capability, so
+ * a lab client repeating its own LEAVE cannot get its address throttled.
+ * It grants nothing: the membership is gone. */
 struct departed {
+	long join_id;
 	char name[CONFIG_NAME_MAX + 1];
 	char peer[NET_ADDRSTRLEN];
-	int ctl_fd;
-	uint64_t ctl_id;
 	uint64_t until_ms; /* 0 (or past): free */
 };
-/* How many a room remembers, and for how long: a lab client sends its
- * DISCONNECT right after its LEAVE; a person typing it may take a while.
- * Eight are plenty for the leaves of one half-minute in a lab room; an
- * older one is overwritten (its DISCONNECT then closes the room
- * connection only, and the control connection closes when the client
- * does). */
+/* How many a room remembers, and for how long: enough for the repeats of
+ * one half-minute in a lab room; an older one is overwritten (a repeat of
+ * it is then counted like any unknown id). */
 #define ROOM_DEPARTED 8
 #define ROOM_DEPARTED_MS 30000
 
@@ -109,8 +108,6 @@ struct member {
 				    * one its capability is accepted from */
 	struct conn *attached; /* NULL: delivered over the control connection */
 	struct room_request *leave_req; /* for a LEAVE made here; NULL once posted */
-	int proven;       /* its capability was accepted here once (ATTACH or a
-			   * request): a DISCONNECT by name may end it (§2.4) */
 };
 
 struct room {
@@ -437,33 +434,34 @@ static void pending_make_room(struct room *r, const char *peer);
 static void reply(struct room *r, struct conn *c, struct msg *m);
 static void process_input(struct room *r, struct conn *c);
 
-/* m leaves through its room port, having shown its capability there: a
- * DISCONNECT by its name from its address may close its control connection
- * for ROOM_DEPARTED_MS (a lab client sends it next, on any connection). */
+/* m left through a LEAVE made on this port: remember it for repeats. */
 static void departed_add(struct room *r, const struct member *m)
 {
 	struct departed *d = &r->departed[r->departed_next++ % ROOM_DEPARTED];
 
+	d->join_id = m->join_id;
 	snprintf(d->name, sizeof(d->name), "%s", m->name);
 	snprintf(d->peer, sizeof(d->peer), "%s", m->peer);
-	d->ctl_fd = m->ctl_fd;
-	d->ctl_id = m->ctl_id;
 	d->until_ms = conn_clock_ms() + ROOM_DEPARTED_MS;
 }
 
-/* The departed entry for name from peer, still valid, taken out; or NULL. */
-static struct departed *departed_take(struct room *r, const char *name, const char *peer)
+/* Is (ref, id, name) from peer a repeat of a LEAVE made here lately? */
+static int departed_repeat(struct room *r, const char *ref_s, const char *id_s, const char *name,
+			   const char *peer)
 {
 	uint64_t now = conn_clock_ms();
+	long ref, id;
 
+	if (proto_parse_int(ref_s, 1, 0x7fffffff, &ref) < 0 || ref != r->ref ||
+	    proto_parse_int(id_s, 1, 0x7fffffff, &id) < 0)
+		return 0;
 	for (size_t i = 0; i < ROOM_DEPARTED; i++) {
-		struct departed *d = &r->departed[i];
-		if (d->until_ms > now && strcmp(d->name, name) == 0 && strcmp(d->peer, peer) == 0) {
-			d->until_ms = 0;
-			return d;
-		}
+		const struct departed *d = &r->departed[i];
+		if (d->until_ms > now && d->join_id == id && strcmp(d->name, name) == 0 &&
+		    strcmp(d->peer, peer) == 0)
+			return 1;
 	}
-	return NULL;
+	return 0;
 }
 
 /* The membership m ends while room connection c waits for the answer to
@@ -492,6 +490,11 @@ static struct conn *answer_leave(struct room *r, struct conn *c, struct member *
 	reply(r, c, answer);
 	if (c->closing)
 		return NULL;
+	/* The capability was shown on this very connection: a DISCONNECT
+	 * sent on it next (lab clients do) closes m's control connection. */
+	c->left_ctl_fd = m->ctl_fd;
+	c->left_ctl_id = m->ctl_id;
+	snprintf(c->left_name, sizeof(c->left_name), "%s", m->name);
 	c->since_ms = conn_clock_ms();
 	pending_make_room(r, c->peer);
 	r->pending[r->npending++] = c;
@@ -802,6 +805,41 @@ static void reply_error(struct room *r, struct conn *c, enum proto_err err, cons
  * peer's own address goes, or, if it holds none, the oldest of all. So one
  * address refilling the places pushes out only its own, and a client from
  * another address that attaches right away always gets in. O(places). */
+/* A pending connection that answered a member's LEAVE waits for that
+ * member's DISCONNECT (it showed a JOIN_ID): pushed out last. */
+static int pending_evictable(const struct conn *c)
+{
+	return c->left_name[0] == '\0';
+}
+
+/* The oldest evictable pending connection of the address holding the
+ * most of them (the oldest of all on a tie): a hoarder spread over a few
+ * addresses pushes out its own before a client that holds one. O(n^2) in
+ * room_unattached_max, only when the places are full. */
+static struct conn *pending_of_busiest(struct room *r)
+{
+	struct conn *best = r->pending[0];
+	size_t best_n = 0;
+
+	for (size_t i = 0; i < r->npending; i++) {
+		size_t n = 0;
+		int seen = 0;
+		if (!pending_evictable(r->pending[i]))
+			continue;
+		for (size_t j = 0; j < r->npending && !seen; j++) {
+			int same = pending_evictable(r->pending[j]) &&
+				   strcmp(r->pending[j]->peer, r->pending[i]->peer) == 0;
+			seen = same && j < i; /* counted at its oldest already */
+			n += same;
+		}
+		if (!seen && n > best_n) {
+			best_n = n;
+			best = r->pending[i];
+		}
+	}
+	return best;
+}
+
 static void pending_make_room(struct room *r, const char *peer)
 {
 	struct conn *old = NULL;
@@ -809,10 +847,10 @@ static void pending_make_room(struct room *r, const char *peer)
 	if (r->npending < (size_t)r->cfg->room_unattached_max)
 		return;
 	for (size_t i = 0; i < r->npending && !old; i++)
-		if (strcmp(r->pending[i]->peer, peer) == 0)
+		if (pending_evictable(r->pending[i]) && strcmp(r->pending[i]->peer, peer) == 0)
 			old = r->pending[i];
 	if (!old)
-		old = r->pending[0];
+		old = pending_of_busiest(r);
 	if (!r->evict_logged) {
 		r->evict_logged = 1; /* once per episode: until places are free again */
 		log_warn("room %s: %ld room connections waiting to attach: closing the oldest (%s)",
@@ -858,8 +896,10 @@ static void accept_all(struct room *r, int lfd)
 	}
 	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM)
 		pause_accepting(r, fd);
-	else if (fd < 0 && fd != -EAGAIN && fd != -ECONNABORTED)
+	else if (fd < 0 && fd != -EAGAIN && fd != -ECONNABORTED && fd != -EINVAL)
 		log_warn("room %s: accept: %s", r->name, strerror(-fd));
+	/* EINVAL: the acceptor shut the listener (room_request_stop) before
+	 * this thread saw its EV_STOP; the room is retiring. */
 }
 
 /* ---- requests on the room port ---- */
@@ -905,10 +945,8 @@ static struct member *room_check_capability(struct room *r, struct conn *c, cons
 	if (proto_parse_int(ref_s, 1, 0x7fffffff, &ref) == 0 &&
 	    proto_parse_int(id_s, 1, 0x7fffffff, &id) == 0 && ref == r->ref)
 		m = find_member(r, id);
-	if (m && strcmp(m->name, name) == 0 && strcmp(m->peer, c->peer) == 0) {
-		m->proven = 1;
+	if (m && strcmp(m->name, name) == 0 && strcmp(m->peer, c->peer) == 0)
 		return m;
-	}
 	if (c->ipe)
 		iptable_cap_refused(r->ips, c->ipe, now);
 	log_info("room %s: capability refused for %s", r->name, c->peer);
@@ -1042,6 +1080,10 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 		reply_error(r, c, PROTO_E_TOO_LARGE, "message too large");
 		return;
 	}
+	if (proto_text_forges_field(pm->field[PROTO_F_CHAT_TEXT], pm->len[PROTO_F_CHAT_TEXT])) {
+		reply_error(r, c, PROTO_E_MALFORMED, PROTO_FORGED_LINE_TEXT);
+		return;
+	}
 	out = format_chat(r, m->name, pm->field[PROTO_F_CHAT_TEXT], pm->len[PROTO_F_CHAT_TEXT]);
 	if (!out) {
 		reply_error(r, c, PROTO_E_SERVER, "out of memory");
@@ -1107,7 +1149,11 @@ static void handle_leave(struct room *r, struct conn *c, const struct proto_msg 
 		reply_error(r, c, PROTO_E_MALFORMED, "bad LEAVE_CHATROOM or JOIN_ID");
 		return;
 	}
-	if (attached && id != c->attached_id) {
+	if ((attached && id != c->attached_id) ||
+	    (!attached && departed_repeat(r, pm->field[PROTO_F_LEAVE_REF], pm->field[PROTO_F_LEAVE_ID],
+					  pm->field[PROTO_F_LEAVE_NAME], c->peer))) {
+		/* Not its own (no lookup), or a repeat of a LEAVE made here
+		 * (not counted): the echo. */
 		reply(r, c, proto_write_left(ref, id));
 		return;
 	}
@@ -1123,44 +1169,28 @@ static void handle_leave(struct room *r, struct conn *c, const struct proto_msg 
 		reply(r, c, proto_write_left(ref, id));
 }
 
-/* The member named name whose control connection shares c's address and
- * whose capability was accepted on this port before, or NULL. */
-static struct member *proven_member(struct room *r, const struct conn *c, const char *name)
-{
-	for (size_t i = 0; i < r->nmembers; i++) {
-		struct member *m = &r->members[i];
-		if (m->proven && strcmp(m->name, name) == 0 && strcmp(m->peer, c->peer) == 0)
-			return m;
-	}
-	return NULL;
-}
-
 /* DISCONNECT on the room port (CS4032's carries no JOIN_ID): closes the
- * control connection of the member this connection speaks for, every
+ * control connection of the member this very connection speaks for, every
  * membership ending with its announcement, and this connection. Which
- * member: the one c is attached to (its name must match), else
- * proven_member(), else one that left through this port lately
- * (departed_take): a name and an address are weaker than a JOIN_ID, so only
- * a member that has already shown its JOIN_ID here can be ended this way
- * (docs/PROTOCOL.md §3). Anything else closes this connection only, nothing sent (what a
- * DISCONNECT's answer looks like), and is not counted as a refused
- * capability: a lab client that left sends exactly this. */
+ * member: the one c is attached to (its name must match), else the one
+ * whose LEAVE was answered on c (a lab client sends its DISCONNECT right
+ * behind its LEAVE). A name, or a name and an address, is not a
+ * capability: only a connection on which the member showed its JOIN_ID
+ * can end it (docs/PROTOCOL.md §3). Anything else closes this connection
+ * only, nothing sent (what a DISCONNECT's answer looks like), and is not
+ * counted as a refused capability: it probes nothing. */
 static void handle_disconnect(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
 	const char *name = pm->field[PROTO_F_DISC_NAME];
 	struct member *m = c->attached_id ? find_member(r, c->attached_id) : NULL;
-	struct departed *gone = NULL;
 	struct room_request *rq;
+	int left_here = !m && c->left_name[0] && strcmp(c->left_name, name) == 0;
 
 	if (c->attached_id && (!m || strcmp(m->name, name) != 0)) {
 		reply_error(r, c, PROTO_E_NOT_MEMBER, "CLIENT_NAME is not this connection's member");
 		return;
 	}
-	if (!m)
-		m = proven_member(r, c, name);
-	if (!m)
-		gone = departed_take(r, name, c->peer);
-	if (!m && !gone) {
+	if (!m && !left_here) {
 		log_info("room %s: %s: DISCONNECT for %s, whose capability this connection does not "
 			 "hold: room connection closed", r->name, c->peer, name);
 		close_conn(r, c, 0);
@@ -1171,8 +1201,8 @@ static void handle_disconnect(struct room *r, struct conn *c, const struct proto
 		reply_error(r, c, PROTO_E_SERVER, "out of memory");
 		return;
 	}
-	rq->ctl_fd = m ? m->ctl_fd : gone->ctl_fd;
-	rq->ctl_id = m ? m->ctl_id : gone->ctl_id;
+	rq->ctl_fd = m ? m->ctl_fd : c->left_ctl_fd;
+	rq->ctl_id = m ? m->ctl_id : c->left_ctl_id;
 	post_batch(r); /* what was relayed over the control connection goes first */
 	acceptor_room_request(r->acc, rq);
 	close_conn(r, c, 0);

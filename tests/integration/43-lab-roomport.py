@@ -13,8 +13,10 @@ Each runs through JOIN (control port), a message relayed to a second member,
 LEAVE and DISCONNECT, exact bytes asserted on every connection: after the
 first room-port CHAT the room's traffic arrives on the room connection and
 never also on the control connection; LEAVE answers LEFT_CHATROOM and the
-leaver's own announcement there; DISCONNECT closes the control connection
-(the others see the leave once) and the room connection. Then the capability
+leaver's own announcement there; DISCONNECT on the connection that carried
+the member's JOIN_ID closes the control connection (the others see the
+leave once) and the room connection; on a fresh one it closes that room
+connection only (a name is not a capability). Then the capability
 rules: from another address (127.0.0.2) a valid id is refused (CHAT: error 3,
 closed; LEAVE: the same LEFT echo as an unknown id, counted; after 5 refusals
 error 9, closed) and changes nothing; HELO on the room port names the room
@@ -82,12 +84,16 @@ def per_request(d, peer, pjid):
     r2.close()
     d.conns.remove(r2)
 
-    # DISCONNECT on a new connection (no JOIN_ID): it and the control
-    # connection close.
+    # DISCONNECT on a new connection (no JOIN_ID, and a connection that
+    # never showed it): a name is not a capability, so only that room
+    # connection closes, nothing sent; the control connection ends when
+    # the client exits (an abrupt close is a disconnect).
     r3 = d.room_connect(port, "per-request-disconnect")
     r3.send(disconnect_req("lab one"))
     r3.expect_closed()
-    c.expect_closed()
+    c.expect_nothing()
+    c.close()
+    d.conns.remove(c)
     peer.expect_nothing()
     print("lab per-request client: own CHAT back on a new room connection after %.3f s; "
           "HELO, CHAT, LEAVE, DISCONNECT each on its own connection" % took)
@@ -129,9 +135,11 @@ def reused(d, peer, pjid, label, name, cut):
 
 
 def no_leave(d, peer, pjid):
-    """A per-request client that disconnects without leaving: its DISCONNECT
-    (no JOIN_ID) on a fresh room connection is accepted because its JOIN_ID
-    was shown on this port from this address before."""
+    """A client that disconnects without leaving. Its DISCONNECT (no
+    JOIN_ID) on a fresh room connection, from its own address, closes that
+    connection only: a name is not a capability, and a neighbour behind the
+    same address must not end the session. On the connection that carries
+    its JOIN_ID (attached by its CHAT), it closes the control connection."""
     c, ref, jid, port = joined(d, "no-leave", "lab four", [peer])
     r = d.room_connect(port, "no-leave-chat")
     r.send(chat_req(ref, jid, "lab four", "bye soon"))
@@ -140,12 +148,14 @@ def no_leave(d, peer, pjid):
     r2 = d.room_connect(port, "no-leave-disconnect")
     r2.send(disconnect_req("lab four"))
     r2.expect_closed()
-    r.expect_closed()  # the membership ended: its room connection closes
+    expect_nothing_all([c, r, peer])
+    r.send(disconnect_req("lab four"))
+    r.expect_closed()
     c.expect_closed()
     peer.expect(leave_announce(ref, "lab four"), what="the peer sees the disconnect once")
     peer.expect_nothing()
-    print("lab client without LEAVE: DISCONNECT on a fresh room connection closed its control "
-          "connection (its JOIN_ID shown on the port before)")
+    print("lab client without LEAVE: DISCONNECT by name on a fresh room connection closed only "
+          "that connection; on its attached one, its control connection")
 
 
 def capability_rules(d, peer, pref, pjid):

@@ -473,7 +473,9 @@ class Sock:
 
 FILL = bytes((b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,;:!?()[]{}<>/+*=%&#@~^"
               * 200)[:16000])
-INNER = (b"JOIN_ID: 7", b"HELO inner", b"CHAT: 1", b"MESSAGE: x", b"ERROR_CODE: 1")
+# Lines that look almost like fields (a real field line on a continuation
+# line is refused, error 1: see proto_text_forges_field).
+INNER = (b"JOIN_ID 7", b"HELLO inner", b"CHAT :1", b"MESSAGE= x", b"ERROR CODE: 1")
 
 
 def payload(name, seq):

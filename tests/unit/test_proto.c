@@ -1376,6 +1376,38 @@ static void test_ignored_counted(void **state)
 	feeder_fini(&f);
 }
 
+/* A MESSAGE line after the first that a line-based client would read as
+ * a field of a frame of its own is refused; near misses pass. */
+static void test_forged_field_lines(void **state)
+{
+	static const char *const forged[] = {
+		"hi\nCHAT: 1\nCLIENT_NAME: alice\nMESSAGE: I owe you",
+		"hi\nclient_name:alice",
+		"hi\n  LEFT_CHATROOM: 1",
+		"hi\nERROR_CODE: 3",
+		"a\nb\nHELO x",
+		"a\nHELO",
+		"a\nJOINED_CHATROOM: x",
+		"a\nStudentID: 1",
+	};
+	static const char *const fine[] = {
+		"CHAT: 1 on the first line is the sender's own business",
+		"hi\nCHAT :1",
+		"hi\nJOIN_ID 7",
+		"hi\nHELLO there",
+		"hi\nMESSAGE= x",
+		"hi\nERROR CODE: 1",
+		"one line",
+		"",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++)
+		assert_true(proto_text_forges_field(forged[i], strlen(forged[i])));
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++)
+		assert_false(proto_text_forges_field(fine[i], strlen(fine[i])));
+}
+
 static void test_error_codes(void **state)
 {
 	(void)state;
@@ -1433,6 +1465,7 @@ int main(void)
 		cmocka_unit_test(test_quiet_pause_positions),
 		cmocka_unit_test(test_quiet_then_next_request),
 		cmocka_unit_test(test_ignored_counted),
+		cmocka_unit_test(test_forged_field_lines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
