@@ -187,28 +187,26 @@ void metrics_store_commit(uint64_t ns, int ok)
 
 size_t metrics_escape_label(const char *v, char *out, size_t outlen)
 {
-	size_t n = 0;
+	size_t n = 0, w = 0; /* bytes needed; bytes written (stops at the first that does not fit) */
+	int full = outlen == 0;
 
 	for (; *v; v++) {
 		char e = *v == '\\' ? '\\' : *v == '"' ? '"' : *v == '\n' ? 'n' : 0;
-		if (e) {
-			if (n + 2 < outlen) {
-				out[n] = '\\';
-				out[n + 1] = e;
-			} else if (n < outlen) {
-				outlen = n; /* no half escape: stop here */
+		size_t k = e ? 2 : 1;
+		if (!full && w + k < outlen) {
+			if (e) {
+				out[w++] = '\\';
+				out[w++] = e;
+			} else {
+				out[w++] = *v;
 			}
-			n += 2;
 		} else {
-			if (n + 1 < outlen)
-				out[n] = *v;
-			else if (n < outlen)
-				outlen = n;
-			n++;
+			full = 1; /* no half escape, nothing after a gap */
 		}
+		n += k;
 	}
 	if (outlen > 0)
-		out[n < outlen ? n : outlen - 1] = '\0';
+		out[w] = '\0';
 	return n;
 }
 
