@@ -45,6 +45,8 @@ static void reply(struct conn *c, struct msg *m)
 	if (rc < 0 && !c->closing) {
 		log_warn("control: %s: %s: closing", c->peer,
 			 rc == -ENOBUFS ? "send queue full (not reading)" : "out of memory");
+		if (rc == -ENOBUFS)
+			metrics_cut_off(METRICS_CONTROL);
 		conn_begin_close(c, 1); /* the acceptor ends its memberships */
 	}
 }
