@@ -57,6 +57,7 @@ enum key_type {
 	K_LEVEL, /* int enum log_level */
 	K_SCOPE, /* int enum config_name_scope: server or room */
 	K_TARGET, /* int enum log_target */
+	K_LISTEN, /* "" or ADDR:PORT or [ADDR6]:PORT, numeric (config_split_listen) */
 };
 
 struct key_spec {
@@ -110,6 +111,7 @@ static const struct key_spec global_keys[] = {
 	{ "features", "room_creation", K_BOOL, G(room_creation), 0, 1 },
 	{ "features", "kill_service", K_BOOL, G(kill_service), 0, 1 },
 	{ "features", "topic_change", K_BOOL, G(topic_change), 0, 1 },
+	{ "metrics", "listen", K_LISTEN, G(metrics_listen), 0, CONFIG_HOST_MAX - 1 },
 };
 #define NGLOBAL (sizeof global_keys / sizeof global_keys[0])
 
@@ -493,6 +495,41 @@ static int has_bad_byte(enum key_type type, const char *s)
 	return 0;
 }
 
+int config_split_listen(const char *v, char *host, size_t hostlen, unsigned *port)
+{
+	char h[CONFIG_HOST_MAX];
+	unsigned char addr[16];
+	const char *colon, *start = v;
+	size_t hl;
+	long p;
+
+	if (*v == '[') {
+		const char *close = strchr(v, ']');
+		if (!close || close[1] != ':')
+			return -1;
+		start = v + 1;
+		hl = (size_t)(close - start);
+		colon = close + 1;
+	} else {
+		colon = strrchr(v, ':');
+		if (!colon)
+			return -1;
+		hl = (size_t)(colon - v);
+	}
+	if (hl == 0 || hl >= sizeof(h) || parse_long(colon + 1, &p) < 0 || p < 0 || p > 65535)
+		return -1;
+	memcpy(h, start, hl);
+	h[hl] = '\0';
+	/* IPv4 bare, IPv6 only in brackets (its colons would be ambiguous). */
+	if (*v == '[' ? inet_pton(AF_INET6, h, addr) != 1 : inet_pton(AF_INET, h, addr) != 1)
+		return -1;
+	if (host)
+		snprintf(host, hostlen, "%s", h);
+	if (port)
+		*port = (unsigned)p;
+	return 0;
+}
+
 int config_topic_valid(const char *topic, size_t len)
 {
 	if (len > CONFIG_TOPIC_MAX)
@@ -512,6 +549,11 @@ static int check_string(const struct key_spec *ks, const char *v, char *why, siz
 
 	if (len < (size_t)ks->min || len > (size_t)ks->max) {
 		snprintf(why, whylen, "'%s' is %zu bytes long, not %ld..%ld", shown(v, sv), len, ks->min, ks->max);
+		return -1;
+	}
+	if (ks->type == K_LISTEN && len > 0 && config_split_listen(v, NULL, 0, NULL) < 0) {
+		snprintf(why, whylen, "'%s' is not ADDR:PORT or [ADDR6]:PORT with a numeric address "
+			 "and a port in 0..65535 (empty: no metrics)", shown(v, sv));
 		return -1;
 	}
 	if (ks->type == K_TOPIC ? !config_topic_valid(v, len) : has_bad_byte(ks->type, v)) {
@@ -630,6 +672,7 @@ static int set_value(const struct key_spec *ks, const char *v, void *base, char 
 	case K_TEXT:
 	case K_TOPIC:
 	case K_NAME:
+	case K_LISTEN:
 		if (check_string(ks, v, why, whylen))
 			return -1;
 		memcpy(field, v, strlen(v) + 1);
@@ -732,12 +775,12 @@ static void begin_section(struct load *ld, size_t i, struct section_ctx *sc)
 			return;
 		}
 	if (strcmp(it->name, "server") == 0 || strcmp(it->name, "limits") == 0 ||
-	    strcmp(it->name, "features") == 0) {
+	    strcmp(it->name, "features") == 0 || strcmp(it->name, "metrics") == 0) {
 		sc->skip = 0;
 		return;
 	}
 	if (!is_room_section(it->name)) {
-		report(ld, it->line, "[%s]: unknown section (expected [server], [limits], [features] or [room:NAME])",
+		report(ld, it->line, "[%s]: unknown section (expected [server], [limits], [features], [metrics] or [room:NAME])",
 		       it->name);
 		return;
 	}
@@ -1193,6 +1236,7 @@ static int same_value(const struct key_spec *ks, const void *a, const void *b)
 	case K_TEXT:
 	case K_TOPIC:
 	case K_NAME:
+	case K_LISTEN:
 		return strcmp(fa, fb) == 0;
 	case K_PORT:
 		return *(const unsigned *)(const void *)fa == *(const unsigned *)(const void *)fb;

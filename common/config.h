@@ -93,6 +93,9 @@ struct config {
 	int kill_service;          /* KILL_SERVICE honoured (from loopback peers only) */
 	int topic_change;          /* members may change topics (rooms may override) */
 
+	/* [metrics] */
+	char metrics_listen[CONFIG_HOST_MAX]; /* ADDR:PORT of /metrics; "" = off */
+
 	struct room_conf *rooms;   /* the [room:*] sections, in file order */
 	size_t nrooms;
 };
@@ -153,5 +156,10 @@ int config_name_valid(const struct config *cfg, const char *name, size_t len);
  * (0x00-0x1f, 0x7f: they would break a reply line or drive a terminal).
  * UTF-8 passes unchecked. Returns nonzero when valid. */
 int config_topic_valid(const char *topic, size_t len);
+
+/* Split a [metrics] listen value, "ADDR:PORT" (numeric IPv4) or
+ * "[ADDR6]:PORT", into host (hostlen bytes; NULL: only check) and port
+ * (0..65535). 0, or -1 when v is not of that form. */
+int config_split_listen(const char *v, char *host, size_t hostlen, unsigned *port);
 
 #endif

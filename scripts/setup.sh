@@ -8,17 +8,34 @@ PACKAGES="build-essential cmake pkg-config libiniparser-dev libcmocka-dev libedi
 # package and its test (dpkg-shlibdeps, lintian, adduser, setpriv/prlimit
 # in util-linux, systemd-analyze in systemd).
 PACKAGES="$PACKAGES libsystemd-dev man-db groff-base dpkg-dev lintian adduser util-linux systemd gzip"
+# The [metrics] endpoint's HTTP server.
+PACKAGES="$PACKAGES libmicrohttpd-dev"
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+# Test 52 runs `promtool check metrics` on a scrape. promtool comes in
+# Debian's prometheus package, whose postinst would also start a
+# Prometheus server on the test machine: take promtool alone from it.
+install_promtool() {
+	command -v promtool >/dev/null 2>&1 && return 0
+	echo "setup: installing promtool (from Debian's prometheus package)"
+	tmp=$(mktemp -d)
+	$SUDO apt-get update -qq
+	(cd "$tmp" && apt-get download -qq prometheus && dpkg-deb -x prometheus_*.deb x)
+	$SUDO install -m 0755 "$tmp/x/usr/bin/promtool" /usr/local/bin/promtool
+	rm -rf "$tmp"
+}
 
 missing=""
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
-
-echo "setup: installing:$missing"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+if [ -n "$missing" ]; then
+	echo "setup: installing:$missing"
+	$SUDO apt-get update -qq
+	# shellcheck disable=SC2086
+	$SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+install_promtool

@@ -24,6 +24,7 @@
 #include "control.h"
 #include "iptable.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "net.h"
 #include "registry.h"
@@ -253,6 +254,7 @@ static void destroy_conn(struct acceptor *acc, struct conn *c)
 		control_drop_memberships(&acc->ctl, c);
 	acc->conns[c->fd] = NULL;
 	acc->nclients--;
+	metrics_conn_close(METRICS_CONTROL);
 	conn_destroy(c);
 }
 
@@ -277,6 +279,7 @@ static int track_conn(struct acceptor *acc, struct conn *c)
 	c->ev_mask = EPOLLIN;
 	acc->conns[c->fd] = c;
 	acc->nclients++;
+	metrics_conn_open(METRICS_CONTROL);
 	return 0;
 }
 
@@ -318,12 +321,14 @@ struct ip_entry *acceptor_admit(struct iptable *ips, const struct config *cfg, i
 		if (log_it)
 			log_warn("%s: %s refused: max_clients_per_ip (%ld) reached", where, peer,
 				 cfg->max_clients_per_ip);
+		metrics_refusal(METRICS_REFUSE_PER_IP);
 		conn_refuse(fd, PROTO_E_SERVER_FULL, "too many connections from your address");
 		return NULL;
 	case IP_TOO_FAST:
 		if (log_it)
 			log_warn("%s: %s refused: over connect_rate_per_ip (%ld/s, %ld)", where, peer,
 				 cfg->connect_rate_per_ip, cfg->connect_burst_per_ip);
+		metrics_refusal(METRICS_REFUSE_CONNECT_RATE);
 		conn_refuse(fd, PROTO_E_RATE, "too many connections from your address: slow down");
 		return NULL;
 	case IP_NOMEM:
@@ -357,6 +362,7 @@ static void accept_all(struct acceptor *acc, int lfd)
 		acc->emfile_logged = 0;
 		if (acc->nclients >= acc->cfg->max_clients) {
 			log_warn("acceptor: %s refused: max_clients (%ld) reached", peer, acc->cfg->max_clients);
+			metrics_refusal(METRICS_REFUSE_MAX_CLIENTS);
 			conn_refuse(fd, PROTO_E_SERVER_FULL, "server full");
 			continue;
 		}
@@ -504,6 +510,7 @@ static void apply_one(struct acceptor *acc, struct delivery_batch *b, struct del
 		return; /* left the room since */
 	if (conn_queue(c, d->msg) < 0) {
 		log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
+		metrics_cut_off(METRICS_CONTROL);
 		begin_close(acc, c, 1);
 		return;
 	}
@@ -687,6 +694,7 @@ int acceptor_send(struct acceptor *acc, struct conn *c, struct msg *m)
 
 	if (rc < 0) {
 		log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
+		metrics_cut_off(METRICS_CONTROL);
 		begin_close(acc, c, 1);
 		return rc;
 	}

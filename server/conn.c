@@ -5,6 +5,7 @@
 #include "config.h"
 #include "iptable.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 
 #include <errno.h>
@@ -68,6 +69,8 @@ static void charge_request(struct conn *c, const struct config *cfg, struct thro
 		throttle(c, throttled, ip_wait, cfg->rate_per_ip, cfg->burst_per_ip, "its address's");
 	else if (wait > 0)
 		throttle(c, throttled, wait, cfg->rate, cfg->burst, "its");
+	if (ip_wait > 0 || wait > 0)
+		metrics_slowdown(ip_wait > wait ? METRICS_SLOW_ADDRESS : METRICS_SLOW_CONNECTION);
 }
 
 /* Hand a complete request to the owner and charge it to c's bucket. */
@@ -80,6 +83,7 @@ static void handle_message(struct conn *c, const struct config *cfg, struct thro
 		c->ignored_logged = ignored; /* debug only: lab-era clients do this */
 		log_debug("%s: request with unknown fields (ignored, %lu so far)", c->peer, ignored);
 	}
+	metrics_request();
 	h->request(h->arg, c, pm);
 	charge_request(c, cfg, throttled); /* the next request waits */
 }
@@ -327,6 +331,7 @@ void conn_refuse(int fd, enum proto_err err, const char *detail)
 {
 	struct msg *m = proto_write_error(err, detail);
 
+	metrics_error(err);
 	/* Best effort: a fresh socket's buffer takes a short error frame. */
 	if (m && send(fd, m->data, m->len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		log_debug("refusal not sent: %s", strerror(errno));

@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "iptable.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "net.h"
 #include "registry.h"
@@ -44,12 +45,15 @@ static void reply(struct conn *c, struct msg *m)
 	if (rc < 0 && !c->closing) {
 		log_warn("control: %s: %s: closing", c->peer,
 			 rc == -ENOBUFS ? "send queue full (not reading)" : "out of memory");
+		if (rc == -ENOBUFS)
+			metrics_cut_off(METRICS_CONTROL);
 		conn_begin_close(c, 1); /* the acceptor ends its memberships */
 	}
 }
 
 void control_reply_error(struct conn *c, enum proto_err err, const char *detail)
 {
+	metrics_error(err);
 	reply(c, proto_write_error(err, detail));
 }
 
@@ -187,6 +191,7 @@ static enum proto_err open_room(struct control *ctl, struct conn *c, const char 
 	if (c->ipe && iptable_create_room(c->ipt, c->ipe, conn_clock_ms()) < 0) {
 		log_info("control: %s: room %s not created: over room_create_rate (%ld a minute)",
 			 c->peer, name, ctl->cfg->room_create_rate);
+		metrics_refusal(METRICS_REFUSE_ROOM_CREATE_RATE);
 		return PROTO_E_RATE;
 	}
 	/* Only this thread creates rooms, so the ref cannot be taken meanwhile;
@@ -438,8 +443,10 @@ static enum control_result handle_chat(struct control *ctl, struct conn *c, cons
 	out = proto_write_chat(ref, ms->name, m->field[PROTO_F_CHAT_TEXT]);
 	if (!out || room_relay(ms->room, out, 1) < 0)
 		control_reply_error(c, PROTO_E_SERVER, "out of memory");
-	else if (room_relay_busy(ms->room))
+	else if (room_relay_busy(ms->room)) {
 		c->backoff_ms = CONTROL_RELAY_BACKOFF_MS; /* the room is behind: slow the sender */
+		metrics_slowdown(METRICS_SLOW_ROOM_BUSY);
+	}
 	return CONTROL_OK;
 }
 

@@ -6,6 +6,7 @@
 #include "acceptor.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.h"
 #include "service.h"
 #include "store.h"
@@ -349,10 +350,20 @@ int main(int argc, char **argv)
 		config_fini(&cfg);
 		return 1;
 	}
+	/* Before READY: a daemon that said it is up serves its metrics. */
+	if (metrics_start(cfg.metrics_listen, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		acceptor_destroy(acc);
+		store_close(store);
+		registry_destroy(reg);
+		config_fini(&cfg);
+		return 1;
+	}
 	service_init(&svc, o.config, &cfg, o.port, o.log_level);
 	service_set_hooks(&svc, acc);
 	service_ready(&svc);
 	rc = acceptor_run(acc);
+	metrics_stop();
 	acceptor_destroy(acc); /* every room thread is gone: nothing more is queued */
 	store_close(store);    /* commits what is queued: nothing accepted is lost */
 	registry_destroy(reg);

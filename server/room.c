@@ -33,6 +33,7 @@
 #include "iptable.h"
 #include "log.h"
 #include "mailbox.h"
+#include "metrics.h"
 #include "msg.h"
 #include "net.h"
 #include "proto.h"
@@ -120,6 +121,8 @@ struct room {
 	unsigned port;
 	pthread_t thread;
 	struct mailbox mbox; /* the only field other threads touch */
+	struct room_metrics *metrics; /* counters: the room thread writes them,
+				       * the scrape reads them (metrics.h) */
 	struct room_event stop_event;
 	int stop_posted;     /* acceptor thread only */
 	atomic_int exited;   /* set by the room thread as its last act */
@@ -352,8 +355,10 @@ static void detach(struct room *r, struct conn *c)
 {
 	struct member *m = c->attached_id ? find_member(r, c->attached_id) : NULL;
 
-	if (m && m->attached == c)
+	if (m && m->attached == c) {
 		m->attached = NULL; /* back to delivery over the control connection */
+		metrics_gauge_add_own(&r->metrics->attached, -1);
+	}
 	c->attached_id = 0;
 }
 
@@ -377,6 +382,8 @@ static void deliver(struct room *r, struct member *m, struct msg *msg)
 		if (conn_queue(c, msg) < 0) {
 			log_warn("room %s: %s (%s) is not reading: room connection cut off",
 				 r->name, m->name, c->peer);
+			metrics_room_cut_off(r->metrics);
+			metrics_cut_off(METRICS_ROOM);
 			close_conn(r, c, 1);
 			return;
 		}
@@ -389,8 +396,16 @@ static void deliver(struct room *r, struct member *m, struct msg *msg)
 
 static void broadcast(struct room *r, struct msg *msg)
 {
+	metrics_add_own(&r->metrics->deliveries, r->nmembers);
 	for (size_t i = 0; i < r->nmembers; i++)
 		deliver(r, &r->members[i], msg);
+}
+
+/* A member's message is being relayed: count it (room thread). */
+static void count_message(struct room *r, const struct msg *msg)
+{
+	metrics_add_own(&r->metrics->messages, 1);
+	metrics_add_own(&r->metrics->bytes, msg->len);
 }
 
 /* Hand this pass's deliveries to the acceptor now. */
@@ -417,6 +432,7 @@ static void add_member(struct room *r, struct room_event *ev)
 		r->members_cap = ncap;
 	}
 	m = &r->members[r->nmembers++];
+	metrics_set(&r->metrics->members, (long)r->nmembers);
 	memset(m, 0, sizeof(*m));
 	m->join_id = ev->join_id;
 	snprintf(m->name, sizeof(m->name), "%s", ev->name);
@@ -530,6 +546,7 @@ static struct conn *remove_member(struct room *r, struct room_event *ev)
 		close_conn(r, m->attached, 0);
 	free(m->leave_req);
 	*m = r->members[--r->nmembers];
+	metrics_set(&r->metrics->members, (long)r->nmembers);
 	return asker;
 }
 
@@ -546,6 +563,7 @@ static void publish_reply_cost(struct room *r)
 {
 	atomic_store(&r->reply_cost, history_head_len(r, r->hist_count) + r->hist_bytes +
 					     (r->hist_runs + 2) * SENDQ_PIECE_COST);
+	metrics_set(&r->metrics->history, (long)r->hist_count);
 }
 
 static const char *history_time(struct room *r, time_t when)
@@ -734,6 +752,8 @@ static void handle_mail(struct room *r)
 		default:
 			break;
 		}
+		if (ev->msg && ev->record)
+			count_message(r, ev->msg);
 		if (ev->msg)
 			broadcast(r, ev->msg);
 		if (ev->msg && ev->record)
@@ -767,6 +787,7 @@ static int track_conn(struct room *r, struct conn *c)
 	c->ev_mask = ee.events;
 	c->paused = r->input_held;
 	r->conns[r->nconns++] = c;
+	metrics_conn_open(METRICS_ROOM);
 	return 0;
 }
 
@@ -782,6 +803,7 @@ static void drop_conn(struct room *r, struct conn *c)
 			break;
 		}
 	}
+	metrics_conn_close(METRICS_ROOM);
 	conn_destroy(c); /* close() also removes it from the epoll set */
 }
 
@@ -908,6 +930,7 @@ static void reply(struct room *r, struct conn *c, struct msg *m)
 {
 	if (conn_queue_take(c, m) < 0) {
 		log_warn("room %s: %s is not reading its replies: closed", r->name, c->peer);
+		metrics_cut_off(METRICS_ROOM);
 		close_conn(r, c, 1);
 		return;
 	}
@@ -916,6 +939,7 @@ static void reply(struct room *r, struct conn *c, struct msg *m)
 
 static void reply_error(struct room *r, struct conn *c, enum proto_err err, const char *detail)
 {
+	metrics_error(err);
 	reply(r, c, proto_write_error(err, detail));
 }
 
@@ -939,6 +963,7 @@ static struct member *room_check_capability(struct room *r, struct conn *c, cons
 			log_warn("room %s: %s made more than %d refused capability checks: its checks"
 				 " are refused for a while (%d a minute)", r->name, c->peer,
 				 IPTABLE_CAP_BURST, IPTABLE_CAP_PER_MIN);
+		metrics_refusal(METRICS_REFUSE_CAPABILITY);
 		*err = PROTO_E_RATE;
 		return NULL;
 	}
@@ -980,6 +1005,8 @@ static void attach_conn(struct room *r, struct conn *c, struct member *m)
 		close_conn(r, m->attached, 0);
 	}
 	pending_remove(r, c);
+	if (!m->attached)
+		metrics_gauge_add_own(&r->metrics->attached, 1);
 	m->attached = c;
 	c->attached_id = m->join_id;
 }
@@ -1089,6 +1116,7 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 		reply_error(r, c, PROTO_E_SERVER, "out of memory");
 		return;
 	}
+	count_message(r, out);
 	broadcast(r, out);
 	history_record(r, out);
 	msg_unref(&out);
@@ -1541,6 +1569,7 @@ static void room_free(struct room *r)
 	free(r->members);
 	free(r->conns);
 	free(r->pending);
+	metrics_room_close(r->metrics);
 	free(r);
 }
 
@@ -1589,7 +1618,6 @@ struct room *room_start(const struct config *cfg, struct acceptor *acc, struct s
 		*err = -ENOMEM;
 		return NULL;
 	}
-	publish_reply_cost(r);
 	if ((rc = mailbox_init(&r->mbox)) < 0) {
 		delivery_backlog_unref(r->backlog);
 		free(r->hist);
@@ -1598,9 +1626,11 @@ struct room *room_start(const struct config *cfg, struct acceptor *acc, struct s
 		*err = rc;
 		return NULL;
 	}
-	rc = bind_room_port(cfg, port, &r->lis, &r->port);
+	r->metrics = metrics_room_open(name);
+	rc = r->metrics ? bind_room_port(cfg, port, &r->lis, &r->port) : -ENOMEM;
 	if (rc < 0)
 		goto fail;
+	publish_reply_cost(r);
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (r->epfd < 0) {
 		rc = -errno;
@@ -1642,6 +1672,7 @@ void room_request_stop(struct room *r)
 	/* The stop event lives in the room, so stopping cannot fail. */
 	if (!r->stop_posted) {
 		r->stop_posted = 1;
+		metrics_room_unlist(r->metrics); /* its series go now */
 		post_event(r, &r->stop_event, EV_STOP, 0, NULL, -1, 0, NULL);
 		/* Release the port now, before this thread answers anything
 		 * more: shutdown() ends the listen (connections queued or new

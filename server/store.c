@@ -9,6 +9,7 @@
 #include "store.h"
 
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 
 #include <errno.h>
@@ -72,6 +73,14 @@ struct store {
 	struct store_stats stats;
 	int64_t next_drop_log_ms;
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static int64_t now_ms(void)
 {
@@ -652,6 +661,7 @@ int store_append(struct store *s, long ref, long keep, struct msg *frame, size_t
 	p = &s->ring[(s->head + s->count) % s->opt.queue_max];
 	*p = (struct pending){ msg_ref(frame), ref, keep, (int64_t)when, name_off, name_len, text_off, text_len };
 	first = s->count++ == 0;
+	metrics_store_queue(s->count);
 	s->bytes += frame->len;
 	s->stats.appended++;
 	/* The writer sleeps without a deadline while the queue is empty, and
@@ -958,7 +968,9 @@ static void *writer_main(void *arg)
 		s->flush_now = 0;
 		pthread_mutex_unlock(&s->lock);
 
+		uint64_t t0 = now_ns();
 		int rc = commit_batch(s, recs, head, n);
+		metrics_store_commit(now_ns() - t0, rc == SQLITE_OK);
 		for (; recs; recs = next) {
 			next = recs->next;
 			free(recs);
@@ -972,6 +984,7 @@ static void *writer_main(void *arg)
 		pthread_mutex_lock(&s->lock);
 		s->head = (head + n) % s->opt.queue_max;
 		s->count -= n;
+		metrics_store_queue(s->count);
 		s->bytes -= bytes;
 		s->settled += n;
 		if (rc == SQLITE_OK) {

@@ -537,6 +537,54 @@ static void test_log_levels(void **state)
 	assert_int_equal(LOG_DEBUG, 3);
 }
 
+/* [metrics] listen: off by default and when empty; ADDR:PORT with a
+ * numeric IPv4 address or [ADDR6]:PORT, port 0..65535; anything else, and
+ * an unknown key of [metrics], refused with its line. */
+static void test_metrics_listen(void **state)
+{
+	static const char *const good[][3] = {
+		{ "127.0.0.1:9101", "127.0.0.1", "9101" }, { "0.0.0.0:0", "0.0.0.0", "0" },
+		{ "[::1]:9101", "::1", "9101" }, { "[::]:65535", "::", "65535" },
+	};
+	static const char *const bad[] = { "localhost:9101", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
+					   "127.0.0.1:-1", "::1:9101", "[::1]9101", "[127.0.0.1]:1",
+					   ":9101", "127.0.0.1:91 01", "[::1:9101" };
+	char text[200], want[200], host[64];
+	struct fixture *f;
+	unsigned port;
+
+	(void)state;
+	f = load_text("[server]\n");
+	assert_ok(f);
+	assert_string_equal(f->cfg.metrics_listen, "");
+	done(f);
+	f = load_text("[metrics]\nlisten =\n");
+	assert_ok(f);
+	assert_string_equal(f->cfg.metrics_listen, "");
+	done(f);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof text, "[metrics]\nlisten = %s\n", good[i][0]);
+		f = load_text(text);
+		assert_ok(f);
+		assert_string_equal(f->cfg.metrics_listen, good[i][0]);
+		done(f);
+		assert_int_equal(config_split_listen(good[i][0], host, sizeof host, &port), 0);
+		assert_string_equal(host, good[i][1]);
+		assert_int_equal(port, (unsigned)atoi(good[i][2]));
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof text, "[metrics]\n\nlisten = %s\n", bad[i]);
+		snprintf(want, sizeof want, "[metrics] listen: '%s' is not ADDR:PORT or [ADDR6]:PORT", bad[i]);
+		f = load_text(text);
+		assert_error_at(f, 3, want);
+		done(f);
+		assert_int_equal(config_split_listen(bad[i], NULL, 0, NULL), -1);
+	}
+	f = load_text("[metrics]\nport = 9101\n");
+	assert_error_at(f, 2, "[metrics] port: unknown key (known here: listen)");
+	done(f);
+}
+
 /* [server] log_target: stderr (the default) or syslog, any case; anything
  * else refused with its line. */
 static void test_log_target(void **state)
@@ -577,7 +625,7 @@ static void see_key(const char *section, const char *key, void *arg)
 	ks->rooms += strcmp(section, "room") == 0;
 	ks->log_target += strcmp(section, "server") == 0 && strcmp(key, "log_target") == 0;
 	ks->bogus += strcmp(section, "server") && strcmp(section, "limits") && strcmp(section, "features") &&
-		     strcmp(section, "room");
+		     strcmp(section, "metrics") && strcmp(section, "room");
 }
 
 static void test_each_key(void **state)
@@ -1053,6 +1101,7 @@ int main(void)
 		cmocka_unit_test(test_booleans),
 		cmocka_unit_test(test_log_levels),
 		cmocka_unit_test(test_log_target),
+		cmocka_unit_test(test_metrics_listen),
 		cmocka_unit_test(test_each_key),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_bind_list),
