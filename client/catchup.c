@@ -3,20 +3,10 @@
 
 #include <string.h>
 
-#include "proto.h"
 
 static int same(const struct catchup_entry *a, const struct catchup_entry *b)
 {
 	return strcmp(a->name, b->name) == 0 && strcmp(a->text, b->text) == 0;
-}
-
-/* Our own join announcement: "NAME has joined this chatroom." from NAME. */
-static int own_join(const struct catchup_entry *e, const char *own_name)
-{
-	size_t n = strlen(own_name);
-
-	return strcmp(e->name, own_name) == 0 && strncmp(e->text, own_name, n) == 0 &&
-	       strcmp(e->text + n, PROTO_JOINED_TEXT) == 0;
 }
 
 /* Nonzero when hist[..i] ends with the seen messages (as many of them as
@@ -32,17 +22,17 @@ static int seen_ends_at(const struct catchup_entry *hist, size_t i,
 
 struct catchup_plan catchup_plan(const struct catchup_entry *hist, size_t n,
 				 const struct catchup_entry *seen, size_t nseen,
-				 const char *own_name)
+				 const struct catchup_entry *live, size_t nlive)
 {
-	struct catchup_plan p = { .first = n, .end = n, .gap = 0 };
+	struct catchup_plan p = { .first = 0, .end = n, .gap = 0 };
 
-	for (size_t i = n; i > 0; i--) {
-		if (own_join(&hist[i - 1], own_name)) {
-			p.end = i - 1;
+	/* The longest tail of the history that is the tail of the live ones. */
+	for (size_t k = nlive < n ? nlive : n; k > 0; k--) {
+		if (seen_ends_at(hist, n - 1, live + nlive - k, k)) {
+			p.end = n - k;
 			break;
 		}
 	}
-	p.first = p.end;
 	if (nseen == 0)
 		return p;
 	for (size_t i = p.end; i > 0; i--) {
@@ -51,7 +41,6 @@ struct catchup_plan catchup_plan(const struct catchup_entry *hist, size_t n,
 			return p;
 		}
 	}
-	p.first = 0;
 	p.gap = 1;
 	return p;
 }

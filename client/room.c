@@ -274,18 +274,6 @@ static int send_attach(struct room *r)
 	return rc;
 }
 
-/* Our own join announcement came on the control connection just before:
- * it is where we are in the room's history until someone speaks. */
-static void seed_seen(struct room *r)
-{
-	char *text = NULL;
-
-	if (asprintf(&text, "%s%s", r->client_name, PROTO_JOINED_TEXT) < 0)
-		return;
-	seen_add_locked(r, r->client_name, text); /* no other thread yet */
-	free(text);
-}
-
 int room_create(const struct room_params *p, struct room **out)
 {
 	struct room *r = calloc(1, sizeof(*r));
@@ -314,7 +302,6 @@ int room_create(const struct room_params *p, struct room **out)
 		goto fail;
 	frame_reader_init(&r->fr, r->fd);
 	pthread_mutex_init(&r->lock, NULL);
-	seed_seen(r);
 	rc = -pthread_create(&r->listener, NULL, listener_main, r);
 	if (rc < 0) {
 		frame_reader_fini(&r->fr);
@@ -391,6 +378,14 @@ void room_activity(struct room *r, unsigned long *unread, int *mentioned)
 	pthread_mutex_lock(&r->lock);
 	*unread = r->unread;
 	*mentioned = r->mentioned;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void room_seed_seen(struct room *r, const char *name, const char *text)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->seen_n == 0)
+		seen_add_locked(r, name, text);
 	pthread_mutex_unlock(&r->lock);
 }
 

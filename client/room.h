@@ -64,8 +64,13 @@ int room_send(struct room *r, const char *text);
 void room_set_current(struct room *r, int current);
 void room_activity(struct room *r, unsigned long *unread, int *mentioned);
 
+/* Where we are in the room's history when the listener has printed
+ * nothing yet: the newest history entry shown (after a join or a catch-up).
+ * Ignored once a message came live (it is newer). Command thread. */
+void room_seed_seen(struct room *r, const char *name, const char *text);
+
 /* The last messages the listener printed (at most CATCHUP_SEEN, oldest
- * first; our own join announcement before any), copied for catchup_plan()
+ * first, after any seed), copied for catchup_plan()
  * into names[i] / texts[i] (malloc'd; the caller frees them). Returns how
  * many, or 0 when out of memory. Command thread. */
 size_t room_copy_seen(struct room *r, char **names, char **texts);

@@ -393,6 +393,8 @@ static int show_history(struct session *s, struct joined *j, size_t max)
 	for (size_t i = first; i < n; i++)
 		output_history_entry(name, rep.entries[i].time, rep.entries[i].name,
 				     rep.entries[i].text);
+	if (max > 0) /* after a join: where the catch-up starts from */
+		room_seed_seen(j->room, rep.entries[n - 1].name, rep.entries[n - 1].text);
 out:
 	control_reply_fini(&rep);
 	return rc;
@@ -990,7 +992,9 @@ static int autojoin(struct session *s)
  * history no longer reaches back to what we saw. 0 or fatal. */
 static int catch_up(struct session *s, struct joined *j, const struct lost_room *lost)
 {
-	struct catchup_entry seen[CATCHUP_SEEN], *hist = NULL;
+	struct catchup_entry seen[CATCHUP_SEEN], live[CATCHUP_SEEN], *hist = NULL;
+	char *live_names[CATCHUP_SEEN], *live_texts[CATCHUP_SEEN];
+	size_t nlive = 0;
 	struct catchup_plan plan;
 	struct control_reply rep;
 	const char *name = room_name(j->room);
@@ -1014,7 +1018,11 @@ static int catch_up(struct session *s, struct joined *j, const struct lost_room 
 		hist[i] = (struct catchup_entry){ rep.entries[i].name, rep.entries[i].text };
 	for (size_t i = 0; i < lost->nseen; i++)
 		seen[i] = (struct catchup_entry){ lost->names[i], lost->texts[i] };
-	plan = catchup_plan(hist, rep.nentries, seen, lost->nseen, s->p.name);
+	/* Printed since the rejoin: the reply's tail, not missed. */
+	nlive = room_copy_seen(j->room, live_names, live_texts);
+	for (size_t i = 0; i < nlive; i++)
+		live[i] = (struct catchup_entry){ live_names[i], live_texts[i] };
+	plan = catchup_plan(hist, rep.nentries, seen, lost->nseen, live, nlive);
 	if (plan.gap)
 		output_info("--- %s: gap: more was said while disconnected than the history keeps;"
 			    " its %zu oldest kept message%s follow ---", output_q(name),
@@ -1027,6 +1035,12 @@ static int catch_up(struct session *s, struct joined *j, const struct lost_room 
 	for (size_t i = plan.first; i < plan.end; i++)
 		output_history_entry(name, rep.entries[i].time, rep.entries[i].name,
 				     rep.entries[i].text);
+	if (plan.end > plan.first)
+		room_seed_seen(j->room, rep.entries[plan.end - 1].name, rep.entries[plan.end - 1].text);
+	for (size_t i = 0; i < nlive; i++) {
+		free(live_names[i]);
+		free(live_texts[i]);
+	}
 out:
 	free(hist);
 	control_reply_fini(&rep);
