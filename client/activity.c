@@ -46,18 +46,22 @@ static int put(char *buf, size_t cap, size_t *len, const char *s)
 char *activity_prompt(char *buf, size_t cap, const char *current,
 		      const struct activity_item *items, size_t n)
 {
-	static const char tail[] = "...]> ";
-	size_t len = 0, listed = 0;
+	/* Kept free for the longest ending: the cut marker. */
+	static const char cut[] = " [...]> ";
+	size_t len = 0, listed = 0, room;
 	char item[64];
 
 	if (cap == 0)
 		return buf;
 	buf[0] = '\0';
-	if (cap < sizeof(tail) + 1)
+	if (cap < sizeof(cut)) {
+		if (cap >= 3)
+			(void)put(buf, cap, &len, "> ");
 		return buf;
-	cap -= sizeof(tail) - 1; /* room for the cut marker, always */
+	}
+	room = cap - (sizeof(cut) - 1);
 	if (current)
-		(void)put(buf, cap, &len, current);
+		(void)put(buf, room, &len, current);
 	for (size_t i = 0; i < n; i++) {
 		const struct activity_item *it = &items[i];
 		size_t mark = len;
@@ -65,17 +69,15 @@ char *activity_prompt(char *buf, size_t cap, const char *current,
 		if (it->unread == 0 && !it->mentioned)
 			continue;
 		snprintf(item, sizeof(item), ":%lu%s", it->unread, it->mentioned ? "!" : "");
-		if (put(buf, cap, &len, listed ? " " : (len ? " [" : "[")) < 0 ||
-		    put(buf, cap, &len, it->name) < 0 || put(buf, cap, &len, item) < 0) {
+		if (put(buf, room, &len, listed ? " " : (len ? " [" : "[")) < 0 ||
+		    put(buf, room, &len, it->name) < 0 || put(buf, room, &len, item) < 0) {
 			len = mark;
 			buf[len] = '\0';
-			cap += sizeof(tail) - 1;
-			(void)put(buf, cap, &len, listed ? tail : (len ? " [...]> " : "[...]> "));
+			(void)put(buf, cap, &len, listed ? " ...]> " : (len ? cut : cut + 1));
 			return buf;
 		}
 		listed++;
 	}
-	cap += sizeof(tail) - 1;
 	(void)put(buf, cap, &len, listed ? "]> " : "> ");
 	return buf;
 }
