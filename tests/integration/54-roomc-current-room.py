@@ -166,6 +166,7 @@ def main():
             alice.expect(rb"current room: lobby\r\nlobby> $", "/room lobby")
             alice.type(b"back in the lobby\r")
             bob.expect(chat_frame(lref, "alice", "back in the lobby"), what="the plain line in lobby")
+            alice.expect(rb": back in the lobby\r\nlobby> $", "the echo, then the prompt (Ctrl-D needs it)")
             alice.type(b"\x04")
             rc = alice.wait()
             check(rc == 0, "roomc exited with %s after Ctrl-D; screen: %s" % (rc, show(alice.out, 3000)))
