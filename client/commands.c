@@ -13,6 +13,7 @@ enum command_args {
 	ARGS_ROOM,      /* verb ROOM */
 	ARGS_ROOM_TEXT, /* verb ROOM MESSAGE... */
 	ARGS_ROOM_OPT,  /* verb ROOM [TEXT...] */
+	ARGS_TEXT,      /* verb MESSAGE... */
 };
 
 struct command_def {
@@ -34,6 +35,8 @@ static const struct command_def command_defs[] = {
 	{ "msg", COMMAND_MSG, ARGS_ROOM_TEXT },
 	{ "history", COMMAND_HISTORY, ARGS_ROOM },
 	{ "topic", COMMAND_TOPIC, ARGS_ROOM_OPT },
+	{ "room", COMMAND_ROOM, ARGS_ROOM },
+	{ "say", COMMAND_SAY, ARGS_TEXT },
 };
 
 static const char *const usages[] = {
@@ -48,6 +51,8 @@ static const char *const usages[] = {
 	[COMMAND_MSG] = "usage: msg NAME MESSAGE...",
 	[COMMAND_HISTORY] = "usage: history ROOM",
 	[COMMAND_TOPIC] = "usage: topic ROOM [TEXT...]",
+	[COMMAND_ROOM] = "usage: room ROOM",
+	[COMMAND_SAY] = "usage: say MESSAGE...",
 };
 
 #define NDEFS ((int)(sizeof(command_defs) / sizeof(command_defs[0])))
@@ -68,7 +73,8 @@ int command_takes_room(enum command_verb verb)
 {
 	for (int i = 0; i < NDEFS; i++)
 		if (command_defs[i].verb == verb)
-			return verb != COMMAND_MSG && command_defs[i].args != ARGS_NONE;
+			return verb != COMMAND_MSG && command_defs[i].args != ARGS_NONE &&
+			       command_defs[i].args != ARGS_TEXT;
 	return 0;
 }
 
@@ -104,6 +110,11 @@ static const struct command_def *find_def(const char *word, size_t len)
 	return NULL;
 }
 
+int command_slashed(const char *line)
+{
+	return *skip_blanks(line) == '/';
+}
+
 enum command_verb command_lookup(const char *word, size_t len)
 {
 	const struct command_def *def = find_def(word, len);
@@ -133,15 +144,31 @@ static const char *take_room(const char *p, struct command *out)
 	return close + 1;
 }
 
+/* The rest of the line from p (not at a blank) with trailing blanks cut:
+ * out->text. */
+static void take_text(const char *p, struct command *out)
+{
+	const char *end = p + strlen(p);
+
+	while (end > p && is_blank(end[-1]))
+		end--;
+	out->text = p;
+	out->text_len = (size_t)(end - p);
+}
+
 /* Fill the arguments of a known verb from rest (just after the verb). */
 static int parse_args(const struct command_def *def, const char *rest, struct command *out)
 {
-	const char *p = skip_blanks(rest), *end;
+	const char *p = skip_blanks(rest);
 
 	if (def->args == ARGS_NONE)
 		return *p ? COMMAND_E_USAGE : COMMAND_OK;
 	if (!*p)
 		return COMMAND_E_USAGE;
+	if (def->args == ARGS_TEXT) {
+		take_text(p, out);
+		return COMMAND_OK;
+	}
 	p = take_room(p, out);
 	if (!p)
 		return COMMAND_E_USAGE;
@@ -150,11 +177,7 @@ static int parse_args(const struct command_def *def, const char *rest, struct co
 		return *p ? COMMAND_E_USAGE : COMMAND_OK;
 	if (!*p) /* an empty message is not a message; topic shows instead */
 		return def->args == ARGS_ROOM_OPT ? COMMAND_OK : COMMAND_E_USAGE;
-	end = p + strlen(p);
-	while (end > p && is_blank(end[-1]))
-		end--;
-	out->text = p;
-	out->text_len = (size_t)(end - p);
+	take_text(p, out);
 	return COMMAND_OK;
 }
 
@@ -169,7 +192,8 @@ int command_parse(const char *line, struct command *out)
 		return COMMAND_EMPTY;
 	out->word = p;
 	out->word_len = word_len(p);
-	def = find_def(p, out->word_len);
+	/* "/join": the IRC habit; the slash is not part of the verb. */
+	def = *p == '/' ? find_def(p + 1, out->word_len - 1) : find_def(p, out->word_len);
 	if (!def)
 		return COMMAND_E_UNKNOWN;
 	out->verb = def->verb;

@@ -20,6 +20,8 @@ enum command_verb {
 	COMMAND_MSG,        /* msg NAME TEXT... (NAME in the room field) */
 	COMMAND_HISTORY,    /* history ROOM */
 	COMMAND_TOPIC,      /* topic ROOM [TEXT...] */
+	COMMAND_ROOM,       /* room ROOM: make a joined room the current one */
+	COMMAND_SAY,        /* say MESSAGE...: to the current room, verbatim */
 };
 
 /* The result of command_parse(). The pointers point into the parsed line and
@@ -31,7 +33,7 @@ struct command {
 	const char *room;       /* ROOM argument (msg: the NAME); NULL when the
 				 * verb takes none */
 	size_t room_len;
-	const char *text;       /* send, msg, topic: the rest of the line after
+	const char *text;       /* send, msg, topic, say: the rest of the line after
 				 * ROOM with surrounding blanks trimmed and inner
 				 * spacing kept; NULL for other verbs, and for
 				 * topic without TEXT */
@@ -47,10 +49,15 @@ enum command_status {
 
 /* Parse one line (NUL-terminated, with or without its line ending; blanks are
  * spaces, tabs, CR and LF). Words are separated by runs of blanks. Verbs are
- * case-sensitive. A ROOM or NAME with spaces is written in double quotes
+ * case-sensitive; a verb may be written with a leading '/' (/join lobby,
+ * /say join us), as in IRC clients. A ROOM or NAME with spaces is written in double quotes
  * (join "chatroom 1", msg "Client 1" hi); room points inside them. Returns an enum command_status; *out is always filled
  * (zeroed first). Never fails on any input. */
 int command_parse(const char *line, struct command *out);
+
+/* Nonzero when the line's first word starts with '/': on a terminal, such a
+ * line is always a command, never a message to the current room. */
+int command_slashed(const char *line);
 
 /* "usage: send ROOM MESSAGE..." for a verb; "" for COMMAND_NONE. Static
  * storage. */

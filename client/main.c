@@ -4,7 +4,8 @@
  * Runs on the main thread before any other exists; the session it starts
  * owns every thread and descriptor after that. Exit status: 0 after a clean
  * disconnect (command, end of input, Ctrl-C), 1 when the daemon cannot be
- * reached or the connection fails, 2 for a usage error. */
+ * reached at the start (a dropped connection is retried: session.c), 2 for
+ * a usage error. */
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
@@ -30,7 +31,9 @@ static void usage(FILE *f)
 		"       roomc --help | --version\n"
 		"Chat client for roomd: reads commands from stdin, one a line\n"
 		"(join ROOM, send ROOM MESSAGE..., leave_chatroom ROOM, rooms, who ROOM,\n"
-		"msg NAME MESSAGE..., history ROOM, topic ROOM [TEXT...], disconnect, help).\n"
+		"msg NAME MESSAGE..., history ROOM, topic ROOM [TEXT...], room ROOM,\n"
+		"say MESSAGE..., disconnect, help). On a terminal a plain line goes to\n"
+		"the current room (the prompt names it).\n"
 		"On a terminal: line editing, history, Tab completion, timestamps and\n"
 		"colours (none when NO_COLOR is set); Ctrl-C or Ctrl-D disconnects.\n"
 		"  -h, --host HOST   the daemon's host name or address (default %s)\n"
@@ -38,8 +41,9 @@ static void usage(FILE *f)
 		"  -n, --name NAME   your name in the rooms (default: your login name)\n"
 		"      --help        this text\n"
 		"      --version     the version\n"
-		"Exit status: 0 after a disconnect or end of input, 1 when the daemon\n"
-		"cannot be reached or drops the connection, 2 for bad usage.\n",
+		"Exit status: 0 after a disconnect, end of input or Ctrl-C, 1 when the daemon\n"
+		"cannot be reached at the start (a dropped connection is retried), 2 for\n"
+		"bad usage.\n",
 		DEFAULT_HOST, DEFAULT_PORT);
 }
 

@@ -13,7 +13,9 @@
  *
  * Terminal sequences emitted here (only when output_init() asked for colour):
  * ESC[3Nm (N = 1..6: red, green, yellow, blue, magenta, cyan) before a
- * sender's name and ESC[0m after it. Erasing and redrawing the edited line
+ * sender's name and ESC[0m after it; ESC[7m (reverse) before a text that
+ * mentions us and ESC[0m after it. BEL (0x07) before a line that mentions
+ * us, on a terminal even without colour. Erasing and redrawing the edited line
  * is term.c's (see the list at its top). */
 #include "output.h"
 
@@ -373,18 +375,29 @@ void output_flush(void)
 	pthread_mutex_unlock(&out_lock);
 }
 
-void output_chat(const char *room, const char *name, const char *text)
+void output_chat_mention(const char *room, const char *name, const char *text, int mention)
 {
 	struct sb b = { 0 };
 
+	if (mention && deco_time)
+		sb_putc(&b, '\a'); /* the bell: once per mention, terminal only */
 	put_now(&b);
 	sb_putc(&b, '[');
 	put_label(&b, room);
 	sb_puts(&b, "] ");
 	put_name(&b, name);
 	sb_puts(&b, ": ");
+	if (mention && deco_colour)
+		sb_puts(&b, "\x1b[7m");
 	put_clean(&b, text, "  ");
+	if (mention && deco_colour)
+		sb_puts(&b, "\x1b[0m");
 	emit(&b);
+}
+
+void output_chat(const char *room, const char *name, const char *text)
+{
+	output_chat_mention(room, name, text, 0);
 }
 
 void output_private(const char *from, const char *to, const char *text)
@@ -522,6 +535,10 @@ void output_help(void)
 		"  topic ROOM [TEXT...]   show the topic of ROOM, or set it to TEXT\n"
 		"  disconnect             leave every room and quit (also: quit, EOF, Ctrl-C)\n"
 		"  help                   this list\n"
+		"  room ROOM              make ROOM (joined) the current room (also: Alt-1..9)\n"
+		"  say MESSAGE...         send MESSAGE to the current room\n"
+		"on a terminal a line that is no command goes to the current room (shown in\n"
+		"the prompt, with the unread counts of the others); /join etc. also work\n"
 		"incoming messages print as [ROOM] NAME: TEXT, private ones as [private] NAME: TEXT");
 	emit(&b);
 }

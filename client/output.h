@@ -51,6 +51,11 @@ void output_flush(void);
  * by two spaces, so they can never pass for a line of their own. */
 void output_chat(const char *room, const char *name, const char *text);
 
+/* The same, for a message that mentions us (mention nonzero): on a
+ * terminal the bell rings once, and with colour the text is shown in
+ * reverse video (ESC[7m ... ESC[0m). Piped, exactly output_chat()'s line. */
+void output_chat_mention(const char *room, const char *name, const char *text, int mention);
+
 /* Incoming: "[private] FROM: TEXT"; our own, sent to TO:
  * "[private to TO] FROM: TEXT". */
 void output_private(const char *from, const char *to, const char *text);

@@ -3,7 +3,8 @@
  * Owns the room socket, the listener thread and its frame reader. Only the
  * listener reads the socket; only the command thread writes to it (attach,
  * CHAT) and finally shuts it down, which wakes the listener for the join.
- * lock guards state and leaving, which both threads touch. */
+ * lock guards state, leaving, the activity counts and the seen ring, which
+ * both threads touch; it is never held while printing. */
 #include "room.h"
 
 #include <arpa/inet.h>
@@ -20,6 +21,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "activity.h"
 #include "frame_reader.h"
 #include "msg.h"
 #include "net.h"
@@ -40,9 +42,14 @@ struct room {
 	struct notify *note;       /* not owned */
 	pthread_t listener;
 	struct frame_reader fr;    /* listener only */
-	pthread_mutex_t lock;      /* guards state and leaving */
+	pthread_mutex_t lock;      /* guards the fields below */
 	enum room_state state;
 	int leaving;
+	int current;               /* the session's current room: not counted */
+	unsigned long unread;      /* messages from others while not current */
+	int mentioned;             /* one of them mentioned us */
+	char *seen_name[CATCHUP_SEEN], *seen_text[CATCHUP_SEEN]; /* a ring */
+	size_t seen_next, seen_n;
 };
 
 /* ---- connecting -------------------------------------------------------- */
@@ -182,6 +189,44 @@ static void on_end(struct room *r, int rc)
 	notify_poke(r->note);
 }
 
+/* Remember a message for the catch-up (lock held). Out of memory forgets
+ * it, which only makes the catch-up less sure of its place. */
+static void seen_add_locked(struct room *r, const char *name, const char *text)
+{
+	size_t i = r->seen_next;
+	char *n = strdup(name), *t = strdup(text);
+
+	if (!n || !t) {
+		free(n);
+		free(t);
+		return;
+	}
+	free(r->seen_name[i]);
+	free(r->seen_text[i]);
+	r->seen_name[i] = n;
+	r->seen_text[i] = t;
+	r->seen_next = (i + 1) % CATCHUP_SEEN;
+	if (r->seen_n < CATCHUP_SEEN)
+		r->seen_n++;
+}
+
+/* A CHAT on the room connection: printed, counted, remembered. */
+static void on_chat(struct room *r, const char *name, const char *text)
+{
+	int own = strcmp(name, r->client_name) == 0;
+	int mention = !own && activity_mentions(text, r->client_name);
+
+	pthread_mutex_lock(&r->lock);
+	if (!own && !r->current) {
+		r->unread++;
+		r->mentioned |= mention;
+	}
+	seen_add_locked(r, name, text);
+	pthread_mutex_unlock(&r->lock);
+	output_chat_mention(r->name, name, text, mention);
+	notify_chat(r->note, r->ref, name, text);
+}
+
 static void *listener_main(void *arg)
 {
 	struct room *r = arg;
@@ -190,9 +235,7 @@ static void *listener_main(void *arg)
 
 	while ((rc = frame_reader_next(&r->fr, &m)) > 0) {
 		if (m.kind == PROTO_R_CHAT) {
-			output_chat(r->name, m.field[PROTO_F_RCHAT_NAME], m.field[PROTO_F_RCHAT_TEXT]);
-			notify_chat(r->note, r->ref, m.field[PROTO_F_RCHAT_NAME],
-				    m.field[PROTO_F_RCHAT_TEXT]);
+			on_chat(r, m.field[PROTO_F_RCHAT_NAME], m.field[PROTO_F_RCHAT_TEXT]);
 		} else if (m.kind == PROTO_R_ERROR) {
 			on_error(r, &m, attaching);
 			if (attaching)
@@ -210,6 +253,10 @@ static void *listener_main(void *arg)
 
 static void room_free(struct room *r)
 {
+	for (size_t i = 0; i < CATCHUP_SEEN; i++) {
+		free(r->seen_name[i]);
+		free(r->seen_text[i]);
+	}
 	free(r->name);
 	free(r->client_name);
 	free(r);
@@ -315,6 +362,54 @@ int room_send(struct room *r, const char *text)
 	rc = net_write_all(r->fd, m->data, m->len);
 	msg_unref(&m);
 	return rc;
+}
+
+void room_set_current(struct room *r, int current)
+{
+	pthread_mutex_lock(&r->lock);
+	r->current = current;
+	r->unread = 0;
+	r->mentioned = 0;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void room_activity(struct room *r, unsigned long *unread, int *mentioned)
+{
+	pthread_mutex_lock(&r->lock);
+	*unread = r->unread;
+	*mentioned = r->mentioned;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void room_seed_seen(struct room *r, const char *name, const char *text)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->seen_n == 0)
+		seen_add_locked(r, name, text);
+	pthread_mutex_unlock(&r->lock);
+}
+
+size_t room_copy_seen(struct room *r, char **names, char **texts)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->seen_n;
+	for (size_t k = 0; k < n; k++) {
+		size_t i = (r->seen_next + CATCHUP_SEEN - n + k) % CATCHUP_SEEN;
+		names[k] = strdup(r->seen_name[i]);
+		texts[k] = strdup(r->seen_text[i]);
+		if (!names[k] || !texts[k]) {
+			for (size_t j = 0; j <= k; j++) {
+				free(names[j]);
+				free(texts[j]);
+			}
+			n = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	return n;
 }
 
 const char *room_name(const struct room *r) { return r->name; }

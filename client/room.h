@@ -2,10 +2,14 @@
  * listener thread that prints what arrives there.
  *
  * The command thread creates, sends, and destroys; the listener thread reads
- * the socket and prints every CHAT as "[ROOM] NAME: TEXT". The state is
+ * the socket and prints every CHAT as "[ROOM] NAME: TEXT" (highlighted, with
+ * the bell, when it mentions us), counts activity and remembers the last few
+ * messages for the catch-up after a reconnect. The state is
  * shared under the room's lock; changes are announced through the notifier. */
 #ifndef ROOMC_ROOM_H
 #define ROOMC_ROOM_H
+
+#include "catchup.h"
 
 struct notify;
 struct room;
@@ -52,6 +56,24 @@ enum room_state room_state(struct room *r);
  * the room is not attached, -ENOMEM, or -errno from the write. Command
  * thread. */
 int room_send(struct room *r, const char *text);
+
+/* Activity since the room was last current: messages from others, and
+ * whether one of them mentioned us. A current room counts nothing; making a
+ * room current (or not) clears its counts. The listener counts under the
+ * room's lock. Command thread. */
+void room_set_current(struct room *r, int current);
+void room_activity(struct room *r, unsigned long *unread, int *mentioned);
+
+/* Where we are in the room's history when the listener has printed
+ * nothing yet: the newest history entry shown (after a join or a catch-up).
+ * Ignored once a message came live (it is newer). Command thread. */
+void room_seed_seen(struct room *r, const char *name, const char *text);
+
+/* The last messages the listener printed (at most CATCHUP_SEEN, oldest
+ * first, after any seed), copied for catchup_plan()
+ * into names[i] / texts[i] (malloc'd; the caller frees them). Returns how
+ * many, or 0 when out of memory. Command thread. */
+size_t room_copy_seen(struct room *r, char **names, char **texts);
 
 /* Immutable after create: any thread. */
 const char *room_name(const struct room *r);

@@ -21,8 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "activity.h"
+#include "backoff.h"
+#include "catchup.h"
 #include "commands.h"
 #include "control.h"
+#include "net.h"
 #include "input.h"
 #include "msg.h"
 #include "notify.h"
@@ -58,6 +62,18 @@ struct joined {
 	struct room *room; /* its name as the server spells it: room_name() */
 };
 
+/* A room we were in when the control connection dropped: what rejoining it
+ * needs, and the last messages seen there, to find what was missed. */
+struct lost_room {
+	char *typed;
+	char *names[CATCHUP_SEEN], *texts[CATCHUP_SEEN];
+	size_t nseen;
+	int current;
+};
+
+/* Rooms listed in the prompt's activity list at most. */
+#define PROMPT_ROOMS_MAX 32
+
 struct session {
 	struct session_params p;
 	int sigfd;
@@ -65,8 +81,9 @@ struct session {
 	struct control *ctl;
 	struct input *in;              /* piped stdin, or NULL with a terminal */
 	struct term *term;             /* terminal editor, or NULL */
-	struct joined *rooms;
+	struct joined *rooms;          /* in the order joined (Alt-1..9) */
 	size_t nrooms, caprooms;
+	long cur;                      /* the current room's index, or -1 */
 	int ext;                       /* the server answered WELCOME: it speaks
 					* the extensions (history, topics, ...) */
 	char *server_id;               /* from WELCOME: the sender of the
@@ -180,11 +197,30 @@ static int add_room(struct session *s, const char *typed, struct room *room)
 	return 0;
 }
 
+/* Make rooms[i] the current room (i < 0: none). */
+static void set_current(struct session *s, long i)
+{
+	if (s->cur >= 0 && s->cur < (long)s->nrooms)
+		room_set_current(s->rooms[s->cur].room, 0);
+	s->cur = i;
+	if (i >= 0)
+		room_set_current(s->rooms[i].room, 1);
+}
+
+/* Keeps the order (Alt-N is the N-th room joined); the current room, when
+ * it goes, passes to the one joined last. */
 static void remove_room(struct session *s, struct joined *j)
 {
+	long i = (long)(j - s->rooms);
+
 	room_destroy(j->room);
 	free(j->typed);
-	*j = s->rooms[--s->nrooms];
+	memmove(j, j + 1, (s->nrooms - (size_t)i - 1) * sizeof(*j));
+	s->nrooms--;
+	if (s->cur == i)
+		set_current(s, s->nrooms ? (long)s->nrooms - 1 : -1);
+	else if (s->cur > i)
+		s->cur--;
 }
 
 static void remove_all_rooms(struct session *s)
@@ -357,6 +393,8 @@ static int show_history(struct session *s, struct joined *j, size_t max)
 	for (size_t i = first; i < n; i++)
 		output_history_entry(name, rep.entries[i].time, rep.entries[i].name,
 				     rep.entries[i].text);
+	if (max > 0) /* after a join: where the catch-up starts from */
+		room_seed_seen(j->room, rep.entries[n - 1].name, rep.entries[n - 1].text);
 out:
 	control_reply_fini(&rep);
 	return rc;
@@ -585,9 +623,15 @@ static int do_topic(struct session *s, const char *room, const char *text)
 	return CMD_CONTINUE;
 }
 
-static int do_join(struct session *s, const char *room)
+static int catch_up(struct session *s, struct joined *j, const struct lost_room *lost);
+
+/* Join room; lost non-NULL when rejoining after a reconnect: then the
+ * messages missed meanwhile are shown instead of the usual recent history.
+ * The joined room becomes the current one. */
+static int join_room(struct session *s, const char *room, const struct lost_room *lost)
 {
 	struct control_reply rep;
+	struct joined *j;
 	int rc;
 
 	if (find_room(s, room)) {
@@ -605,13 +649,37 @@ static int do_join(struct session *s, const char *room)
 		rc = attach(s, room, &rep);
 	control_reply_fini(&rep);
 	notify_disarm(s->note);
-	if (rc == 0 && s->ext) {
-		struct joined *j = find_room(s, room);
-		if (j)
-			rc = show_history(s, j, HISTORY_ON_JOIN);
-	}
-	return rc;
+	j = rc == 0 ? find_room(s, room) : NULL;
+	if (!j)
+		return rc;
+	if (!lost || lost->current)
+		set_current(s, (long)(j - s->rooms));
+	if (lost)
+		return catch_up(s, j, lost);
+	return s->ext ? show_history(s, j, HISTORY_ON_JOIN) : 0;
 }
+
+static int do_join(struct session *s, const char *room)
+{
+	return join_room(s, room, NULL);
+}
+
+/* `room NAME`, Alt-N: a joined room becomes the current one. */
+static int do_room(struct session *s, const char *room)
+{
+	struct joined *j = find_room(s, room);
+
+	if (!j) {
+		output_local("not in %s (join it first)", output_q(room));
+		return CMD_CONTINUE;
+	}
+	set_current(s, (long)(j - s->rooms));
+	output_info("current room: %s", output_q(room_name(j->room)));
+	return CMD_CONTINUE;
+}
+
+/* A message to the current room: `say TEXT`, or a plain line on a terminal. */
+static int do_say(struct session *s, const char *text);
 
 static int do_leave(struct session *s, const char *room)
 {
@@ -668,6 +736,42 @@ out:
 	return rc;
 }
 
+static int do_say(struct session *s, const char *text)
+{
+	if (s->cur < 0) {
+		output_local("no current room: join one, or use send ROOM MESSAGE...");
+		return CMD_CONTINUE;
+	}
+	return do_send(s, room_name(s->rooms[s->cur].room), text);
+}
+
+/* say TEXT, or a plain line: the text as one string. */
+static int say_slice(struct session *s, const char *p, size_t n)
+{
+	char *text = strndup(p, n);
+	int rc;
+
+	if (!text) {
+		output_local("out of memory");
+		return CMD_CONTINUE;
+	}
+	rc = do_say(s, text);
+	free(text);
+	return rc;
+}
+
+/* A terminal line that is no command: the current room's, trimmed. */
+static int say_line(struct session *s, const char *line)
+{
+	const char *p = line, *end = line + strlen(line);
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
+		end--;
+	return say_slice(s, p, (size_t)(end - p));
+}
+
 static int run_room_command(struct session *s, const struct command *c)
 {
 	char *room = strndup(c->room, c->room_len);
@@ -688,6 +792,8 @@ static int run_room_command(struct session *s, const struct command *c)
 		rc = do_msg(s, room, text);
 	else if (c->verb == COMMAND_HISTORY)
 		rc = do_history(s, room);
+	else if (c->verb == COMMAND_ROOM)
+		rc = do_room(s, room);
 	else
 		rc = do_topic(s, room, text);
 	free(room);
@@ -709,6 +815,8 @@ static int execute(struct session *s, const char *line, size_t len)
 	st = command_parse(line, &c);
 	if (st == COMMAND_EMPTY)
 		return CMD_CONTINUE;
+	if (st == COMMAND_E_UNKNOWN && s->term && s->cur >= 0 && !command_slashed(line))
+		return say_line(s, line); /* a terminal: the current room's */
 	if (st == COMMAND_E_UNKNOWN) {
 		output_local("unknown command '%.*s' (try help)", (int)c.word_len, c.word);
 		return CMD_CONTINUE;
@@ -725,6 +833,8 @@ static int execute(struct session *s, const char *line, size_t len)
 		return CMD_QUIT;
 	case COMMAND_ROOMS:
 		return do_rooms(s);
+	case COMMAND_SAY:
+		return say_slice(s, c.text, c.text_len);
 	default:
 		return run_room_command(s, &c);
 	}
@@ -839,26 +949,242 @@ static int term_loop(struct session *s)
 
 /* WELCOME: the server's greeting, and whether it speaks the extensions; then
  * the command list. 0 or fatal. */
-static int welcome(struct session *s)
+static int welcome(struct session *s, int again)
 {
 	struct control_reply rep;
 	int rc = request(s, proto_write_welcome_req(), PROTO_R_WELCOME, &rep);
 
 	if (rc < 0)
 		return rc;
+	s->ext = 0;
 	if (rep.kind == PROTO_R_WELCOME) {
 		s->ext = 1;
+		free(s->server_id);
 		s->server_id = rep.server_id;
 		rep.server_id = NULL;
 		output_info("connected to %s (%s)", s->server_id, rep.version);
-		output_info("welcome: %s", rep.text);
-	} else if (rep.kind == PROTO_R_ERROR) {
+		if (!again)
+			output_info("welcome: %s", rep.text);
+	} else if (rep.kind == PROTO_R_ERROR && !again) {
 		output_local("the server has no welcome: rooms, who, msg, history and topic"
 			     " may not work (a plain CS4032 server?)");
 	}
 	control_reply_fini(&rep);
-	output_help();
+	if (!again)
+		output_help();
 	return 0;
+}
+
+/* The config file's rooms, joined at the start like typed joins. */
+static int autojoin(struct session *s)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < s->p.nautojoin && rc == 0; i++)
+		rc = do_join(s, s->p.autojoin[i]);
+	return rc;
+}
+
+/* ---- reconnecting ---------------------------------------------------------------- */
+
+/* Print the history entries of room j missed while we were away (lost: what
+ * we had seen there), found by catchup_plan(); or the gap line when the
+ * history no longer reaches back to what we saw. 0 or fatal. */
+static int catch_up(struct session *s, struct joined *j, const struct lost_room *lost)
+{
+	struct catchup_entry seen[CATCHUP_SEEN], live[CATCHUP_SEEN], *hist = NULL;
+	char *live_names[CATCHUP_SEEN], *live_texts[CATCHUP_SEEN];
+	size_t nlive = 0;
+	struct catchup_plan plan;
+	struct control_reply rep;
+	const char *name = room_name(j->room);
+	int rc;
+
+	if (!s->ext) {
+		output_local("%s: what was said while disconnected is lost (no history on this server)",
+			     output_q(name));
+		return 0;
+	}
+	rc = request(s, proto_write_history_req(room_ref(j->room), room_join_id(j->room), s->p.name),
+		     PROTO_R_HISTORY, &rep);
+	if (rc < 0 || rep.kind != PROTO_R_HISTORY)
+		goto out;
+	hist = calloc(rep.nentries + 1, sizeof(*hist));
+	if (!hist) {
+		output_local("out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < rep.nentries; i++)
+		hist[i] = (struct catchup_entry){ rep.entries[i].name, rep.entries[i].text };
+	for (size_t i = 0; i < lost->nseen; i++)
+		seen[i] = (struct catchup_entry){ lost->names[i], lost->texts[i] };
+	/* Printed since the rejoin: the reply's tail, not missed. */
+	nlive = room_copy_seen(j->room, live_names, live_texts);
+	for (size_t i = 0; i < nlive; i++)
+		live[i] = (struct catchup_entry){ live_names[i], live_texts[i] };
+	plan = catchup_plan(hist, rep.nentries, seen, lost->nseen, live, nlive);
+	if (plan.gap)
+		output_info("--- %s: gap: more was said while disconnected than the history keeps;"
+			    " its %zu oldest kept message%s follow ---", output_q(name),
+			    plan.end - plan.first, plan.end - plan.first == 1 ? "" : "s");
+	else if (plan.first == plan.end)
+		output_info("--- %s: nothing missed ---", output_q(name));
+	else
+		output_info("--- %s: %zu message%s missed while disconnected ---", output_q(name),
+			    plan.end - plan.first, plan.end - plan.first == 1 ? "" : "s");
+	for (size_t i = plan.first; i < plan.end; i++)
+		output_history_entry(name, rep.entries[i].time, rep.entries[i].name,
+				     rep.entries[i].text);
+	if (plan.end > plan.first)
+		room_seed_seen(j->room, rep.entries[plan.end - 1].name, rep.entries[plan.end - 1].text);
+	for (size_t i = 0; i < nlive; i++) {
+		free(live_names[i]);
+		free(live_texts[i]);
+	}
+out:
+	free(hist);
+	control_reply_fini(&rep);
+	return rc;
+}
+
+static void report_loss(struct session *s, int rc)
+{
+	if (rc == -EPIPE) {
+		int closed = control_closed(s->ctl);
+
+		if (closed < 0)
+			output_local("connection to the server lost: %s",
+				     closed == -EMSGSIZE ? "oversized frame" : strerror(-closed));
+		else
+			output_local("connection closed by server");
+	} else if (rc != -ECONNABORTED) { /* that one was reported where it happened */
+		output_local("%s", strerror(-rc));
+	}
+}
+
+static void free_lost(struct lost_room *lost, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(lost[i].typed);
+		for (size_t k = 0; k < lost[i].nseen; k++) {
+			free(lost[i].names[k]);
+			free(lost[i].texts[k]);
+		}
+	}
+	free(lost);
+}
+
+/* Forget the dead connection and its rooms, keeping what rejoining needs.
+ * *out is NULL (and *n 0) when out of memory: then no room is rejoined. */
+static void drop_connection(struct session *s, struct lost_room **out, size_t *n)
+{
+	struct lost_room *lost = calloc(s->nrooms + 1, sizeof(*lost));
+
+	*n = 0;
+	for (size_t i = 0; lost && i < s->nrooms; i++) {
+		struct lost_room *l = &lost[*n];
+
+		room_set_leaving(s->rooms[i].room, 1); /* its close is no news now */
+		l->typed = strdup(s->rooms[i].typed);
+		if (!l->typed)
+			continue;
+		l->nseen = room_copy_seen(s->rooms[i].room, l->names, l->texts);
+		l->current = (long)i == s->cur;
+		(*n)++;
+	}
+	if (!lost)
+		output_local("out of memory: the rooms will not be rejoined");
+	s->cur = -1;
+	remove_all_rooms(s);
+	control_destroy(s->ctl);
+	s->ctl = NULL;
+	*out = lost;
+}
+
+/* Sleep ms, waking to print what the readers queue: 0, or -EINTR for a
+ * signal (Ctrl-C: the user gives up). */
+static int backoff_sleep(struct session *s, unsigned ms)
+{
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd pf[2] = {
+			{ .fd = notify_fd(s->note), .events = POLLIN },
+			{ .fd = s->sigfd, .events = POLLIN },
+		};
+		long left = (long)ms - ms_since(&t0);
+
+		if (left <= 0)
+			return 0;
+		if (poll(pf, 2, (int)left) < 0 && errno != EINTR)
+			return -errno;
+		if (pf[1].revents & POLLIN) {
+			take_signal(s);
+			return -EINTR;
+		}
+		if (pf[0].revents & POLLIN) {
+			notify_drain(s->note);
+			output_flush();
+		}
+	}
+}
+
+/* Connect again, with back-off, until it works or a signal: 0 or -EINTR. */
+static int redial(struct session *s)
+{
+	const char *h = s->p.host;
+	int br = strchr(h, ':') != NULL;
+
+	for (unsigned attempt = 0;; attempt++) {
+		unsigned ms = backoff_delay_ms(attempt, (unsigned)random());
+		int fd, rc;
+
+		output_local("reconnecting to %s%s%s:%u in %u.%u s (attempt %u; Ctrl-C quits)",
+			     br ? "[" : "", h, br ? "]" : "", s->p.port, ms / 1000,
+			     ms % 1000 / 100, attempt + 1);
+		rc = backoff_sleep(s, ms);
+		if (rc < 0)
+			return -EINTR;
+		fd = net_connect(h, s->p.port);
+		if (fd < 0) {
+			output_local("cannot connect: %s", errtext(fd));
+			continue;
+		}
+		rc = control_create(fd, s->note, &s->ctl);
+		if (rc == 0)
+			return 0;
+		output_local("cannot start: %s", strerror(-rc));
+	}
+}
+
+/* The control connection is gone (rc says how): reconnect, rejoin every
+ * room, show what was missed. 0 when the session goes on, -EINTR when the
+ * user quit while waiting. */
+static int reconnect(struct session *s, int rc)
+{
+	struct lost_room *lost;
+	size_t nlost;
+
+	report_loss(s, rc);
+	drop_connection(s, &lost, &nlost);
+	for (;;) {
+		rc = redial(s);
+		if (rc == 0)
+			rc = welcome(s, 1);
+		for (size_t i = 0; i < nlost && rc == 0; i++)
+			rc = join_room(s, lost[i].typed, &lost[i]);
+		if (rc == 0 || rc == -EINTR || !s->ctl) {
+			free_lost(lost, nlost);
+			return rc == 0 ? 0 : -EINTR;
+		}
+		/* Lost again while rejoining: start over with what we had. */
+		report_loss(s, rc);
+		s->cur = -1;
+		remove_all_rooms(s);
+		control_destroy(s->ctl);
+		s->ctl = NULL;
+	}
 }
 
 /* DISCONNECT, then wait for the server to close: it has announced our
@@ -877,28 +1203,32 @@ static void disconnect(struct session *s)
 
 int session_run(struct session *s)
 {
-	int rc = welcome(s);
+	int rc = welcome(s, 0);
 
 	if (rc == 0)
-		rc = s->term ? term_loop(s) : command_loop(s);
-	else if (rc == -EINTR)
-		rc = 0;
-
+		rc = autojoin(s);
+	for (;;) {
+		if (rc == 0)
+			rc = s->term ? term_loop(s) : command_loop(s);
+		if (rc == -EINTR)
+			rc = 0;
+		if ((rc == -EPIPE || rc == -ECONNABORTED) && !s->p.no_reconnect) {
+			rc = reconnect(s, rc);
+			if (rc == -EINTR) { /* the user quit while we waited */
+				if (s->ctl)
+					disconnect(s);
+				remove_all_rooms(s);
+				return 0;
+			}
+			continue;
+		}
+		break;
+	}
 	if (rc == 0) {
 		disconnect(s);
 		return 0;
 	}
-	if (rc == -EPIPE) {
-		int closed = control_closed(s->ctl);
-
-		if (closed < 0)
-			output_local("connection to the server lost: %s",
-				     closed == -EMSGSIZE ? "oversized frame" : strerror(-closed));
-		else
-			output_local("connection closed by server");
-	} else if (rc != -ECONNABORTED) { /* that one was reported where it happened */
-		output_local("%s", strerror(-rc));
-	}
+	report_loss(s, rc);
 	remove_all_rooms(s);
 	return 1;
 }
@@ -934,6 +1264,32 @@ static const char *room_at(void *arg, size_t i)
 	return i < s->listed.nentries ? s->listed.entries[i].name : NULL;
 }
 
+/* The prompt: the current room, then the others' activity. */
+static void make_prompt(void *arg, char *buf, size_t cap)
+{
+	struct session *s = arg;
+	struct activity_item items[PROMPT_ROOMS_MAX];
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->nrooms && n < PROMPT_ROOMS_MAX; i++) {
+		if ((long)i == s->cur)
+			continue;
+		items[n].name = room_name(s->rooms[i].room);
+		room_activity(s->rooms[i].room, &items[n].unread, &items[n].mentioned);
+		n++;
+	}
+	activity_prompt(buf, cap, s->cur >= 0 ? room_name(s->rooms[s->cur].room) : NULL, items, n);
+}
+
+/* Alt-N: the N-th room joined becomes current (the prompt says so). */
+static void room_key(void *arg, int n)
+{
+	struct session *s = arg;
+
+	if (n >= 1 && (size_t)n <= s->nrooms)
+		set_current(s, n - 1);
+}
+
 int session_create(const struct session_params *p, int fd, struct session **out)
 {
 	struct session *s = calloc(1, sizeof(*s));
@@ -945,6 +1301,8 @@ int session_create(const struct session_params *p, int fd, struct session **out)
 	}
 	s->p = *p;
 	s->sigfd = -1;
+	s->cur = -1;
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid()); /* back-off jitter */
 	rc = take_signals(s);
 	if (rc == 0)
 		rc = notify_create(p->name, &s->note);
@@ -953,6 +1311,8 @@ int session_create(const struct session_params *p, int fd, struct session **out)
 	 * the reader thread starts (it sets the locale). */
 	if (rc == 0 && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
 		rc = term_create("> ", room_at, s, s->note, &s->term);
+	if (rc == 0 && s->term)
+		term_set_hooks(s->term, make_prompt, room_key, s);
 	if (rc == -ENOTTY)
 		rc = 0; /* libedit cannot drive it: plain lines then */
 	if (rc == 0 && !s->term)

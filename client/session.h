@@ -7,12 +7,17 @@
 #ifndef ROOMC_SESSION_H
 #define ROOMC_SESSION_H
 
+#include <stddef.h>
+
 struct session;
 
 struct session_params {
 	const char *host;   /* the -h host; also the fallback for room ports */
 	unsigned port;      /* the control port */
 	const char *name;   /* our CLIENT_NAME, already validated */
+	char *const *autojoin; /* rooms to join at the start (config file) */
+	size_t nautojoin;
+	int no_reconnect;   /* exit when the connection drops (config file) */
 };
 
 /* Take over the connected control socket fd and start its reader. Blocks
@@ -22,8 +27,10 @@ struct session_params {
 int session_create(const struct session_params *p, int fd, struct session **out);
 
 /* Run commands from stdin until `disconnect`, end of input or a signal, then
- * disconnect cleanly. Returns the exit status: 0, or 1 when the connection to
- * the daemon failed. */
+ * disconnect cleanly. When the control connection drops, reconnect with
+ * back-off (backoff.h), rejoin every room and print what was missed
+ * (catchup.h), unless no_reconnect. Returns the exit status: 0, or 1 when
+ * the connection to the daemon failed and no_reconnect is set. */
 int session_run(struct session *s);
 
 /* Free the session: every thread it started is joined. */

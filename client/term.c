@@ -35,7 +35,10 @@
 struct term {
 	EditLine *el;
 	History *hist;
-	char *prompt;
+	char prompt[256];
+	term_prompt_fn prompt_src;  /* NULL: the fixed prompt above */
+	term_key_fn key_fn;
+	void *hooks_arg;
 	term_room_fn rooms;
 	void *rooms_arg;
 	struct notify *note;  /* woken for events queued by other threads */
@@ -92,12 +95,35 @@ static void term_hide(void *arg)
 		fputs("\r\x1b[J", stdout);
 }
 
+static void refresh_prompt(struct term *t)
+{
+	if (t->prompt_src)
+		t->prompt_src(t->hooks_arg, t->prompt, sizeof(t->prompt));
+}
+
+/* Between hide and show the old prompt is gone from the screen: the place to
+ * recompute it (the activity list changes with what was just printed). */
 static void term_show(void *arg)
 {
 	struct term *t = arg;
 
-	if (t->editing)
+	if (t->editing) {
+		refresh_prompt(t);
 		el_set(t->el, EL_REFRESH);
+	}
+}
+
+/* Alt-1..9: switch rooms. The line being typed stays. */
+static unsigned char room_key(EditLine *el, int ch)
+{
+	struct term *t = NULL;
+
+	el_get(el, EL_CLIENTDATA, &t);
+	if (!t || !t->key_fn || ch < '1' || ch > '9')
+		return CC_ERROR;
+	t->key_fn(t->hooks_arg, ch - '0');
+	refresh_prompt(t);
+	return CC_REDISPLAY;
 }
 
 static void term_wake(void *arg)
@@ -233,11 +259,11 @@ int term_create(const char *prompt, term_room_fn rooms, void *arg, struct notify
 	t->rooms = rooms;
 	t->rooms_arg = arg;
 	t->note = note;
-	t->prompt = strdup(prompt);
+	snprintf(t->prompt, sizeof(t->prompt), "%s", prompt);
 	t->hist = history_init();
 	t->el = el_init("roomc", stdin, stdout, stderr);
-	if (!t->prompt || !t->hist || !t->el) {
-		int rc = t->prompt && t->hist ? -ENOTTY : -ENOMEM;
+	if (!t->hist || !t->el) {
+		int rc = t->hist ? -ENOTTY : -ENOMEM;
 		term_destroy(t);
 		return rc;
 	}
@@ -252,6 +278,9 @@ int term_create(const char *prompt, term_room_fn rooms, void *arg, struct notify
 	 * and el_end() never frees them (a leak LeakSanitizer reports). */
 	el_wset(t->el, EL_ADDFN, L"roomc-complete", L"complete commands and room names", complete);
 	el_set(t->el, EL_BIND, "^I", "roomc-complete", NULL);
+	el_wset(t->el, EL_ADDFN, L"roomc-room", L"switch to the n-th joined room", room_key);
+	for (char k[] = "\0331"; k[1] <= '9'; k[1]++)
+		el_set(t->el, EL_BIND, k, "roomc-room", NULL);
 	hooks.arg = t;
 	output_attach_terminal(&hooks);
 	*out = t;
@@ -271,7 +300,6 @@ void term_destroy(struct term *t)
 	}
 	if (t->hist)
 		history_end(t->hist);
-	free(t->prompt);
 	free(t);
 }
 
@@ -281,11 +309,19 @@ int term_fd(const struct term *t)
 	return STDIN_FILENO;
 }
 
+void term_set_hooks(struct term *t, term_prompt_fn prompt, term_key_fn key, void *arg)
+{
+	t->prompt_src = prompt;
+	t->key_fn = key;
+	t->hooks_arg = arg;
+}
+
 void term_prompt(struct term *t)
 {
 	if (t->editing)
 		return;
 	output_flush();
+	refresh_prompt(t);
 	/* read_prepare(): raw mode, an empty line, the prompt drawn. */
 	el_set(t->el, EL_UNBUFFERED, 1);
 	t->editing = 1;

@@ -26,6 +26,18 @@ typedef const char *(*term_room_fn)(void *arg, size_t i);
 int term_create(const char *prompt, term_room_fn rooms, void *arg, struct notify *note,
 		struct term **out);
 
+/* The prompt, recomputed whenever it is drawn (a fresh prompt, and each
+ * redraw after output above the line): fill buf (cap bytes, NUL-terminated).
+ * Command thread. */
+typedef void (*term_prompt_fn)(void *arg, char *buf, size_t cap);
+
+/* Alt-1..Alt-9 pressed while editing: n is 1..9. Command thread, during
+ * term_read(); the prompt is redrawn afterwards. */
+typedef void (*term_key_fn)(void *arg, int n);
+
+/* Install the prompt source and the Alt-digit handler (either may be NULL). */
+void term_set_hooks(struct term *t, term_prompt_fn prompt, term_key_fn key, void *arg);
+
 /* Detach from output.c, give the terminal back in its original mode, free. */
 void term_destroy(struct term *t);
 

@@ -124,7 +124,7 @@ def main():
             bob.expect(join_announce(ref, "alice"), timeout=2 * TIMEOUT, what="alice's join")
             alice.expect(rb"\d\d:\d\d \[lobby\] \x1b\[3[1-6]malice\x1b\[0m: alice has joined",
                          "alice's coloured, timestamped join announcement")
-            alice.expect(rb"\n> $", "the prompt after the join")
+            alice.expect(rb"\nlobby> $", "the prompt after the join (issue 16: it names the current room)")
 
             alice.type(b"send lobby hel")
             alice.expect(rb"send lobby hel$", "the typed partial line")
@@ -133,20 +133,21 @@ def main():
             m = alice.expect(rb"\d\d:\d\d \[lobby\] \x1b\[3[1-6]mbob\x1b\[0m: hey there\r\n([^\n]*?hel)",
                              "bob's message above the edited line, then the line redrawn")
             redrawn = m.group(1)
-            check(re.fullmatch(rb"> send lobby hel", SGR.sub(b"", redrawn)),
+            check(re.fullmatch(rb"lobby> send lobby hel", SGR.sub(b"", redrawn)),
                   "after bob's message the screen must redraw the prompt and the partial line"
-                  " '> send lobby hel'; got %s" % show(redrawn))
+                  " 'lobby> send lobby hel'; got %s" % show(redrawn))
             alice.type(b"lo\r")
             bob.expect(b"CHAT: %d\nCLIENT_NAME: alice\nMESSAGE: hello\n\n" % ref,
                        what="alice's message finished after the interruption")
-            alice.expect(rb"\[lobby\] \x1b\[3[1-6]malice\x1b\[0m: hello\r\n> $", "alice's echo")
+            alice.expect(rb"\[lobby\] \x1b\[3[1-6]malice\x1b\[0m: hello\r\nlobby> $", "alice's echo")
 
             alice.type(b"jo\t")
-            alice.expect(rb"join $", "Tab completing 'jo' to 'join '")
+            # After "lobby> " libedit may place the cursor (ESC[nG) before the rest.
+            alice.expect(rb"(join|jo\r\x1b\[\d+Gin) $", "Tab completing 'jo' to 'join '")
             alice.type(b"\x15who lo\t")  # Ctrl-U: kill the line
             alice.expect(rb"by $", "Tab completing the room name 'lo' to 'lobby '")
             alice.type(b"\r")
-            alice.expect(rb"members of lobby: 2\r\n  alice\r\n  bob\r\n> $", "who lobby's answer")
+            alice.expect(rb"members of lobby: 2\r\n  alice\r\n  bob\r\nlobby> $", "who lobby's answer")
 
             alice.type(b"\x04")  # Ctrl-D on the empty line
             rc = alice.wait()

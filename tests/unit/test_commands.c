@@ -72,6 +72,17 @@ static const struct parse_case cases[] = {
 	{ "join \"a b\" c", COMMAND_E_USAGE, COMMAND_JOIN, NULL, NULL },
 	{ "send \"a b\"", COMMAND_E_USAGE, COMMAND_SEND, NULL, NULL },
 	{ "join chatroom 1", COMMAND_E_USAGE, COMMAND_JOIN, NULL, NULL },
+	/* issue 16: the current room */
+	{ "room dev", COMMAND_OK, COMMAND_ROOM, "dev", NULL },
+	{ "room", COMMAND_E_USAGE, COMMAND_ROOM, NULL, NULL },
+	{ "room a b", COMMAND_E_USAGE, COMMAND_ROOM, NULL, NULL },
+	{ "say join us  \n", COMMAND_OK, COMMAND_SAY, NULL, "join us" },
+	{ "say", COMMAND_E_USAGE, COMMAND_SAY, NULL, NULL },
+	{ "/join lobby", COMMAND_OK, COMMAND_JOIN, "lobby", NULL },
+	{ " /say hi", COMMAND_OK, COMMAND_SAY, NULL, "hi" },
+	{ "/", COMMAND_E_UNKNOWN, COMMAND_NONE, NULL, NULL },
+	{ "/dance", COMMAND_E_UNKNOWN, COMMAND_NONE, NULL, NULL },
+	{ "hello there", COMMAND_E_UNKNOWN, COMMAND_NONE, NULL, NULL },
 };
 
 static void expect_slice(const char *what, const char *p, size_t n, const char *want)
@@ -162,6 +173,11 @@ static void test_completion_helpers(void **state)
 	assert_false(command_takes_room(COMMAND_NONE));
 	assert_non_null(strstr(command_usage(COMMAND_TOPIC), "topic ROOM [TEXT"));
 	assert_non_null(strstr(command_usage(COMMAND_MSG), "msg NAME MESSAGE"));
+	assert_true(command_takes_room(COMMAND_ROOM));
+	assert_false(command_takes_room(COMMAND_SAY));
+	assert_true(command_slashed("  /join x"));
+	assert_false(command_slashed("join /x"));
+	assert_false(command_slashed(""));
 }
 
 int main(void)
