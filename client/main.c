@@ -4,8 +4,9 @@
  * Runs on the main thread before any other exists; the session it starts
  * owns every thread and descriptor after that. Exit status: 0 after a clean
  * disconnect (command, end of input, Ctrl-C), 1 when the daemon cannot be
- * reached at the start (a dropped connection is retried: session.c), 2 for
- * a usage error. */
+ * reached at the start or the connection drops without reconnecting (on a
+ * terminal, or with --reconnect, it is retried: session.c), 2 for a usage
+ * error. */
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
@@ -39,11 +40,14 @@ static void usage(FILE *f)
 		"  -h, --host HOST   the daemon's host name or address (default %s)\n"
 		"  -p, --port PORT   its control port (default %d)\n"
 		"  -n, --name NAME   your name in the rooms (default: your login name)\n"
+		"      --reconnect   when the connection drops, reconnect and rejoin\n"
+		"                    (the default when stdin is a terminal)\n"
+		"      --no-reconnect  exit instead (the default for a script on a pipe)\n"
 		"      --help        this text\n"
 		"      --version     the version\n"
 		"Exit status: 0 after a disconnect, end of input or Ctrl-C, 1 when the daemon\n"
-		"cannot be reached at the start (a dropped connection is retried), 2 for\n"
-		"bad usage.\n",
+		"cannot be reached at the start or the connection drops without\n"
+		"--reconnect, 2 for bad usage.\n",
 		DEFAULT_HOST, DEFAULT_PORT);
 }
 
@@ -104,13 +108,15 @@ static const char *login_name(void)
 
 static enum args_result parse_args(int argc, char **argv, struct session_params *p)
 {
-	enum { OPT_HELP = 1000, OPT_VERSION };
+	enum { OPT_HELP = 1000, OPT_VERSION, OPT_RECONNECT, OPT_NO_RECONNECT };
 	static const struct option longopts[] = {
 		{ "host", required_argument, NULL, 'h' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "reconnect", no_argument, NULL, OPT_RECONNECT },
+		{ "no-reconnect", no_argument, NULL, OPT_NO_RECONNECT },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -125,6 +131,8 @@ static enum args_result parse_args(int argc, char **argv, struct session_params 
 		case 'n': p->name = optarg; break;
 		case OPT_HELP: usage(stdout); return ARGS_DONE;
 		case OPT_VERSION: printf("roomc %s\n", ROOMD_VERSION); return ARGS_DONE;
+		case OPT_RECONNECT: p->no_reconnect = 0; break;
+		case OPT_NO_RECONNECT: p->no_reconnect = 1; break;
 		default: return bad_usage(NULL, NULL); /* getopt said why */
 		}
 	}
@@ -143,7 +151,7 @@ static enum args_result parse_args(int argc, char **argv, struct session_params 
 
 int main(int argc, char **argv)
 {
-	struct session_params p = { .host = DEFAULT_HOST, .port = DEFAULT_PORT };
+	struct session_params p = { .host = DEFAULT_HOST, .port = DEFAULT_PORT, .no_reconnect = -1 };
 	struct session *s;
 	int fd, rc;
 
@@ -152,6 +160,11 @@ int main(int argc, char **argv)
 	case ARGS_BAD: return EXIT_USAGE;
 	case ARGS_RUN: break;
 	}
+	/* A person at a terminal wants the session back after a daemon
+	 * restart; a script on a pipe wants today's behaviour: the run ends,
+	 * with a status, instead of waiting for a daemon that may never come. */
+	if (p.no_reconnect < 0)
+		p.no_reconnect = !isatty(STDIN_FILENO);
 	/* Timestamps on a terminal; colour too unless NO_COLOR is set to
 	 * anything non-empty (https://no-color.org). A pipe gets plain lines. */
 	if (isatty(STDOUT_FILENO)) {

@@ -17,7 +17,8 @@ struct session_params {
 	const char *name;   /* our CLIENT_NAME, already validated */
 	char *const *autojoin; /* rooms to join at the start (config file) */
 	size_t nautojoin;
-	int no_reconnect;   /* exit when the connection drops (config file) */
+	int no_reconnect;   /* exit when the connection drops (--no-reconnect;
+			     * the default when stdin is not a terminal) */
 };
 
 /* Take over the connected control socket fd and start its reader. Blocks

@@ -63,7 +63,7 @@ def main():
     try:
         bob = d1.connect("bob")
         ref, bid, _, _ = bob.join("lobby", "bob")
-        alice = Roomc(d1.port, "alice")
+        alice = Roomc(d1.port, "alice", args=["--reconnect"])
         with alice:
             # "say" after the joins: once it is echoed, both joins are complete
             # (a join cut by the restart is not rejoined: see the README).
