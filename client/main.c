@@ -17,6 +17,7 @@
 
 #include "net.h"
 #include "output.h"
+#include "rcfile.h"
 #include "session.h"
 
 #define DEFAULT_HOST "127.0.0.1"
@@ -28,7 +29,7 @@ enum args_result { ARGS_RUN, ARGS_DONE, ARGS_BAD };
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: roomc [-h HOST] [-p PORT] [-n NAME]\n"
+		"usage: roomc [-h HOST] [-p PORT] [-n NAME] [--config FILE | --no-config]\n"
 		"       roomc --help | --version\n"
 		"Chat client for roomd: reads commands from stdin, one a line\n"
 		"(join ROOM, send ROOM MESSAGE..., leave_chatroom ROOM, rooms, who ROOM,\n"
@@ -43,6 +44,10 @@ static void usage(FILE *f)
 		"      --reconnect   when the connection drops, reconnect and rejoin\n"
 		"                    (the default when stdin is a terminal)\n"
 		"      --no-reconnect  exit instead (the default for a script on a pipe)\n"
+		"      --config FILE  defaults for these options and rooms to join at the\n"
+		"                    start (default: $XDG_CONFIG_HOME/roomc/config, else\n"
+		"                    ~/.config/roomc/config; options given here win)\n"
+		"      --no-config   read no config file\n"
 		"      --help        this text\n"
 		"      --version     the version\n"
 		"Exit status: 0 after a disconnect, end of input or Ctrl-C, 1 when the daemon\n"
@@ -106,9 +111,41 @@ static const char *login_name(void)
 	return user && *user ? user : NULL;
 }
 
-static enum args_result parse_args(int argc, char **argv, struct session_params *p)
+/* The config file's values where the command line left a gap. A missing
+ * default file is no error; a missing --config FILE is. */
+static enum args_result apply_rcfile(const char *path, struct rcfile *rc,
+				     struct session_params *p, int port_given)
 {
-	enum { OPT_HELP = 1000, OPT_VERSION, OPT_RECONNECT, OPT_NO_RECONNECT };
+	char defpath[4096], err[512];
+	int rv;
+
+	if (!path)
+		path = rcfile_default_path(defpath, sizeof(defpath));
+	if (!*path)
+		return ARGS_RUN;
+	rv = rcfile_load(path, path == defpath, rc, err, sizeof(err));
+	if (rv == 1)
+		return ARGS_RUN;
+	if (rv < 0)
+		return bad_usage(err, NULL);
+	if (!p->host && rc->host)
+		p->host = rc->host;
+	if (!port_given && rc->port)
+		p->port = rc->port;
+	if (!p->name && rc->name)
+		p->name = rc->name;
+	if (p->no_reconnect < 0 && rc->reconnect >= 0)
+		p->no_reconnect = !rc->reconnect;
+	p->autojoin = rc->rooms;
+	p->nautojoin = rc->nrooms;
+	return ARGS_RUN;
+}
+
+static enum args_result parse_args(int argc, char **argv, struct session_params *p,
+				   struct rcfile *rc)
+{
+	enum { OPT_HELP = 1000, OPT_VERSION, OPT_RECONNECT, OPT_NO_RECONNECT, OPT_CONFIG,
+	       OPT_NO_CONFIG };
 	static const struct option longopts[] = {
 		{ "host", required_argument, NULL, 'h' },
 		{ "port", required_argument, NULL, 'p' },
@@ -117,9 +154,12 @@ static enum args_result parse_args(int argc, char **argv, struct session_params 
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "reconnect", no_argument, NULL, OPT_RECONNECT },
 		{ "no-reconnect", no_argument, NULL, OPT_NO_RECONNECT },
+		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "no-config", no_argument, NULL, OPT_NO_CONFIG },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	const char *config = NULL;
+	int c, no_config = 0, port_given = 0;
 
 	while ((c = getopt_long(argc, argv, "h:p:n:", longopts, NULL)) != -1) {
 		switch (c) {
@@ -127,17 +167,26 @@ static enum args_result parse_args(int argc, char **argv, struct session_params 
 		case 'p':
 			if (parse_port(optarg, &p->port) < 0)
 				return bad_usage("invalid port (1-65535)", optarg);
+			port_given = 1;
 			break;
 		case 'n': p->name = optarg; break;
 		case OPT_HELP: usage(stdout); return ARGS_DONE;
 		case OPT_VERSION: printf("roomc %s\n", ROOMD_VERSION); return ARGS_DONE;
 		case OPT_RECONNECT: p->no_reconnect = 0; break;
 		case OPT_NO_RECONNECT: p->no_reconnect = 1; break;
+		case OPT_CONFIG: config = optarg; break;
+		case OPT_NO_CONFIG: no_config = 1; break;
 		default: return bad_usage(NULL, NULL); /* getopt said why */
 		}
 	}
 	if (optind < argc)
 		return bad_usage("unexpected argument", argv[optind]);
+	if (config && no_config)
+		return bad_usage("--config and --no-config together", NULL);
+	if (!no_config && apply_rcfile(config, rc, p, port_given) == ARGS_BAD)
+		return ARGS_BAD;
+	if (!p->host)
+		p->host = DEFAULT_HOST;
 	if (!p->name)
 		p->name = login_name();
 	if (!p->name)
@@ -149,41 +198,51 @@ static enum args_result parse_args(int argc, char **argv, struct session_params 
 	return ARGS_RUN;
 }
 
-int main(int argc, char **argv)
+/* Connect and run the session; the exit status. */
+static int connect_and_run(struct session_params *p)
 {
-	struct session_params p = { .host = DEFAULT_HOST, .port = DEFAULT_PORT, .no_reconnect = -1 };
 	struct session *s;
 	int fd, rc;
 
-	switch (parse_args(argc, argv, &p)) {
-	case ARGS_DONE: return EXIT_SUCCESS;
-	case ARGS_BAD: return EXIT_USAGE;
-	case ARGS_RUN: break;
-	}
 	/* A person at a terminal wants the session back after a daemon
 	 * restart; a script on a pipe wants today's behaviour: the run ends,
 	 * with a status, instead of waiting for a daemon that may never come. */
-	if (p.no_reconnect < 0)
-		p.no_reconnect = !isatty(STDIN_FILENO);
+	if (p->no_reconnect < 0)
+		p->no_reconnect = !isatty(STDIN_FILENO);
 	/* Timestamps on a terminal; colour too unless NO_COLOR is set to
 	 * anything non-empty (https://no-color.org). A pipe gets plain lines. */
 	if (isatty(STDOUT_FILENO)) {
 		const char *nc = getenv("NO_COLOR");
 		output_init(1, !(nc && *nc));
 	}
-	fd = net_connect(p.host, p.port);
+	fd = net_connect(p->host, p->port);
 	if (fd < 0) {
 		fprintf(stderr, "roomc: cannot connect to %s%s%s:%u: %s\n",
-			strchr(p.host, ':') ? "[" : "", p.host, strchr(p.host, ':') ? "]" : "",
-			p.port, fd == -ENOENT ? "host not found" : strerror(-fd));
+			strchr(p->host, ':') ? "[" : "", p->host, strchr(p->host, ':') ? "]" : "",
+			p->port, fd == -ENOENT ? "host not found" : strerror(-fd));
 		return EXIT_FAILURE;
 	}
-	rc = session_create(&p, fd, &s);
+	rc = session_create(p, fd, &s);
 	if (rc < 0) {
 		fprintf(stderr, "roomc: cannot start: %s\n", strerror(-rc));
 		return EXIT_FAILURE;
 	}
 	rc = session_run(s);
 	session_destroy(s);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct session_params p = { .port = DEFAULT_PORT, .no_reconnect = -1 };
+	struct rcfile conf = { .reconnect = -1 }; /* p points into it: freed last */
+	int rc;
+
+	switch (parse_args(argc, argv, &p, &conf)) {
+	case ARGS_DONE: rc = EXIT_SUCCESS; break;
+	case ARGS_BAD: rc = EXIT_USAGE; break;
+	default: rc = connect_and_run(&p); break;
+	}
+	rcfile_free(&conf);
 	return rc;
 }
