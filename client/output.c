@@ -519,26 +519,17 @@ void output_info(const char *fmt, ...)
 	va_end(ap);
 }
 
-void output_help(void)
+/* The synopsis column's width: the longest synopsis ("send ROOM
+ * MESSAGE...", "topic ROOM [TEXT...]") and a blank. */
+#define HELP_SYNOPSIS_WIDTH 22
+
+void output_help(const struct output_help_row *rows, size_t n, const char *footer)
 {
 	struct sb b = { 0 };
 
-	sb_puts(&b,
-		"commands:\n"
-		"  join ROOM              join ROOM (the server may create it)\n"
-		"  send ROOM MESSAGE...   send MESSAGE to ROOM\n"
-		"  leave_chatroom ROOM    leave ROOM (also: leave ROOM)\n"
-		"  rooms                  list the rooms: name, ref, members, topic\n"
-		"  who ROOM               list the members of ROOM\n"
-		"  msg NAME MESSAGE...    send MESSAGE to NAME only (join a room first)\n"
-		"  history ROOM           the recent messages of a room you are in\n"
-		"  topic ROOM [TEXT...]   show the topic of ROOM, or set it to TEXT\n"
-		"  disconnect             leave every room and quit (also: quit, EOF, Ctrl-C)\n"
-		"  help                   this list\n"
-		"  room ROOM              make ROOM (joined) the current room (also: Alt-1..9)\n"
-		"  say MESSAGE...         send MESSAGE to the current room\n"
-		"on a terminal a line that is no command goes to the current room (shown in\n"
-		"the prompt, with the unread counts of the others); /join etc. also work\n"
-		"incoming messages print as [ROOM] NAME: TEXT, private ones as [private] NAME: TEXT");
+	sb_puts(&b, "commands:\n");
+	for (size_t i = 0; i < n; i++)
+		sb_printf(&b, "  %-*s %s\n", HELP_SYNOPSIS_WIDTH, rows[i].synopsis, rows[i].text);
+	sb_puts(&b, footer);
 	emit(&b);
 }
