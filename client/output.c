@@ -88,6 +88,7 @@ static void sb_putn(struct sb *b, const char *s, size_t n)
 static void sb_puts(struct sb *b, const char *s) { sb_putn(b, s, strlen(s)); }
 static void sb_putc(struct sb *b, char c) { sb_putn(b, &c, 1); }
 
+static void sb_vprintf(struct sb *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void sb_vprintf(struct sb *b, const char *fmt, va_list ap)
 {
 	char tmp[OUTPUT_LOCAL_MAX];
@@ -490,6 +491,8 @@ void output_server_error(long code, const char *description)
 }
 
 /* One formatted, cleaned line with an optional prefix. */
+static void emit_formatted(const char *prefix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 static void emit_formatted(const char *prefix, const char *fmt, va_list ap)
 {
 	char line[OUTPUT_LOCAL_MAX];
