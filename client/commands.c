@@ -39,20 +39,23 @@ static const struct command_def command_defs[] = {
 	{ "say", COMMAND_SAY, ARGS_TEXT },
 };
 
-static const char *const usages[] = {
+/* Each a prefix and a synopsis, which help shows on its own. */
+#define USAGE "usage: "
+
+static const char *const usages[COMMAND_NVERBS] = {
 	[COMMAND_NONE] = "",
-	[COMMAND_JOIN] = "usage: join ROOM",
-	[COMMAND_SEND] = "usage: send ROOM MESSAGE...",
-	[COMMAND_LEAVE] = "usage: leave_chatroom ROOM",
-	[COMMAND_DISCONNECT] = "usage: disconnect",
-	[COMMAND_HELP] = "usage: help",
-	[COMMAND_ROOMS] = "usage: rooms",
-	[COMMAND_WHO] = "usage: who ROOM",
-	[COMMAND_MSG] = "usage: msg NAME MESSAGE...",
-	[COMMAND_HISTORY] = "usage: history ROOM",
-	[COMMAND_TOPIC] = "usage: topic ROOM [TEXT...]",
-	[COMMAND_ROOM] = "usage: room ROOM",
-	[COMMAND_SAY] = "usage: say MESSAGE...",
+	[COMMAND_JOIN] = USAGE "join ROOM",
+	[COMMAND_SEND] = USAGE "send ROOM MESSAGE...",
+	[COMMAND_LEAVE] = USAGE "leave_chatroom ROOM",
+	[COMMAND_DISCONNECT] = USAGE "disconnect",
+	[COMMAND_HELP] = USAGE "help",
+	[COMMAND_ROOMS] = USAGE "rooms",
+	[COMMAND_WHO] = USAGE "who ROOM",
+	[COMMAND_MSG] = USAGE "msg NAME MESSAGE...",
+	[COMMAND_HISTORY] = USAGE "history ROOM",
+	[COMMAND_TOPIC] = USAGE "topic ROOM [TEXT...]",
+	[COMMAND_ROOM] = USAGE "room ROOM",
+	[COMMAND_SAY] = USAGE "say MESSAGE...",
 };
 
 #define NDEFS ((int)(sizeof(command_defs) / sizeof(command_defs[0])))
@@ -62,6 +65,13 @@ const char *command_usage(enum command_verb verb)
 	if ((unsigned)verb >= sizeof(usages) / sizeof(usages[0]))
 		return "";
 	return usages[verb];
+}
+
+const char *command_synopsis(enum command_verb verb)
+{
+	const char *u = command_usage(verb);
+
+	return *u ? u + strlen(USAGE) : u;
 }
 
 const char *command_name_at(size_t i)

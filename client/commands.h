@@ -22,6 +22,7 @@ enum command_verb {
 	COMMAND_TOPIC,      /* topic ROOM [TEXT...] */
 	COMMAND_ROOM,       /* room ROOM: make a joined room the current one */
 	COMMAND_SAY,        /* say MESSAGE...: to the current room, verbatim */
+	COMMAND_NVERBS      /* not a verb: one more than the last; keep it last */
 };
 
 /* The result of command_parse(). The pointers point into the parsed line and
@@ -62,6 +63,10 @@ int command_slashed(const char *line);
 /* "usage: send ROOM MESSAGE..." for a verb; "" for COMMAND_NONE. Static
  * storage. */
 const char *command_usage(enum command_verb verb);
+
+/* "send ROOM MESSAGE...": the usage without its "usage: " (help's first
+ * column); "" for COMMAND_NONE. Static storage. */
+const char *command_synopsis(enum command_verb verb);
 
 /* The i-th command word of the table (aliases included), or NULL past the
  * end: for tab completion. Static storage. */

@@ -56,7 +56,7 @@ static void usage(FILE *f)
 		DEFAULT_HOST, DEFAULT_PORT);
 }
 
-static int bad_usage(const char *what, const char *arg)
+static enum args_result bad_usage(const char *what, const char *arg)
 {
 	if (what)
 		fprintf(stderr, "roomc: %s%s%s\n", what, arg ? ": " : "", arg ? arg : "");

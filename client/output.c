@@ -88,6 +88,7 @@ static void sb_putn(struct sb *b, const char *s, size_t n)
 static void sb_puts(struct sb *b, const char *s) { sb_putn(b, s, strlen(s)); }
 static void sb_putc(struct sb *b, char c) { sb_putn(b, &c, 1); }
 
+static void sb_vprintf(struct sb *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void sb_vprintf(struct sb *b, const char *fmt, va_list ap)
 {
 	char tmp[OUTPUT_LOCAL_MAX];
@@ -491,6 +492,8 @@ void output_server_error(long code, const char *description)
 
 /* One formatted, cleaned line with an optional prefix. */
 static void emit_formatted(const char *prefix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void emit_formatted(const char *prefix, const char *fmt, va_list ap)
 {
 	char line[OUTPUT_LOCAL_MAX];
 	struct sb b = { 0 };
@@ -519,26 +522,17 @@ void output_info(const char *fmt, ...)
 	va_end(ap);
 }
 
-void output_help(void)
+/* The synopsis column's width: the longest synopsis ("send ROOM
+ * MESSAGE...", "topic ROOM [TEXT...]") and a blank. */
+#define HELP_SYNOPSIS_WIDTH 22
+
+void output_help(const struct output_help_row *rows, size_t n, const char *footer)
 {
 	struct sb b = { 0 };
 
-	sb_puts(&b,
-		"commands:\n"
-		"  join ROOM              join ROOM (the server may create it)\n"
-		"  send ROOM MESSAGE...   send MESSAGE to ROOM\n"
-		"  leave_chatroom ROOM    leave ROOM (also: leave ROOM)\n"
-		"  rooms                  list the rooms: name, ref, members, topic\n"
-		"  who ROOM               list the members of ROOM\n"
-		"  msg NAME MESSAGE...    send MESSAGE to NAME only (join a room first)\n"
-		"  history ROOM           the recent messages of a room you are in\n"
-		"  topic ROOM [TEXT...]   show the topic of ROOM, or set it to TEXT\n"
-		"  disconnect             leave every room and quit (also: quit, EOF, Ctrl-C)\n"
-		"  help                   this list\n"
-		"  room ROOM              make ROOM (joined) the current room (also: Alt-1..9)\n"
-		"  say MESSAGE...         send MESSAGE to the current room\n"
-		"on a terminal a line that is no command goes to the current room (shown in\n"
-		"the prompt, with the unread counts of the others); /join etc. also work\n"
-		"incoming messages print as [ROOM] NAME: TEXT, private ones as [private] NAME: TEXT");
+	sb_puts(&b, "commands:\n");
+	for (size_t i = 0; i < n; i++)
+		sb_printf(&b, "  %-*s %s\n", HELP_SYNOPSIS_WIDTH, rows[i].synopsis, rows[i].text);
+	sb_puts(&b, footer);
 	emit(&b);
 }

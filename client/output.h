@@ -18,6 +18,8 @@
 #ifndef ROOMC_OUTPUT_H
 #define ROOMC_OUTPUT_H
 
+#include <stddef.h>
+
 /* Decorations, set once at start-up before any other thread exists:
  * timestamps ("HH:MM " before chat and private lines) when stdout is a
  * terminal, and a stable ANSI colour per sender name when colour is also
@@ -84,8 +86,14 @@ void output_local(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * Truncated at 1 KiB. */
 void output_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* The command list, for the `help` command and the start of a session. */
-void output_help(void);
+/* The command list: "commands:", then a line per row, its synopsis in a
+ * column of its own ("  join ROOM              join ROOM (the ..."), then
+ * footer (lines of its own). Our own text: printed as is, in one event. */
+struct output_help_row {
+	const char *synopsis; /* "send ROOM MESSAGE..." */
+	const char *text;     /* what it does */
+};
+void output_help(const struct output_help_row *rows, size_t n, const char *footer);
 
 /* name, or "\"name\"" when it holds a space: how roomc shows (and the user
  * types) a room or client name. The result lives until the calling thread's

@@ -7,8 +7,10 @@
  * and poke the notifier; with a terminal, their lines wait in output.c until
  * this thread prints them above the edited line (output_flush at each
  * wake-up). Every wait here is a poll(2) bounded by a timeout that also
- * wakes for a signal, so Ctrl-C always ends the session cleanly. */
-#include "session.h"
+ * wakes for a signal, so Ctrl-C always ends the session cleanly. The
+ * commands themselves (what each verb does) are verbs.c's, which reaches
+ * the session through session_int.h. */
+#include "session_int.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -24,7 +26,6 @@
 #include "activity.h"
 #include "backoff.h"
 #include "catchup.h"
-#include "commands.h"
 #include "control.h"
 #include "net.h"
 #include "input.h"
@@ -34,6 +35,7 @@
 #include "proto.h"
 #include "room.h"
 #include "term.h"
+#include "verbs.h"
 
 /* A command line: generous for chat, and what keeps a runaway paste from
  * growing our memory. */
@@ -43,7 +45,6 @@
  * daemon; these only bound a dead or overloaded one. */
 #define REPLY_TIMEOUT_MS 10000      /* JOINED_CHATROOM, LEFT_CHATROOM */
 #define ATTACH_TIMEOUT_MS 10000     /* ATTACHED_CHATROOM */
-#define ECHO_TIMEOUT_MS 5000        /* our own message relayed back */
 #define ANNOUNCE_TIMEOUT_MS 2000    /* our join/leave announcement; a server
 				     * that sends none only costs this */
 #define DISCONNECT_TIMEOUT_MS 5000  /* the server closing after DISCONNECT */
@@ -52,15 +53,6 @@
  * not to scroll the join itself away. `history ROOM` shows all the server
  * keeps. */
 #define HISTORY_ON_JOIN 20
-
-/* A command handler's verdict, besides a negative errno (fatal: -EPIPE when
- * the control connection is gone, -EINTR for a signal). */
-enum { CMD_CONTINUE = 0, CMD_QUIT = 1 };
-
-struct joined {
-	char *typed;       /* the room name as the user typed it */
-	struct room *room; /* its name as the server spells it: room_name() */
-};
 
 /* A room we were in when the control connection dropped: what rejoining it
  * needs, and the last messages seen there, to find what was missed. */
@@ -73,24 +65,6 @@ struct lost_room {
 
 /* Rooms listed in the prompt's activity list at most. */
 #define PROMPT_ROOMS_MAX 32
-
-struct session {
-	struct session_params p;
-	int sigfd;
-	struct notify *note;
-	struct control *ctl;
-	struct input *in;              /* piped stdin, or NULL with a terminal */
-	struct term *term;             /* terminal editor, or NULL */
-	struct joined *rooms;          /* in the order joined (Alt-1..9) */
-	size_t nrooms, caprooms;
-	long cur;                      /* the current room's index, or -1 */
-	int ext;                       /* the server answered WELCOME: it speaks
-					* the extensions (history, topics, ...) */
-	char *server_id;               /* from WELCOME: the sender of the
-					* server's own announcements, or NULL */
-	struct control_reply listed;   /* the last LIST_ROOMS answer: topics,
-					* refs of rooms not joined, completion */
-};
 
 /* ---- waiting ------------------------------------------------------------ */
 
@@ -114,7 +88,7 @@ static void take_signal(struct session *s)
 /* Sleep until ready(arg), the control connection closes, a signal arrives or
  * ms pass: 0, -EPIPE, -EINTR or -ETIMEDOUT. ready is tested first, so a
  * reply that arrived just before the close still counts. */
-static int session_wait(struct session *s, int (*ready)(void *), void *arg, int ms)
+int session_wait(struct session *s, int (*ready)(void *), void *arg, int ms)
 {
 	struct timespec t0;
 
@@ -152,21 +126,9 @@ static int notify_settled(void *arg) { return notify_result(arg) != 0; }
 static int attach_settled(void *arg) { return room_state(arg) != ROOM_ATTACHING; }
 static int control_gone(void *arg) { return control_closed(arg) != 0; }
 
-struct echo_wait {
-	struct notify *note;
-	struct room *room;
-};
-
-static int echo_settled(void *arg)
-{
-	struct echo_wait *w = arg;
-
-	return notify_result(w->note) != 0 || room_state(w->room) != ROOM_ATTACHED;
-}
-
 /* ---- the room table ------------------------------------------------------ */
 
-static struct joined *find_room(struct session *s, const char *name)
+struct joined *session_find_room(struct session *s, const char *name)
 {
 	for (size_t i = 0; i < s->nrooms; i++)
 		if (strcmp(s->rooms[i].typed, name) == 0 ||
@@ -198,7 +160,7 @@ static int add_room(struct session *s, const char *typed, struct room *room)
 }
 
 /* Make rooms[i] the current room (i < 0: none). */
-static void set_current(struct session *s, long i)
+void session_set_current(struct session *s, long i)
 {
 	if (s->cur >= 0 && s->cur < (long)s->nrooms)
 		room_set_current(s->rooms[s->cur].room, 0);
@@ -209,7 +171,7 @@ static void set_current(struct session *s, long i)
 
 /* Keeps the order (Alt-N is the N-th room joined); the current room, when
  * it goes, passes to the one joined last. */
-static void remove_room(struct session *s, struct joined *j)
+void session_remove_room(struct session *s, struct joined *j)
 {
 	long i = (long)(j - s->rooms);
 
@@ -218,7 +180,7 @@ static void remove_room(struct session *s, struct joined *j)
 	memmove(j, j + 1, (s->nrooms - (size_t)i - 1) * sizeof(*j));
 	s->nrooms--;
 	if (s->cur == i)
-		set_current(s, s->nrooms ? (long)s->nrooms - 1 : -1);
+		session_set_current(s, s->nrooms ? (long)s->nrooms - 1 : -1);
 	else if (s->cur > i)
 		s->cur--;
 }
@@ -226,7 +188,7 @@ static void remove_room(struct session *s, struct joined *j)
 static void remove_all_rooms(struct session *s)
 {
 	while (s->nrooms > 0)
-		remove_room(s, &s->rooms[s->nrooms - 1]);
+		session_remove_room(s, &s->rooms[s->nrooms - 1]);
 }
 
 /* ---- requests -------------------------------------------------------------- */
@@ -239,8 +201,8 @@ static const char *errtext(int rc)
 /* Send m (consumed) on the control connection and wait for the reply to it,
  * moved into *rep (kind PROTO_NONE when there is none: timeout, no memory,
  * which is reported here). 0 or a fatal -errno. */
-static int request(struct session *s, struct msg *m, enum proto_kind expect,
-		   struct control_reply *rep)
+int session_request(struct session *s, struct msg *m, enum proto_kind expect,
+		    struct control_reply *rep)
 {
 	int rc;
 
@@ -270,7 +232,7 @@ static int request(struct session *s, struct msg *m, enum proto_kind expect,
 /* Our own announcement (armed before the request) is printed, so the next
  * command's output cannot overtake it. A server that sends none costs only
  * the timeout. */
-static int wait_announcement(struct session *s)
+int session_wait_announcement(struct session *s)
 {
 	int rc = session_wait(s, notify_settled, s->note, ANNOUNCE_TIMEOUT_MS);
 
@@ -278,14 +240,15 @@ static int wait_announcement(struct session *s)
 }
 
 /* LEAVE_CHATROOM for a membership; *rep says how it went. 0 or fatal. */
-static int leave_membership(struct session *s, long ref, long join_id, struct control_reply *rep)
+int session_leave_membership(struct session *s, long ref, long join_id,
+			     struct control_reply *rep)
 {
 	int rc;
 
 	notify_arm(s->note, ref, PROTO_LEFT_TEXT);
-	rc = request(s, proto_write_leave_req(ref, join_id, s->p.name), PROTO_R_LEFT, rep);
+	rc = session_request(s, proto_write_leave_req(ref, join_id, s->p.name), PROTO_R_LEFT, rep);
 	if (rc == 0 && rep->kind == PROTO_R_LEFT)
-		rc = wait_announcement(s);
+		rc = session_wait_announcement(s);
 	notify_disarm(s->note);
 	return rc;
 }
@@ -295,7 +258,7 @@ static int leave_membership(struct session *s, long ref, long join_id, struct co
 static int undo_join(struct session *s, const struct control_reply *joined)
 {
 	struct control_reply rep;
-	int rc = leave_membership(s, joined->ref, joined->join_id, &rep);
+	int rc = session_leave_membership(s, joined->ref, joined->join_id, &rep);
 
 	control_reply_fini(&rep);
 	return rc;
@@ -326,7 +289,7 @@ static int attach(struct session *s, const char *typed, const struct control_rep
 	if (rc == 0 && room_state(room) == ROOM_ATTACHED) {
 		rc = add_room(s, typed, room);
 		if (rc == 0)
-			return wait_announcement(s);
+			return session_wait_announcement(s);
 		output_local("out of memory");
 	} else if (rc == -ETIMEDOUT) {
 		output_local("no answer from the port of %s in %d s", joined->room,
@@ -339,19 +302,17 @@ static int attach(struct session *s, const char *typed, const struct control_rep
 	return rc;
 }
 
-/* ---- commands ----------------------------------------------------------------- */
+/* ---- joining ------------------------------------------------------------------ */
 
 /* Names go on the wire as one line: no control characters. The server judges
  * the rest (length, charset) and answers error 4. */
-static int name_ok(const char *name)
+int session_name_ok(const char *name)
 {
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		if (*p < 0x20 || *p == 0x7f)
 			return 0;
 	return *name != '\0';
 }
-
-/* ---- extension commands ------------------------------------------------------ */
 
 /* Our own join announcement, the last entry right after a join: it was
  * printed a moment ago. */
@@ -365,14 +326,14 @@ static int own_join_entry(const struct session *s, const struct control_entry *e
 
 /* HISTORY for a joined room; max > 0 (after a join): at most the last max
  * entries, our own join announcement left out, nothing said when empty. */
-static int show_history(struct session *s, struct joined *j, size_t max)
+int session_show_history(struct session *s, struct joined *j, size_t max)
 {
 	struct control_reply rep;
 	const char *name = room_name(j->room);
 	size_t first = 0, n;
-	int rc = request(s, proto_write_history_req(room_ref(j->room), room_join_id(j->room),
-						    s->p.name),
-			 PROTO_R_HISTORY, &rep);
+	int rc = session_request(s, proto_write_history_req(room_ref(j->room), room_join_id(j->room),
+							    s->p.name),
+				 PROTO_R_HISTORY, &rep);
 
 	if (rc < 0 || rep.kind != PROTO_R_HISTORY)
 		goto out;
@@ -400,444 +361,40 @@ out:
 	return rc;
 }
 
-/* One page of LIST_ROOMS (live rooms from offset) into s->listed: 1 when
- * it was refreshed, 0 when the server answered otherwise (it said why), or
- * a fatal -errno. */
-static int list_rooms_page(struct session *s, long offset)
-{
-	struct control_reply rep;
-	int rc = request(s, proto_write_list_rooms_req(offset, PROTO_LIST_ROOMS_MAX, 0), PROTO_R_ROOMS, &rep);
-
-	if (rc == 0 && rep.kind == PROTO_R_ROOMS) {
-		control_reply_fini(&s->listed);
-		s->listed = rep;
-		return 1;
-	}
-	control_reply_fini(&rep);
-	return rc;
-}
-
-/* The first page of live rooms (the server sends at most
- * PROTO_LIST_ROOMS_MAX at a time). */
-static int list_rooms(struct session *s)
-{
-	return list_rooms_page(s, 0);
-}
-
-/* A room of the last list by name: the server's spelling first, then any
- * case (as a user may type it). */
-static const struct control_entry *find_listed(const struct session *s, const char *name)
-{
-	for (size_t i = 0; i < s->listed.nentries; i++)
-		if (strcmp(s->listed.entries[i].name, name) == 0)
-			return &s->listed.entries[i];
-	for (size_t i = 0; i < s->listed.nentries; i++)
-		if (strcasecmp(s->listed.entries[i].name, name) == 0)
-			return &s->listed.entries[i];
-	return NULL;
-}
-
-/* The ROOM column is as wide as the longest name, within reason. */
-#define ROOMS_NAME_MAX_WIDTH 32
-
-static int do_rooms(struct session *s)
-{
-	int rc = list_rooms(s), w = 4;
-	const struct control_reply *r = &s->listed;
-
-	if (rc <= 0)
-		return rc;
-	if (r->nentries == 0) {
-		output_info("no rooms");
-		return CMD_CONTINUE;
-	}
-	for (size_t i = 0; i < r->nentries; i++) {
-		size_t len = strlen(output_q(r->entries[i].name));
-		if ((int)len > w)
-			w = len > ROOMS_NAME_MAX_WIDTH ? ROOMS_NAME_MAX_WIDTH : (int)len;
-	}
-	output_info("%-*s  %4s  %7s  %s", w, "ROOM", "REF", "MEMBERS", "TOPIC");
-	for (size_t i = 0; i < r->nentries; i++) {
-		const struct control_entry *e = &r->entries[i];
-
-		if (*e->text)
-			output_info("%-*s  %4ld  %7ld  %s", w, output_q(e->name), e->ref, e->members, e->text);
-		else
-			output_info("%-*s  %4ld  %7ld", w, output_q(e->name), e->ref, e->members);
-	}
-	if (r->total > (long)r->nentries)
-		output_info("(%ld more not shown)", r->total - (long)r->nentries);
-	else if (r->count > (long)r->nentries)
-		output_info("(%ld more not shown)", r->count - (long)r->nentries);
-	return CMD_CONTINUE;
-}
-
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(((const struct control_entry *)a)->name,
-		      ((const struct control_entry *)b)->name);
-}
-
-/* The ref and the server's spelling of a room: ours when joined, else from a
- * fresh room list. 1 when found, 0 when not (said here), or fatal. */
-static int resolve_room(struct session *s, const char *room, long *ref, const char **name)
-{
-	struct joined *j = find_room(s, room);
-	const struct control_entry *e;
-	int rc;
-
-	if (j) {
-		*ref = room_ref(j->room);
-		*name = room_name(j->room);
-		return 1;
-	}
-	/* Page by page: the server lists at most PROTO_LIST_ROOMS_MAX rooms at
-	 * a time (its live rooms are bounded by its max_rooms). */
-	for (long offset = 0;; offset += (long)s->listed.nentries) {
-		rc = list_rooms_page(s, offset);
-		if (rc <= 0)
-			return rc;
-		e = find_listed(s, room);
-		if (e || s->listed.nentries == 0 || offset + (long)s->listed.nentries >= s->listed.total)
-			break;
-	}
-	if (!e || e->ref < 0) {
-		output_local("no room %s", output_q(room));
-		return 0;
-	}
-	*ref = e->ref;
-	*name = e->name;
-	return 1;
-}
-
-static int do_who(struct session *s, const char *room)
-{
-	struct control_reply rep;
-	const char *name;
-	long ref;
-	int rc = resolve_room(s, room, &ref, &name);
-
-	if (rc <= 0)
-		return rc;
-	rc = request(s, proto_write_list_members_req(ref), PROTO_R_MEMBERS, &rep);
-	if (rc == 0 && rep.kind == PROTO_R_MEMBERS) {
-		/* The server's order is its own; sorted, the list reads (and
-		 * tests) the same every time. */
-		qsort(rep.entries, rep.nentries, sizeof(rep.entries[0]), by_name);
-		if (rep.nentries == 0)
-			output_info("nobody in %s", output_q(name));
-		else
-			output_info("members of %s: %zu", output_q(name), rep.nentries);
-		for (size_t i = 0; i < rep.nentries; i++)
-			output_info("  %s", output_q(rep.entries[i].name));
-		if (rep.count > (long)rep.nentries)
-			output_info("(%ld more not shown)", rep.count - (long)rep.nentries);
-	}
-	control_reply_fini(&rep);
-	return rc;
-}
-
-static int do_msg(struct session *s, const char *to, const char *text)
-{
-	struct control_reply rep;
-	int rc;
-
-	/* The server knows us by the names of our memberships only. */
-	if (s->nrooms == 0) {
-		output_local("join a room first: private messages go out under your name there");
-		return CMD_CONTINUE;
-	}
-	if (!name_ok(to)) {
-		output_local("invalid name");
-		return CMD_CONTINUE;
-	}
-	rc = request(s, proto_write_private_req(to, s->p.name, text), PROTO_R_PRIVATE_SENT, &rep);
-	if (rc == 0 && rep.kind == PROTO_R_PRIVATE_SENT)
-		output_private(s->p.name, to, text);
-	control_reply_fini(&rep);
-	return rc;
-}
-
-static int do_history(struct session *s, const char *room)
-{
-	struct joined *j = find_room(s, room);
-
-	if (!j) {
-		output_local("not in %s (history is for members)", output_q(room));
-		return CMD_CONTINUE;
-	}
-	return show_history(s, j, 0);
-}
-
-/* Set the topic of a joined room. The server announces the change in the
- * room as a CHAT from its own id; we wait for it (like our own echo), so
- * the next command's output comes after it. */
-static int set_topic(struct session *s, struct joined *j, const char *text)
-{
-	struct control_reply rep;
-	char *prefix = NULL;
-	int rc, armed = 0;
-
-	if (s->server_id && asprintf(&prefix, "%s set the topic: ", s->p.name) >= 0)
-		armed = notify_arm_prefix(s->note, room_ref(j->room), s->server_id, prefix) == 0;
-	free(prefix);
-	rc = request(s, proto_write_set_topic_req(room_ref(j->room), room_join_id(j->room),
-						  s->p.name, text),
-		     PROTO_R_TOPIC_SET, &rep);
-	if (rc == 0 && rep.kind == PROTO_R_TOPIC_SET) {
-		/* The announcement is the confirmation; without one (no server
-		 * id, or it did not come) the reply says it. */
-		if (armed)
-			rc = wait_announcement(s);
-		if (rc == 0 && notify_result(s->note) != 1)
-			output_info("topic of %s: %s", output_q(room_name(j->room)), rep.text);
-	}
-	control_reply_fini(&rep);
-	notify_disarm(s->note);
-	return rc;
-}
-
-static int do_topic(struct session *s, const char *room, const char *text)
-{
-	struct joined *j = find_room(s, room);
-	const struct control_entry *e;
-	int rc;
-
-	if (text) {
-		if (!j) {
-			output_local("not in %s (only members set the topic)", output_q(room));
-			return CMD_CONTINUE;
-		}
-		return set_topic(s, j, text);
-	}
-	rc = list_rooms(s);
-	if (rc <= 0)
-		return rc;
-	e = find_listed(s, j ? room_name(j->room) : room);
-	if (!e)
-		output_local("no room %s", output_q(room));
-	else if (!*e->text)
-		output_info("%s has no topic", output_q(e->name));
-	else
-		output_info("topic of %s: %s", output_q(e->name), e->text);
-	return CMD_CONTINUE;
-}
-
 static int catch_up(struct session *s, struct joined *j, const struct lost_room *lost);
 
 /* Join room; lost non-NULL when rejoining after a reconnect: then the
  * messages missed meanwhile are shown instead of the usual recent history.
  * The joined room becomes the current one. */
-static int join_room(struct session *s, const char *room, const struct lost_room *lost)
+int session_join_room(struct session *s, const char *room, const struct lost_room *lost)
 {
 	struct control_reply rep;
 	struct joined *j;
 	int rc;
 
-	if (find_room(s, room)) {
+	if (session_find_room(s, room)) {
 		output_local("already in %s", output_q(room));
 		return CMD_CONTINUE;
 	}
-	if (!name_ok(room)) {
+	if (!session_name_ok(room)) {
 		output_local("invalid room name");
 		return CMD_CONTINUE;
 	}
 	/* Armed before the request: the announcement may follow JOINED at once. */
 	notify_arm(s->note, -1, PROTO_JOINED_TEXT);
-	rc = request(s, proto_write_join_req(room, s->p.name), PROTO_R_JOINED, &rep);
+	rc = session_request(s, proto_write_join_req(room, s->p.name), PROTO_R_JOINED, &rep);
 	if (rc == 0 && rep.kind == PROTO_R_JOINED)
 		rc = attach(s, room, &rep);
 	control_reply_fini(&rep);
 	notify_disarm(s->note);
-	j = rc == 0 ? find_room(s, room) : NULL;
+	j = rc == 0 ? session_find_room(s, room) : NULL;
 	if (!j)
 		return rc;
 	if (!lost || lost->current)
-		set_current(s, (long)(j - s->rooms));
+		session_set_current(s, (long)(j - s->rooms));
 	if (lost)
 		return catch_up(s, j, lost);
-	return s->ext ? show_history(s, j, HISTORY_ON_JOIN) : 0;
-}
-
-static int do_join(struct session *s, const char *room)
-{
-	return join_room(s, room, NULL);
-}
-
-/* `room NAME`, Alt-N: a joined room becomes the current one. */
-static int do_room(struct session *s, const char *room)
-{
-	struct joined *j = find_room(s, room);
-
-	if (!j) {
-		output_local("not in %s (join it first)", output_q(room));
-		return CMD_CONTINUE;
-	}
-	set_current(s, (long)(j - s->rooms));
-	output_info("current room: %s", output_q(room_name(j->room)));
-	return CMD_CONTINUE;
-}
-
-/* A message to the current room: `say TEXT`, or a plain line on a terminal. */
-static int do_say(struct session *s, const char *text);
-
-static int do_leave(struct session *s, const char *room)
-{
-	struct joined *j = find_room(s, room);
-	struct control_reply rep;
-	int rc;
-
-	if (!j) {
-		output_local("not in %s", output_q(room));
-		return CMD_CONTINUE;
-	}
-	/* The server closes the room connection after LEFT: not news. */
-	room_set_leaving(j->room, 1);
-	rc = leave_membership(s, room_ref(j->room), room_join_id(j->room), &rep);
-	if (rep.kind == PROTO_R_LEFT)
-		remove_room(s, j);
-	else if (rc == 0)
-		room_set_leaving(j->room, 0);
-	control_reply_fini(&rep);
-	return rc;
-}
-
-static int do_send(struct session *s, const char *room, const char *text)
-{
-	struct joined *j = find_room(s, room);
-	struct echo_wait w;
-	int rc;
-
-	if (!j) {
-		output_local("not in %s", output_q(room));
-		return CMD_CONTINUE;
-	}
-	w.note = s->note;
-	w.room = j->room;
-	/* The server relays our message back to us: that echo, printed, ends
-	 * the command, so the next command's output comes after it. */
-	notify_arm(s->note, room_ref(j->room), NULL);
-	rc = room_send(j->room, text);
-	if (rc == 0) {
-		rc = session_wait(s, echo_settled, &w, ECHO_TIMEOUT_MS);
-		if (rc == -ETIMEDOUT)
-			output_local("%s: no echo of the message from the server in %d s", output_q(room),
-				     ECHO_TIMEOUT_MS / 1000);
-		else if (rc < 0)
-			goto out; /* fatal: control connection gone, or a signal */
-	} else if (rc == -ENOTCONN) {
-		output_local("not connected to %s (leave it and join again)", output_q(room));
-	} else {
-		output_local("cannot send to %s: %s", output_q(room), strerror(-rc));
-	}
-	rc = CMD_CONTINUE; /* a room's trouble is not the session's */
-out:
-	notify_disarm(s->note);
-	return rc;
-}
-
-static int do_say(struct session *s, const char *text)
-{
-	if (s->cur < 0) {
-		output_local("no current room: join one, or use send ROOM MESSAGE...");
-		return CMD_CONTINUE;
-	}
-	return do_send(s, room_name(s->rooms[s->cur].room), text);
-}
-
-/* say TEXT, or a plain line: the text as one string. */
-static int say_slice(struct session *s, const char *p, size_t n)
-{
-	char *text = strndup(p, n);
-	int rc;
-
-	if (!text) {
-		output_local("out of memory");
-		return CMD_CONTINUE;
-	}
-	rc = do_say(s, text);
-	free(text);
-	return rc;
-}
-
-/* A terminal line that is no command: the current room's, trimmed. */
-static int say_line(struct session *s, const char *line)
-{
-	const char *p = line, *end = line + strlen(line);
-
-	while (*p == ' ' || *p == '\t')
-		p++;
-	while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
-		end--;
-	return say_slice(s, p, (size_t)(end - p));
-}
-
-static int run_room_command(struct session *s, const struct command *c)
-{
-	char *room = strndup(c->room, c->room_len);
-	char *text = c->text ? strndup(c->text, c->text_len) : NULL;
-	int rc = CMD_CONTINUE;
-
-	if (!room || (c->text && !text))
-		output_local("out of memory");
-	else if (c->verb == COMMAND_JOIN)
-		rc = do_join(s, room);
-	else if (c->verb == COMMAND_LEAVE)
-		rc = do_leave(s, room);
-	else if (c->verb == COMMAND_SEND)
-		rc = do_send(s, room, text);
-	else if (c->verb == COMMAND_WHO)
-		rc = do_who(s, room);
-	else if (c->verb == COMMAND_MSG)
-		rc = do_msg(s, room, text);
-	else if (c->verb == COMMAND_HISTORY)
-		rc = do_history(s, room);
-	else if (c->verb == COMMAND_ROOM)
-		rc = do_room(s, room);
-	else
-		rc = do_topic(s, room, text);
-	free(room);
-	free(text);
-	return rc;
-}
-
-static int execute(struct session *s, const char *line, size_t len)
-{
-	struct command c;
-	int st;
-
-	if (control_closed(s->ctl))
-		return -EPIPE;
-	if (strlen(line) != len) {
-		output_local("line ignored: it holds a NUL byte");
-		return CMD_CONTINUE;
-	}
-	st = command_parse(line, &c);
-	if (st == COMMAND_EMPTY)
-		return CMD_CONTINUE;
-	if (st == COMMAND_E_UNKNOWN && s->term && s->cur >= 0 && !command_slashed(line))
-		return say_line(s, line); /* a terminal: the current room's */
-	if (st == COMMAND_E_UNKNOWN) {
-		output_local("unknown command '%.*s' (try help)", (int)c.word_len, c.word);
-		return CMD_CONTINUE;
-	}
-	if (st == COMMAND_E_USAGE) {
-		output_local("%s", command_usage(c.verb));
-		return CMD_CONTINUE;
-	}
-	switch (c.verb) {
-	case COMMAND_HELP:
-		output_help();
-		return CMD_CONTINUE;
-	case COMMAND_DISCONNECT:
-		return CMD_QUIT;
-	case COMMAND_ROOMS:
-		return do_rooms(s);
-	case COMMAND_SAY:
-		return say_slice(s, c.text, c.text_len);
-	default:
-		return run_room_command(s, &c);
-	}
+	return s->ext ? session_show_history(s, j, HISTORY_ON_JOIN) : 0;
 }
 
 /* ---- the loop ------------------------------------------------------------------- */
@@ -890,7 +447,7 @@ static int command_loop(struct session *s)
 			return 0;
 		}
 		if (rc > 0) {
-			rc = execute(s, line, len);
+			rc = verbs_execute(s, line, len);
 			if (rc == CMD_QUIT || rc == -EINTR)
 				return 0;
 			if (rc < 0)
@@ -938,7 +495,7 @@ static int term_loop(struct session *s)
 		if (strlen(line) > SESSION_MAX_LINE)
 			output_local("line ignored: longer than %d bytes", SESSION_MAX_LINE);
 		else
-			rc = execute(s, line, strlen(line));
+			rc = verbs_execute(s, line, strlen(line));
 		free(line);
 		if (rc == CMD_QUIT || rc == -EINTR)
 			return 0;
@@ -952,7 +509,7 @@ static int term_loop(struct session *s)
 static int welcome(struct session *s, int again)
 {
 	struct control_reply rep;
-	int rc = request(s, proto_write_welcome_req(), PROTO_R_WELCOME, &rep);
+	int rc = session_request(s, proto_write_welcome_req(), PROTO_R_WELCOME, &rep);
 
 	if (rc < 0)
 		return rc;
@@ -971,7 +528,7 @@ static int welcome(struct session *s, int again)
 	}
 	control_reply_fini(&rep);
 	if (!again)
-		output_help();
+		verbs_help();
 	return 0;
 }
 
@@ -981,7 +538,7 @@ static int autojoin(struct session *s)
 	int rc = 0;
 
 	for (size_t i = 0; i < s->p.nautojoin && rc == 0; i++)
-		rc = do_join(s, s->p.autojoin[i]);
+		rc = session_join_room(s, s->p.autojoin[i], NULL);
 	return rc;
 }
 
@@ -1005,8 +562,8 @@ static int catch_up(struct session *s, struct joined *j, const struct lost_room 
 			     output_q(name));
 		return 0;
 	}
-	rc = request(s, proto_write_history_req(room_ref(j->room), room_join_id(j->room), s->p.name),
-		     PROTO_R_HISTORY, &rep);
+	rc = session_request(s, proto_write_history_req(room_ref(j->room), room_join_id(j->room), s->p.name),
+			     PROTO_R_HISTORY, &rep);
 	if (rc < 0 || rep.kind != PROTO_R_HISTORY)
 		goto out;
 	hist = calloc(rep.nentries + 1, sizeof(*hist));
@@ -1173,7 +730,7 @@ static int reconnect(struct session *s, int rc)
 		if (rc == 0)
 			rc = welcome(s, 1);
 		for (size_t i = 0; i < nlost && rc == 0; i++)
-			rc = join_room(s, lost[i].typed, &lost[i]);
+			rc = session_join_room(s, lost[i].typed, &lost[i]);
 		if (rc == 0 || rc == -EINTR || !s->ctl) {
 			free_lost(lost, nlost);
 			return rc == 0 ? 0 : -EINTR;
@@ -1287,7 +844,7 @@ static void room_key(void *arg, int n)
 	struct session *s = arg;
 
 	if (n >= 1 && (size_t)n <= s->nrooms)
-		set_current(s, n - 1);
+		session_set_current(s, n - 1);
 }
 
 int session_create(const struct session_params *p, int fd, struct session **out)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Build the libFuzzer targets (tests/fuzz/fuzz_*.c) with clang under
-# AddressSanitizer + UndefinedBehaviorSanitizer into build/fuzz, and run each
+# AddressSanitizer + UndefinedBehaviorSanitizer into build/fuzz (CMake's
+# Fuzz build type: the flags live in CMakeLists.txt), and run each
 # for a bounded time on a copy of its committed corpus plus its regression
 # inputs (tests/fuzz/regressions/<target>-*), so the repository is never
 # written. Stops by itself: libFuzzer's -max_total_time, and a hard timeout
@@ -31,36 +32,18 @@ if [ -z "$cc" ]; then
 	echo "fuzz: clang not found: apt-get install clang libclang-rt-14-dev (or run scripts/setup.sh)" >&2
 	exit 2
 fi
-ini_inc=/usr/include/iniparser
-[ -f "$ini_inc/iniparser.h" ] || ini_inc=/usr/include
 
 out=build/fuzz
-mkdir -p "$out/obj"
-
-# The project's language, feature macro and warnings (CMakeLists.txt), under
-# ASan+UBSan; the fuzzer's coverage flags come from the caller.
-compile() {
-	"$cc" -std=c11 -D_GNU_SOURCE -DROOMD_VERSION='"fuzz"' -g -O1 -fno-omit-frame-pointer \
-		-fsanitize=address,undefined -fno-sanitize-recover=all \
-		-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
-		-Icommon -Iserver -I"$ini_inc" "$@"
-}
-
-# The code under test: common/ and server/ without the daemon's main(),
-# instrumented for coverage but without libFuzzer's main.
-objs=""
-for src in common/*.c server/*.c; do
-	[ "$src" = server/main.c ] && continue
-	obj="$out/obj/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')"
-	compile -fsanitize=fuzzer-no-link -c "$src" -o "$obj" || exit 2
-	objs="$objs $obj"
-done
-
+# The compiler flags, libraries and sources are CMake's: the Fuzz build
+# type (CMakeLists.txt) builds every object under ASan+UBSan with
+# libFuzzer's coverage, and links the fuzz_<target> executables
+# (tests/CMakeLists.txt) with libFuzzer's main. CC only counts when
+# build/fuzz is first configured.
+CC="$cc" cmake -S . -B "$out" -DCMAKE_BUILD_TYPE=Fuzz >/dev/null || exit 2
 for t in $targets; do
 	echo "=== fuzz_$t: build"
-	# shellcheck disable=SC2086 # $objs: one word per object file
-	compile -fsanitize=fuzzer "tests/fuzz/fuzz_$t.c" $objs -liniparser -lsqlite3 -lsystemd -lpthread \
-		-o "$out/fuzz_$t" || exit 2
+	cmake --build "$out" -j "$(nproc)" --target "fuzz_$t" >"$out/build_$t.log" 2>&1 ||
+		{ tail -n 40 "$out/build_$t.log"; exit 2; }
 done
 
 # ASan: leaks are checked; UBSan: every report is fatal, with its stack.

@@ -4,6 +4,8 @@
 # each libFuzzer target for a bounded time (ROOMD_FUZZ_SECONDS, default 60),
 # then the Debian package: built, lintian-checked, installed on this
 # machine, used, purged (tests/package/test_package.py; needs root).
+# The soak test is part of each build kind's suite here (ROOMD_SOAK=ON),
+# though a developer's plain ctest leaves it out.
 # usage: scripts/test.sh [release|asan|tsan|fuzz|package ...]   (default: all five)
 set -eu
 cd "$(dirname "$0")/.."
@@ -26,7 +28,8 @@ for kind in $kinds; do
 		continue
 	fi
 	echo "=== $kind: build"
-	scripts/build.sh "$kind"
+	# With the soak test, which a developer's own build leaves out.
+	ROOMD_SOAK=ON scripts/build.sh "$kind"
 	echo "=== $kind: test"
 	# TSan needs a fixed address-space layout on newer kernels.
 	if [ "$kind" = tsan ]; then

@@ -325,7 +325,9 @@ int main(int argc, char **argv)
 	}
 	if (o.port >= 0)
 		cfg.port = (unsigned)o.port;
-	log_set_level(o.log_level >= 0 ? o.log_level : cfg.log_level);
+	/* Both are levels, checked when read (log_level_parse, the loader);
+	 * -1 is -v's "not given". */
+	log_set_level((enum log_level)(o.log_level >= 0 ? o.log_level : cfg.log_level));
 	log_set_target((enum log_target)cfg.log_target);
 	log_info("roomd %s starting, config %s", ROOMD_VERSION, o.config);
 	raise_fd_limit(&cfg);

@@ -1,8 +1,11 @@
-/* registry.c - rooms, memberships and names, shared by the acceptor (which
- * makes every change) and the room threads (which read).
+/* registry.c - rooms, memberships and names, for the main (acceptor)
+ * thread: main.c at start-up and shutdown, control.c's handlers and
+ * acceptor.c's room shutdown in between (registry.h says which calls what);
+ * no other thread calls in.
  *
  * reg->lock guards everything in struct registry and every record. It is
- * held for one lookup or update, with no I/O and no calls out. Records are
+ * held for one lookup or update, with no I/O and no calls out; it is the
+ * innermost lock (taken with none other held, nothing taken under it). Records are
  * allocated one by one (their addresses are stable) and indexed in chained
  * hash tables that double as they fill: rooms by name and by ref, members
  * by JOIN_ID and by (room ref, name), names by name, and name holders by

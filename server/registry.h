@@ -4,8 +4,24 @@
  * all of it and is held only for the lookup or update at hand: callers get
  * copies, never pointers into the registry. Every lookup is hashed (room by
  * name or ref, member by JOIN_ID, name to its holder) and every list is
- * per room, so no request costs more than what it asks about. The acceptor
- * thread makes every change; any thread may read. */
+ * per room, so no request costs more than what it asks about.
+ *
+ * Who calls it: one thread, the main thread, which is also the acceptor's.
+ * main.c creates it and, before acceptor_run(), registers the stored rooms
+ * (registry_add_room, _set_topic, _sort_dormant, _trim_dormant,
+ * _reserve_refs, _set_store); control.c's handlers, on the acceptor thread,
+ * make every other lookup and change (find, join, leave, list, members,
+ * names, rooms on demand, topics, dormant trimming, registry_store);
+ * acceptor.c visits the rooms to stop them (registry_each_room); main.c
+ * destroys it once acceptor_run() has returned. Room threads, the store's
+ * writer and the metrics thread never call it: a room learns of its members
+ * through its mailbox. (fuzz_control's thread plays the acceptor's.) The
+ * lock is therefore uncontended today; it is kept so that a reader on
+ * another thread needs no change here.
+ * Lock order: the registry's lock is innermost: it is taken with no other
+ * roomd lock held, and no other is taken nor any callback run while it is
+ * held (the visitors of registry_each_room, _each_member and _trim_dormant
+ * run on copies, after it is released). */
 #ifndef ROOMD_REGISTRY_H
 #define ROOMD_REGISTRY_H
 

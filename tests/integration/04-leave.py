@@ -16,11 +16,7 @@ from roomtest import *  # noqa: E402,F401,F403
 
 def main():
     with Daemon() as d:
-        c1 = d.connect("client1")
-        c2 = d.connect("client2")
-        ref1, id1, _, _ = c1.join("room1", "client1")
-        _, id2, _, _ = c2.join("room1", "client2")
-        c1.expect(join_announce(ref1, "client2"))
+        c1, c2, ref1, _, id1, id2 = d.two_members()
         ref2, id1r2, _, _ = c1.join("room2", "client1")
 
         # The leave: exact reply, then the announcement to both.

@@ -13,12 +13,8 @@ from roomtest import *  # noqa: E402,F401,F403
 
 def main():
     with Daemon() as d:
-        c1 = d.connect("client1")
-        c2 = d.connect("client2")
+        c1, c2, ref1, _, id1, id2 = d.two_members()
         c3 = d.connect("client3")
-        ref1, id1, _, _ = c1.join("room1", "client1")
-        _, id2, _, _ = c2.join("room1", "client2")
-        c1.expect(join_announce(ref1, "client2"))
         ref2, id3, _, _ = c3.join("room2", "client3")
         unknown_ref = max(ref1, ref2) + 1000
         never = 2147480000

@@ -13,11 +13,7 @@ from roomtest import *  # noqa: E402,F401,F403
 
 def main():
     with Daemon(limits={"max_message": 64, "max_request": 1024}) as d:
-        c1 = d.connect("client1")
-        w = d.connect("watcher")
-        ref, id1, _, _ = c1.join("room1", "client1")
-        _, wid, _, _ = w.join("room1", "watcher")
-        c1.expect(join_announce(ref, "watcher"))
+        c1, w, ref, _, id1, wid = d.two_members("client1", "watcher")
 
         c1.chat(ref, id1, "client1", "m" * 65)
         c1.expect_error(8, context="CHAT with a 65-byte MESSAGE (max_message 64)")

@@ -42,11 +42,7 @@ def kill_service():
 
 def busy_daemon(d):
     conns = []
-    a = d.connect("a")
-    ref, ida, _, port = a.join("room1", "a")
-    b = d.connect("b")
-    b.join("room1", "b")
-    a.expect(join_announce(ref, "b"))
+    a, b, ref, port, ida, _ = d.two_members("a", "b")
     b.join("room2", "b")
     ra = d.room_connect(port, "a-room")
     ra.send(attach_req(ref, ida, "a"))

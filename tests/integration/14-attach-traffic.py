@@ -15,11 +15,7 @@ from roomtest import *  # noqa: E402,F401,F403
 
 def main():
     with Daemon() as d:
-        c1 = d.connect("client1-control")
-        c2 = d.connect("client2")
-        ref, id1, _, port = c1.join("room1", "client1")
-        _, id2, _, _ = c2.join("room1", "client2")
-        c1.expect(join_announce(ref, "client2"))
+        c1, c2, ref, port, id1, id2 = d.two_members(label_a="client1-control")
 
         r1 = d.room_connect(port, "client1-room")
         r1.send(b"ATTACH_CHATROOM: %d\nJOIN_ID: %d\nCLIENT_NAME: client1\n" % (ref, id1))

@@ -29,10 +29,8 @@ def refused_connection(d, label, what):
 
 def rooms_and_members():
     with Daemon(limits={"max_members": 2, "max_rooms": 2}, rooms=[("tiny", {"max_members": 1})]) as d:
-        a, b, c = d.connect("a"), d.connect("b"), d.connect("c")
-        ref, _, _, _ = a.join("room1", "a")   # a created room (tiny is configured)
-        b.join("room1", "b")
-        a.expect(join_announce(ref, "b"))
+        a, b, ref, _, _, _ = d.two_members("a", "b")   # a created room (tiny is configured)
+        c = d.connect("c")
         c.send(join_req("room1", "c"))
         c.expect_error(6, context="third member of a room with max_members = 2")
         a.expect_nothing()

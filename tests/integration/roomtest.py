@@ -19,11 +19,13 @@ A test reads:
         c.expect(chat_frame(ref, "client1", "hello"))      # exact bytes or a diff
         c.expect_error(3)  /  c.expect_nothing()  /  c.expect_closed()  /  c.ping()
         o = d.connect("other", source="127.0.0.2")        # from a second client address
+        c1, c2, ref, port, id1, id2 = d.two_members()      # client1, client2 in room1
     run(main)                                               # time bound, exit status
 
 Roomc(port, name) drives roomc through pipes (stdin, stdout, stderr).
 """
 
+import collections
 import os
 import re
 import selectors
@@ -519,6 +521,10 @@ def _ini_value(v):
     return str(v)
 
 
+# Daemon.two_members(): two members of one room, as a tuple or by field.
+TwoMembers = collections.namedtuple("TwoMembers", "a b ref port id_a id_b")
+
+
 class Daemon:
     """Start roomd on a free loopback port with a generated config.
 
@@ -621,6 +627,20 @@ class Daemon:
         c = Conn(self.port, label=label, daemon=self, **kw)
         self.conns.append(c)
         return c
+
+    def two_members(self, name_a="client1", name_b="client2", room="room1",
+                    label_a=None, label_b=None):
+        """The opening many tests share: two control connections, labelled
+        label_a and label_b (default: the names), join room as name_a (who
+        creates it, when it is new) then name_b, each checked as join()
+        does, and a sees b's join announcement. Returns a TwoMembers: a, b
+        (the Conns), ref, port (the room's), id_a, id_b (the JOIN_IDs)."""
+        a = self.connect(label_a or name_a)
+        b = self.connect(label_b or name_b)
+        ref, id_a, _, port = a.join(room, name_a)
+        _, id_b, _, _ = b.join(room, name_b)
+        a.expect(join_announce(ref, name_b))
+        return TwoMembers(a, b, ref, port, id_a, id_b)
 
     def room_connect(self, port, label=None, **kw):
         """A Conn to a room port (host=... as for connect)."""

@@ -133,6 +133,20 @@ static void test_usage_strings(void **state)
 	assert_string_equal(command_usage(COMMAND_NONE), "");
 }
 
+/* help's first column is the usage without its prefix, for every verb. */
+static void test_synopsis(void **state)
+{
+	(void)state;
+	assert_string_equal(command_synopsis(COMMAND_SEND), "send ROOM MESSAGE...");
+	assert_string_equal(command_synopsis(COMMAND_NONE), "");
+	for (int v = COMMAND_JOIN; v < COMMAND_NVERBS; v++) {
+		const char *u = command_usage((enum command_verb)v);
+
+		assert_true(strncmp(u, "usage: ", 7) == 0);
+		assert_string_equal(command_synopsis((enum command_verb)v), u + 7);
+	}
+}
+
 /* Any byte string parses to some status without crashing. */
 static void test_odd_input(void **state)
 {
@@ -186,6 +200,7 @@ int main(void)
 		cmocka_unit_test(test_parse_table),
 		cmocka_unit_test(test_unknown_names_the_word),
 		cmocka_unit_test(test_usage_strings),
+		cmocka_unit_test(test_synopsis),
 		cmocka_unit_test(test_odd_input),
 		cmocka_unit_test(test_completion_helpers),
 	};
