@@ -40,7 +40,7 @@ conn      iptable metrics
 delivery  mailbox
 room      conn delivery iptable mailbox metrics store
 rooms     conn iptable metrics registry room store
-control   conn iptable metrics registry room rooms store
+control   conn metrics registry room rooms store
 acceptor  conn control delivery iptable mailbox metrics room rooms
 service   acceptor
 main      acceptor metrics registry service store

@@ -8,7 +8,6 @@
 #include "control.h"
 #include "config.h"
 #include "conn.h"
-#include "iptable.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
@@ -22,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define ID_MAX 0x7fffffffL
 /* How long a control connection waits before its next request when the
