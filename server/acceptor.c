@@ -2,10 +2,11 @@
  * signals, and the rooms' lifetimes.
  *
  * Ownership: this thread alone reads, writes and closes control connections
- * (conns[], indexed by fd). Room threads reach those connections only by
- * posting delivery batches (and a member's LEAVE or DISCONNECT made on its
- * room port, struct room_request, applied in order with them) to
- * acc->mbox; a delivery names the connection by
+ * (conns[], indexed by fd), and runs the rooms' lifecycle (rooms.c). Room
+ * threads reach those connections only by posting delivery batches (and a
+ * member's LEAVE or DISCONNECT made on its room port, struct room_request,
+ * applied in order with them; delivery.h) to acc->mbox, their uplink; a
+ * delivery names the connection by
  * fd and id, and is dropped when the connection or the membership is gone,
  * so nothing arrives after LEFT_CHATROOM. SIGINT/SIGTERM/SIGHUP are blocked
  * in every thread and read here through a signalfd; SIGHUP and each loop
@@ -22,13 +23,14 @@
 #include "config.h"
 #include "conn.h"
 #include "control.h"
+#include "delivery.h"
 #include "iptable.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
 #include "net.h"
-#include "registry.h"
 #include "room.h"
+#include "rooms.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +39,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
@@ -55,6 +56,8 @@
 struct acceptor {
 	const struct config *cfg;
 	struct registry *reg;
+	struct store *store;   /* NULL: persistence off */
+	struct rooms *rooms;   /* the room threads' lifecycle */
 	struct control ctl;
 	struct mailbox mbox;   /* delivery batches from the room threads */
 	struct net_listeners lis; /* the control port, one per [server] bind address */
@@ -69,8 +72,6 @@ struct acceptor {
 	int emfile_logged;
 	uint64_t next_sweep_ms;
 	struct iptable *ips;   /* per address: connections and buckets (shared with rooms) */
-	struct room **retiring; /* rooms asked to stop, not yet joined */
-	size_t nretiring, retiring_cap;
 	struct throttle_list throttled; /* conns out of tokens */
 	struct quiet_list quiet;        /* conns holding part of a request */
 	struct mail *pend_head, *pend_tail; /* batches taken from mbox, in order */
@@ -84,6 +85,8 @@ struct acceptor {
 static char listen_markers[NET_LISTEN_MAX], signal_marker, mailbox_marker;
 _Static_assert(CONFIG_BIND_MAX <= NET_LISTEN_MAX, "a listener per bind address");
 
+static struct conn *acceptor_conn(struct acceptor *acc, int fd, uint64_t id);
+
 /* The listener a marker names, or -1 when it is not a listener's (by
  * equality: ordering unrelated pointers is undefined). */
 static int listener_of(const void *ptr)
@@ -92,129 +95,6 @@ static int listener_of(const void *ptr)
 		if (ptr == &listen_markers[i])
 			return i;
 	return -1;
-}
-
-/* ---- deliveries (room threads build batches; this thread applies them) ---- */
-
-int delivery_add(struct delivery_batch **bp, struct msg *m, int fd, uint64_t conn_id, long join_id,
-		 int ack)
-{
-	struct delivery_batch *b = *bp;
-
-	if (!b || b->n == b->cap) {
-		size_t ncap = b ? b->cap * 2 : 16;
-		struct delivery_batch *nb = realloc(b, sizeof(*nb) + ncap * sizeof(nb->d[0]));
-		if (!nb)
-			return -ENOMEM;
-		if (!b)
-			*nb = (struct delivery_batch){ .n = 0 };
-		nb->cap = ncap;
-		*bp = b = nb;
-	}
-	b->d[b->n++] = (struct delivery){ msg_ref(m), fd, conn_id, join_id, ack };
-	b->bytes += m->len;
-	return 0;
-}
-
-struct delivery_batch *delivery_batch_create(size_t cap)
-{
-	struct delivery_batch *b = malloc(sizeof(*b) + cap * sizeof(b->d[0]));
-
-	if (b)
-		*b = (struct delivery_batch){ .cap = cap };
-	return b;
-}
-
-void delivery_free(struct delivery_batch *b)
-{
-	if (!b)
-		return;
-	for (size_t i = 0; i < b->n; i++)
-		msg_unref(&b->d[i].msg);
-	sendq_pieces_free(b->pieces);
-	delivery_backlog_unref(b->bl);
-	free(b);
-}
-
-void acceptor_deliver(struct acceptor *acc, struct delivery_batch *b, struct delivery_backlog *bl)
-{
-	if (bl) {
-		atomic_fetch_add(&bl->refs, 1);
-		b->bl = bl;
-		atomic_fetch_add(&bl->entries, (long)b->n);
-		atomic_fetch_add(&bl->bytes, (long)b->bytes);
-	}
-	mailbox_post(&acc->mbox, &b->mail);
-}
-
-/* ---- backlog counters (a room and the acceptor) ---- */
-
-struct delivery_backlog *delivery_backlog_create(void)
-{
-	struct delivery_backlog *bl = calloc(1, sizeof(*bl));
-
-	if (!bl)
-		return NULL;
-	bl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (bl->efd < 0) {
-		free(bl);
-		return NULL;
-	}
-	atomic_init(&bl->refs, 1);
-	return bl;
-}
-
-void delivery_backlog_unref(struct delivery_backlog *bl)
-{
-	if (bl && atomic_fetch_sub(&bl->refs, 1) == 1) {
-		close(bl->efd);
-		free(bl);
-	}
-}
-
-int delivery_backlog_over(struct delivery_backlog *bl, size_t more_entries, size_t more_bytes)
-{
-	return atomic_load(&bl->entries) + (long)more_entries > DELIVERY_BACKLOG_ENTRIES ||
-	       atomic_load(&bl->bytes) + (long)more_bytes > DELIVERY_BACKLOG_BYTES;
-}
-
-static int backlog_low(struct delivery_backlog *bl)
-{
-	return atomic_load(&bl->entries) <= DELIVERY_BACKLOG_ENTRIES / 2 &&
-	       atomic_load(&bl->bytes) <= DELIVERY_BACKLOG_BYTES / 2;
-}
-
-int delivery_backlog_hold(struct delivery_backlog *bl)
-{
-	atomic_store(&bl->held, 1);
-	/* The acceptor may have drained it before seeing the flag: then
-	 * whoever clears the flag first decides (no wake-up is lost). */
-	if (backlog_low(bl) && atomic_exchange(&bl->held, 0) == 1)
-		return 0;
-	return 1;
-}
-
-int delivery_backlog_released(struct delivery_backlog *bl)
-{
-	uint64_t n;
-
-	if (read(bl->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_warn("backlog wake-up: read: %s", strerror(errno));
-	return atomic_load(&bl->held) == 0;
-}
-
-/* Acceptor: n deliveries of bytes frame bytes of bl's room were applied. */
-static void backlog_applied(struct delivery_backlog *bl, size_t n, size_t bytes)
-{
-	uint64_t one = 1;
-
-	if (!bl)
-		return;
-	atomic_fetch_sub(&bl->entries, (long)n);
-	atomic_fetch_sub(&bl->bytes, (long)bytes);
-	if (atomic_load(&bl->held) && backlog_low(bl) && atomic_exchange(&bl->held, 0) == 1 &&
-	    write(bl->efd, &one, sizeof(one)) < 0)
-		log_warn("backlog wake-up: write: %s", strerror(errno));
 }
 
 /* ---- connections ---- */
@@ -304,41 +184,6 @@ static void shed_one(struct acceptor *acc, int lfd, int err)
 	acc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-/* Count a new connection from peer against its address's limits, or
- * refuse it (error 7 over max_clients_per_ip, 9 over connect_rate_per_ip):
- * room threads do the same for their ports. Returns the entry or NULL
- * (fd closed). Any thread. */
-struct ip_entry *acceptor_admit(struct iptable *ips, const struct config *cfg, int fd,
-				const char *peer, const char *where)
-{
-	struct ip_entry *e = NULL;
-	int log_it;
-
-	switch (iptable_open(ips, peer, conn_clock_ms(), &e, &log_it)) {
-	case IP_OK:
-		return e;
-	case IP_TOO_MANY:
-		if (log_it)
-			log_warn("%s: %s refused: max_clients_per_ip (%ld) reached", where, peer,
-				 cfg->max_clients_per_ip);
-		metrics_refusal(METRICS_REFUSE_PER_IP);
-		conn_refuse(fd, PROTO_E_SERVER_FULL, "too many connections from your address");
-		return NULL;
-	case IP_TOO_FAST:
-		if (log_it)
-			log_warn("%s: %s refused: over connect_rate_per_ip (%ld/s, %ld)", where, peer,
-				 cfg->connect_rate_per_ip, cfg->connect_burst_per_ip);
-		metrics_refusal(METRICS_REFUSE_CONNECT_RATE);
-		conn_refuse(fd, PROTO_E_RATE, "too many connections from your address: slow down");
-		return NULL;
-	case IP_NOMEM:
-		break;
-	}
-	log_error("%s: %s refused: out of memory", where, peer);
-	close(fd);
-	return NULL;
-}
-
 static void accept_all(struct acceptor *acc, int lfd)
 {
 	char peer[NET_ADDRSTRLEN];
@@ -366,7 +211,7 @@ static void accept_all(struct acceptor *acc, int lfd)
 			conn_refuse(fd, PROTO_E_SERVER_FULL, "server full");
 			continue;
 		}
-		e = acceptor_admit(acc->ips, acc->cfg, fd, peer, "acceptor");
+		e = conn_admit(acc->ips, acc->cfg, fd, peer, "acceptor");
 		if (!e)
 			continue;
 		c = conn_create(fd, peer, acc->cfg);
@@ -473,7 +318,7 @@ static void take_deliveries(struct acceptor *acc)
 		else
 			acc->pend_head = all;
 		acc->pend_tail = all;
-		if (all->type == ACC_MAIL_BATCH)
+		if (all->type == DELIVERY_MAIL_BATCH)
 			acc->pend_entries += (long)((struct delivery_batch *)all)->n;
 	}
 }
@@ -525,28 +370,6 @@ static void apply_one(struct acceptor *acc, struct delivery_batch *b, struct del
 
 /* ---- a member's requests made on its room port (SPEC §2.4) ---- */
 
-struct room_request *room_request_create(int kind)
-{
-	struct room_request *rq = calloc(1, sizeof(*rq));
-
-	if (rq) {
-		rq->mail.type = ACC_MAIL_ROOM_REQUEST;
-		rq->kind = kind;
-		rq->ctl_fd = -1;
-	}
-	return rq;
-}
-
-void acceptor_room_request(struct acceptor *acc, struct room_request *rq)
-{
-	mailbox_post(&acc->mbox, &rq->mail);
-}
-
-unsigned acceptor_control_port(const struct acceptor *acc)
-{
-	return acc->ctl.port;
-}
-
 /* Carry out a room-port LEAVE or DISCONNECT, in order with the batches
  * the room posted before it (so what was relayed to the member over the
  * control connection before is delivered first). A control connection or
@@ -572,7 +395,7 @@ static void apply_room_request(struct acceptor *acc, struct room_request *rq)
 static void apply_deliveries(struct acceptor *acc, size_t budget)
 {
 	while (acc->pend_head && budget > 0) {
-		if (acc->pend_head->type == ACC_MAIL_ROOM_REQUEST) {
+		if (acc->pend_head->type == DELIVERY_MAIL_ROOM_REQUEST) {
 			struct room_request *rq = (struct room_request *)acc->pend_head;
 			acc->pend_head = rq->mail.next;
 			if (!acc->pend_head)
@@ -591,7 +414,7 @@ static void apply_deliveries(struct acceptor *acc, size_t budget)
 		b->done = end;
 		budget -= end - start;
 		acc->pend_entries -= (long)(end - start);
-		backlog_applied(b->bl, end - start, bytes);
+		delivery_backlog_applied(b->bl, end - start, bytes);
 		if (b->done == b->n) {
 			acc->pend_head = b->mail.next;
 			if (!acc->pend_head)
@@ -659,20 +482,6 @@ static void handle_event(struct acceptor *acc, struct epoll_event *ev)
 
 /* ---- lifecycle ---- */
 
-static void room_stop_cb(const struct room_info *info, void *arg)
-{
-	(void)arg;
-	if (info->room)
-		room_stop(info->room);
-}
-
-static void room_request_stop_cb(const struct room_info *info, void *arg)
-{
-	(void)arg;
-	if (info->room)
-		room_request_stop(info->room);
-}
-
 static long elapsed_ms(const struct timespec *t0)
 {
 	struct timespec now;
@@ -681,14 +490,17 @@ static long elapsed_ms(const struct timespec *t0)
 	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-struct conn *acceptor_conn(struct acceptor *acc, int fd, uint64_t id)
+/* The live control connection (fd, id), or NULL. */
+static struct conn *acceptor_conn(struct acceptor *acc, int fd, uint64_t id)
 {
 	struct conn *c = fd >= 0 && (size_t)fd < acc->conns_cap ? acc->conns[fd] : NULL;
 
 	return c && c->id == id && !c->closing ? c : NULL;
 }
 
-int acceptor_send(struct acceptor *acc, struct conn *c, struct msg *m)
+/* Queue m (shared) on control connection c and flush it this pass; a
+ * client that does not read is cut off. 0 or -errno. */
+static int acceptor_send(struct acceptor *acc, struct conn *c, struct msg *m)
 {
 	int rc = conn_queue(c, m);
 
@@ -702,60 +514,19 @@ int acceptor_send(struct acceptor *acc, struct conn *c, struct msg *m)
 	return 0;
 }
 
-int acceptor_history(struct acceptor *acc, struct conn *c, struct room *room, long join_id)
+/* control_peers for PRIVATE: another control connection, by (fd, id). */
+static int peer_reachable(void *arg, int fd, uint64_t id)
 {
-	size_t cost = room_history_cost(room);
-	int rc;
+	struct conn *c = acceptor_conn(arg, fd, id);
 
-	(void)acc;
-	/* At most half the queue: the rest stays for the room traffic that
-	 * arrives meanwhile, so asking cannot get a reading member cut off. */
-	if (cost > c->out.max_bytes / 2)
-		return -E2BIG;
-	if (sendq_reserve(&c->out, cost) < 0)
-		return -ENOBUFS;
-	rc = room_history(room, join_id, c->fd, c->id, cost);
-	if (rc < 0) {
-		sendq_unreserve(&c->out, cost);
-		return rc;
-	}
-	/* One HISTORY in flight per connection: the next request waits for
-	 * this reply to be written (TCP slows a pipelining client). */
-	c->paused = 1;
-	c->history_wait = 1;
-	return 0;
+	return c && c->ext;
 }
 
-int acceptor_retire_room(struct acceptor *acc, struct room *room)
+static int peer_send(void *arg, int fd, uint64_t id, struct msg *m)
 {
-	if (acc->nretiring == acc->retiring_cap) {
-		size_t ncap = acc->retiring_cap ? acc->retiring_cap * 2 : 8;
-		struct room **nr = realloc(acc->retiring, ncap * sizeof(*nr));
-		if (!nr)
-			return -ENOMEM;
-		acc->retiring = nr;
-		acc->retiring_cap = ncap;
-	}
-	acc->retiring[acc->nretiring++] = room;
-	room_request_stop(room);
-	return 0;
-}
+	struct conn *c = acceptor_conn(arg, fd, id);
 
-void acceptor_room_exited(struct acceptor *acc)
-{
-	mailbox_wake(&acc->mbox); /* sweep() reaps on the pass this causes */
-}
-
-/* Join and free the retiring rooms whose thread is done (all of them when
- * wait_all: shutdown). */
-static void reap_rooms(struct acceptor *acc, int wait_all)
-{
-	for (size_t i = acc->nretiring; i-- > 0;) {
-		if (wait_all || room_exited(acc->retiring[i])) {
-			room_stop(acc->retiring[i]);
-			acc->retiring[i] = acc->retiring[--acc->nretiring];
-		}
-	}
+	return c ? acceptor_send(arg, c, m) : -ENOENT;
 }
 
 /* Stop every room thread (all at once, so their flush deadlines overlap),
@@ -765,9 +536,7 @@ static void stop_rooms(struct acceptor *acc)
 	if (acc->rooms_stopped)
 		return;
 	acc->stop = 1; /* no request may reach a room from now on */
-	registry_each_room(acc->reg, room_request_stop_cb, NULL);
-	registry_each_room(acc->reg, room_stop_cb, NULL);
-	reap_rooms(acc, 1);
+	rooms_stop_all(acc->rooms);
 	acc->rooms_stopped = 1;
 	take_deliveries(acc);
 	apply_deliveries(acc, (size_t)-1);
@@ -838,8 +607,7 @@ static void sweep(struct acceptor *acc)
 
 	/* Every pass: a room thread wakes us as it exits, and its descriptors
 	 * go now rather than at the next deadline. */
-	if (acc->nretiring > 0)
-		reap_rooms(acc, 0);
+	rooms_reap(acc->rooms);
 	if (now < acc->next_sweep_ms)
 		return;
 	acc->next_sweep_ms = now + ACC_SWEEP_MS;
@@ -935,11 +703,6 @@ struct conn *acceptor_adopt(struct acceptor *acc, int fd, const char *peer)
 	return c;
 }
 
-struct iptable *acceptor_iptable(struct acceptor *acc)
-{
-	return acc->ips;
-}
-
 static int add_fd(struct acceptor *acc, int fd, void *marker)
 {
 	struct epoll_event ee = { .events = EPOLLIN, .data.ptr = marker };
@@ -1004,7 +767,29 @@ static void log_listening(const struct acceptor *acc)
 	}
 }
 
+/* The rooms' lifecycle, their uplink this acceptor's mailbox; then the
+ * configured rooms. 0 or -1 (logged). */
+static int open_rooms(struct acceptor *acc)
+{
+	const struct room_uplink up = { .mbox = &acc->mbox, .ips = acc->ips,
+					.control_port = acc->ctl.port };
+
+	acc->rooms = rooms_create(acc->cfg, acc->reg, acc->store, &up);
+	if (!acc->rooms) {
+		log_error("cannot set up the rooms: %s", strerror(ENOMEM));
+		return -1;
+	}
+	acc->ctl.rooms = acc->rooms;
+	return rooms_open_configured(acc->rooms);
+}
+
 struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg, unsigned port)
+{
+	return acceptor_open(cfg, reg, NULL, port);
+}
+
+struct acceptor *acceptor_open(const struct config *cfg, struct registry *reg, struct store *store,
+			       unsigned port)
 {
 	struct acceptor *acc = calloc(1, sizeof(*acc));
 
@@ -1012,6 +797,7 @@ struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg,
 		return NULL;
 	acc->cfg = cfg;
 	acc->reg = reg;
+	acc->store = store;
 	acc->epfd = acc->sigfd = acc->spare_fd = -1;
 	acc->ips = iptable_create(cfg);
 	if (!acc->ips || mailbox_init(&acc->mbox) < 0) {
@@ -1030,10 +816,11 @@ struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg,
 		log_error("cannot set up epoll: %s", strerror(errno));
 		goto fail;
 	}
-	acc->ctl = (struct control){ .cfg = cfg, .reg = reg, .acc = acc };
+	acc->ctl = (struct control){ .cfg = cfg, .reg = reg, .store = store,
+				     .peers = { peer_reachable, peer_send, acc } };
 	if (listen_control(acc, port) < 0)
 		goto fail;
-	if (control_open_configured_rooms(&acc->ctl) < 0)
+	if (open_rooms(acc) < 0)
 		goto fail;
 	log_listening(acc);
 	return acc;
@@ -1056,7 +843,7 @@ void acceptor_destroy(struct acceptor *acc)
 		if (acc->conns[fd])
 			destroy_conn(acc, acc->conns[fd]);
 	free(acc->conns);
-	free(acc->retiring);
+	rooms_destroy(acc->rooms);
 	net_listeners_close(&acc->lis);
 	if (acc->epfd >= 0)
 		close(acc->epfd);

@@ -430,3 +430,36 @@ void conn_remove_membership(struct conn *c, long join_id)
 		}
 	}
 }
+
+/* The acceptor and the room threads admit connections to their ports
+ * alike. */
+struct ip_entry *conn_admit(struct iptable *ips, const struct config *cfg, int fd,
+			    const char *peer, const char *where)
+{
+	struct ip_entry *e = NULL;
+	int log_it;
+
+	switch (iptable_open(ips, peer, conn_clock_ms(), &e, &log_it)) {
+	case IP_OK:
+		return e;
+	case IP_TOO_MANY:
+		if (log_it)
+			log_warn("%s: %s refused: max_clients_per_ip (%ld) reached", where, peer,
+				 cfg->max_clients_per_ip);
+		metrics_refusal(METRICS_REFUSE_PER_IP);
+		conn_refuse(fd, PROTO_E_SERVER_FULL, "too many connections from your address");
+		return NULL;
+	case IP_TOO_FAST:
+		if (log_it)
+			log_warn("%s: %s refused: over connect_rate_per_ip (%ld/s, %ld)", where, peer,
+				 cfg->connect_rate_per_ip, cfg->connect_burst_per_ip);
+		metrics_refusal(METRICS_REFUSE_CONNECT_RATE);
+		conn_refuse(fd, PROTO_E_RATE, "too many connections from your address: slow down");
+		return NULL;
+	case IP_NOMEM:
+		break;
+	}
+	log_error("%s: %s refused: out of memory", where, peer);
+	close(fd);
+	return NULL;
+}

@@ -212,4 +212,11 @@ struct membership *conn_membership(struct conn *c, long join_id);
 int conn_add_membership(struct conn *c, const struct membership *m, long max);
 void conn_remove_membership(struct conn *c, long join_id);
 
+/* Count a new connection (fd, from peer) against its address's limits in
+ * ips: the entry, or NULL when refused (error 7 at max_clients_per_ip, 9
+ * over connect_rate_per_ip; logged once per episode as where) and fd
+ * closed. Any thread. */
+struct ip_entry *conn_admit(struct iptable *ips, const struct config *cfg, int fd,
+			    const char *peer, const char *where);
+
 #endif

@@ -6,23 +6,21 @@
  * hand announcements and chat to the room's thread through its mailbox;
  * they never write to a socket themselves. */
 #include "control.h"
-#include "acceptor.h"
 #include "config.h"
 #include "conn.h"
-#include "iptable.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
 #include "net.h"
 #include "registry.h"
 #include "room.h"
+#include "rooms.h"
 #include "store.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define ID_MAX 0x7fffffffL
 /* How long a control connection waits before its next request when the
@@ -102,123 +100,53 @@ static enum control_result handle_kill(struct control *ctl, struct conn *c, cons
 	return CONTROL_STOP;
 }
 
-/* A new room created on demand goes to the store, so that its ref holds
- * across restarts and it comes back (dormant) after one. */
-static void remember_room(struct control *ctl, const char *name, long ref)
-{
-	struct store_room sr = { .ref = ref, .created = (int64_t)time(NULL) };
-
-	snprintf(sr.name, sizeof(sr.name), "%s", name);
-	store_put_room(registry_store(ctl->reg), &sr);
-}
-
-static void forget_stored_room(const struct room_info *info, void *arg)
-{
-	struct control *ctl = arg;
-
-	store_forget_room(registry_store(ctl->reg), info->ref);
-	log_info("room %s (ref %ld) forgotten: dormant too long or too many dormant rooms",
-		 info->name, info->ref);
-}
-
-/* Apply the dormant bounds (dormant_room_ttl, max_dormant_rooms) before a
- * request looks at rooms, so no request sees a room past them. O(number
- * forgotten): the oldest dormant room is first in line. */
+/* Apply the dormant bounds before a request looks at rooms, so no request
+ * sees a room past them. */
 static void trim_dormant(struct control *ctl)
 {
-	registry_trim_dormant(ctl->reg, (int64_t)time(NULL), forget_stored_room, ctl);
-}
-
-/* Room ref (created on demand) has no members left and its thread is
- * retiring. It stays dormant, to come back with its history on the next
- * JOIN, only when it has history to come back with: a member's message was
- * kept (the room's flag, set when the message was handed to the room, or
- * the registry's, sticky across its dormant periods) and a database keeps
- * it (without one, history ends with the thread). Otherwise it is
- * forgotten at once, here and in the store; its ref is not reused. */
-static void room_emptied(struct control *ctl, const struct room_info *info, struct room *room)
-{
-	int history = info->history_seen || room_has_history(room);
-
-	if (history && registry_store(ctl->reg)) {
-		registry_mark_history(ctl->reg, info->ref);
-		registry_set_room(ctl->reg, info->ref, NULL, 0);
-		log_info("room %s closed: no members left; dormant", info->name);
-		trim_dormant(ctl);
-		return;
-	}
-	registry_set_room(ctl->reg, info->ref, NULL, 0);
-	registry_forget(ctl->reg, info->ref);
-	store_forget_room(registry_store(ctl->reg), info->ref);
-	log_info("room %s closed: no members left and no history; forgotten (ref %ld retired)",
-		 info->name, info->ref);
+	rooms_trim_dormant(ctl->rooms);
 }
 
 /* Retire room ref's thread if it is on demand and empty (the last member
  * left, or a join into a room just opened failed). */
 static void close_if_empty(struct control *ctl, long ref, struct room *room)
 {
-	struct room_info info;
-
-	if (registry_find_ref(ctl->reg, ref, &info) == 0 && info.on_demand && info.members == 0 &&
-	    info.room == room && acceptor_retire_room(ctl->acc, room) == 0)
-		room_emptied(ctl, &info, room);
+	rooms_close_if_empty(ctl->rooms, ref, room);
 }
 
-/* Find the room called name, creating it (thread, port, registry entry)
- * when the config allows, for c. Returns PROTO_OK or the error for the
- * joiner. */
+/* Find the room called name, opening it when the config allows, for c.
+ * Returns PROTO_OK or the error for the joiner. */
 static enum proto_err open_room(struct control *ctl, struct conn *c, const char *name,
 				struct room_info *info)
 {
-	struct room *room;
-	long ref;
-	int err;
+	return rooms_open(ctl->rooms, c, name, info);
+}
 
-	int known;
+/* HISTORY for membership join_id of c, in room; pauses c until the reply
+ * is written. 0, or the error to answer: -E2BIG (the reply is larger than
+ * c's whole send queue), -ENOBUFS (no room for it in the queue now),
+ * -ENOMEM. */
+static int request_history(struct conn *c, struct room *room, long join_id)
+{
+	size_t cost = room_history_cost(room);
+	int rc;
 
-	trim_dormant(ctl);
-	known = registry_find_room(ctl->reg, name, info) == 0;
-
-	if (known && info->room)
-		return PROTO_OK;
-	if (!known && !ctl->cfg->room_creation)
-		return PROTO_E_FORBIDDEN;
-	if (registry_room_count(ctl->reg) >= ctl->cfg->max_rooms)
-		return PROTO_E_SERVER_FULL;
-	/* Starting a room (a thread, a port, a name kept) is the dearest
-	 * request: room_create_rate a minute per address. */
-	if (c->ipe && iptable_create_room(c->ipt, c->ipe, conn_clock_ms()) < 0) {
-		log_info("control: %s: room %s not created: over room_create_rate (%ld a minute)",
-			 c->peer, name, ctl->cfg->room_create_rate);
-		metrics_refusal(METRICS_REFUSE_ROOM_CREATE_RATE);
-		return PROTO_E_RATE;
+	/* At most half the queue: the rest stays for the room traffic that
+	 * arrives meanwhile, so asking cannot get a reading member cut off. */
+	if (cost > c->out.max_bytes / 2)
+		return -E2BIG;
+	if (sendq_reserve(&c->out, cost) < 0)
+		return -ENOBUFS;
+	rc = room_history(room, join_id, c->fd, c->id, cost);
+	if (rc < 0) {
+		sendq_unreserve(&c->out, cost);
+		return rc;
 	}
-	/* Only this thread creates rooms, so the ref cannot be taken meanwhile;
-	 * a dormant room keeps its ref. */
-	ref = known ? info->ref : registry_next_ref(ctl->reg);
-	room = room_start(ctl->cfg, ctl->acc, registry_store(ctl->reg), name, ref, 0,
-			  known ? info->max_members : 0, known ? info->history : ctl->cfg->history, &err);
-	if (!room) {
-		log_error("control: cannot open room %s: %s", name, strerror(-err));
-		return PROTO_E_SERVER;
-	}
-	if (known) {
-		err = registry_set_room(ctl->reg, ref, room, room_port(room));
-	} else {
-		struct room_info fresh = { .ref = ref, .port = room_port(room), .history = -1,
-					   .topic_change = -1, .on_demand = 1, .room = room };
-		snprintf(fresh.name, sizeof(fresh.name), "%s", name);
-		err = registry_add_room(ctl->reg, &fresh);
-	}
-	if (err < 0) {
-		room_stop(room);
-		return err == -ENOSPC ? PROTO_E_SERVER_FULL : PROTO_E_SERVER;
-	}
-	if (!known)
-		remember_room(ctl, name, ref);
-	log_info("room %s opened: ref %ld, port %u", name, ref, room_port(room));
-	return registry_find_room(ctl->reg, name, info) == 0 ? PROTO_OK : PROTO_E_SERVER;
+	/* One HISTORY in flight per connection: the next request waits for
+	 * this reply to be written (TCP slows a pipelining client). */
+	c->paused = 1;
+	c->history_wait = 1;
+	return 0;
 }
 
 static void reply_joined(struct control *ctl, struct conn *c, const struct membership *ms)
@@ -556,7 +484,6 @@ static enum control_result handle_private(struct control *ctl, struct conn *c, c
 {
 	const char *to = m->field[PROTO_F_PRIV_TO], *from = m->field[PROTO_F_PRIV_NAME];
 	struct member_info holder;
-	struct conn *target;
 	struct msg *out;
 	int rc;
 
@@ -588,8 +515,7 @@ static enum control_result handle_private(struct control *ctl, struct conn *c, c
 		control_reply_error(c, PROTO_E_NAME_IN_USE, "the recipient's name is held by several connections");
 		return CONTROL_OK;
 	}
-	target = rc == 0 ? acceptor_conn(ctl->acc, holder.fd, holder.conn_id) : NULL;
-	if (!target || !target->ext) {
+	if (rc != 0 || !ctl->peers.reachable(ctl->peers.arg, holder.fd, holder.conn_id)) {
 		control_reply_error(c, PROTO_E_NO_ROOM, "no such user");
 		return CONTROL_OK;
 	}
@@ -598,10 +524,10 @@ static enum control_result handle_private(struct control *ctl, struct conn *c, c
 		control_reply_error(c, PROTO_E_SERVER, "out of memory");
 		return CONTROL_OK;
 	}
-	if (target == c)
+	if (holder.conn_id == c->id)
 		reply(c, msg_ref(out));
 	else
-		acceptor_send(ctl->acc, target, out);
+		ctl->peers.send(ctl->peers.arg, holder.fd, holder.conn_id, out);
 	msg_unref(&out);
 	reply(c, proto_write_private_sent(to, 1));
 	return CONTROL_OK;
@@ -637,7 +563,7 @@ static enum control_result handle_history(struct control *ctl, struct conn *c, c
 	struct membership *ms = request_membership(ctl, c, m->field[PROTO_F_HIST_REF],
 						   m->field[PROTO_F_HIST_ID], m->field[PROTO_F_HIST_NAME]);
 
-	int rc = ms ? acceptor_history(ctl->acc, c, ms->room, ms->join_id) : 0;
+	int rc = ms ? request_history(c, ms->room, ms->join_id) : 0;
 
 	if (rc == -E2BIG)
 		control_reply_error(c, PROTO_E_TOO_LARGE, "history larger than the send queue");
@@ -673,7 +599,7 @@ static enum control_result handle_set_topic(struct control *ctl, struct conn *c,
 		return CONTROL_OK;
 	}
 	registry_set_topic(ctl->reg, ms->ref, topic);
-	store_set_topic(registry_store(ctl->reg), ms->ref, topic);
+	store_set_topic(ctl->store, ms->ref, topic);
 	reply(c, proto_write_topic_set(ms->ref, topic));
 	/* Announced as a CHAT so that plain CS4032 members see it too. */
 	snprintf(text, sizeof(text), "%s set the topic: %s", ms->name, topic);
@@ -725,34 +651,4 @@ void control_forget_memberships(struct conn *c)
 	for (size_t i = 0; i < c->nms; i++)
 		room_event_free(c->ms[i].leave);
 	c->nms = 0;
-}
-
-int control_open_configured_rooms(struct control *ctl)
-{
-	for (size_t i = 0; i < ctl->cfg->nrooms; i++) {
-		const struct room_conf *rc = &ctl->cfg->rooms[i];
-		long history = rc->history >= 0 ? rc->history : ctl->cfg->history;
-		struct room_info info = { .ref = rc->ref, .max_members = rc->max_members,
-					  .history = history, .topic_change = rc->topic_change };
-		int err;
-		struct room *room = room_start(ctl->cfg, ctl->acc, registry_store(ctl->reg), rc->name,
-					       rc->ref, rc->port, rc->max_members, history, &err);
-
-		if (!room) {
-			log_error("room %s: cannot listen on port %u: %s", rc->name, rc->port, strerror(-err));
-			return -1;
-		}
-		snprintf(info.name, sizeof(info.name), "%s", rc->name);
-		snprintf(info.topic, sizeof(info.topic), "%s", rc->topic);
-		info.port = room_port(room);
-		info.room = room;
-		err = registry_add_room(ctl->reg, &info);
-		if (err < 0) {
-			log_error("room %s: cannot register: %s", rc->name, strerror(-err));
-			room_stop(room);
-			return -1;
-		}
-		log_info("room %s: ref %ld, port %u", rc->name, rc->ref, room_port(room));
-	}
-	return 0;
 }

@@ -3,22 +3,40 @@
  *
  * Runs on the acceptor thread only: it owns the control connections the
  * handlers reply to. Replies are queued on the connection; the caller
- * flushes. */
+ * flushes. Rooms are opened and retired through rooms.h; another control
+ * connection is reached only through struct control_peers. */
 #ifndef ROOMD_CONTROL_H
 #define ROOMD_CONTROL_H
 
+#include <stdint.h>
 #include "proto.h"
 
 struct config;
 struct registry;
-struct acceptor;
+struct rooms;
+struct store;
 struct conn;
+struct msg;
+
+/* The other control connections, as PRIVATE needs them: named by (fd, id),
+ * owned by the caller of control_handle(). */
+struct control_peers {
+	/* 1 when (fd, id) is a live control connection, not closing, that
+	 * takes extension frames; else 0. */
+	int (*reachable)(void *arg, int fd, uint64_t id);
+	/* Queue m (shared) on reachable connection (fd, id) and flush it this
+	 * pass; a client that does not read is cut off. 0 or -errno. */
+	int (*send)(void *arg, int fd, uint64_t id, struct msg *m);
+	void *arg;
+};
 
 struct control {
 	const struct config *cfg;
 	struct registry *reg;
-	struct acceptor *acc; /* rooms hand their deliveries to it */
-	unsigned port;        /* the control port actually bound */
+	struct store *store;        /* NULL: persistence off */
+	struct rooms *rooms;        /* opens and retires the room threads */
+	struct control_peers peers; /* for a private message to another connection */
+	unsigned port;              /* the control port actually bound */
 };
 
 enum control_result {
@@ -44,9 +62,5 @@ void control_leave_from_room(struct control *ctl, struct conn *c, long join_id);
 
 /* Free c's memberships without announcing (shutdown: rooms are gone). */
 void control_forget_memberships(struct conn *c);
-
-/* Start the room threads of the configured rooms and register them.
- * 0, or -1 with the reason logged. Start-up only. */
-int control_open_configured_rooms(struct control *ctl);
 
 #endif

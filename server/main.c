@@ -341,8 +341,7 @@ int main(int argc, char **argv)
 		config_fini(&cfg);
 		return 1;
 	}
-	registry_set_store(reg, store);
-	acc = acceptor_create(&cfg, reg, cfg.port);
+	acc = acceptor_open(&cfg, reg, store, cfg.port);
 	if (acc)
 		apply_stored(&st);
 	free(st.topics);

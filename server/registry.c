@@ -190,7 +190,6 @@ struct registry {
 	struct htab rooms_by_name, rooms_by_ref;
 	struct room_list live, dormant;
 	long max_ref;
-	struct store *store;  /* set once before other threads start; read-only then */
 	struct htab members_by_id, members_by_room_name;
 	struct htab names, holders;
 };
@@ -930,14 +929,4 @@ long registry_each_room(struct registry *reg, void (*fn)(const struct room_info 
 		fn(&copy[i], arg);
 	free(copy);
 	return (long)n;
-}
-
-void registry_set_store(struct registry *reg, struct store *store)
-{
-	reg->store = store;
-}
-
-struct store *registry_store(const struct registry *reg)
-{
-	return reg->store;
 }

@@ -31,7 +31,6 @@
 
 struct registry;
 struct room;
-struct store;
 
 /* A copy of a room's registry entry. */
 struct room_info {
@@ -154,12 +153,6 @@ long registry_each_member(struct registry *reg, long ref,
  * copied. O(offset + limit). */
 long registry_list_rooms(struct registry *reg, int dormant, long offset, long limit,
 			 struct room_info *out, long *total);
-
-/* The durable store (NULL: persistence off), set once at start-up before
- * any other thread exists and read-only afterwards, like the config. It
- * lives here because the registry is what every room-creating path holds. */
-void registry_set_store(struct registry *reg, struct store *store);
-struct store *registry_store(const struct registry *reg);
 
 /* Visit every room, live then dormant (a snapshot copied under the lock,
  * visited without it). Returns the number visited, or -ENOMEM. */

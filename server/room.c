@@ -27,9 +27,9 @@
  * stops reading its room connections until the acceptor has drained it to
  * half and wakes it: flooders slow down through TCP, readers lose nothing. */
 #include "room.h"
-#include "acceptor.h"
 #include "config.h"
 #include "conn.h"
+#include "delivery.h"
 #include "iptable.h"
 #include "log.h"
 #include "mailbox.h"
@@ -64,7 +64,7 @@ struct room_event {
 	struct delivery_batch *answer; /* EV_REMOVE, EV_HISTORY: the answer's batch,
 					* preallocated */
 	struct room_request *req; /* EV_ADD: the member's room-port LEAVE request,
-				   * preallocated (acceptor.h) */
+				   * preallocated (delivery.h) */
 	int here;         /* EV_REMOVE: self goes to the room connection that
 			   * asked (a LEAVE made on the room port) */
 	size_t budget;    /* EV_HISTORY: send queue cost reserved for the reply */
@@ -114,7 +114,7 @@ struct member {
 struct room {
 	/* read-only after room_start */
 	const struct config *cfg;
-	struct acceptor *acc;
+	struct room_uplink up; /* where deliveries and room-port requests go */
 	struct store *store; /* NULL: persistence off */
 	char name[CONFIG_NAME_MAX + 1];
 	long ref;
@@ -412,7 +412,7 @@ static void count_message(struct room *r, const struct msg *msg)
 static void post_batch(struct room *r)
 {
 	if (r->batch) {
-		acceptor_deliver(r->acc, r->batch, r->backlog);
+		delivery_post(r->up.mbox, r->batch, r->backlog);
 		r->batch = NULL;
 	}
 }
@@ -531,7 +531,7 @@ static struct conn *remove_member(struct room *r, struct room_event *ev)
 	if (ev->self && !ev->here) {
 		post_batch(r);
 		delivery_add(&ev->answer, ev->self, ev->ctl_fd, ev->ctl_id, ev->join_id, DELIVERY_LEAVE);
-		acceptor_deliver(r->acc, ev->answer, r->backlog);
+		delivery_post(r->up.mbox, ev->answer, r->backlog);
 		ev->answer = NULL;
 	}
 	if (!m)
@@ -721,7 +721,7 @@ static void history_reply(struct room *r, struct room_event *ev)
 	b->d[0] = (struct delivery){ NULL, ev->ctl_fd, ev->ctl_id, ev->join_id, DELIVERY_HISTORY };
 	b->n = 1;
 	post_batch(r);
-	acceptor_deliver(r->acc, b, r->backlog);
+	delivery_post(r->up.mbox, b, r->backlog);
 	ev->answer = NULL;
 }
 
@@ -893,7 +893,7 @@ static void accept_all(struct room *r, int lfd)
 		struct ip_entry *e;
 		struct conn *c;
 
-		if (!(e = acceptor_admit(r->ips, r->cfg, fd, peer, where)))
+		if (!(e = conn_admit(r->ips, r->cfg, fd, peer, where)))
 			continue;
 		c = conn_create(fd, peer, r->cfg);
 		if (c) {
@@ -1153,7 +1153,7 @@ static void start_leave(struct room *r, struct conn *c, struct member *m)
 		return; /* asked on another connection already: the answer comes here */
 	/* What was relayed to m over the control connection goes first. */
 	post_batch(r);
-	acceptor_room_request(r->acc, m->leave_req);
+	room_request_post(r->up.mbox, m->leave_req);
 	m->leave_req = NULL;
 }
 
@@ -1232,7 +1232,7 @@ static void handle_disconnect(struct room *r, struct conn *c, const struct proto
 	rq->ctl_fd = m ? m->ctl_fd : c->left_ctl_fd;
 	rq->ctl_id = m ? m->ctl_id : c->left_ctl_id;
 	post_batch(r); /* what was relayed over the control connection goes first */
-	acceptor_room_request(r->acc, rq);
+	room_request_post(r->up.mbox, rq);
 	close_conn(r, c, 0);
 }
 
@@ -1241,7 +1241,7 @@ static void handle_join(struct room *r, struct conn *c)
 	char text[64];
 
 	snprintf(text, sizeof(text), "JOIN_CHATROOM goes to the control port %u",
-		 acceptor_control_port(r->acc));
+		 r->up.control_port);
 	reply_error(r, c, PROTO_E_MALFORMED, text);
 }
 
@@ -1508,8 +1508,9 @@ static void *room_main(void *arg)
 	 * acquire load, and its join. */
 	atomic_store_explicit(&r->exited, 1, memory_order_release);
 	/* Then have it join and free us now, not at its next sweep, so the
-	 * room's descriptors go at once (r->acc outlives every room thread). */
-	acceptor_room_exited(r->acc);
+	 * room's descriptors go at once (the uplink's mailbox outlives every
+	 * room thread). */
+	mailbox_wake(r->up.mbox);
 	return NULL;
 }
 
@@ -1573,7 +1574,7 @@ static void room_free(struct room *r)
 	free(r);
 }
 
-struct room *room_start(const struct config *cfg, struct acceptor *acc, struct store *store,
+struct room *room_start(const struct config *cfg, const struct room_uplink *up, struct store *store,
 			const char *name, long ref, unsigned port, long max_members, long history,
 			int *err)
 {
@@ -1587,13 +1588,13 @@ struct room *room_start(const struct config *cfg, struct acceptor *acc, struct s
 		return NULL;
 	}
 	r->cfg = cfg;
-	r->acc = acc;
+	r->up = *up;
 	r->store = store;
 	r->ref = ref;
 	r->epfd = -1;
 	msg_arena_init(&r->arena, ROOM_BLOCK_BYTES);
 	(void)max_members; /* room connections: one per attached member, plus the pending */
-	r->ips = acceptor_iptable(acc);
+	r->ips = up->ips;
 	r->pending = calloc((size_t)cfg->room_unattached_max, sizeof(*r->pending));
 	if (!r->pending) {
 		free(r);

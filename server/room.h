@@ -1,9 +1,12 @@
 /* room.h - one chatroom: a thread with its own listening port that relays
  * the room's traffic to its members.
  *
- * The acceptor starts and stops rooms and tells them about membership
- * changes and chat through the room's mailbox; the room thread owns the
- * room port, the attached room connections and its delivery list. */
+ * rooms.c starts and stops rooms and control.c tells them about membership
+ * changes and chat through the room's mailbox, both on the acceptor thread;
+ * the room thread owns the room port, the attached room connections and its
+ * delivery list. What it hands back goes through its uplink (below), which
+ * names no other module: a room depends only on the mailbox and the
+ * delivery module. */
 #ifndef ROOMD_ROOM_H
 #define ROOMD_ROOM_H
 
@@ -11,17 +14,30 @@
 #include <stdint.h>
 
 struct config;
-struct acceptor;
+struct iptable;
+struct mailbox;
 struct msg;
 struct room;
 struct store;
 
+/* What a room thread reaches outside itself, given at room_start. */
+struct room_uplink {
+	struct mailbox *mbox;  /* drained by the owner of the control connections:
+				* the room's delivery batches and room-port
+				* requests, in one order (delivery.h); woken as
+				* the room thread exits, so it is reaped at once.
+				* It outlives every room thread. */
+	struct iptable *ips;   /* per-address counts, shared by every port (it locks) */
+	unsigned control_port; /* named in the error a JOIN on the room port gets */
+};
+
 /* Bind the room port (port 0 with a range: the first free port of the
  * range; port 0 without one: any free port) and start the room thread,
  * which first loads its history from store (NULL: none) and then hands it
- * every member's message. Returns the room, or NULL with *err a negative
- * errno (-EADDRINUSE when no port is free). Acceptor thread only. */
-struct room *room_start(const struct config *cfg, struct acceptor *acc, struct store *store,
+ * every member's message; it posts to up (copied). Returns the room, or
+ * NULL with *err a negative errno (-EADDRINUSE when no port is free).
+ * Acceptor thread only. */
+struct room *room_start(const struct config *cfg, const struct room_uplink *up, struct store *store,
 			const char *name, long ref, unsigned port, long max_members, long history,
 			int *err);
 
@@ -93,8 +109,8 @@ int room_has_history(struct room *r);
 int room_exited(struct room *r);
 
 /* Ask the thread to stop, without waiting; the room's port is released at
- * once (no more connections, and free for another room). The thread calls
- * acceptor_room_exited() as it ends. Acceptor thread only. */
+ * once (no more connections, and free for another room). The thread wakes
+ * its uplink's mailbox as it ends. Acceptor thread only. */
 void room_request_stop(struct room *r);
 
 /* Stop the thread (it flushes what is queued, bounded in time), join it and
