@@ -839,9 +839,21 @@ struct msg *proto_write_private_from(const char *from, const char *text)
 	return msg_printf("PRIVATE_FROM: %s\nMESSAGE: %s\n\n", from, text);
 }
 
+size_t proto_fmt_history_head(char *dst, size_t cap, long ref, long count)
+{
+	int n = snprintf(dst, cap, "HISTORY: %ld\nCOUNT: %ld\n", ref, count);
+
+	return n < 0 ? 0 : (size_t)n;
+}
+
 struct msg *proto_write_history_head(long ref, long count)
 {
-	return msg_printf("HISTORY: %ld\nCOUNT: %ld\n", ref, count);
+	size_t len = proto_fmt_history_head(NULL, 0, ref, count);
+	struct msg *m = msg_new(len);
+
+	if (m)
+		proto_fmt_history_head(m->data, len + 1, ref, count);
+	return m;
 }
 
 size_t proto_fmt_history_entry(char *dst, size_t cap, const char *time, const char *name,

@@ -291,6 +291,9 @@ struct msg *proto_write_member_entry(const char *name);
 struct msg *proto_write_private_sent(const char *to, long count);
 struct msg *proto_write_private_from(const char *from, const char *text);
 struct msg *proto_write_history_head(long ref, long count);
+/* The same head into dst (cap bytes), like snprintf: its length (what a
+ * HISTORY reply's head costs: proto_fmt_history_head(NULL, 0, ...)). */
+size_t proto_fmt_history_head(char *dst, size_t cap, long ref, long count);
 /* An ENTRY frame (ENTRY, CLIENT_NAME, MESSAGE, a blank line) into dst, as
  * proto_fmt_chat() formats a CHAT: its length, or the length it needs when
  * cap is too small (nothing written); *where (unless NULL) as there. time

@@ -1,5 +1,7 @@
 /* control.c - the control-port commands, one handler per request kind,
- * dispatched through a table.
+ * dispatched through a table whose pre-check resolves the membership a
+ * request names (CHAT, LEAVE_CHATROOM, HISTORY, SET_TOPIC) once, before its
+ * handler runs.
  *
  * Acceptor thread only. Handlers validate, update the registry (which takes
  * its own lock briefly), queue the reply on the requesting connection and

@@ -4,7 +4,9 @@
  * Ownership: the room thread alone touches everything in struct room except
  * the mailbox (any thread posts) and the read-only name/ref/port/cfg. The
  * delivery list (members) mirrors the registry, updated from the mailbox in
- * order, so joins, leaves and messages reach everyone in one total order.
+ * order, so joins, leaves and messages reach everyone in one total order;
+ * each member's place in it comes allocated with its join, so no member is
+ * ever registered but left out of it.
  * Members with an attached room connection get traffic from this thread;
  * the others through the acceptor, in one batch per loop pass.
  *
@@ -600,9 +602,7 @@ static struct conn *remove_member(struct room *r, struct room_event *ev)
 
 static size_t history_head_len(const struct room *r, size_t count)
 {
-	int n = snprintf(NULL, 0, "HISTORY: %ld\nCOUNT: %zu\n", r->ref, count);
-
-	return n > 0 ? (size_t)n : 0;
+	return proto_fmt_history_head(NULL, 0, r->ref, (long)count);
 }
 
 /* What the acceptor reserves for a HISTORY now (sendq_push_pieces' charge,
