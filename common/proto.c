@@ -691,8 +691,9 @@ struct msg *proto_write_left(long ref, long join_id)
  * <name>\nMESSAGE: <text>\n\n": these lay it out and write it, so the
  * offsets of name and text are known without searching the frame. */
 static const char named_name_key[] = "\nCLIENT_NAME: ", named_text_key[] = "\nMESSAGE: ";
+static const char chat_head[] = "CHAT", entry_head[] = "ENTRY";
 
-_Static_assert(sizeof("ENTRY: ") - 1 + PROTO_TIME_MAX + sizeof(named_name_key) - 1 +
+_Static_assert(sizeof(entry_head) - 1 + 2 + PROTO_TIME_MAX + sizeof(named_name_key) - 1 +
 		       sizeof(named_text_key) - 1 + 2 <= PROTO_CHAT_OVERHEAD,
 	       "PROTO_CHAT_OVERHEAD bounds an ENTRY's own bytes (a CHAT's are fewer)");
 
@@ -761,7 +762,7 @@ size_t proto_fmt_chat(char *dst, size_t cap, long ref, const char *name, const c
 	char num[24];
 	size_t num_len = fmt_number(num, ref);
 
-	return named_fmt(dst, cap, "CHAT", num, num_len, name, strlen(name), text, text_len, where);
+	return named_fmt(dst, cap, chat_head, num, num_len, name, strlen(name), text, text_len, where);
 }
 
 struct msg *proto_write_chat_at(long ref, const char *name, const char *text, size_t text_len,
@@ -770,10 +771,10 @@ struct msg *proto_write_chat_at(long ref, const char *name, const char *text, si
 	struct proto_chat_layout at;
 	char num[24];
 	size_t num_len = fmt_number(num, ref), name_len = strlen(name);
-	struct msg *m = msg_new(named_layout(4, num_len, name_len, text_len, &at));
+	struct msg *m = msg_new(named_layout(sizeof(chat_head) - 1, num_len, name_len, text_len, &at));
 
 	if (m)
-		named_write(m->data, "CHAT", 4, num, num_len, name, text, &at);
+		named_write(m->data, chat_head, sizeof(chat_head) - 1, num, num_len, name, text, &at);
 	if (where)
 		*where = at;
 	return m;
@@ -860,7 +861,7 @@ size_t proto_fmt_history_entry(char *dst, size_t cap, const char *time, const ch
 			       size_t name_len, const char *text, size_t text_len,
 			       struct proto_chat_layout *where)
 {
-	return named_fmt(dst, cap, "ENTRY", time, strlen(time), name, name_len, text, text_len, where);
+	return named_fmt(dst, cap, entry_head, time, strlen(time), name, name_len, text, text_len, where);
 }
 
 struct msg *proto_write_topic_set(long ref, const char *topic)
