@@ -145,8 +145,9 @@ struct room {
 	struct net_listeners lis; /* the room port, one per [server] bind address */
 	int epfd;
 	int stopping;
-	struct member *members;       /* the delivery list, each node allocated with its
-				       * join (room_add_member) */
+	struct member *members;       /* the delivery list, in join order, each node
+				       * allocated with its join (room_add_member) */
+	struct member **members_end;  /* the last node's next (&members when empty) */
 	size_t nmembers;
 	struct conn *dirty;           /* conns with output queued this pass */
 	struct conn **conns;          /* every room connection */
@@ -474,8 +475,8 @@ static void add_member(struct room *r, struct room_event *ev)
 	struct member *m = ev->member;
 
 	ev->member = NULL;
-	m->next = r->members;
-	r->members = m;
+	*r->members_end = m; /* last: deliveries go out in join order */
+	r->members_end = &m->next;
 	r->nmembers++;
 	metrics_set(&r->metrics->members, (long)r->nmembers);
 	m->join_id = ev->join_id;
@@ -594,6 +595,8 @@ static struct conn *remove_member(struct room *r, struct room_event *ev)
 		close_conn(r, m->attached, 0);
 	free(m->leave_req);
 	*link = m->next;
+	if (r->members_end == &m->next)
+		r->members_end = link;
 	free(m);
 	r->nmembers--;
 	metrics_set(&r->metrics->members, (long)r->nmembers);
@@ -1656,6 +1659,7 @@ struct room *room_start(const struct config *cfg, struct acceptor *acc, struct s
 	r->store = store;
 	r->ref = ref;
 	r->epfd = -1;
+	r->members_end = &r->members;
 	msg_arena_init(&r->arena, ROOM_BLOCK_BYTES);
 	(void)max_members; /* room connections: one per attached member, plus the pending */
 	r->ips = acceptor_iptable(acc);
