@@ -29,9 +29,6 @@
  * better to fail than to hang the command thread (and Ctrl-C) forever. */
 #define CONTROL_SEND_TIMEOUT_S 10
 
-/* JOIN_ID is a 31-bit integer; classic servers count from 0. */
-#define CONTROL_MAX_ID 2147483647L
-
 struct ref_name {
 	long ref;
 	char *name;
@@ -164,7 +161,8 @@ static int parse_joined(const struct proto_msg *m, struct control_reply *r)
 	r->kind = PROTO_R_JOINED;
 	if (proto_parse_int(m->field[PROTO_F_JOINED_PORT], 1, 65535, &port) < 0 ||
 	    proto_parse_int(m->field[PROTO_F_JOINED_REF], 0, LONG_MAX, &r->ref) < 0 ||
-	    proto_parse_int(m->field[PROTO_F_JOINED_ID], 0, CONTROL_MAX_ID, &r->join_id) < 0 ||
+	    /* JOIN_ID from 0: classic servers count from 0. */
+	    proto_parse_int(m->field[PROTO_F_JOINED_ID], 0, PROTO_ID_MAX, &r->join_id) < 0 ||
 	    !*m->field[PROTO_F_JOINED_ROOM])
 		return -EINVAL;
 	r->port = (unsigned)port;
@@ -199,7 +197,7 @@ static void on_left(struct control *c, const struct proto_msg *m)
 
 	if (!is_pending(c, PROTO_R_LEFT))
 		return;
-	if (proto_parse_int(m->field[PROTO_F_LEFT_ID], 0, CONTROL_MAX_ID, &r.join_id) < 0)
+	if (proto_parse_int(m->field[PROTO_F_LEFT_ID], 0, PROTO_ID_MAX, &r.join_id) < 0)
 		r.join_id = -1;
 	name = label_of(c, m->field[PROTO_F_LEFT_REF], &r.ref);
 	output_left(name);

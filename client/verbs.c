@@ -233,7 +233,7 @@ static int set_topic(struct session *s, struct joined *j, const char *text)
 	char *prefix = NULL;
 	int rc, armed = 0;
 
-	if (s->server_id && asprintf(&prefix, "%s set the topic: ", s->p.name) >= 0)
+	if (s->server_id && asprintf(&prefix, "%s" PROTO_TOPIC_NOTICE_TEXT, s->p.name) >= 0)
 		armed = notify_arm_prefix(s->note, room_ref(j->room), s->server_id, prefix) == 0;
 	free(prefix);
 	rc = session_request(s, proto_write_set_topic_req(room_ref(j->room), room_join_id(j->room),

@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "proto.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,7 +42,6 @@
 
 #define CONFIG_LIMIT_MAX 1000000L
 #define CONFIG_ROOMS_MAX 100000L
-#define CONFIG_REF_MAX 2147483647L  /* ROOM_REF fits a signed 32-bit int */
 
 /* ---- schema ---- */
 
@@ -117,7 +117,7 @@ static const struct key_spec global_keys[] = {
 
 static const struct key_spec room_keys[] = {
 	{ NULL, "name", K_NAME, R(name), 1, CONFIG_NAME_MAX },
-	{ NULL, "ref", K_LONG, R(ref), 1, CONFIG_REF_MAX },
+	{ NULL, "ref", K_LONG, R(ref), 1, PROTO_ID_MAX },
 	{ NULL, "port", K_PORT, R(port), 0, 65535 },
 	{ NULL, "topic", K_TOPIC, R(topic), 0, CONFIG_TOPIC_MAX },
 	{ NULL, "max_members", K_LONG, R(max_members), 0, CONFIG_ROOMS_MAX },

@@ -31,6 +31,17 @@ struct proto_def {
  * §2.4): those requests end at CLIENT_NAME. */
 #define OPT(i) (1u << (i))
 
+#define SAME_MEMBER_FIELDS(k)                                                    \
+	_Static_assert(PROTO_F_##k##_REF == PROTO_F_MEMBER_REF &&                \
+			       PROTO_F_##k##_ID == PROTO_F_MEMBER_ID &&          \
+			       PROTO_F_##k##_NAME == PROTO_F_MEMBER_NAME,        \
+		       #k " names its membership where every such request does")
+SAME_MEMBER_FIELDS(LEAVE);
+SAME_MEMBER_FIELDS(CHAT);
+SAME_MEMBER_FIELDS(ATTACH);
+SAME_MEMBER_FIELDS(HIST);
+SAME_MEMBER_FIELDS(TOPIC);
+
 static const struct proto_def request_defs[] = {
 	{ PROTO_HELO, 1, 0, 1, { "HELO" }, 0 },
 	{ PROTO_KILL_SERVICE, 1, 0, 1, { "KILL_SERVICE" }, 0 },
@@ -104,6 +115,18 @@ static void defs_of(enum proto_dialect d, const struct proto_def **defs, int *n)
 		*defs = reply_defs;
 		*n = NDEFS(reply_defs);
 	}
+}
+
+const char *proto_kind_key(enum proto_kind kind)
+{
+	const struct proto_def *defs;
+	int n;
+
+	defs_of(kind < PROTO_R_HELO ? PROTO_REQUESTS : PROTO_REPLIES, &defs, &n);
+	for (int i = 0; i < n; i++)
+		if (defs[i].kind == kind)
+			return defs[i].keys[0];
+	return "?";
 }
 
 void proto_parser_init(struct proto_parser *p, enum proto_dialect dialect, size_t max_request)
@@ -664,21 +687,102 @@ struct msg *proto_write_left(long ref, long join_id)
 	return msg_printf("LEFT_CHATROOM: %ld\nJOIN_ID: %ld\n", ref, join_id);
 }
 
-size_t proto_fmt_chat(char *dst, size_t cap, long ref, const char *name, const char *text)
-{
-	int n;
+/* CHAT and ENTRY frames share one shape, "<HEAD>: <value>\nCLIENT_NAME:
+ * <name>\nMESSAGE: <text>\n\n": these lay it out and write it, so the
+ * offsets of name and text are known without searching the frame. */
+static const char named_name_key[] = "\nCLIENT_NAME: ", named_text_key[] = "\nMESSAGE: ";
+static const char chat_head[] = "CHAT", entry_head[] = "ENTRY";
 
-	assert_one_line(name);
-	assert(!strstr(text, "\n\n"));
-	n = snprintf(dst, cap, "CHAT: %ld\nCLIENT_NAME: %s\nMESSAGE: %s\n\n", ref, name, text);
-	return n < 0 ? 0 : (size_t)n;
+_Static_assert(sizeof(entry_head) - 1 + 2 + PROTO_TIME_MAX + sizeof(named_name_key) - 1 +
+		       sizeof(named_text_key) - 1 + 2 <= PROTO_CHAT_OVERHEAD,
+	       "PROTO_CHAT_OVERHEAD bounds an ENTRY's own bytes (a CHAT's are fewer)");
+
+/* The frame's length, and where its name and text lie. */
+static size_t named_layout(size_t head_len, size_t value_len, size_t name_len, size_t text_len,
+			   struct proto_chat_layout *where)
+{
+	where->name_off = head_len + 2 + value_len + sizeof(named_name_key) - 1;
+	where->name_len = name_len;
+	where->text_off = where->name_off + name_len + sizeof(named_text_key) - 1;
+	where->text_len = text_len;
+	return where->text_off + text_len + 2;
+}
+
+/* Write the frame laid out in *where into dst (room for it and a NUL). */
+static void named_write(char *dst, const char *head, size_t head_len, const char *value,
+			size_t value_len, const char *name, const char *text,
+			const struct proto_chat_layout *where)
+{
+	char *p = dst;
+
+	assert(!memchr(name, '\n', where->name_len));
+	assert(!memmem(text, where->text_len, "\n\n", 2));
+	memcpy(p, head, head_len);
+	p += head_len;
+	*p++ = ':';
+	*p++ = ' ';
+	memcpy(p, value, value_len);
+	memcpy(p + value_len, named_name_key, sizeof(named_name_key) - 1);
+	memcpy(dst + where->name_off, name, where->name_len);
+	p = dst + where->name_off + where->name_len;
+	memcpy(p, named_text_key, sizeof(named_text_key) - 1);
+	memcpy(dst + where->text_off, text, where->text_len);
+	p = dst + where->text_off + where->text_len;
+	memcpy(p, "\n\n", 3); /* with the NUL */
+}
+
+/* Format a named-text frame into dst (cap bytes): its length, or the
+ * length it needs when it does not fit (nothing written). */
+static size_t named_fmt(char *dst, size_t cap, const char *head, const char *value, size_t value_len,
+			const char *name, size_t name_len, const char *text, size_t text_len,
+			struct proto_chat_layout *where)
+{
+	struct proto_chat_layout at;
+	size_t head_len = strlen(head);
+	size_t len = named_layout(head_len, value_len, name_len, text_len, &at);
+
+	if (len < cap)
+		named_write(dst, head, head_len, value, value_len, name, text, &at);
+	if (where)
+		*where = at;
+	return len;
+}
+
+/* A ref (or JOIN_ID) as the decimal text of the wire: its length. */
+static size_t fmt_number(char num[24], long v)
+{
+	int n = snprintf(num, 24, "%ld", v);
+
+	return n > 0 ? (size_t)n : 0;
+}
+
+size_t proto_fmt_chat(char *dst, size_t cap, long ref, const char *name, const char *text,
+		      size_t text_len, struct proto_chat_layout *where)
+{
+	char num[24];
+	size_t num_len = fmt_number(num, ref);
+
+	return named_fmt(dst, cap, chat_head, num, num_len, name, strlen(name), text, text_len, where);
+}
+
+struct msg *proto_write_chat_at(long ref, const char *name, const char *text, size_t text_len,
+				struct proto_chat_layout *where)
+{
+	struct proto_chat_layout at;
+	char num[24];
+	size_t num_len = fmt_number(num, ref), name_len = strlen(name);
+	struct msg *m = msg_new(named_layout(sizeof(chat_head) - 1, num_len, name_len, text_len, &at));
+
+	if (m)
+		named_write(m->data, chat_head, sizeof(chat_head) - 1, num, num_len, name, text, &at);
+	if (where)
+		*where = at;
+	return m;
 }
 
 struct msg *proto_write_chat(long ref, const char *name, const char *text)
 {
-	assert_one_line(name);
-	assert(!strstr(text, "\n\n"));
-	return msg_printf("CHAT: %ld\nCLIENT_NAME: %s\nMESSAGE: %s\n\n", ref, name, text);
+	return proto_write_chat_at(ref, name, text, strlen(text), NULL);
 }
 
 struct msg *proto_write_error(enum proto_err err, const char *detail)
@@ -736,17 +840,28 @@ struct msg *proto_write_private_from(const char *from, const char *text)
 	return msg_printf("PRIVATE_FROM: %s\nMESSAGE: %s\n\n", from, text);
 }
 
+size_t proto_fmt_history_head(char *dst, size_t cap, long ref, long count)
+{
+	int n = snprintf(dst, cap, "HISTORY: %ld\nCOUNT: %ld\n", ref, count);
+
+	return n < 0 ? 0 : (size_t)n;
+}
+
 struct msg *proto_write_history_head(long ref, long count)
 {
-	return msg_printf("HISTORY: %ld\nCOUNT: %ld\n", ref, count);
+	size_t len = proto_fmt_history_head(NULL, 0, ref, count);
+	struct msg *m = msg_new(len);
+
+	if (m)
+		proto_fmt_history_head(m->data, len + 1, ref, count);
+	return m;
 }
 
 size_t proto_fmt_history_entry(char *dst, size_t cap, const char *time, const char *name,
-			       size_t name_len, const char *text, size_t text_len)
+			       size_t name_len, const char *text, size_t text_len,
+			       struct proto_chat_layout *where)
 {
-	int n = snprintf(dst, cap, "ENTRY: %s\nCLIENT_NAME: %.*s\nMESSAGE: %.*s\n\n", time,
-			 (int)name_len, name, (int)text_len, text);
-	return n < 0 ? 0 : (size_t)n;
+	return named_fmt(dst, cap, entry_head, time, strlen(time), name, name_len, text, text_len, where);
 }
 
 struct msg *proto_write_topic_set(long ref, const char *topic)

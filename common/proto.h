@@ -12,6 +12,10 @@ struct msg;
 /* Hard ceilings; the configured limits must stay at or below them. */
 #define PROTO_MAX_FIELDS 8        /* fields in one message */
 #define PROTO_DEFAULT_MAX_REQUEST 8192
+/* ROOM_REF and JOIN_ID are positive and fit a signed 32-bit int (lab-era
+ * clients parse them so): every number of the protocol that names a room
+ * or a membership is in [1, PROTO_ID_MAX]. */
+#define PROTO_ID_MAX 0x7fffffffL
 
 /* SPEC §2.1 error codes: one enum for every request failure. */
 enum proto_err {
@@ -73,6 +77,9 @@ enum proto_kind {
 
 enum proto_dialect { PROTO_REQUESTS, PROTO_REPLIES };
 
+/* The head key of a kind ("CHAT", "LEAVE_CHATROOM", ...), for logs. */
+const char *proto_kind_key(enum proto_kind kind);
+
 /* A complete message. Values are NUL-terminated, trimmed, and point into the
  * buffer passed to proto_parse(): valid until the caller discards or moves
  * those bytes. field[i] is the value of the i-th field of the kind, in the
@@ -100,6 +107,11 @@ int proto_parse_list_rooms(const char *value, struct proto_list_rooms *out);
 
 /* Field indexes, per kind. */
 enum {
+	/* Every request that names a membership (LEAVE_CHATROOM, CHAT,
+	 * ATTACH_CHATROOM, HISTORY, SET_TOPIC) has its ROOM_REF, JOIN_ID and
+	 * CLIENT_NAME at these indexes (checked in proto.c), so that one
+	 * check can resolve the membership before the kind's handler runs. */
+	PROTO_F_MEMBER_REF = 0, PROTO_F_MEMBER_ID = 1, PROTO_F_MEMBER_NAME = 2,
 	/* HELO <text> */
 	PROTO_F_HELO_TEXT = 0,
 	/* JOIN_CHATROOM, CLIENT_IP, PORT, CLIENT_NAME */
@@ -236,13 +248,34 @@ int proto_text_forges_field(const char *text, size_t len);
 struct msg *proto_write_helo(const char *text, const char *ip, unsigned port, const char *server_id);
 struct msg *proto_write_joined(const char *room, const char *ip, unsigned port, long ref, long join_id);
 struct msg *proto_write_left(long ref, long join_id);
-/* CHAT relay frame; text may span lines (never a blank one). */
-struct msg *proto_write_chat(long ref, const char *name, const char *text);
-/* The same frame formatted into dst (cap bytes, NUL-terminated); its length
- * (like snprintf). A frame is at most PROTO_CHAT_OVERHEAD bytes longer than
- * its name and text. */
+
+/* Where the name and the text lie in a CHAT or ENTRY frame, as offsets
+ * into its bytes: what the history keeps (and the store saves) instead of
+ * searching the frame for them. */
+struct proto_chat_layout {
+	size_t name_off, name_len;
+	size_t text_off, text_len;
+};
+
+/* A CHAT or ENTRY frame is at most PROTO_CHAT_OVERHEAD bytes longer than
+ * its name and text (its head value: a ref, or a time of at most
+ * PROTO_TIME_MAX bytes). */
 #define PROTO_CHAT_OVERHEAD 64
-size_t proto_fmt_chat(char *dst, size_t cap, long ref, const char *name, const char *text);
+#define PROTO_TIME_MAX 24
+
+/* The CHAT relay frame (CHAT, CLIENT_NAME, MESSAGE, a blank line) of name
+ * and text (text_len bytes; it may span lines, never with a blank one),
+ * formatted into dst: the one CHAT formatter, for every path that relays.
+ * Returns its length; when that does not fit in cap bytes (a NUL is
+ * written after it), nothing is written: the length it needs (like
+ * snprintf). *where, unless NULL, gets where name and text lie in it. */
+size_t proto_fmt_chat(char *dst, size_t cap, long ref, const char *name, const char *text,
+		      size_t text_len, struct proto_chat_layout *where);
+/* The same frame as a message of its own (*where as above, unless NULL). */
+struct msg *proto_write_chat_at(long ref, const char *name, const char *text, size_t text_len,
+				struct proto_chat_layout *where);
+/* proto_write_chat_at() of a NUL-terminated text, without the layout. */
+struct msg *proto_write_chat(long ref, const char *name, const char *text);
 struct msg *proto_write_error(enum proto_err err, const char *detail);
 struct msg *proto_write_attached(long ref, long join_id);
 
@@ -258,15 +291,25 @@ struct msg *proto_write_member_entry(const char *name);
 struct msg *proto_write_private_sent(const char *to, long count);
 struct msg *proto_write_private_from(const char *from, const char *text);
 struct msg *proto_write_history_head(long ref, long count);
-/* An ENTRY frame into dst (at most cap bytes): its length, or the length it
- * needs when cap is too small (like snprintf). time is ISO 8601 UTC. */
+/* The same head into dst (cap bytes), like snprintf: its length (what a
+ * HISTORY reply's head costs: proto_fmt_history_head(NULL, 0, ...)). */
+size_t proto_fmt_history_head(char *dst, size_t cap, long ref, long count);
+/* An ENTRY frame (ENTRY, CLIENT_NAME, MESSAGE, a blank line) into dst, as
+ * proto_fmt_chat() formats a CHAT: its length, or the length it needs when
+ * cap is too small (nothing written); *where (unless NULL) as there. time
+ * is ISO 8601 UTC, at most PROTO_TIME_MAX bytes. */
 size_t proto_fmt_history_entry(char *dst, size_t cap, const char *time, const char *name,
-			       size_t name_len, const char *text, size_t text_len);
+			       size_t name_len, const char *text, size_t text_len,
+			       struct proto_chat_layout *where);
 struct msg *proto_write_topic_set(long ref, const char *topic);
 
-/* The announcement texts, shared by the daemon and the tests. */
+/* The texts of the server's notices, relayed as CHATs, shared by the
+ * daemon, roomc and the tests: "<name> has joined this chatroom." (from
+ * name), "<name> has left this chatroom." (from name), and "<name> set the
+ * topic: <topic>" (from the server's id). */
 #define PROTO_JOINED_TEXT " has joined this chatroom."
 #define PROTO_LEFT_TEXT   " has left this chatroom."
+#define PROTO_TOPIC_NOTICE_TEXT " set the topic: "
 
 /* Requests, as a client writes them. */
 struct msg *proto_write_join_req(const char *room, const char *name);

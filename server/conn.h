@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 #include "buf.h"
+#include "config.h"
 #include "net.h"
 #include "proto.h"
 #include "sendq.h"
@@ -24,8 +25,8 @@ struct room_event;
 struct membership {
 	long join_id;
 	long ref;
-	char name[65];      /* CLIENT_NAME it joined with */
-	char room_name[65]; /* for the idempotent re-join */
+	char name[CONFIG_NAME_MAX + 1];      /* CLIENT_NAME it joined with */
+	char room_name[CONFIG_NAME_MAX + 1]; /* for the idempotent re-join */
 	unsigned port;      /* room port, for the re-join reply */
 	struct room *room;
 	struct room_event *leave; /* preallocated: leaving cannot fail */
@@ -90,7 +91,7 @@ struct conn {
 	 * empty: none) */
 	int left_ctl_fd;
 	uint64_t left_ctl_id;
-	char left_name[65];
+	char left_name[CONFIG_NAME_MAX + 1];
 };
 
 /* How long a closing connection may take to accept its last bytes. */

@@ -1,5 +1,7 @@
 /* control.c - the control-port commands, one handler per request kind,
- * dispatched through a table.
+ * dispatched through a table whose pre-check resolves the membership a
+ * request names (CHAT, LEAVE_CHATROOM, HISTORY, SET_TOPIC) once, before its
+ * handler runs.
  *
  * Acceptor thread only. Handlers validate, update the registry (which takes
  * its own lock briefly), queue the reply on the requesting connection and
@@ -22,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ID_MAX 0x7fffffffL
 /* How long a control connection waits before its next request when the
  * room it just relayed to is behind (room_relay_busy). */
 #define CONTROL_RELAY_BACKOFF_MS 5
@@ -281,45 +282,29 @@ void control_leave_from_room(struct control *ctl, struct conn *c, long join_id)
 	conn_remove_membership(c, ms->join_id);
 }
 
-static int parse_ref_and_id(const struct proto_msg *m, int ref_field, int id_field, long *ref, long *id)
-{
-	return proto_parse_int(m->field[ref_field], 1, ID_MAX, ref) == 0 &&
-	       proto_parse_int(m->field[id_field], 1, ID_MAX, id) == 0;
-}
+/* A request that names a membership of c (ROOM_REF, JOIN_ID, CLIENT_NAME),
+ * resolved by the command table's pre-check (resolve_membership) before
+ * its handler runs. */
+struct named_membership {
+	long ref, id;          /* its ROOM_REF and JOIN_ID */
+	struct membership *ms; /* NULL only for a LEAVE's idempotent echo */
+};
 
-static enum control_result handle_leave(struct control *ctl, struct conn *c, const struct proto_msg *m)
+static enum control_result handle_leave(struct control *ctl, struct conn *c, const struct proto_msg *m,
+					const struct named_membership *nm)
 {
-	struct room_info info;
-	struct membership *ms;
 	struct msg *note, *left, *self;
-	long ref, id;
 
-	if (!parse_ref_and_id(m, PROTO_F_LEAVE_REF, PROTO_F_LEAVE_ID, &ref, &id)) {
-		control_reply_error(c, PROTO_E_MALFORMED, "bad LEAVE_CHATROOM or JOIN_ID");
-		return CONTROL_OK;
-	}
-	ms = conn_membership(c, id);
-	if (!ms) {
+	(void)m;
+	if (!nm->ms) {
 		/* Idempotent (SPEC 2.1): a JOIN_ID that is not a live membership
 		 * of this connection, whatever the ref, gets the same echo and
-		 * changes nothing. Nothing else is looked up, so the answer is
-		 * the same whether the id is live elsewhere or not: no request
-		 * tells an outsider which ids are live. */
-		reply(c, proto_write_left(ref, id));
+		 * changes nothing. */
+		reply(c, proto_write_left(nm->ref, nm->id));
 		return CONTROL_OK;
 	}
-	/* Its own membership, named with the wrong room or name: a mistake
-	 * of the holder, told as such (nobody else can get here). */
-	if (ms->ref != ref && registry_find_ref(ctl->reg, ref, &info) < 0) {
-		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
-		return CONTROL_OK;
-	}
-	if (ms->ref != ref || strcmp(ms->name, m->field[PROTO_F_LEAVE_NAME]) != 0) {
-		control_reply_error(c, PROTO_E_NOT_MEMBER, "JOIN_ID does not match the room or name");
-		return CONTROL_OK;
-	}
-	note = announcement(ref, ms->name, PROTO_LEFT_TEXT);
-	left = proto_write_left(ref, id);
+	note = announcement(nm->ref, nm->ms->name, PROTO_LEFT_TEXT);
+	left = proto_write_left(nm->ref, nm->id);
 	self = note && left ? msg_concat(left, note) : NULL;
 	msg_unref(&left);
 	if (!self) {
@@ -327,7 +312,7 @@ static enum control_result handle_leave(struct control *ctl, struct conn *c, con
 		control_reply_error(c, PROTO_E_SERVER, "out of memory");
 		return CONTROL_OK;
 	}
-	end_membership(ctl, c, ms, note, self);
+	end_membership(ctl, c, nm->ms, note, self);
 	return CONTROL_OK;
 }
 
@@ -338,28 +323,13 @@ static enum control_result handle_disconnect(struct control *ctl, struct conn *c
 	return CONTROL_CLOSE;
 }
 
-static enum control_result handle_chat(struct control *ctl, struct conn *c, const struct proto_msg *m)
+static enum control_result handle_chat(struct control *ctl, struct conn *c, const struct proto_msg *m,
+				       const struct named_membership *nm)
 {
-	struct room_info info;
-	struct membership *ms;
+	struct proto_chat_layout where;
+	struct room *room = nm->ms->room;
 	struct msg *out;
-	long ref, id;
 
-	if (!parse_ref_and_id(m, PROTO_F_CHAT_REF, PROTO_F_CHAT_ID, &ref, &id)) {
-		control_reply_error(c, PROTO_E_MALFORMED, "bad CHAT or JOIN_ID");
-		return CONTROL_OK;
-	}
-	ms = conn_membership(c, id);
-	if ((!ms || ms->ref != ref) && registry_find_ref(ctl->reg, ref, &info) < 0) {
-		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
-		return CONTROL_OK;
-	}
-	if (!ms || ms->ref != ref || strcmp(ms->name, m->field[PROTO_F_CHAT_NAME]) != 0) {
-		log_info("control: %s: CHAT refused: JOIN_ID %ld is not its membership of room %ld",
-			 c->peer, id, ref);
-		control_reply_error(c, PROTO_E_NOT_MEMBER, NULL);
-		return CONTROL_OK;
-	}
 	if ((long)m->len[PROTO_F_CHAT_TEXT] > ctl->cfg->max_message) {
 		control_reply_error(c, PROTO_E_TOO_LARGE, "message too large");
 		return CONTROL_OK;
@@ -368,10 +338,11 @@ static enum control_result handle_chat(struct control *ctl, struct conn *c, cons
 		control_reply_error(c, PROTO_E_MALFORMED, PROTO_FORGED_LINE_TEXT);
 		return CONTROL_OK;
 	}
-	out = proto_write_chat(ref, ms->name, m->field[PROTO_F_CHAT_TEXT]);
-	if (!out || room_relay(ms->room, out, 1) < 0)
+	out = proto_write_chat_at(nm->ref, nm->ms->name, m->field[PROTO_F_CHAT_TEXT],
+				  m->len[PROTO_F_CHAT_TEXT], &where);
+	if (!out || room_relay(room, out, &where) < 0)
 		control_reply_error(c, PROTO_E_SERVER, "out of memory");
-	else if (room_relay_busy(ms->room)) {
+	else if (room_relay_busy(room)) {
 		c->backoff_ms = CONTROL_RELAY_BACKOFF_MS; /* the room is behind: slow the sender */
 		metrics_slowdown(METRICS_SLOW_ROOM_BUSY);
 	}
@@ -455,7 +426,7 @@ static enum control_result handle_list_members(struct control *ctl, struct conn 
 	struct member_list ml = { c, 0 };
 	long ref;
 
-	if (proto_parse_int(m->field[PROTO_F_LIST_MEMBERS_REF], 1, ID_MAX, &ref) < 0) {
+	if (proto_parse_int(m->field[PROTO_F_LIST_MEMBERS_REF], 1, PROTO_ID_MAX, &ref) < 0) {
 		control_reply_error(c, PROTO_E_MALFORMED, "bad LIST_MEMBERS");
 		return CONTROL_OK;
 	}
@@ -533,38 +504,13 @@ static enum control_result handle_private(struct control *ctl, struct conn *c, c
 	return CONTROL_OK;
 }
 
-/* The membership a request names (ref, JOIN_ID, CLIENT_NAME), with the
- * errors of CHAT: 1 bad numbers, 2 no such room, 3 not this connection's. */
-static struct membership *request_membership(struct control *ctl, struct conn *c, const char *ref_s,
-					     const char *id_s, const char *name)
+static enum control_result handle_history(struct control *ctl, struct conn *c, const struct proto_msg *m,
+					  const struct named_membership *nm)
 {
-	struct room_info info;
-	struct membership *ms;
-	long ref, id;
+	int rc = request_history(c, nm->ms->room, nm->ms->join_id);
 
-	if (proto_parse_int(ref_s, 1, ID_MAX, &ref) < 0 || proto_parse_int(id_s, 1, ID_MAX, &id) < 0) {
-		control_reply_error(c, PROTO_E_MALFORMED, "bad ROOM_REF or JOIN_ID");
-		return NULL;
-	}
-	ms = conn_membership(c, id);
-	if ((!ms || ms->ref != ref) && registry_find_ref(ctl->reg, ref, &info) < 0) {
-		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
-		return NULL;
-	}
-	if (!ms || ms->ref != ref || strcmp(ms->name, name) != 0) {
-		control_reply_error(c, PROTO_E_NOT_MEMBER, NULL);
-		return NULL;
-	}
-	return ms;
-}
-
-static enum control_result handle_history(struct control *ctl, struct conn *c, const struct proto_msg *m)
-{
-	struct membership *ms = request_membership(ctl, c, m->field[PROTO_F_HIST_REF],
-						   m->field[PROTO_F_HIST_ID], m->field[PROTO_F_HIST_NAME]);
-
-	int rc = ms ? request_history(c, ms->room, ms->join_id) : 0;
-
+	(void)ctl;
+	(void)m;
 	if (rc == -E2BIG)
 		control_reply_error(c, PROTO_E_TOO_LARGE, "history larger than the send queue");
 	else if (rc == -ENOBUFS)
@@ -574,16 +520,14 @@ static enum control_result handle_history(struct control *ctl, struct conn *c, c
 	return CONTROL_OK;
 }
 
-static enum control_result handle_set_topic(struct control *ctl, struct conn *c, const struct proto_msg *m)
+static enum control_result handle_set_topic(struct control *ctl, struct conn *c, const struct proto_msg *m,
+					    const struct named_membership *nm)
 {
 	const char *topic = m->field[PROTO_F_TOPIC_TEXT];
-	struct membership *ms = request_membership(ctl, c, m->field[PROTO_F_TOPIC_REF],
-						   m->field[PROTO_F_TOPIC_ID], m->field[PROTO_F_TOPIC_NAME]);
+	const struct membership *ms = nm->ms;
 	struct room_info info;
-	char text[CONFIG_NAME_MAX + CONFIG_TOPIC_MAX + 32];
+	char text[CONFIG_NAME_MAX + sizeof(PROTO_TOPIC_NOTICE_TEXT) + CONFIG_TOPIC_MAX];
 
-	if (!ms)
-		return CONTROL_OK;
 	if (registry_find_ref(ctl->reg, ms->ref, &info) < 0 || !info.topic_change) {
 		control_reply_error(c, PROTO_E_FORBIDDEN, "this room's topic cannot be changed");
 		return CONTROL_OK;
@@ -602,38 +546,92 @@ static enum control_result handle_set_topic(struct control *ctl, struct conn *c,
 	store_set_topic(ctl->store, ms->ref, topic);
 	reply(c, proto_write_topic_set(ms->ref, topic));
 	/* Announced as a CHAT so that plain CS4032 members see it too. */
-	snprintf(text, sizeof(text), "%s set the topic: %s", ms->name, topic);
-	room_relay(ms->room, proto_write_chat(ms->ref, ctl->cfg->server_id, text), 0);
+	snprintf(text, sizeof(text), "%s" PROTO_TOPIC_NOTICE_TEXT "%s", ms->name, topic);
+	room_relay(ms->room, proto_write_chat(ms->ref, ctl->cfg->server_id, text), NULL);
 	return CONTROL_OK;
 }
 
-static const struct {
+/* The control port's requests. One that names a membership (for_member)
+ * runs only once resolve_membership() has found it; the others (handler)
+ * check what they need themselves. */
+static const struct command {
 	enum proto_kind kind;
 	enum control_result (*handler)(struct control *, struct conn *, const struct proto_msg *);
+	enum control_result (*for_member)(struct control *, struct conn *, const struct proto_msg *,
+					  const struct named_membership *);
+	/* LEAVE, idempotent (SPEC 2.1): a JOIN_ID that is no membership of
+	 * this connection runs too, without one (the echo), instead of
+	 * being refused. */
+	int idempotent;
+	const char *bad_ids;    /* error 1's text: ROOM_REF or JOIN_ID is no id */
+	const char *not_member; /* error 3's text (NULL: the code's own) */
 } commands[] = {
-	{ PROTO_HELO, handle_helo },
-	{ PROTO_KILL_SERVICE, handle_kill },
-	{ PROTO_JOIN, handle_join },
-	{ PROTO_LEAVE, handle_leave },
-	{ PROTO_DISCONNECT, handle_disconnect },
-	{ PROTO_CHAT, handle_chat },
-	{ PROTO_ATTACH, handle_attach },
-	{ PROTO_WELCOME, handle_welcome },
-	{ PROTO_LIST_ROOMS, handle_list_rooms },
-	{ PROTO_LIST_MEMBERS, handle_list_members },
-	{ PROTO_PRIVATE, handle_private },
-	{ PROTO_HISTORY, handle_history },
-	{ PROTO_SET_TOPIC, handle_set_topic },
+	{ PROTO_HELO, handle_helo, NULL, 0, NULL, NULL },
+	{ PROTO_KILL_SERVICE, handle_kill, NULL, 0, NULL, NULL },
+	{ PROTO_JOIN, handle_join, NULL, 0, NULL, NULL },
+	{ PROTO_LEAVE, NULL, handle_leave, 1, "bad LEAVE_CHATROOM or JOIN_ID",
+	  "JOIN_ID does not match the room or name" },
+	{ PROTO_DISCONNECT, handle_disconnect, NULL, 0, NULL, NULL },
+	{ PROTO_CHAT, NULL, handle_chat, 0, "bad CHAT or JOIN_ID", NULL },
+	{ PROTO_ATTACH, handle_attach, NULL, 0, NULL, NULL },
+	{ PROTO_WELCOME, handle_welcome, NULL, 0, NULL, NULL },
+	{ PROTO_LIST_ROOMS, handle_list_rooms, NULL, 0, NULL, NULL },
+	{ PROTO_LIST_MEMBERS, handle_list_members, NULL, 0, NULL, NULL },
+	{ PROTO_PRIVATE, handle_private, NULL, 0, NULL, NULL },
+	{ PROTO_HISTORY, NULL, handle_history, 0, "bad ROOM_REF or JOIN_ID", NULL },
+	{ PROTO_SET_TOPIC, NULL, handle_set_topic, 0, "bad ROOM_REF or JOIN_ID", NULL },
 };
+
+/* The pre-check of a request that names a membership: its numbers parse
+ * (else error 1), the room exists unless the JOIN_ID is c's membership of
+ * it (error 2), and the JOIN_ID is c's membership of that room under that
+ * name (error 3). Only c's own memberships and the room refs are looked
+ * up, never another connection's ids: no request tells an outsider which
+ * ids are live. 0 when the handler may run (*nm set), else -1 (answered). */
+static int resolve_membership(struct control *ctl, struct conn *c, const struct proto_msg *m,
+			      const struct command *cmd, struct named_membership *nm)
+{
+	struct room_info info;
+	struct membership *ms;
+
+	if (proto_parse_int(m->field[PROTO_F_MEMBER_REF], 1, PROTO_ID_MAX, &nm->ref) < 0 ||
+	    proto_parse_int(m->field[PROTO_F_MEMBER_ID], 1, PROTO_ID_MAX, &nm->id) < 0) {
+		control_reply_error(c, PROTO_E_MALFORMED, cmd->bad_ids);
+		return -1;
+	}
+	ms = nm->ms = conn_membership(c, nm->id);
+	if (!ms && cmd->idempotent)
+		return 0; /* whatever the ref: nothing else is looked up */
+	if ((!ms || ms->ref != nm->ref) && registry_find_ref(ctl->reg, nm->ref, &info) < 0) {
+		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
+		return -1;
+	}
+	if (!ms || ms->ref != nm->ref || strcmp(ms->name, m->field[PROTO_F_MEMBER_NAME]) != 0) {
+		log_info("control: %s: %s refused: JOIN_ID %ld is not its membership of room %ld",
+			 c->peer, proto_kind_key(m->kind), nm->id, nm->ref);
+		control_reply_error(c, PROTO_E_NOT_MEMBER, cmd->not_member);
+		return -1;
+	}
+	return 0;
+}
 
 enum control_result control_handle(struct control *ctl, struct conn *c, const struct proto_msg *m)
 {
 	/* Using an extension is the opt-in to extension frames. */
 	if (m->kind >= PROTO_WELCOME && m->kind <= PROTO_SET_TOPIC)
 		c->ext = 1;
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (commands[i].kind == m->kind)
-			return commands[i].handler(ctl, c, m);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const struct command *cmd = &commands[i];
+		struct named_membership nm;
+
+		if (cmd->kind != m->kind)
+			continue;
+		if (!cmd->for_member)
+			return cmd->handler(ctl, c, m);
+		if (resolve_membership(ctl, c, m, cmd, &nm) < 0)
+			return CONTROL_OK;
+		return cmd->for_member(ctl, c, m, &nm);
+	}
 	control_reply_error(c, PROTO_E_MALFORMED, "not a request");
 	return CONTROL_OK;
 }

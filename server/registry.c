@@ -744,7 +744,7 @@ static long random_join_id(void)
 
 	while (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
 		; /* only EINTR is possible for 4 bytes once the pool is ready */
-	return (long)(v & 0x7fffffffu);
+	return (long)(v & (uint32_t)PROTO_ID_MAX); /* a JOIN_ID of the wire */
 }
 
 static void link_member_locked(struct registry *reg, struct reg_member *m, struct reg_room *r)

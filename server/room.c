@@ -4,7 +4,9 @@
  * Ownership: the room thread alone touches everything in struct room except
  * the mailbox (any thread posts) and the read-only name/ref/port/cfg. The
  * delivery list (members) mirrors the registry, updated from the mailbox in
- * order, so joins, leaves and messages reach everyone in one total order.
+ * order, so joins, leaves and messages reach everyone in one total order;
+ * each member's place in it comes allocated with its join, so no member is
+ * ever registered but left out of it.
  * Members with an attached room connection get traffic from this thread;
  * the others through the acceptor, in one batch per loop pass.
  *
@@ -65,6 +67,10 @@ struct room_event {
 					* preallocated */
 	struct room_request *req; /* EV_ADD: the member's room-port LEAVE request,
 				   * preallocated (delivery.h) */
+	struct member *member; /* EV_ADD: its place in the delivery list,
+				* preallocated, so that adding cannot fail */
+	struct proto_chat_layout chat; /* EV_RELAY with record: where the name
+					* and text lie in msg */
 	int here;         /* EV_REMOVE: self goes to the room connection that
 			   * asked (a LEAVE made on the room port) */
 	size_t budget;    /* EV_HISTORY: send queue cost reserved for the reply */
@@ -108,7 +114,12 @@ struct member {
 	char peer[NET_ADDRSTRLEN]; /* its control connection's address: the only
 				    * one its capability is accepted from */
 	struct conn *attached; /* NULL: delivered over the control connection */
-	struct room_request *leave_req; /* for a LEAVE made here; NULL once posted */
+	struct room_request *leave_req; /* for a LEAVE made here, or for closing
+					 * its control connection when a delivery
+					 * cannot be queued; NULL once posted */
+	int unreachable;       /* a delivery could not be queued: its control
+				* connection is closing, nothing more goes there */
+	struct member *next;   /* the room's delivery list */
 };
 
 struct room {
@@ -134,8 +145,10 @@ struct room {
 	struct net_listeners lis; /* the room port, one per [server] bind address */
 	int epfd;
 	int stopping;
-	struct member *members;
-	size_t nmembers, members_cap;
+	struct member *members;       /* the delivery list, in join order, each node
+				       * allocated with its join (room_add_member) */
+	struct member **members_end;  /* the last node's next (&members when empty) */
+	size_t nmembers;
 	struct conn *dirty;           /* conns with output queued this pass */
 	struct conn **conns;          /* every room connection */
 	size_t nconns, conns_cap;
@@ -229,15 +242,18 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 {
 	struct room_event *ev = calloc(1, sizeof(*ev));
 
-	/* The leave event and the batch for its answer are allocated now, so
-	 * that leaving cannot fail and a LEAVE is always answered; so is the
-	 * request a LEAVE made on the room port travels in. */
+	/* The member's place in the delivery list, the leave event and the
+	 * batch for its answer are allocated now, so that joining and leaving
+	 * cannot fail in the room thread and a LEAVE is always answered; so is
+	 * the request a LEAVE made on the room port travels in. */
 	*leave = calloc(1, sizeof(**leave));
 	if (*leave)
 		(*leave)->answer = delivery_batch_create(1);
-	if (ev)
+	if (ev) {
 		ev->req = room_request_create(ROOM_REQ_LEAVE);
-	if (!ev || !ev->req || !*leave || !(*leave)->answer) {
+		ev->member = calloc(1, sizeof(*ev->member));
+	}
+	if (!ev || !ev->req || !ev->member || !*leave || !(*leave)->answer) {
 		room_event_free(ev);
 		room_event_free(*leave);
 		*leave = NULL;
@@ -269,13 +285,15 @@ void room_event_free(struct room_event *ev)
 	if (ev) {
 		delivery_free(ev->answer);
 		free(ev->req);
+		free(ev->member);
 	}
 	free(ev);
 }
 
-int room_relay(struct room *r, struct msg *m, int record)
+int room_relay(struct room *r, struct msg *m, const struct proto_chat_layout *member_text)
 {
 	struct room_event *ev = calloc(1, sizeof(*ev));
+	int record = member_text != NULL;
 
 	if (!ev) {
 		msg_unref(&m);
@@ -283,6 +301,8 @@ int room_relay(struct room *r, struct msg *m, int record)
 	}
 	atomic_fetch_add_explicit(&r->relays_posted, 1, memory_order_relaxed);
 	ev->record = record;
+	if (record)
+		ev->chat = *member_text;
 	/* Set now, not when the room thread gets to it, so that a leave
 	 * right after a CHAT sees the room has history. */
 	if (record && r->hist_cap > 0)
@@ -323,12 +343,20 @@ unsigned room_port(const struct room *r) { return r->port; }
 
 /* ---- members and connections (room thread) ---- */
 
+/* The link to member join_id in the delivery list (*link is NULL when it
+ * is not there). */
+static struct member **member_link(struct room *r, long join_id)
+{
+	struct member **link = &r->members;
+
+	while (*link && (*link)->join_id != join_id)
+		link = &(*link)->next;
+	return link;
+}
+
 static struct member *find_member(struct room *r, long join_id)
 {
-	for (size_t i = 0; i < r->nmembers; i++)
-		if (r->members[i].join_id == join_id)
-			return &r->members[i];
-	return NULL;
+	return *member_link(r, join_id);
 }
 
 static void mark_dirty(struct room *r, struct conn *c)
@@ -373,6 +401,29 @@ static void close_conn(struct room *r, struct conn *c, int cut_off)
 	mark_dirty(r, c);
 }
 
+static void post_batch(struct room *r);
+
+/* A message for m, who has no room connection, could not be queued for
+ * the acceptor (out of memory). Rather than m missing it unnoticed, its
+ * control connection is closed (its memberships end, announced), after
+ * what was queued for it before, through its preallocated request; and
+ * nothing more is queued for it meanwhile. */
+static void close_unreachable(struct room *r, struct member *m)
+{
+	m->unreachable = 1;
+	if (!m->leave_req) {
+		log_error("room %s: out of memory: a message to %s could not be queued; its LEAVE "
+			  "is under way", r->name, m->name);
+		return;
+	}
+	log_error("room %s: out of memory: a message to %s could not be queued: closing its "
+		  "control connection", r->name, m->name);
+	m->leave_req->kind = ROOM_REQ_DISCONNECT;
+	post_batch(r);
+	room_request_post(r->up.mbox, m->leave_req);
+	m->leave_req = NULL;
+}
+
 static void deliver(struct room *r, struct member *m, struct msg *msg)
 {
 	if (m->attached) {
@@ -390,15 +441,16 @@ static void deliver(struct room *r, struct member *m, struct msg *msg)
 		mark_dirty(r, c);
 		return;
 	}
-	if (delivery_add(&r->batch, msg, m->ctl_fd, m->ctl_id, m->join_id, DELIVERY_RELAY) < 0)
-		log_error("room %s: out of memory: a message to %s was dropped", r->name, m->name);
+	if (!m->unreachable &&
+	    delivery_add(&r->batch, msg, m->ctl_fd, m->ctl_id, m->join_id, DELIVERY_RELAY) < 0)
+		close_unreachable(r, m);
 }
 
 static void broadcast(struct room *r, struct msg *msg)
 {
 	metrics_add_own(&r->metrics->deliveries, r->nmembers);
-	for (size_t i = 0; i < r->nmembers; i++)
-		deliver(r, &r->members[i], msg);
+	for (struct member *m = r->members; m; m = m->next)
+		deliver(r, m, msg);
 }
 
 /* A member's message is being relayed: count it (room thread). */
@@ -417,23 +469,16 @@ static void post_batch(struct room *r)
 	}
 }
 
+/* Its place was allocated with the join (room_add_member): this cannot fail. */
 static void add_member(struct room *r, struct room_event *ev)
 {
-	struct member *m;
+	struct member *m = ev->member;
 
-	if (r->nmembers == r->members_cap) {
-		size_t ncap = r->members_cap ? r->members_cap * 2 : 8;
-		m = realloc(r->members, ncap * sizeof(*m));
-		if (!m) {
-			log_error("room %s: out of memory: %s will receive nothing", r->name, ev->name);
-			return;
-		}
-		r->members = m;
-		r->members_cap = ncap;
-	}
-	m = &r->members[r->nmembers++];
+	ev->member = NULL;
+	*r->members_end = m; /* last: deliveries go out in join order */
+	r->members_end = &m->next;
+	r->nmembers++;
 	metrics_set(&r->metrics->members, (long)r->nmembers);
-	memset(m, 0, sizeof(*m));
 	m->join_id = ev->join_id;
 	snprintf(m->name, sizeof(m->name), "%s", ev->name);
 	m->ctl_fd = ev->ctl_fd;
@@ -461,15 +506,19 @@ static void departed_add(struct room *r, const struct member *m)
 	d->until_ms = conn_clock_ms() + ROOM_DEPARTED_MS;
 }
 
+/* ROOM_REF and JOIN_ID as numbers: 0, or -1 when either is no id. */
+static int parse_ids(const char *ref_s, const char *id_s, long *ref, long *id)
+{
+	return proto_parse_int(ref_s, 1, PROTO_ID_MAX, ref) == 0 &&
+	       proto_parse_int(id_s, 1, PROTO_ID_MAX, id) == 0 ? 0 : -1;
+}
+
 /* Is (ref, id, name) from peer a repeat of a LEAVE made here lately? */
-static int departed_repeat(struct room *r, const char *ref_s, const char *id_s, const char *name,
-			   const char *peer)
+static int departed_repeat(struct room *r, long ref, long id, const char *name, const char *peer)
 {
 	uint64_t now = conn_clock_ms();
-	long ref, id;
 
-	if (proto_parse_int(ref_s, 1, 0x7fffffff, &ref) < 0 || ref != r->ref ||
-	    proto_parse_int(id_s, 1, 0x7fffffff, &id) < 0)
+	if (ref != r->ref)
 		return 0;
 	for (size_t i = 0; i < ROOM_DEPARTED; i++) {
 		const struct departed *d = &r->departed[i];
@@ -522,12 +571,12 @@ static struct conn *answer_leave(struct room *r, struct conn *c, struct member *
  * its next requests (the caller resumes it once the leave is announced). */
 static struct conn *remove_member(struct room *r, struct room_event *ev)
 {
-	struct member *m = find_member(r, ev->join_id);
+	struct member **link = member_link(r, ev->join_id), *m = *link;
 	struct conn *asker = NULL;
 
-	/* The answer goes even if the member is unknown here (its add failed
-	 * for lack of memory): the leaver's connection waits for it. It
-	 * follows everything relayed to the leaver before. */
+	/* The answer goes even if the member is unknown here: the leaver's
+	 * connection waits for it. It follows everything relayed to the
+	 * leaver before. */
 	if (ev->self && !ev->here) {
 		post_batch(r);
 		delivery_add(&ev->answer, ev->self, ev->ctl_fd, ev->ctl_id, ev->join_id, DELIVERY_LEAVE);
@@ -545,16 +594,18 @@ static struct conn *remove_member(struct room *r, struct room_event *ev)
 	if (m->attached)
 		close_conn(r, m->attached, 0);
 	free(m->leave_req);
-	*m = r->members[--r->nmembers];
+	*link = m->next;
+	if (r->members_end == &m->next)
+		r->members_end = link;
+	free(m);
+	r->nmembers--;
 	metrics_set(&r->metrics->members, (long)r->nmembers);
 	return asker;
 }
 
 static size_t history_head_len(const struct room *r, size_t count)
 {
-	int n = snprintf(NULL, 0, "HISTORY: %ld\nCOUNT: %zu\n", r->ref, count);
-
-	return n > 0 ? (size_t)n : 0;
+	return proto_fmt_history_head(NULL, 0, r->ref, (long)count);
 }
 
 /* What the acceptor reserves for a HISTORY now (sendq_push_pieces' charge,
@@ -598,18 +649,20 @@ static void history_drop_oldest(struct room *r)
 static const struct hist_entry *history_keep(struct room *r, const char *name, size_t name_len,
 					     const char *text, size_t text_len, time_t when)
 {
-	static const char text_key[] = "\nMESSAGE: ";
-	size_t max = name_len + text_len + 64;
+	size_t max = name_len + text_len + PROTO_CHAT_OVERHEAD, len = 0;
 	const char *t = history_time(r, when);
+	struct proto_chat_layout at;
 	struct hist_entry *e, *prev;
-	struct msg *frame;
+	struct msg *frame = NULL;
 	char *dst;
 
 	if (r->hist_cap == 0)
 		return NULL;
 	dst = msg_arena_reserve(&r->hist_arena, max);
-	frame = dst ? msg_arena_take(&r->hist_arena, proto_fmt_history_entry(dst, max + 1, t, name, name_len,
-									 text, text_len)) : NULL;
+	if (dst)
+		len = proto_fmt_history_entry(dst, max + 1, t, name, name_len, text, text_len, &at);
+	if (dst && len <= max) /* it always fits: its time is at most PROTO_TIME_MAX bytes */
+		frame = msg_arena_take(&r->hist_arena, len);
 	if (!frame) {
 		log_error("room %s: out of memory: a message was not kept for HISTORY", r->name);
 		return NULL;
@@ -620,10 +673,10 @@ static const struct hist_entry *history_keep(struct room *r, const char *name, s
 	e = &r->hist[(r->hist_head + r->hist_count++) % r->hist_cap];
 	e->frame = frame;
 	e->when = when;
-	e->name_off = 7 + strlen(t) + sizeof("\nCLIENT_NAME: ") - 1; /* "ENTRY: " t ... */
-	e->name_len = name_len;
-	e->text_off = e->name_off + name_len + sizeof(text_key) - 1;
-	e->text_len = text_len;
+	e->name_off = at.name_off;
+	e->name_len = at.name_len;
+	e->text_off = at.text_off;
+	e->text_len = at.text_len;
 	e->run_start = !prev || prev->frame->owner != frame->owner ||
 		       prev->frame->data + prev->frame->len != frame->data;
 	r->hist_runs += (size_t)e->run_start;
@@ -632,24 +685,18 @@ static const struct hist_entry *history_keep(struct room *r, const char *name, s
 	return e;
 }
 
-/* A member's message just relayed (a CHAT frame "CHAT: ref\nCLIENT_NAME:
- * n\nMESSAGE: t\n\n", our own bytes): keep it, and hand it to the store's
- * writer (a queue append under a short lock: never the disk). */
-static void history_record(struct room *r, struct msg *frame)
+/* A member's message just relayed (a CHAT frame, its name and text where
+ * the formatter said, *at): keep it, and hand it to the store's writer (a
+ * queue append under a short lock: never the disk). */
+static void history_record(struct room *r, const struct msg *frame,
+			   const struct proto_chat_layout *at)
 {
-	static const char name_key[] = "\nCLIENT_NAME: ", text_key[] = "\nMESSAGE: ";
-	/* memmem: a frame carved from a block is not NUL-terminated. */
-	const char *name = memmem(frame->data, frame->len, name_key, sizeof(name_key) - 1), *text;
 	const struct hist_entry *e;
 
-	if (r->hist_cap == 0 || !name)
+	if (r->hist_cap == 0)
 		return;
-	name += sizeof(name_key) - 1;
-	text = memmem(name, frame->len - (size_t)(name - frame->data), text_key, sizeof(text_key) - 1);
-	if (!text || frame->len < 2)
-		return;
-	e = history_keep(r, name, (size_t)(text - name), text + sizeof(text_key) - 1,
-			 frame->len - 2 - (size_t)(text + sizeof(text_key) - 1 - frame->data), time(NULL));
+	e = history_keep(r, frame->data + at->name_off, at->name_len, frame->data + at->text_off,
+			 at->text_len, time(NULL));
 	if (e)
 		atomic_store(&r->kept, 1);
 	if (e && r->store)
@@ -757,7 +804,7 @@ static void handle_mail(struct room *r)
 		if (ev->msg)
 			broadcast(r, ev->msg);
 		if (ev->msg && ev->record)
-			history_record(r, ev->msg);
+			history_record(r, ev->msg, &ev->chat);
 		msg_unref(&ev->msg);
 		msg_unref(&ev->self);
 		if (ev != &r->stop_event)
@@ -950,12 +997,11 @@ static void reply_error(struct room *r, struct conn *c, enum proto_err err, cons
  * IPTABLE_CAP_PER_MIN a minute) or PROTO_E_RATE (the address is over that:
  * refused before any lookup, so the answer says nothing about the id).
  * Live elsewhere, dead, or never issued: the same answer. */
-static struct member *room_check_capability(struct room *r, struct conn *c, const char *ref_s,
-					    const char *id_s, const char *name, enum proto_err *err)
+static struct member *room_check_capability(struct room *r, struct conn *c, long ref, long id,
+					    const char *name, enum proto_err *err)
 {
 	uint64_t now = conn_clock_ms();
 	struct member *m = NULL;
-	long ref, id;
 	int log_it;
 
 	if (c->ipe && !iptable_cap_allowed(r->ips, c->ipe, now, &log_it)) {
@@ -967,8 +1013,7 @@ static struct member *room_check_capability(struct room *r, struct conn *c, cons
 		*err = PROTO_E_RATE;
 		return NULL;
 	}
-	if (proto_parse_int(ref_s, 1, 0x7fffffff, &ref) == 0 &&
-	    proto_parse_int(id_s, 1, 0x7fffffff, &id) == 0 && ref == r->ref)
+	if (ref == r->ref) /* 0: no id (refs and JOIN_IDs are never 0) */
 		m = find_member(r, id);
 	if (m && strcmp(m->name, name) == 0 && strcmp(m->peer, c->peer) == 0)
 		return m;
@@ -986,8 +1031,7 @@ static void reattach(struct room *r, struct conn *c, const struct proto_msg *pm)
 	struct member *m = find_member(r, c->attached_id);
 	long ref, id;
 
-	if (m && proto_parse_int(pm->field[PROTO_F_ATTACH_REF], 1, 0x7fffffff, &ref) == 0 &&
-	    proto_parse_int(pm->field[PROTO_F_ATTACH_ID], 1, 0x7fffffff, &id) == 0 &&
+	if (m && parse_ids(pm->field[PROTO_F_ATTACH_REF], pm->field[PROTO_F_ATTACH_ID], &ref, &id) == 0 &&
 	    ref == r->ref && id == c->attached_id && strcmp(m->name, pm->field[PROTO_F_ATTACH_NAME]) == 0)
 		reply(r, c, proto_write_attached(ref, id));
 	else
@@ -1015,13 +1059,16 @@ static void handle_attach(struct room *r, struct conn *c, const struct proto_msg
 {
 	enum proto_err err;
 	struct member *m;
+	long ref, id;
 
 	if (c->attached_id) {
 		reattach(r, c, pm);
 		return;
 	}
-	m = room_check_capability(r, c, pm->field[PROTO_F_ATTACH_REF], pm->field[PROTO_F_ATTACH_ID],
-				  pm->field[PROTO_F_ATTACH_NAME], &err);
+	/* Numbers that are no ids name nobody: refused as a wrong capability. */
+	if (parse_ids(pm->field[PROTO_F_ATTACH_REF], pm->field[PROTO_F_ATTACH_ID], &ref, &id) < 0)
+		ref = id = 0;
+	m = room_check_capability(r, c, ref, id, pm->field[PROTO_F_ATTACH_NAME], &err);
 	if (!m) {
 		/* A wrong capability: nothing more from this connection. */
 		reply_error(r, c, err, err == PROTO_E_RATE ? "too many refused attempts from your address"
@@ -1036,38 +1083,36 @@ static void handle_attach(struct room *r, struct conn *c, const struct proto_msg
 /* A member's CHAT as relayed, carved from the room's current block: the
  * frames of one burst lie end to end, and each member's queue sends them
  * as one piece. */
-static struct msg *format_chat(struct room *r, const char *name, const char *text, size_t text_len)
+static struct msg *format_chat(struct room *r, const char *name, const char *text, size_t text_len,
+			       struct proto_chat_layout *where)
 {
 	size_t max = PROTO_CHAT_OVERHEAD + strlen(name) + text_len;
 	char *dst = msg_arena_reserve(&r->arena, max);
 
 	if (!dst)
 		return NULL;
-	return msg_arena_take(&r->arena, proto_fmt_chat(dst, max + 1, r->ref, name, text));
+	return msg_arena_take(&r->arena, proto_fmt_chat(dst, max + 1, r->ref, name, text, text_len, where));
 }
 
-/* The member a request on c speaks for (ref, id, name already parsed as
- * integers). A connection attached already speaks for its own member only,
- * with no lookup (so it probes nothing); on any other, the capability check
- * decides, and the first valid request attaches c to that member exactly as
- * an ATTACH would (SPEC §2.4). NULL with *err (a refusal of the check is
- * counted against c's address). */
-static struct member *request_member(struct room *r, struct conn *c, const char *ref_s, const char *id_s,
+/* The member a request on c speaks for (ref, id, name). A connection
+ * attached already speaks for its own member only, with no lookup (so it
+ * probes nothing); on any other, the capability check decides, and the
+ * first valid request attaches c to that member exactly as an ATTACH would
+ * (SPEC §2.4). NULL with *err (a refusal of the check is counted against
+ * c's address). */
+static struct member *request_member(struct room *r, struct conn *c, long ref, long id,
 				     const char *name, enum proto_err *err)
 {
 	struct member *m;
-	long ref, id;
 
 	if (c->attached_id) {
 		m = find_member(r, c->attached_id);
 		*err = PROTO_E_NOT_MEMBER;
-		if (!m || proto_parse_int(ref_s, 1, 0x7fffffff, &ref) < 0 ||
-		    proto_parse_int(id_s, 1, 0x7fffffff, &id) < 0 || ref != r->ref ||
-		    id != m->join_id || strcmp(m->name, name) != 0)
+		if (!m || ref != r->ref || id != m->join_id || strcmp(m->name, name) != 0)
 			return NULL;
 		return m;
 	}
-	m = room_check_capability(r, c, ref_s, id_s, name, err);
+	m = room_check_capability(r, c, ref, id, name, err);
 	if (m)
 		attach_conn(r, c, m);
 	return m;
@@ -1081,28 +1126,20 @@ static void refuse_unattached(struct room *r, struct conn *c, enum proto_err err
 	close_conn(r, c, 0);
 }
 
-static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *pm)
+/* A member's request names it (ROOM_REF, JOIN_ID, CLIENT_NAME); the
+ * command table's pre-check (run_for_member) resolves it before the
+ * handler runs. */
+struct member_request {
+	long ref, id;     /* the request's ROOM_REF and JOIN_ID */
+	struct member *m; /* the member c speaks for; NULL only for a LEAVE's echo */
+};
+
+static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *pm,
+			const struct member_request *q)
 {
-	long ref, id;
-	int attached = c->attached_id != 0;
-	enum proto_err err;
-	struct member *m;
+	struct proto_chat_layout where;
 	struct msg *out;
 
-	if (proto_parse_int(pm->field[PROTO_F_CHAT_REF], 1, 0x7fffffff, &ref) < 0 ||
-	    proto_parse_int(pm->field[PROTO_F_CHAT_ID], 1, 0x7fffffff, &id) < 0) {
-		reply_error(r, c, PROTO_E_MALFORMED, "bad CHAT or JOIN_ID");
-		return;
-	}
-	m = request_member(r, c, pm->field[PROTO_F_CHAT_REF], pm->field[PROTO_F_CHAT_ID],
-			   pm->field[PROTO_F_CHAT_NAME], &err);
-	if (!m) {
-		if (attached)
-			reply_error(r, c, err, NULL);
-		else
-			refuse_unattached(r, c, err);
-		return;
-	}
 	if ((long)pm->len[PROTO_F_CHAT_TEXT] > r->cfg->max_message) {
 		reply_error(r, c, PROTO_E_TOO_LARGE, "message too large");
 		return;
@@ -1111,14 +1148,15 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 		reply_error(r, c, PROTO_E_MALFORMED, PROTO_FORGED_LINE_TEXT);
 		return;
 	}
-	out = format_chat(r, m->name, pm->field[PROTO_F_CHAT_TEXT], pm->len[PROTO_F_CHAT_TEXT]);
+	out = format_chat(r, q->m->name, pm->field[PROTO_F_CHAT_TEXT], pm->len[PROTO_F_CHAT_TEXT],
+			  &where);
 	if (!out) {
 		reply_error(r, c, PROTO_E_SERVER, "out of memory");
 		return;
 	}
 	count_message(r, out);
 	broadcast(r, out);
-	history_record(r, out);
+	history_record(r, out, &where);
 	msg_unref(&out);
 }
 
@@ -1157,44 +1195,17 @@ static void start_leave(struct room *r, struct conn *c, struct member *m)
 	m->leave_req = NULL;
 }
 
-/* LEAVE_CHATROOM on the room port. A valid capability (or this attached
- * connection's own member) leaves. SPEC §2.1's idempotent echo answers
- * everything else, so an outsider learns nothing: an id that is not this
- * attached connection's (no lookup, as on the control port), and, on a
- * connection holding no capability, an id unknown, of another room or
- * name, or from another address than the member's (the check is counted
- * as refused, as for an ATTACH, and the connection stays open). A
- * throttled address gets error 9 and is closed, whatever the id. */
-static void handle_leave(struct room *r, struct conn *c, const struct proto_msg *pm)
+/* LEAVE_CHATROOM on the room port: its member leaves; anything else
+ * that reaches here (see the table's pre-check) gets SPEC §2.1's
+ * idempotent echo. */
+static void handle_leave(struct room *r, struct conn *c, const struct proto_msg *pm,
+			 const struct member_request *q)
 {
-	long ref, id;
-	int attached = c->attached_id != 0;
-	enum proto_err err;
-	struct member *m;
-
-	if (proto_parse_int(pm->field[PROTO_F_LEAVE_REF], 1, 0x7fffffff, &ref) < 0 ||
-	    proto_parse_int(pm->field[PROTO_F_LEAVE_ID], 1, 0x7fffffff, &id) < 0) {
-		reply_error(r, c, PROTO_E_MALFORMED, "bad LEAVE_CHATROOM or JOIN_ID");
-		return;
-	}
-	if ((attached && id != c->attached_id) ||
-	    (!attached && departed_repeat(r, pm->field[PROTO_F_LEAVE_REF], pm->field[PROTO_F_LEAVE_ID],
-					  pm->field[PROTO_F_LEAVE_NAME], c->peer))) {
-		/* Not its own (no lookup), or a repeat of a LEAVE made here
-		 * (not counted): the echo. */
-		reply(r, c, proto_write_left(ref, id));
-		return;
-	}
-	m = request_member(r, c, pm->field[PROTO_F_LEAVE_REF], pm->field[PROTO_F_LEAVE_ID],
-			   pm->field[PROTO_F_LEAVE_NAME], &err);
-	if (m)
-		start_leave(r, c, m);
-	else if (err == PROTO_E_RATE)
-		refuse_unattached(r, c, err);
-	else if (attached) /* its own id with another room or name: the holder's mistake */
-		reply_error(r, c, PROTO_E_NOT_MEMBER, "JOIN_ID does not match the room or name");
+	(void)pm;
+	if (q->m)
+		start_leave(r, c, q->m);
 	else
-		reply(r, c, proto_write_left(ref, id));
+		reply(r, c, proto_write_left(q->ref, q->id));
 }
 
 /* DISCONNECT on the room port (CS4032's carries no JOIN_ID): closes the
@@ -1245,31 +1256,85 @@ static void handle_join(struct room *r, struct conn *c)
 	reply_error(r, c, PROTO_E_MALFORMED, text);
 }
 
+static void handle_join_request(struct room *r, struct conn *c, const struct proto_msg *pm)
+{
+	(void)pm;
+	handle_join(r, c);
+}
+
+/* The room port's requests. One that names a member (for_member) runs
+ * only once run_for_member() has resolved it; the others (handler) check
+ * what they need themselves. */
+static const struct room_command {
+	enum proto_kind kind;
+	void (*handler)(struct room *, struct conn *, const struct proto_msg *);
+	void (*for_member)(struct room *, struct conn *, const struct proto_msg *,
+			   const struct member_request *);
+	/* LEAVE, idempotent (SPEC §2.1): what names no member of c's runs
+	 * too, without one (the echo), instead of being refused. */
+	int idempotent;
+	const char *bad_ids;    /* error 1's text: ROOM_REF or JOIN_ID is no id */
+	const char *not_member; /* error 3's text on an attached connection */
+} room_commands[] = {
+	{ PROTO_ATTACH, handle_attach, NULL, 0, NULL, NULL },
+	{ PROTO_CHAT, NULL, handle_chat, 0, "bad CHAT or JOIN_ID", NULL },
+	{ PROTO_HELO, handle_helo, NULL, 0, NULL, NULL },
+	{ PROTO_LEAVE, NULL, handle_leave, 1, "bad LEAVE_CHATROOM or JOIN_ID",
+	  "JOIN_ID does not match the room or name" },
+	{ PROTO_DISCONNECT, handle_disconnect, NULL, 0, NULL, NULL },
+	{ PROTO_JOIN, handle_join_request, NULL, 0, NULL, NULL },
+};
+
+/* The pre-check of a request that names a member: its numbers parse, and
+ * request_member() finds the member c speaks for (attaching c on its first
+ * valid request). A refused capability on a connection that holds none
+ * closes it, as for an ATTACH. An idempotent LEAVE runs without a member,
+ * so that an outsider learns nothing: for an id that is not this attached
+ * connection's (no lookup, as on the control port); on a connection
+ * holding no capability, for a repeat of a LEAVE made here (not counted)
+ * and for an id unknown, of another room or name, or from another address
+ * than the member's (counted as refused, as for an ATTACH; the connection
+ * stays open). A throttled address gets error 9 and is closed, whatever
+ * the id. */
+static void run_for_member(struct room *r, struct conn *c, const struct proto_msg *pm,
+			   const struct room_command *cmd)
+{
+	const char *name = pm->field[PROTO_F_MEMBER_NAME];
+	struct member_request q = { 0, 0, NULL };
+	int attached = c->attached_id != 0;
+	enum proto_err err;
+
+	if (parse_ids(pm->field[PROTO_F_MEMBER_REF], pm->field[PROTO_F_MEMBER_ID], &q.ref, &q.id) < 0) {
+		reply_error(r, c, PROTO_E_MALFORMED, cmd->bad_ids);
+		return;
+	}
+	if (cmd->idempotent && ((attached && q.id != c->attached_id) ||
+				(!attached && departed_repeat(r, q.ref, q.id, name, c->peer)))) {
+		cmd->for_member(r, c, pm, &q);
+		return;
+	}
+	q.m = request_member(r, c, q.ref, q.id, name, &err);
+	if (q.m || (cmd->idempotent && !attached && err == PROTO_E_NOT_MEMBER))
+		cmd->for_member(r, c, pm, &q);
+	else if (attached) /* its own id with another room or name: the holder's mistake */
+		reply_error(r, c, err, cmd->not_member);
+	else
+		refuse_unattached(r, c, err);
+}
+
 static void handle_request(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
-	switch (pm->kind) {
-	case PROTO_ATTACH:
-		handle_attach(r, c, pm);
-		break;
-	case PROTO_CHAT:
-		handle_chat(r, c, pm);
-		break;
-	case PROTO_HELO:
-		handle_helo(r, c, pm);
-		break;
-	case PROTO_LEAVE:
-		handle_leave(r, c, pm);
-		break;
-	case PROTO_DISCONNECT:
-		handle_disconnect(r, c, pm);
-		break;
-	case PROTO_JOIN:
-		handle_join(r, c);
-		break;
-	default:
-		reply_error(r, c, PROTO_E_MALFORMED, "not a room port request");
-		break;
+	for (size_t i = 0; i < sizeof(room_commands) / sizeof(room_commands[0]); i++) {
+		const struct room_command *cmd = &room_commands[i];
+		if (cmd->kind != pm->kind)
+			continue;
+		if (cmd->for_member)
+			run_for_member(r, c, pm, cmd);
+		else
+			cmd->handler(r, c, pm);
+		return;
 	}
+	reply_error(r, c, PROTO_E_MALFORMED, "not a room port request");
 }
 
 static void on_request(void *arg, struct conn *c, const struct proto_msg *pm)
@@ -1565,9 +1630,12 @@ static void room_free(struct room *r)
 	delivery_backlog_unref(r->backlog);
 	msg_arena_fini(&r->arena);
 	msg_arena_fini(&r->hist_arena);
-	for (size_t i = 0; i < r->nmembers; i++)
-		free(r->members[i].leave_req);
-	free(r->members);
+	while (r->members) {
+		struct member *m = r->members;
+		r->members = m->next;
+		free(m->leave_req);
+		free(m);
+	}
 	free(r->conns);
 	free(r->pending);
 	metrics_room_close(r->metrics);
@@ -1592,6 +1660,7 @@ struct room *room_start(const struct config *cfg, const struct room_uplink *up, 
 	r->store = store;
 	r->ref = ref;
 	r->epfd = -1;
+	r->members_end = &r->members;
 	msg_arena_init(&r->arena, ROOM_BLOCK_BYTES);
 	(void)max_members; /* room connections: one per attached member, plus the pending */
 	r->ips = up->ips;

@@ -17,6 +17,7 @@ struct config;
 struct iptable;
 struct mailbox;
 struct msg;
+struct proto_chat_layout;
 struct room;
 struct store;
 
@@ -78,10 +79,11 @@ void room_remove_member_here(struct room *r, struct room_event *leave, long join
 /* Free a leave event that will never be posted (shutdown). */
 void room_event_free(struct room_event *ev);
 
-/* Relay a CHAT frame to every member, and keep it in the room's history
- * when record (a member's message, not a server notice). 0, or -ENOMEM
- * (nothing relayed). */
-int room_relay(struct room *r, struct msg *m, int record);
+/* Relay a CHAT frame to every member. A member's message (not a server
+ * notice) comes with member_text, where its name and text lie in m (as
+ * proto_fmt_chat() says): it is kept in the room's history. NULL: a notice,
+ * not kept. 0, or -ENOMEM (nothing relayed). */
+int room_relay(struct room *r, struct msg *m, const struct proto_chat_layout *member_text);
 
 /* Nonzero while the room has more relays waiting than it should take:
  * control-port CHATs posted and not yet relayed, or deliveries handed to
