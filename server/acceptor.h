@@ -144,13 +144,6 @@ struct conn *acceptor_adopt(struct acceptor *acc, int fd, const char *peer);
  * lives as long as the acceptor; any thread may use it (it locks). */
 struct iptable *acceptor_iptable(struct acceptor *acc);
 
-/* Count a new connection (fd, from peer) against its address's limits:
- * the entry, or NULL when refused (error 7 at max_clients_per_ip, 9 over
- * connect_rate_per_ip; logged once per episode as where) and fd closed.
- * Any thread. */
-struct ip_entry *acceptor_admit(struct iptable *ips, const struct config *cfg, int fd,
-				const char *peer, const char *where);
-
 /* Acceptor thread: the room's last member left; stop its thread (it
  * finishes what it holds first) and free it once done. 0 or -ENOMEM (the
  * room keeps running). */

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -153,7 +154,7 @@ void conn_process(struct conn *c, const struct config *cfg, struct throttle_list
 		quiet_arm(h->quiet, c, cfg);
 }
 
-void conn_finish_quiet(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
+void conn_process_quiet(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
 		       const struct conn_handler *h)
 {
 	struct proto_msg pm;
@@ -317,6 +318,7 @@ struct conn *conn_create(int fd, const char *peer, const struct config *cfg)
 	if (!c)
 		return NULL;
 	c->fd = fd;
+	c->tr = &transport_tcp;
 	c->since_ms = c->active_ms = c->read_ms = c->refill_ms = conn_clock_ms();
 	c->tokens = cfg->burst * 1000;
 	c->id = atomic_fetch_add_explicit(&next_conn_id, 1, memory_order_relaxed);
@@ -345,7 +347,7 @@ void conn_destroy(struct conn *c)
 		return;
 	if (c->ipe)
 		iptable_close(c->ipt, c->ipe, conn_clock_ms());
-	close(c->fd);
+	c->tr->close(c);
 	buf_fini(&c->in);
 	sendq_fini(&c->out);
 	free(c->ms);
@@ -355,17 +357,15 @@ void conn_destroy(struct conn *c)
 long conn_read(struct conn *c)
 {
 	long room = buf_reserve(&c->in, CONN_READ_CHUNK);
-	ssize_t n;
+	long n;
 
 	if (room < 0)
 		return room;
 	if (room == 0)
 		return -ENOBUFS; /* cannot happen: the parser fails first */
-	do {
-		n = read(c->fd, c->in.data + c->in.len, (size_t)room);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	n = c->tr->read(c, c->in.data + c->in.len, (size_t)room);
+	if (n <= 0)
+		return n;
 	c->in.len += (size_t)n;
 	c->read_ms = conn_clock_ms(); /* for the quiet period; active_ms counts requests */
 	return n;
@@ -373,7 +373,7 @@ long conn_read(struct conn *c)
 
 int conn_flush(struct conn *c, int epfd)
 {
-	int rc = sendq_flush(&c->out, c->fd);
+	int rc = sendq_flush_via(&c->out, c->tr->writev, c);
 	unsigned mask;
 	struct epoll_event ee;
 

@@ -19,6 +19,7 @@ struct ip_entry;
 struct msg;
 struct room;
 struct room_event;
+struct conn_transport;
 
 /* One membership of a control connection (owned with the conn). */
 struct membership {
@@ -33,12 +34,15 @@ struct membership {
 
 struct conn {
 	int fd;
+	const struct conn_transport *tr; /* how its bytes are read and written
+					  * (transport.h); plain TCP by default */
 	uint64_t id;                 /* unique for the daemon's lifetime */
 	char peer[NET_ADDRSTRLEN];   /* numeric peer address, for logs */
 	struct buf in;               /* bytes read, not yet parsed */
 	struct proto_parser parser;
 	struct sendq out;
 	unsigned ev_mask;            /* the epoll events registered now */
+	size_t slot;                 /* its index in its loop's connections */
 	int dirty;                   /* on the owner's flush list */
 	int closing;                 /* close after the pending flush */
 	uint64_t since_ms;           /* accepted, or (closing) when closing began */
@@ -175,7 +179,7 @@ void conn_process(struct conn *c, const struct config *cfg, struct throttle_list
 /* c's quiet period is over (taken from quiet_take_due): if the bytes it
  * holds are a request complete but for its terminator, handle it as
  * conn_process would (proto_finish). Owner thread only. */
-void conn_finish_quiet(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
+void conn_process_quiet(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
 		       const struct conn_handler *h);
 
 /* Is c's pending partial request older than cfg->request_timeout? Keeps
