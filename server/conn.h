@@ -1,9 +1,9 @@
 /* conn.h - one client socket as its owner thread sees it: read buffer,
- * parser state, bounded send queue.
+ * parser state, bounded send queue; its bytes go through its transport.
  *
- * A conn belongs to exactly one thread (the acceptor for control
- * connections, a room thread for room connections): only that thread reads,
- * writes, or closes it, so nothing here is locked. */
+ * A conn belongs to exactly one thread, whose loop tracks it (loop.h: the
+ * acceptor for control connections, a room thread for room connections):
+ * only that thread reads, writes, or closes it, so nothing here is locked. */
 #ifndef ROOMD_CONN_H
 #define ROOMD_CONN_H
 

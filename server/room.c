@@ -1,6 +1,11 @@
 /* room.c - a chatroom's thread: its listening port, its attached room
  * connections, and the relay of its traffic.
  *
+ * The thread is a loop (loop.c: epoll, the room connections, their
+ * deadlines, accept, the drain at shutdown) plus the handlers here
+ * (room_ops): room-port requests, attachment, the attach deadline, the
+ * mailbox and the backlog wake-up.
+ *
  * Ownership: the room thread alone touches everything in struct room except
  * the mailbox (any thread posts) and the read-only name/ref/port/cfg. The
  * delivery list (members) mirrors the registry, updated from the mailbox in
