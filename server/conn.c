@@ -313,7 +313,12 @@ int throttle_timeout(const struct throttle_list *l, uint64_t now, int dflt)
 
 struct conn *conn_create(int fd, const char *peer, const struct config *cfg)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	return conn_create_size(fd, peer, cfg, sizeof(struct conn));
+}
+
+struct conn *conn_create_size(int fd, const char *peer, const struct config *cfg, size_t size)
+{
+	struct conn *c = calloc(1, size);
 
 	if (!c)
 		return NULL;
@@ -397,36 +402,4 @@ int conn_queue_take(struct conn *c, struct msg *m)
 
 	msg_unref(&m);
 	return rc;
-}
-
-struct membership *conn_membership(struct conn *c, long join_id)
-{
-	for (size_t i = 0; i < c->nms; i++)
-		if (c->ms[i].join_id == join_id)
-			return &c->ms[i];
-	return NULL;
-}
-
-int conn_add_membership(struct conn *c, const struct membership *m, long max)
-{
-	struct membership *ms;
-
-	if ((long)c->nms >= max)
-		return -ENOSPC;
-	ms = realloc(c->ms, (c->nms + 1) * sizeof(*ms));
-	if (!ms)
-		return -ENOMEM;
-	c->ms = ms;
-	c->ms[c->nms++] = *m;
-	return 0;
-}
-
-void conn_remove_membership(struct conn *c, long join_id)
-{
-	for (size_t i = 0; i < c->nms; i++) {
-		if (c->ms[i].join_id == join_id) {
-			c->ms[i] = c->ms[--c->nms];
-			return;
-		}
-	}
 }

@@ -17,20 +17,8 @@ struct config;
 struct iptable;
 struct ip_entry;
 struct msg;
-struct room;
-struct room_event;
+struct membership;
 struct conn_transport;
-
-/* One membership of a control connection (owned with the conn). */
-struct membership {
-	long join_id;
-	long ref;
-	char name[65];      /* CLIENT_NAME it joined with */
-	char room_name[65]; /* for the idempotent re-join */
-	unsigned port;      /* room port, for the re-join reply */
-	struct room *room;
-	struct room_event *leave; /* preallocated: leaving cannot fail */
-};
 
 struct conn {
 	int fd;
@@ -84,17 +72,12 @@ struct conn {
 	 * reaches history_mark) */
 	int history_wait;
 	unsigned long long history_mark;
-	/* control connections: memberships, at most max_rooms_per_client */
+	/* control connections: memberships, at most max_rooms_per_client
+	 * (control.h's: a conn knows nothing of rooms) */
 	struct membership *ms;
 	size_t nms;
-	/* room connections: the membership attached here (0: none yet) */
-	long attached_id;
-	/* room connections: the member whose LEAVE was answered here, whose
-	 * control connection a DISCONNECT sent here next closes (left_name
-	 * empty: none) */
-	int left_ctl_fd;
-	uint64_t left_ctl_id;
-	char left_name[65];
+	/* room connections: what the room keeps per connection lives in
+	 * room.c's struct room_conn, which begins with this conn */
 };
 
 /* How long a closing connection may take to accept its last bytes. */
@@ -189,6 +172,10 @@ int conn_request_overdue(struct conn *c, const struct config *cfg, uint64_t now)
 
 /* A new conn for fd (taken over) with limits from cfg, or NULL. */
 struct conn *conn_create(int fd, const char *peer, const struct config *cfg);
+/* The same, allocating size bytes (zeroed) for an owner's struct that
+ * begins with the conn (size >= sizeof(struct conn)); conn_destroy frees
+ * it all. */
+struct conn *conn_create_size(int fd, const char *peer, const struct config *cfg, size_t size);
 /* Tell a client we cannot take it, without waiting on it, and close fd. */
 void conn_refuse(int fd, enum proto_err err, const char *detail);
 
@@ -211,9 +198,5 @@ int conn_queue(struct conn *c, struct msg *m);
 
 /* Queue m and drop the caller's reference; the same returns. */
 int conn_queue_take(struct conn *c, struct msg *m);
-
-struct membership *conn_membership(struct conn *c, long join_id);
-int conn_add_membership(struct conn *c, const struct membership *m, long max);
-void conn_remove_membership(struct conn *c, long join_id);
 
 #endif

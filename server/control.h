@@ -13,6 +13,26 @@ struct config;
 struct registry;
 struct acceptor;
 struct conn;
+struct room;
+struct room_event;
+
+/* One membership of a control connection (owned with the conn). */
+struct membership {
+	long join_id;
+	long ref;
+	char name[65];      /* CLIENT_NAME it joined with */
+	char room_name[65]; /* for the idempotent re-join */
+	unsigned port;      /* room port, for the re-join reply */
+	struct room *room;
+	struct room_event *leave; /* preallocated: leaving cannot fail */
+};
+
+/* c's membership join_id, or NULL. Acceptor thread. */
+struct membership *conn_membership(struct conn *c, long join_id);
+/* Copy m into c's memberships: 0, -ENOSPC at max, -ENOMEM. */
+int conn_add_membership(struct conn *c, const struct membership *m, long max);
+/* Forget c's membership join_id (nothing when it has none). */
+void conn_remove_membership(struct conn *c, long join_id);
 
 struct control {
 	const struct config *cfg;

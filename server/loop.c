@@ -40,6 +40,7 @@ int loop_init(struct loop *l, const struct config *cfg, const char *name,
 	*l = (struct loop){ .cfg = cfg, .ops = *ops, .arg = arg, .kind = kind, .ips = ips,
 			    .max_events = max_events < LOOP_EVENTS_MAX ? max_events : LOOP_EVENTS_MAX };
 	snprintf(l->name, sizeof(l->name), "%s", name);
+	l->conn_size = sizeof(struct conn);
 	if (flags & LOOP_INDEX_FD) {
 		l->by_fd = calloc(1024, sizeof(*l->by_fd));
 		if (!l->by_fd) {
@@ -202,7 +203,7 @@ void loop_throttle(struct loop *l, struct conn *c, long wait_ms)
  * tracked; NULL when it cannot be had (logged unless quiet; fd closed). */
 static struct conn *take_conn(struct loop *l, int fd, const char *peer, struct ip_entry *e, int quiet)
 {
-	struct conn *c = conn_create(fd, peer, l->cfg);
+	struct conn *c = conn_create_size(fd, peer, l->cfg, l->conn_size);
 
 	if (c) {
 		c->ipt = l->ips;

@@ -63,7 +63,8 @@ struct loop_ops {
 #define LOOP_ACCEPT_PAUSE_MS 250
 
 /* Embedded in its owner (struct acceptor, struct room). The owner may read
- * conns/nconns and set hold_input and max_conns; the rest is loop.c's. */
+ * conns/nconns and set hold_input, max_conns and conn_size (before the
+ * first connection); the rest is loop.c's. */
 struct loop {
 	const struct config *cfg;
 	struct loop_ops ops;
@@ -75,6 +76,9 @@ struct loop {
 	struct iptable *ips;            /* per-address counts (shared, it locks) */
 	long max_conns;                 /* accepted at most (0: no bound) */
 	int hold_input;                 /* the owner's backlog: read no request */
+	size_t conn_size;               /* what a connection's allocation holds: the
+					 * owner's struct beginning with the conn
+					 * (default sizeof(struct conn)) */
 	/* the connections: dense (conn->slot), and by fd when indexed */
 	struct conn **conns;
 	size_t nconns, conns_cap;

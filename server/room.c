@@ -116,6 +116,24 @@ struct member {
 	struct room_request *leave_req; /* for a LEAVE made here; NULL once posted */
 };
 
+/* A room connection: the generic conn (conn.h, tracked by the room's
+ * loop) and what the room keeps per connection. Every conn of a room's
+ * loop is one (loop.conn_size); room thread only. */
+struct room_conn {
+	struct conn conn;      /* first: the loop's struct conn * points here */
+	long attached_id;      /* the membership attached here (0: none yet) */
+	/* the member whose LEAVE was answered here, whose control connection a
+	 * DISCONNECT sent here next closes (left_name empty: none) */
+	int left_ctl_fd;
+	uint64_t left_ctl_id;
+	char left_name[CONFIG_NAME_MAX + 1];
+};
+
+static struct room_conn *rconn(struct conn *c)
+{
+	return (struct room_conn *)c;
+}
+
 struct room {
 	/* read-only after room_start */
 	const struct config *cfg;
@@ -316,13 +334,13 @@ static void pending_remove(struct room *r, struct conn *c)
 
 static void detach(struct room *r, struct conn *c)
 {
-	struct member *m = c->attached_id ? find_member(r, c->attached_id) : NULL;
+	struct member *m = rconn(c)->attached_id ? find_member(r, rconn(c)->attached_id) : NULL;
 
 	if (m && m->attached == c) {
 		m->attached = NULL; /* back to delivery over the control connection */
 		metrics_gauge_add_own(&r->metrics->attached, -1);
 	}
-	c->attached_id = 0;
+	rconn(c)->attached_id = 0;
 }
 
 /* The loop closes c (loop_close: what it has queued is written first) or
@@ -457,7 +475,7 @@ static struct conn *answer_leave(struct room *r, struct conn *c, struct member *
 	struct msg *answer = ev->here ? msg_ref(ev->self) : proto_write_left(r->ref, m->join_id);
 
 	m->attached = NULL;
-	c->attached_id = 0;
+	rconn(c)->attached_id = 0;
 	c->leaving_id = 0;
 	if (!answer) {
 		log_error("room %s: out of memory answering %s's LEAVE: room connection closed",
@@ -470,9 +488,9 @@ static struct conn *answer_leave(struct room *r, struct conn *c, struct member *
 		return NULL;
 	/* The capability was shown on this very connection: a DISCONNECT
 	 * sent on it next (lab clients do) closes m's control connection. */
-	c->left_ctl_fd = m->ctl_fd;
-	c->left_ctl_id = m->ctl_id;
-	snprintf(c->left_name, sizeof(c->left_name), "%s", m->name);
+	rconn(c)->left_ctl_fd = m->ctl_fd;
+	rconn(c)->left_ctl_id = m->ctl_id;
+	snprintf(rconn(c)->left_name, sizeof(rconn(c)->left_name), "%s", m->name);
 	c->since_ms = conn_clock_ms();
 	pending_make_room(r, c->peer);
 	r->pending[r->npending++] = c;
@@ -740,9 +758,9 @@ static void reply_error(struct room *r, struct conn *c, enum proto_err err, cons
  * another address that attaches right away always gets in. O(places). */
 /* A pending connection that answered a member's LEAVE waits for that
  * member's DISCONNECT (it showed a JOIN_ID): pushed out last. */
-static int pending_evictable(const struct conn *c)
+static int pending_evictable(struct conn *c)
 {
-	return c->left_name[0] == '\0';
+	return rconn(c)->left_name[0] == '\0';
 }
 
 /* The oldest evictable pending connection of the address holding the
@@ -869,12 +887,12 @@ static struct member *room_check_capability(struct room *r, struct conn *c, cons
  * its own member, error 1 otherwise (no lookup: no probing from here). */
 static void reattach(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
-	struct member *m = find_member(r, c->attached_id);
+	struct member *m = find_member(r, rconn(c)->attached_id);
 	long ref, id;
 
 	if (m && proto_parse_int(pm->field[PROTO_F_ATTACH_REF], 1, 0x7fffffff, &ref) == 0 &&
 	    proto_parse_int(pm->field[PROTO_F_ATTACH_ID], 1, 0x7fffffff, &id) == 0 &&
-	    ref == r->ref && id == c->attached_id && strcmp(m->name, pm->field[PROTO_F_ATTACH_NAME]) == 0)
+	    ref == r->ref && id == rconn(c)->attached_id && strcmp(m->name, pm->field[PROTO_F_ATTACH_NAME]) == 0)
 		reply(r, c, proto_write_attached(ref, id));
 	else
 		reply_error(r, c, PROTO_E_MALFORMED, "this connection is attached to another member");
@@ -894,7 +912,7 @@ static void attach_conn(struct room *r, struct conn *c, struct member *m)
 	if (!m->attached)
 		metrics_gauge_add_own(&r->metrics->attached, 1);
 	m->attached = c;
-	c->attached_id = m->join_id;
+	rconn(c)->attached_id = m->join_id;
 }
 
 static void handle_attach(struct room *r, struct conn *c, const struct proto_msg *pm)
@@ -902,7 +920,7 @@ static void handle_attach(struct room *r, struct conn *c, const struct proto_msg
 	enum proto_err err;
 	struct member *m;
 
-	if (c->attached_id) {
+	if (rconn(c)->attached_id) {
 		reattach(r, c, pm);
 		return;
 	}
@@ -944,8 +962,8 @@ static struct member *request_member(struct room *r, struct conn *c, const char 
 	struct member *m;
 	long ref, id;
 
-	if (c->attached_id) {
-		m = find_member(r, c->attached_id);
+	if (rconn(c)->attached_id) {
+		m = find_member(r, rconn(c)->attached_id);
 		*err = PROTO_E_NOT_MEMBER;
 		if (!m || proto_parse_int(ref_s, 1, 0x7fffffff, &ref) < 0 ||
 		    proto_parse_int(id_s, 1, 0x7fffffff, &id) < 0 || ref != r->ref ||
@@ -970,7 +988,7 @@ static void refuse_unattached(struct room *r, struct conn *c, enum proto_err err
 static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
 	long ref, id;
-	int attached = c->attached_id != 0;
+	int attached = rconn(c)->attached_id != 0;
 	enum proto_err err;
 	struct member *m;
 	struct msg *out;
@@ -1054,7 +1072,7 @@ static void start_leave(struct room *r, struct conn *c, struct member *m)
 static void handle_leave(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
 	long ref, id;
-	int attached = c->attached_id != 0;
+	int attached = rconn(c)->attached_id != 0;
 	enum proto_err err;
 	struct member *m;
 
@@ -1063,7 +1081,7 @@ static void handle_leave(struct room *r, struct conn *c, const struct proto_msg 
 		reply_error(r, c, PROTO_E_MALFORMED, "bad LEAVE_CHATROOM or JOIN_ID");
 		return;
 	}
-	if ((attached && id != c->attached_id) ||
+	if ((attached && id != rconn(c)->attached_id) ||
 	    (!attached && departed_repeat(r, pm->field[PROTO_F_LEAVE_REF], pm->field[PROTO_F_LEAVE_ID],
 					  pm->field[PROTO_F_LEAVE_NAME], c->peer))) {
 		/* Not its own (no lookup), or a repeat of a LEAVE made here
@@ -1096,11 +1114,11 @@ static void handle_leave(struct room *r, struct conn *c, const struct proto_msg 
 static void handle_disconnect(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
 	const char *name = pm->field[PROTO_F_DISC_NAME];
-	struct member *m = c->attached_id ? find_member(r, c->attached_id) : NULL;
+	struct member *m = rconn(c)->attached_id ? find_member(r, rconn(c)->attached_id) : NULL;
 	struct room_request *rq;
-	int left_here = !m && c->left_name[0] && strcmp(c->left_name, name) == 0;
+	int left_here = !m && rconn(c)->left_name[0] && strcmp(rconn(c)->left_name, name) == 0;
 
-	if (c->attached_id && (!m || strcmp(m->name, name) != 0)) {
+	if (rconn(c)->attached_id && (!m || strcmp(m->name, name) != 0)) {
 		reply_error(r, c, PROTO_E_NOT_MEMBER, "CLIENT_NAME is not this connection's member");
 		return;
 	}
@@ -1115,8 +1133,8 @@ static void handle_disconnect(struct room *r, struct conn *c, const struct proto
 		reply_error(r, c, PROTO_E_SERVER, "out of memory");
 		return;
 	}
-	rq->ctl_fd = m ? m->ctl_fd : c->left_ctl_fd;
-	rq->ctl_id = m ? m->ctl_id : c->left_ctl_id;
+	rq->ctl_fd = m ? m->ctl_fd : rconn(c)->left_ctl_fd;
+	rq->ctl_id = m ? m->ctl_id : rconn(c)->left_ctl_id;
 	post_batch(r); /* what was relayed over the control connection goes first */
 	acceptor_room_request(r->acc, rq);
 	loop_close(&r->loop, c, 0);
@@ -1230,7 +1248,7 @@ static void expired(void *arg, struct conn *c, uint64_t now)
 {
 	struct room *r = arg;
 
-	if (!c->closing && !c->attached_id && now - c->since_ms > ROOM_ATTACH_TIMEOUT_MS) {
+	if (!c->closing && !rconn(c)->attached_id && now - c->since_ms > ROOM_ATTACH_TIMEOUT_MS) {
 		log_info("room %s: %s did not attach in time: closed", r->name, c->peer);
 		loop_close(&r->loop, c, 1);
 	}
@@ -1390,6 +1408,7 @@ struct room *room_start(const struct config *cfg, struct acceptor *acc, struct s
 	publish_reply_cost(r);
 	snprintf(where, sizeof(where), "room %s", name);
 	rc = loop_init(&r->loop, cfg, where, METRICS_ROOM, r->ips, ROOM_EVENTS, 0, &room_ops, r);
+	r->loop.conn_size = sizeof(struct room_conn);
 	if (rc == 0)
 		rc = loop_listen(&r->loop, &r->lis);
 	if (rc == 0)
