@@ -1,6 +1,7 @@
 /* sendq.c - bounded per-connection output queues of shared messages.
  * The owner thread pushes references and flushes them with writev(2) on a
- * non-blocking socket: several queued messages leave in one system call.
+ * non-blocking socket (or through its connection's transport,
+ * sendq_flush_via): several queued messages leave in one system call.
  * The bound is charged bytes plus SENDQ_PIECE_COST per piece; a frame that
  * merges into the previous piece (same block, adjacent) costs its bytes
  * only, since it takes no slot and no reference. */
@@ -182,7 +183,27 @@ static void sendq_advance(struct sendq *q, size_t n)
 	}
 }
 
+/* sendq_flush's writer: a plain socket. sendmsg for MSG_NOSIGNAL: a
+ * vanished peer is EPIPE, not a signal that kills the daemon. */
+static long write_socket(void *ctx, const struct iovec *iov, int n)
+{
+	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
+	ssize_t w;
+
+	do {
+		w = sendmsg(*(const int *)ctx, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	} while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return (long)w;
+}
+
 int sendq_flush(struct sendq *q, int fd)
+{
+	return sendq_flush_via(q, write_socket, &fd);
+}
+
+int sendq_flush_via(struct sendq *q, sendq_writev_fn writev, void *ctx)
 {
 	struct iovec iov[SENDQ_IOV];
 	size_t written = 0;
@@ -191,8 +212,7 @@ int sendq_flush(struct sendq *q, int fd)
 		if (written >= SENDQ_FLUSH_BYTES)
 			return -EAGAIN; /* the rest next pass: others wait no longer */
 		size_t n = q->count < SENDQ_IOV ? q->count : SENDQ_IOV;
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = n };
-		ssize_t w;
+		long w;
 
 		for (size_t i = 0; i < n; i++) {
 			const struct sendq_piece *p = &q->ring[(q->head + i) & (q->cap_slots - 1)];
@@ -200,14 +220,9 @@ int sendq_flush(struct sendq *q, int fd)
 			iov[i].iov_base = (char *)p->data + skip;
 			iov[i].iov_len = p->len - skip;
 		}
-		/* sendmsg for MSG_NOSIGNAL: a vanished peer is EPIPE, not a
-		 * signal that kills the daemon. */
-		w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-		}
+		w = writev(ctx, iov, (int)n);
+		if (w < 0)
+			return (int)w;
 		sendq_advance(q, (size_t)w);
 		written += (size_t)w;
 	}

@@ -86,6 +86,16 @@ void sendq_pieces_free(struct sendq_pieces *l);
  * the connection is broken (EPIPE, ECONNRESET, ...). Never blocks. */
 int sendq_flush(struct sendq *q, int fd);
 
+struct iovec;
+/* A writer for sendq_flush_via: writes from n iovecs (never blocking) and
+ * returns the bytes written (>= 0), -EAGAIN when none can be now, or another
+ * negative errno when the connection is broken. ctx is the caller's. */
+typedef long (*sendq_writev_fn)(void *ctx, const struct iovec *iov, int n);
+
+/* sendq_flush through writev (a connection's transport: TLS later), one
+ * call per batch of pieces. The same returns. */
+int sendq_flush_via(struct sendq *q, sendq_writev_fn writev, void *ctx);
+
 /* Drop the pieces not yet started; a partly written one stays (whole) so
  * the client never sees half a frame. */
 void sendq_drop_unstarted(struct sendq *q);

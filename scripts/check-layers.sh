@@ -23,6 +23,8 @@
 # LAYERS: each server/ module and the server/ headers it may include
 # (common/ headers are open to every layer). Bottom to top:
 #   - the threads' shared services (no thread of their own to speak of);
+#   - transport, conn, loop: a connection's bytes, the connection, and the
+#     event loop every thread runs (it calls up only through handlers);
 #   - delivery: what a room hands the control connections' owner;
 #   - room: a room thread; it knows the mailbox and delivery, never the
 #     acceptor, control or the room lifecycle;
@@ -36,12 +38,14 @@ iptable   -
 metrics   -
 registry  -
 store     metrics
-conn      iptable metrics
+transport -
+conn      iptable metrics transport
+loop      conn iptable metrics
 delivery  mailbox
-room      conn delivery iptable mailbox metrics store
+room      conn delivery iptable loop mailbox metrics store
 rooms     conn iptable metrics registry room store
 control   conn metrics registry room rooms store
-acceptor  conn control delivery iptable mailbox metrics room rooms
+acceptor  conn control delivery iptable loop mailbox metrics room rooms
 service   acceptor
 main      acceptor metrics registry service store
 """

@@ -1,12 +1,17 @@
 /* acceptor.c - the main thread: the control port, every control connection,
  * signals, and the rooms' lifetimes.
  *
+ * The thread is a loop (loop.c: epoll, the control connections indexed by
+ * fd, their deadlines, accept, the drain at shutdown) plus the handlers
+ * here (acceptor_ops): control requests, memberships, the idle deadline,
+ * the signal descriptor and the mailbox.
+ *
  * Ownership: this thread alone reads, writes and closes control connections
- * (conns[], indexed by fd), and runs the rooms' lifecycle (rooms.c). Room
- * threads reach those connections only by posting delivery batches (and a
- * member's LEAVE or DISCONNECT made on its room port, struct room_request,
- * applied in order with them; delivery.h) to acc->mbox, their uplink; a
- * delivery names the connection by
+ * (acc->loop), and runs the rooms' lifecycle (rooms.c). Room threads reach
+ * those connections only by posting delivery batches (and a member's LEAVE
+ * or DISCONNECT made on its room port, struct room_request, applied in
+ * order with them; delivery.h) to acc->mbox, their uplink; a delivery names
+ * the connection by
  * fd and id, and is dropped when the connection or the membership is gone,
  * so nothing arrives after LEFT_CHATROOM. SIGINT/SIGTERM/SIGHUP are blocked
  * in every thread and read here through a signalfd; SIGHUP and each loop
@@ -26,6 +31,7 @@
 #include "delivery.h"
 #include "iptable.h"
 #include "log.h"
+#include "loop.h"
 #include "metrics.h"
 #include "msg.h"
 #include "net.h"
@@ -33,20 +39,16 @@
 #include "rooms.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #define ACC_EVENTS 128
 #define ACC_STOP_FLUSH_MS 700 /* with the rooms' 700 ms: exit within 2 s */
-#define ACC_SWEEP_MS 500
+#define ACC_SWEEP_MS LOOP_SWEEP_MS
 /* Deliveries applied per loop pass at most (~1 ms of work): then the
  * queues are flushed and other events served. */
 #define ACC_APPLY_SLICE 16384
@@ -61,176 +63,35 @@ struct acceptor {
 	struct control ctl;
 	struct mailbox mbox;   /* delivery batches from the room threads */
 	struct net_listeners lis; /* the control port, one per [server] bind address */
-	int epfd, sigfd;
-	int spare_fd;          /* given up to shed a connection at EMFILE */
+	struct loop loop;      /* epoll, the control connections (by fd), deadlines */
+	int sigfd;
 	int stop;
 	int rooms_stopped;     /* room threads joined: post nothing to them */
-	struct conn **conns;   /* by fd */
-	size_t conns_cap;
-	long nclients;
-	struct conn *dirty;    /* conns with output queued this pass */
-	int emfile_logged;
-	uint64_t next_sweep_ms;
 	struct iptable *ips;   /* per address: connections and buckets (shared with rooms) */
-	struct throttle_list throttled; /* conns out of tokens */
-	struct quiet_list quiet;        /* conns holding part of a request */
 	struct mail *pend_head, *pend_tail; /* batches taken from mbox, in order */
 	long pend_entries;     /* their deliveries not yet applied */
-	int input_held;        /* pend_entries over ACC_HOLD_ENTRIES: read no requests */
 	struct acceptor_hooks hooks;    /* all NULL unless the daemon sets them */
 };
 
-/* epoll data.ptr markers for the descriptors that are not conns: listener
- * i is &listen_markers[i]. */
-static char listen_markers[NET_LISTEN_MAX], signal_marker, mailbox_marker;
-_Static_assert(CONFIG_BIND_MAX <= NET_LISTEN_MAX, "a listener per bind address");
+/* epoll data.ptr markers for the descriptors that are not conns. */
+static char signal_marker, mailbox_marker;
 
 static struct conn *acceptor_conn(struct acceptor *acc, int fd, uint64_t id);
 
-/* The listener a marker names, or -1 when it is not a listener's (by
- * equality: ordering unrelated pointers is undefined). */
-static int listener_of(const void *ptr)
-{
-	for (int i = 0; i < NET_LISTEN_MAX; i++)
-		if (ptr == &listen_markers[i])
-			return i;
-	return -1;
-}
+/* ---- connections: the loop's handlers ---- */
 
-/* ---- connections ---- */
-
-static void mark_dirty(struct acceptor *acc, struct conn *c)
+/* c closes (loop_close) or is destroyed: its memberships end now,
+ * announced to the rooms; once the rooms are stopped (shutdown's last
+ * deliveries can still cut a client off) there is nobody left to announce
+ * to. */
+static void end_memberships(void *arg, struct conn *c)
 {
-	if (!c->dirty) {
-		c->dirty = 1;
-		c->next_dirty = acc->dirty;
-		acc->dirty = c;
-	}
-}
+	struct acceptor *acc = arg;
 
-/* Decide to close c: its memberships end now (announced to the rooms), it
- * reads nothing more, and it is closed once its queue is out (with cut_off,
- * a client that does not read: only a partly written frame is finished),
- * within CONN_CLOSE_GRACE_MS. */
-static void begin_close(struct acceptor *acc, struct conn *c, int cut_off)
-{
-	conn_begin_close(c, cut_off);
-	/* Once the rooms are stopped (shutdown's last deliveries can still cut
-	 * a client off) there is nobody left to announce to. */
 	if (acc->rooms_stopped)
 		control_forget_memberships(c);
 	else
 		control_drop_memberships(&acc->ctl, c);
-	mark_dirty(acc, c);
-}
-
-static void destroy_conn(struct acceptor *acc, struct conn *c)
-{
-	throttle_remove(&acc->throttled, c);
-	quiet_remove(&acc->quiet, c);
-	if (acc->rooms_stopped)
-		control_forget_memberships(c);
-	else
-		control_drop_memberships(&acc->ctl, c);
-	acc->conns[c->fd] = NULL;
-	acc->nclients--;
-	metrics_conn_close(METRICS_CONTROL);
-	conn_destroy(c);
-}
-
-static int track_conn(struct acceptor *acc, struct conn *c)
-{
-	struct epoll_event ee = { .events = EPOLLIN, .data.ptr = c };
-
-	if ((size_t)c->fd >= acc->conns_cap) {
-		size_t ncap = acc->conns_cap ? acc->conns_cap : 1024;
-		struct conn **nc;
-		while (ncap <= (size_t)c->fd)
-			ncap *= 2;
-		nc = realloc(acc->conns, ncap * sizeof(*nc));
-		if (!nc)
-			return -ENOMEM;
-		memset(nc + acc->conns_cap, 0, (ncap - acc->conns_cap) * sizeof(*nc));
-		acc->conns = nc;
-		acc->conns_cap = ncap;
-	}
-	if (epoll_ctl(acc->epfd, EPOLL_CTL_ADD, c->fd, &ee) < 0)
-		return -errno;
-	c->ev_mask = EPOLLIN;
-	acc->conns[c->fd] = c;
-	acc->nclients++;
-	metrics_conn_open(METRICS_CONTROL);
-	return 0;
-}
-
-/* At EMFILE the pending connection cannot even be accepted, and with a
- * level-triggered listener we would spin: give up the spare descriptor,
- * accept and close the connection, take the spare back. */
-static void shed_one(struct acceptor *acc, int lfd, int err)
-{
-	char peer[NET_ADDRSTRLEN];
-	int fd;
-
-	if (!acc->emfile_logged) {
-		log_error("acceptor: out of file descriptors (%s): shedding new connections",
-			  strerror(-err));
-		acc->emfile_logged = 1;
-	}
-	if (acc->spare_fd >= 0)
-		close(acc->spare_fd);
-	fd = net_accept(lfd, peer, sizeof(peer));
-	if (fd >= 0)
-		conn_refuse(fd, PROTO_E_SERVER_FULL, "server out of resources");
-	acc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-}
-
-static void accept_all(struct acceptor *acc, int lfd)
-{
-	char peer[NET_ADDRSTRLEN];
-	int fd;
-
-	/* A bounded number per pass, so established clients are served too. */
-	for (int i = 0; i < 64; i++) {
-		struct conn *c;
-		struct ip_entry *e;
-
-		fd = net_accept(lfd, peer, sizeof(peer));
-		if (fd == -EMFILE || fd == -ENFILE) {
-			shed_one(acc, lfd, fd);
-			return;
-		}
-		if (fd < 0) {
-			if (fd != -EAGAIN && fd != -ECONNABORTED)
-				log_warn("acceptor: accept: %s", strerror(-fd));
-			return;
-		}
-		acc->emfile_logged = 0;
-		if (acc->nclients >= acc->cfg->max_clients) {
-			log_warn("acceptor: %s refused: max_clients (%ld) reached", peer, acc->cfg->max_clients);
-			metrics_refusal(METRICS_REFUSE_MAX_CLIENTS);
-			conn_refuse(fd, PROTO_E_SERVER_FULL, "server full");
-			continue;
-		}
-		e = conn_admit(acc->ips, acc->cfg, fd, peer, "acceptor");
-		if (!e)
-			continue;
-		c = conn_create(fd, peer, acc->cfg);
-		if (c) {
-			c->ipt = acc->ips;
-			c->ipe = e;
-		}
-		if (!c || track_conn(acc, c) < 0) {
-			log_error("acceptor: %s refused: out of memory", peer);
-			if (c) {
-				conn_destroy(c);
-			} else {
-				iptable_close(acc->ips, e, conn_clock_ms());
-				close(fd);
-			}
-			continue;
-		}
-		log_debug("acceptor: connection from %s (fd %d)", peer, fd);
-	}
 }
 
 static void handle_parsed(struct acceptor *acc, struct conn *c, const struct proto_msg *pm)
@@ -239,14 +100,14 @@ static void handle_parsed(struct acceptor *acc, struct conn *c, const struct pro
 	case CONTROL_OK:
 		break;
 	case CONTROL_CLOSE:
-		begin_close(acc, c, 0);
+		loop_close(&acc->loop, c, 0);
 		break;
 	case CONTROL_STOP:
 		acc->stop = 1;
 		break;
 	}
 	if (c->backoff_ms > 0) {
-		throttle_add(&acc->throttled, c, c->backoff_ms);
+		loop_throttle(&acc->loop, c, c->backoff_ms);
 		c->backoff_ms = 0;
 	}
 }
@@ -260,49 +121,15 @@ static void on_request(void *arg, struct conn *c, const struct proto_msg *pm)
 	handle_parsed(arg, c, pm);
 }
 
-static void on_reject(void *arg, struct conn *c, enum proto_err err, int fatal)
+static void reply_error(void *arg, struct conn *c, enum proto_err err, const char *detail)
 {
-	struct acceptor *acc = arg;
-
-	control_reply_error(c, err, NULL);
-	if (fatal) {
-		log_warn("acceptor: %s sent a request over %ld bytes: closed", c->peer,
-			 acc->cfg->max_request);
-		begin_close(acc, c, 0);
-	}
+	(void)arg;
+	control_reply_error(c, err, detail);
 }
 
 static int on_halted(void *arg)
 {
 	return ((struct acceptor *)arg)->stop;
-}
-
-/* Handle the complete requests buffered for c, until it pauses (a LEAVE
- * waiting for its room), runs out of tokens, or closes. */
-static void process_input(struct acceptor *acc, struct conn *c)
-{
-	const struct conn_handler h = { on_request, on_reject, on_halted, acc, &acc->quiet };
-
-	conn_process(c, acc->cfg, &acc->throttled, &h);
-	if (c->closing)
-		begin_close(acc, c, 0); /* a handler gave up on it (full queue) */
-	mark_dirty(acc, c);
-}
-
-/* Read what c sent and handle it. */
-static void serve_input(struct acceptor *acc, struct conn *c)
-{
-	long n = conn_read(c);
-
-	if (n == -EAGAIN)
-		return;
-	if (n <= 0) {
-		if (n < 0 && n != -ECONNRESET)
-			log_info("acceptor: %s: read: %s", c->peer, strerror((int)-n));
-		begin_close(acc, c, 1); /* an abrupt close is a disconnect */
-		return;
-	}
-	process_input(acc, c);
 }
 
 /* Move the batches the rooms posted to the local queue (in order). */
@@ -324,7 +151,7 @@ static void take_deliveries(struct acceptor *acc)
 }
 
 /* The answer to c's HISTORY: its pieces go into the space reserved for
- * them; c reads on once they are written (flush_dirty). */
+ * them; c reads on once they are written (flushed). */
 static void apply_history(struct acceptor *acc, struct conn *c, struct delivery_batch *b)
 {
 	sendq_unreserve(&c->out, b->reserved);
@@ -336,14 +163,14 @@ static void apply_history(struct acceptor *acc, struct conn *c, struct delivery_
 		log_error("acceptor: %s: out of memory answering a HISTORY request", c->peer);
 		control_reply_error(c, PROTO_E_SERVER, "out of memory");
 		c->paused = 0;
-		process_input(acc, c);
+		loop_process(&acc->loop, c);
 	}
-	mark_dirty(acc, c);
+	loop_mark_dirty(&acc->loop, c);
 }
 
 static void apply_one(struct acceptor *acc, struct delivery_batch *b, struct delivery *d)
 {
-	struct conn *c = (size_t)d->fd < acc->conns_cap ? acc->conns[d->fd] : NULL;
+	struct conn *c = loop_conn_by_fd(&acc->loop, d->fd);
 
 	if (!c || c->id != d->conn_id || c->closing)
 		return; /* gone */
@@ -356,15 +183,15 @@ static void apply_one(struct acceptor *acc, struct delivery_batch *b, struct del
 	if (conn_queue(c, d->msg) < 0) {
 		log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
 		metrics_cut_off(METRICS_CONTROL);
-		begin_close(acc, c, 1);
+		loop_close(&acc->loop, c, 1);
 		return;
 	}
-	mark_dirty(acc, c);
+	loop_mark_dirty(&acc->loop, c);
 	if (d->ack == DELIVERY_LEAVE) {
 		/* The LEAVE is answered: go on with its next requests. */
 		c->paused = 0;
 		c->leaving_id = 0;
-		process_input(acc, c);
+		loop_process(&acc->loop, c);
 	}
 }
 
@@ -384,7 +211,7 @@ static void apply_room_request(struct acceptor *acc, struct room_request *rq)
 			control_leave_from_room(&acc->ctl, c, rq->join_id);
 		} else {
 			log_info("acceptor: %s: DISCONNECT made on a room port: closing", c->peer);
-			begin_close(acc, c, 0);
+			loop_close(&acc->loop, c, 0);
 		}
 	}
 	free(rq);
@@ -424,76 +251,88 @@ static void apply_deliveries(struct acceptor *acc, size_t budget)
 	}
 }
 
-/* Write what each conn has queued this pass: one writev per connection for
- * everything it got. */
-static void flush_dirty(struct acceptor *acc)
+/* c was written: once its HISTORY reply is out, its next request (which
+ * marks it dirty again: the loop flushes until nothing is). */
+static void flushed(void *arg, struct conn *c)
 {
-	while (acc->dirty) {
-		struct conn *c = acc->dirty, *next;
+	struct acceptor *acc = arg;
 
-		acc->dirty = NULL;
-		for (; c; c = next) {
-			next = c->next_dirty;
-			c->dirty = 0;
-			if (conn_flush(c, acc->epfd)) {
-				destroy_conn(acc, c);
-			} else if (c->history_wait == 2 && c->out.sent >= c->history_mark) {
-				/* Its HISTORY reply is out: the next request
-				 * (marks it dirty again, hence the outer loop). */
-				c->history_wait = 0;
-				c->paused = 0;
-				process_input(acc, c);
-			}
-		}
+	if (c->history_wait == 2 && c->out.sent >= c->history_mark) {
+		c->history_wait = 0;
+		c->paused = 0;
+		loop_process(&acc->loop, c);
 	}
 }
 
-static void handle_event(struct acceptor *acc, struct epoll_event *ev)
+static void on_signal(struct acceptor *acc)
 {
-	struct conn *c = ev->data.ptr;
-	int li = listener_of(ev->data.ptr);
+	struct signalfd_siginfo si;
 
-	if (li >= 0) {
-		accept_all(acc, acc->lis.fd[li]);
-	} else if (ev->data.ptr == &signal_marker) {
-		struct signalfd_siginfo si;
-		if (read(acc->sigfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
-			return;
-		if (si.ssi_signo != SIGHUP) {
-			log_info("acceptor: %s: shutting down", strsignal((int)si.ssi_signo));
-			acc->stop = 1;
-		} else if (acc->hooks.reload) {
-			acc->hooks.reload(acc->hooks.arg);
-		} else {
-			log_info("acceptor: SIGHUP: nothing to reload here");
-		}
-	} else if (ev->data.ptr == &mailbox_marker) {
-		take_deliveries(acc);
+	if (read(acc->sigfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		return;
+	if (si.ssi_signo != SIGHUP) {
+		log_info("acceptor: %s: shutting down", strsignal((int)si.ssi_signo));
+		acc->stop = 1;
+	} else if (acc->hooks.reload) {
+		acc->hooks.reload(acc->hooks.arg);
 	} else {
-		if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-			mark_dirty(acc, c);
-		if ((c->paused || c->throttled) && (ev->events & (EPOLLHUP | EPOLLERR)))
-			begin_close(acc, c, 1); /* gone while waiting */
-		else if (!c->closing && !c->paused && !c->throttled && !acc->input_held &&
-			 (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-			serve_input(acc, c);
+		log_info("acceptor: SIGHUP: nothing to reload here");
 	}
 }
+
+static void on_marker(void *arg, void *marker, uint32_t events)
+{
+	struct acceptor *acc = arg;
+
+	(void)events;
+	if (marker == &signal_marker)
+		on_signal(acc);
+	else if (marker == &mailbox_marker)
+		take_deliveries(acc);
+}
+
+/* After the events of a pass: a slice of the deliveries (then the loop
+ * flushes them). While a large backlog waits, requests wait too (ready
+ * ones are seen again next pass: level-triggered). */
+static void events_done(void *arg)
+{
+	struct acceptor *acc = arg;
+
+	apply_deliveries(acc, ACC_APPLY_SLICE);
+	acc->loop.hold_input = acc->pend_entries > ACC_HOLD_ENTRIES;
+}
+
+/* The acceptor's own deadline: a connection in no room that sent no
+ * request for idle_timeout. */
+static void expired(void *arg, struct conn *c, uint64_t now)
+{
+	struct acceptor *acc = arg;
+	uint64_t idle_ms = (uint64_t)acc->cfg->idle_timeout * 1000;
+
+	if (!c->closing && idle_ms && c->nms == 0 && !c->paused && now - c->active_ms > idle_ms) {
+		log_info("acceptor: %s idle for %lds in no room: closed", c->peer, acc->cfg->idle_timeout);
+		loop_close(&acc->loop, c, 1);
+	}
+}
+
+static const struct loop_ops acceptor_ops = {
+	.request = on_request,
+	.reply_error = reply_error,
+	.halted = on_halted,
+	.marker = on_marker,
+	.closing = end_memberships,
+	.destroy = end_memberships,
+	.flushed = flushed,
+	.events_done = events_done,
+	.expired = expired,
+};
 
 /* ---- lifecycle ---- */
-
-static long elapsed_ms(const struct timespec *t0)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
-}
 
 /* The live control connection (fd, id), or NULL. */
 static struct conn *acceptor_conn(struct acceptor *acc, int fd, uint64_t id)
 {
-	struct conn *c = fd >= 0 && (size_t)fd < acc->conns_cap ? acc->conns[fd] : NULL;
+	struct conn *c = loop_conn_by_fd(&acc->loop, fd);
 
 	return c && c->id == id && !c->closing ? c : NULL;
 }
@@ -507,10 +346,10 @@ static int acceptor_send(struct acceptor *acc, struct conn *c, struct msg *m)
 	if (rc < 0) {
 		log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
 		metrics_cut_off(METRICS_CONTROL);
-		begin_close(acc, c, 1);
+		loop_close(&acc->loop, c, 1);
 		return rc;
 	}
-	mark_dirty(acc, c);
+	loop_mark_dirty(&acc->loop, c);
 	return 0;
 }
 
@@ -546,114 +385,18 @@ static void stop_rooms(struct acceptor *acc)
  * handed over, give control connections a bounded time to take it. */
 static void shutdown_all(struct acceptor *acc)
 {
-	struct timespec t0;
-
 	stop_rooms(acc);
-	for (size_t fd = 0; fd < acc->conns_cap; fd++)
-		if (acc->conns[fd])
-			mark_dirty(acc, acc->conns[fd]);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (acc->dirty && elapsed_ms(&t0) < ACC_STOP_FLUSH_MS) {
-		struct epoll_event evs[ACC_EVENTS];
-		flush_dirty(acc);
-		int n = epoll_wait(acc->epfd, evs, ACC_EVENTS, 20);
-		for (int i = 0; i < n; i++) {
-			struct conn *c = evs[i].data.ptr;
-			if (listener_of(evs[i].data.ptr) < 0 && evs[i].data.ptr != &signal_marker &&
-			    evs[i].data.ptr != &mailbox_marker && (evs[i].events & (EPOLLOUT | EPOLLERR)))
-				mark_dirty(acc, c);
-		}
-	}
-	for (size_t fd = 0; fd < acc->conns_cap; fd++)
-		if (acc->conns[fd])
-			destroy_conn(acc, acc->conns[fd]);
-}
-
-/* Throttled connections whose tokens are back: read them again, starting
- * with what they already sent. */
-static void resume_throttled(struct acceptor *acc)
-{
-	struct conn *c = throttle_take_due(&acc->throttled, conn_clock_ms()), *next;
-
-	for (; c; c = next) {
-		next = c->next_throttled;
-		process_input(acc, c); /* may throttle it again */
-		mark_dirty(acc, c);    /* the flush also restores EPOLLIN */
-	}
-}
-
-/* Connections whose partial request saw no byte for end_quiet_ms: a request
- * complete but for its terminator ends there (SPEC §2.4, lab-era clients). */
-static void finish_quiet(struct acceptor *acc)
-{
-	const struct conn_handler h = { on_request, on_reject, on_halted, acc, &acc->quiet };
-	struct conn *c = quiet_take_due(&acc->quiet, conn_clock_ms()), *next;
-
-	for (; c; c = next) {
-		next = c->next_quiet;
-		conn_finish_quiet(c, acc->cfg, &acc->throttled, &h);
-		if (c->closing)
-			begin_close(acc, c, 0);
-		mark_dirty(acc, c);
-	}
-}
-
-/* Retired rooms whose thread is done, then deadlines: closing connections
- * that did not take their last bytes, and connections in no room that sent
- * no request for idle_timeout. Runs with the dirty list empty. */
-static void sweep(struct acceptor *acc)
-{
-	uint64_t now = conn_clock_ms(), idle_ms = (uint64_t)acc->cfg->idle_timeout * 1000;
-
-	/* Every pass: a room thread wakes us as it exits, and its descriptors
-	 * go now rather than at the next deadline. */
-	rooms_reap(acc->rooms);
-	if (now < acc->next_sweep_ms)
-		return;
-	acc->next_sweep_ms = now + ACC_SWEEP_MS;
-	for (size_t fd = 0; fd < acc->conns_cap; fd++) {
-		struct conn *c = acc->conns[fd];
-		if (!c)
-			continue;
-		if (c->closing && now - c->since_ms > CONN_CLOSE_GRACE_MS) {
-			log_info("acceptor: %s did not take its last bytes: closed", c->peer);
-			destroy_conn(acc, c);
-		} else if (!c->paused && !c->throttled && conn_request_overdue(c, acc->cfg, now)) {
-			log_info("acceptor: %s left a request incomplete for %lds: closed", c->peer,
-				 acc->cfg->request_timeout);
-			control_reply_error(c, PROTO_E_MALFORMED, "request incomplete for too long");
-			begin_close(acc, c, 0);
-		} else if (!c->closing && idle_ms && c->nms == 0 && !c->paused &&
-			   now - c->active_ms > idle_ms) {
-			log_info("acceptor: %s idle for %lds in no room: closed", c->peer,
-				 acc->cfg->idle_timeout);
-			begin_close(acc, c, 1);
-		}
-	}
-	flush_dirty(acc);
+	loop_drain(&acc->loop, ACC_STOP_FLUSH_MS);
 }
 
 int acceptor_step(struct acceptor *acc, int timeout_ms)
 {
-	struct epoll_event evs[ACC_EVENTS];
 	/* Deliveries left over from the last slice: do not sleep. */
-	int wait = acc->pend_head ? 0 : throttle_timeout(&acc->throttled, conn_clock_ms(), timeout_ms);
-	int n = epoll_wait(acc->epfd, evs, ACC_EVENTS, quiet_timeout(&acc->quiet, conn_clock_ms(), wait));
-
-	if (n < 0 && errno != EINTR) {
-		log_error("acceptor: epoll_wait: %s", strerror(errno));
+	if (loop_step(&acc->loop, acc->pend_head ? 0 : timeout_ms) < 0)
 		return -1;
-	}
-	/* Requests wait while a large backlog does; ready ones are seen
-	 * again next pass (level-triggered). */
-	acc->input_held = acc->pend_entries > ACC_HOLD_ENTRIES;
-	for (int i = 0; i < n; i++)
-		handle_event(acc, &evs[i]);
-	apply_deliveries(acc, ACC_APPLY_SLICE);
-	resume_throttled(acc);
-	finish_quiet(acc);
-	flush_dirty(acc);
-	sweep(acc);
+	/* Every pass: a room thread wakes us as it exits, and its
+	 * descriptors go now rather than at the next deadline. */
+	rooms_reap(acc->rooms);
 	return acc->stop ? 1 : 0;
 }
 
@@ -678,36 +421,7 @@ int acceptor_run(struct acceptor *acc)
 
 struct conn *acceptor_adopt(struct acceptor *acc, int fd, const char *peer)
 {
-	struct ip_entry *e = NULL;
-	struct conn *c;
-	int log_it;
-
-	if (iptable_open(acc->ips, peer, conn_clock_ms(), &e, &log_it) != IP_OK) {
-		close(fd);
-		return NULL;
-	}
-	c = conn_create(fd, peer, acc->cfg);
-	if (c) {
-		c->ipt = acc->ips;
-		c->ipe = e;
-	}
-	if (!c || track_conn(acc, c) < 0) {
-		if (c) {
-			conn_destroy(c);
-		} else {
-			iptable_close(acc->ips, e, conn_clock_ms());
-			close(fd);
-		}
-		return NULL;
-	}
-	return c;
-}
-
-static int add_fd(struct acceptor *acc, int fd, void *marker)
-{
-	struct epoll_event ee = { .events = EPOLLIN, .data.ptr = marker };
-
-	return epoll_ctl(acc->epfd, EPOLL_CTL_ADD, fd, &ee);
+	return loop_adopt(&acc->loop, fd, peer);
 }
 
 static int setup_signals(struct acceptor *acc)
@@ -745,11 +459,11 @@ static int listen_control(struct acceptor *acc, unsigned port)
 		log_error("cannot listen on %s: %s", where, strerror(-rc));
 		return -1;
 	}
-	for (size_t i = 0; i < acc->lis.n; i++)
-		if (add_fd(acc, acc->lis.fd[i], &listen_markers[i]) < 0) {
-			log_error("cannot set up epoll: %s", strerror(errno));
-			return -1;
-		}
+	rc = loop_listen(&acc->loop, &acc->lis);
+	if (rc < 0) {
+		log_error("cannot set up epoll: %s", strerror(-rc));
+		return -1;
+	}
 	acc->ctl.port = (unsigned)net_local_port(acc->lis.fd[0]);
 	return 0;
 }
@@ -792,13 +506,15 @@ struct acceptor *acceptor_open(const struct config *cfg, struct registry *reg, s
 			       unsigned port)
 {
 	struct acceptor *acc = calloc(1, sizeof(*acc));
+	int rc;
 
 	if (!acc)
 		return NULL;
 	acc->cfg = cfg;
 	acc->reg = reg;
 	acc->store = store;
-	acc->epfd = acc->sigfd = acc->spare_fd = -1;
+	acc->sigfd = -1;
+	acc->loop.epfd = -1;
 	acc->ips = iptable_create(cfg);
 	if (!acc->ips || mailbox_init(&acc->mbox) < 0) {
 		iptable_destroy(acc->ips);
@@ -809,13 +525,17 @@ struct acceptor *acceptor_open(const struct config *cfg, struct registry *reg, s
 		log_error("cannot set up signal handling: %s", strerror(errno));
 		goto fail;
 	}
-	acc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	acc->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (acc->epfd < 0 || add_fd(acc, acc->sigfd, &signal_marker) < 0 ||
-	    add_fd(acc, acc->mbox.efd, &mailbox_marker) < 0) {
-		log_error("cannot set up epoll: %s", strerror(errno));
+	rc = loop_init(&acc->loop, cfg, "acceptor", METRICS_CONTROL, acc->ips, ACC_EVENTS,
+		       LOOP_INDEX_FD, &acceptor_ops, acc);
+	if (rc == 0)
+		rc = loop_watch(&acc->loop, acc->sigfd, &signal_marker);
+	if (rc == 0)
+		rc = loop_watch(&acc->loop, acc->mbox.efd, &mailbox_marker);
+	if (rc < 0) {
+		log_error("cannot set up epoll: %s", strerror(-rc));
 		goto fail;
 	}
+	acc->loop.max_conns = cfg->max_clients;
 	acc->ctl = (struct control){ .cfg = cfg, .reg = reg, .store = store,
 				     .peers = { peer_reachable, peer_send, acc } };
 	if (listen_control(acc, port) < 0)
@@ -839,18 +559,11 @@ void acceptor_destroy(struct acceptor *acc)
 	if (!acc)
 		return;
 	stop_rooms(acc); /* if not yet: a start-up failure */
-	for (size_t fd = 0; fd < acc->conns_cap; fd++)
-		if (acc->conns[fd])
-			destroy_conn(acc, acc->conns[fd]);
-	free(acc->conns);
+	loop_fini(&acc->loop); /* the connections left, then the epoll set */
 	rooms_destroy(acc->rooms);
 	net_listeners_close(&acc->lis);
-	if (acc->epfd >= 0)
-		close(acc->epfd);
 	if (acc->sigfd >= 0)
 		close(acc->sigfd);
-	if (acc->spare_fd >= 0)
-		close(acc->spare_fd);
 	mailbox_fini(&acc->mbox);
 	iptable_destroy(acc->ips);
 	free(acc);

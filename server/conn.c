@@ -153,7 +153,7 @@ void conn_process(struct conn *c, const struct config *cfg, struct throttle_list
 		quiet_arm(h->quiet, c, cfg);
 }
 
-void conn_finish_quiet(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
+void conn_process_quiet(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
 		       const struct conn_handler *h)
 {
 	struct proto_msg pm;
@@ -312,11 +312,18 @@ int throttle_timeout(const struct throttle_list *l, uint64_t now, int dflt)
 
 struct conn *conn_create(int fd, const char *peer, const struct config *cfg)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	return conn_create_size(fd, peer, cfg, sizeof(struct conn));
+}
+
+struct conn *conn_create_size(int fd, const char *peer, const struct config *cfg, size_t size)
+{
+	struct conn *c = calloc(1, size);
 
 	if (!c)
 		return NULL;
 	c->fd = fd;
+	c->tr = &transport_tcp;
+	c->io = (struct transport_sock){ .fd = fd };
 	c->since_ms = c->active_ms = c->read_ms = c->refill_ms = conn_clock_ms();
 	c->tokens = cfg->burst * 1000;
 	c->id = atomic_fetch_add_explicit(&next_conn_id, 1, memory_order_relaxed);
@@ -345,7 +352,7 @@ void conn_destroy(struct conn *c)
 		return;
 	if (c->ipe)
 		iptable_close(c->ipt, c->ipe, conn_clock_ms());
-	close(c->fd);
+	c->tr->close(&c->io);
 	buf_fini(&c->in);
 	sendq_fini(&c->out);
 	free(c->ms);
@@ -355,17 +362,15 @@ void conn_destroy(struct conn *c)
 long conn_read(struct conn *c)
 {
 	long room = buf_reserve(&c->in, CONN_READ_CHUNK);
-	ssize_t n;
+	long n;
 
 	if (room < 0)
 		return room;
 	if (room == 0)
 		return -ENOBUFS; /* cannot happen: the parser fails first */
-	do {
-		n = read(c->fd, c->in.data + c->in.len, (size_t)room);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	n = c->tr->read(&c->io, c->in.data + c->in.len, (size_t)room);
+	if (n <= 0)
+		return n;
 	c->in.len += (size_t)n;
 	c->read_ms = conn_clock_ms(); /* for the quiet period; active_ms counts requests */
 	return n;
@@ -373,7 +378,7 @@ long conn_read(struct conn *c)
 
 int conn_flush(struct conn *c, int epfd)
 {
-	int rc = sendq_flush(&c->out, c->fd);
+	int rc = sendq_flush_via(&c->out, c->tr->writev, &c->io);
 	unsigned mask;
 	struct epoll_event ee;
 
@@ -397,69 +402,4 @@ int conn_queue_take(struct conn *c, struct msg *m)
 
 	msg_unref(&m);
 	return rc;
-}
-
-struct membership *conn_membership(struct conn *c, long join_id)
-{
-	for (size_t i = 0; i < c->nms; i++)
-		if (c->ms[i].join_id == join_id)
-			return &c->ms[i];
-	return NULL;
-}
-
-int conn_add_membership(struct conn *c, const struct membership *m, long max)
-{
-	struct membership *ms;
-
-	if ((long)c->nms >= max)
-		return -ENOSPC;
-	ms = realloc(c->ms, (c->nms + 1) * sizeof(*ms));
-	if (!ms)
-		return -ENOMEM;
-	c->ms = ms;
-	c->ms[c->nms++] = *m;
-	return 0;
-}
-
-void conn_remove_membership(struct conn *c, long join_id)
-{
-	for (size_t i = 0; i < c->nms; i++) {
-		if (c->ms[i].join_id == join_id) {
-			c->ms[i] = c->ms[--c->nms];
-			return;
-		}
-	}
-}
-
-/* The acceptor and the room threads admit connections to their ports
- * alike. */
-struct ip_entry *conn_admit(struct iptable *ips, const struct config *cfg, int fd,
-			    const char *peer, const char *where)
-{
-	struct ip_entry *e = NULL;
-	int log_it;
-
-	switch (iptable_open(ips, peer, conn_clock_ms(), &e, &log_it)) {
-	case IP_OK:
-		return e;
-	case IP_TOO_MANY:
-		if (log_it)
-			log_warn("%s: %s refused: max_clients_per_ip (%ld) reached", where, peer,
-				 cfg->max_clients_per_ip);
-		metrics_refusal(METRICS_REFUSE_PER_IP);
-		conn_refuse(fd, PROTO_E_SERVER_FULL, "too many connections from your address");
-		return NULL;
-	case IP_TOO_FAST:
-		if (log_it)
-			log_warn("%s: %s refused: over connect_rate_per_ip (%ld/s, %ld)", where, peer,
-				 cfg->connect_rate_per_ip, cfg->connect_burst_per_ip);
-		metrics_refusal(METRICS_REFUSE_CONNECT_RATE);
-		conn_refuse(fd, PROTO_E_RATE, "too many connections from your address: slow down");
-		return NULL;
-	case IP_NOMEM:
-		break;
-	}
-	log_error("%s: %s refused: out of memory", where, peer);
-	close(fd);
-	return NULL;
 }

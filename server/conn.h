@@ -1,9 +1,9 @@
 /* conn.h - one client socket as its owner thread sees it: read buffer,
- * parser state, bounded send queue.
+ * parser state, bounded send queue; its bytes go through its transport.
  *
- * A conn belongs to exactly one thread (the acceptor for control
- * connections, a room thread for room connections): only that thread reads,
- * writes, or closes it, so nothing here is locked. */
+ * A conn belongs to exactly one thread, whose loop tracks it (loop.h: the
+ * acceptor for control connections, a room thread for room connections):
+ * only that thread reads, writes, or closes it, so nothing here is locked. */
 #ifndef ROOMD_CONN_H
 #define ROOMD_CONN_H
 
@@ -13,33 +13,26 @@
 #include "net.h"
 #include "proto.h"
 #include "sendq.h"
+#include "transport.h"
 
 struct config;
 struct iptable;
 struct ip_entry;
 struct msg;
-struct room;
-struct room_event;
-
-/* One membership of a control connection (owned with the conn). */
-struct membership {
-	long join_id;
-	long ref;
-	char name[CONFIG_NAME_MAX + 1];      /* CLIENT_NAME it joined with */
-	char room_name[CONFIG_NAME_MAX + 1]; /* for the idempotent re-join */
-	unsigned port;      /* room port, for the re-join reply */
-	struct room *room;
-	struct room_event *leave; /* preallocated: leaving cannot fail */
-};
+struct membership;
 
 struct conn {
 	int fd;
+	const struct conn_transport *tr; /* how its bytes are read and written
+					  * (transport.h); plain TCP by default */
+	struct transport_sock io;    /* what tr works on: fd and its state */
 	uint64_t id;                 /* unique for the daemon's lifetime */
 	char peer[NET_ADDRSTRLEN];   /* numeric peer address, for logs */
 	struct buf in;               /* bytes read, not yet parsed */
 	struct proto_parser parser;
 	struct sendq out;
 	unsigned ev_mask;            /* the epoll events registered now */
+	size_t slot;                 /* its index in its loop's connections */
 	int dirty;                   /* on the owner's flush list */
 	int closing;                 /* close after the pending flush */
 	uint64_t since_ms;           /* accepted, or (closing) when closing began */
@@ -81,17 +74,12 @@ struct conn {
 	 * reaches history_mark) */
 	int history_wait;
 	unsigned long long history_mark;
-	/* control connections: memberships, at most max_rooms_per_client */
+	/* control connections: memberships, at most max_rooms_per_client
+	 * (control.h's: a conn knows nothing of rooms) */
 	struct membership *ms;
 	size_t nms;
-	/* room connections: the membership attached here (0: none yet) */
-	long attached_id;
-	/* room connections: the member whose LEAVE was answered here, whose
-	 * control connection a DISCONNECT sent here next closes (left_name
-	 * empty: none) */
-	int left_ctl_fd;
-	uint64_t left_ctl_id;
-	char left_name[CONFIG_NAME_MAX + 1];
+	/* room connections: what the room keeps per connection lives in
+	 * room.c's struct room_conn, which begins with this conn */
 };
 
 /* How long a closing connection may take to accept its last bytes. */
@@ -176,7 +164,7 @@ void conn_process(struct conn *c, const struct config *cfg, struct throttle_list
 /* c's quiet period is over (taken from quiet_take_due): if the bytes it
  * holds are a request complete but for its terminator, handle it as
  * conn_process would (proto_finish). Owner thread only. */
-void conn_finish_quiet(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
+void conn_process_quiet(struct conn *c, const struct config *cfg, struct throttle_list *throttled,
 		       const struct conn_handler *h);
 
 /* Is c's pending partial request older than cfg->request_timeout? Keeps
@@ -186,6 +174,10 @@ int conn_request_overdue(struct conn *c, const struct config *cfg, uint64_t now)
 
 /* A new conn for fd (taken over) with limits from cfg, or NULL. */
 struct conn *conn_create(int fd, const char *peer, const struct config *cfg);
+/* The same, allocating size bytes (zeroed) for an owner's struct that
+ * begins with the conn (size >= sizeof(struct conn)); conn_destroy frees
+ * it all. */
+struct conn *conn_create_size(int fd, const char *peer, const struct config *cfg, size_t size);
 /* Tell a client we cannot take it, without waiting on it, and close fd. */
 void conn_refuse(int fd, enum proto_err err, const char *detail);
 
@@ -208,16 +200,5 @@ int conn_queue(struct conn *c, struct msg *m);
 
 /* Queue m and drop the caller's reference; the same returns. */
 int conn_queue_take(struct conn *c, struct msg *m);
-
-struct membership *conn_membership(struct conn *c, long join_id);
-int conn_add_membership(struct conn *c, const struct membership *m, long max);
-void conn_remove_membership(struct conn *c, long join_id);
-
-/* Count a new connection (fd, from peer) against its address's limits in
- * ips: the entry, or NULL when refused (error 7 at max_clients_per_ip, 9
- * over connect_rate_per_ip; logged once per episode as where) and fd
- * closed. Any thread. */
-struct ip_entry *conn_admit(struct iptable *ips, const struct config *cfg, int fd,
-			    const char *peer, const char *where);
 
 #endif

@@ -28,6 +28,41 @@
  * room it just relayed to is behind (room_relay_busy). */
 #define CONTROL_RELAY_BACKOFF_MS 5
 
+/* ---- a control connection's memberships (they live with the conn, as
+ * control.h's type: conn.c knows nothing of rooms) ---- */
+
+struct membership *conn_membership(struct conn *c, long join_id)
+{
+	for (size_t i = 0; i < c->nms; i++)
+		if (c->ms[i].join_id == join_id)
+			return &c->ms[i];
+	return NULL;
+}
+
+int conn_add_membership(struct conn *c, const struct membership *m, long max)
+{
+	struct membership *ms;
+
+	if ((long)c->nms >= max)
+		return -ENOSPC;
+	ms = realloc(c->ms, (c->nms + 1) * sizeof(*ms));
+	if (!ms)
+		return -ENOMEM;
+	c->ms = ms;
+	c->ms[c->nms++] = *m;
+	return 0;
+}
+
+void conn_remove_membership(struct conn *c, long join_id)
+{
+	for (size_t i = 0; i < c->nms; i++) {
+		if (c->ms[i].join_id == join_id) {
+			c->ms[i] = c->ms[--c->nms];
+			return;
+		}
+	}
+}
+
 /* Queue a reply we made; a full send queue marks the client for closing. */
 static void reply(struct conn *c, struct msg *m)
 {

@@ -1,5 +1,7 @@
 /* control.h - the control-port commands (HELO, KILL_SERVICE, JOIN_CHATROOM,
  * LEAVE_CHATROOM, DISCONNECT, CHAT), dispatched through a table.
+ * A control connection's memberships (struct membership, kept with its
+ * conn) are this module's type: conn.h knows nothing of rooms.
  *
  * Runs on the acceptor thread only: it owns the control connections the
  * handlers reply to. Replies are queued on the connection; the caller
@@ -9,9 +11,9 @@
 #define ROOMD_CONTROL_H
 
 #include <stdint.h>
+#include "config.h"
 #include "proto.h"
 
-struct config;
 struct registry;
 struct rooms;
 struct store;
@@ -29,6 +31,26 @@ struct control_peers {
 	int (*send)(void *arg, int fd, uint64_t id, struct msg *m);
 	void *arg;
 };
+struct room;
+struct room_event;
+
+/* One membership of a control connection (owned with the conn). */
+struct membership {
+	long join_id;
+	long ref;
+	char name[CONFIG_NAME_MAX + 1];      /* CLIENT_NAME it joined with */
+	char room_name[CONFIG_NAME_MAX + 1]; /* for the idempotent re-join */
+	unsigned port;      /* room port, for the re-join reply */
+	struct room *room;
+	struct room_event *leave; /* preallocated: leaving cannot fail */
+};
+
+/* c's membership join_id, or NULL. Acceptor thread. */
+struct membership *conn_membership(struct conn *c, long join_id);
+/* Copy m into c's memberships: 0, -ENOSPC at max, -ENOMEM. */
+int conn_add_membership(struct conn *c, const struct membership *m, long max);
+/* Forget c's membership join_id (nothing when it has none). */
+void conn_remove_membership(struct conn *c, long join_id);
 
 struct control {
 	const struct config *cfg;

@@ -1,6 +1,11 @@
 /* room.c - a chatroom's thread: its listening port, its attached room
  * connections, and the relay of its traffic.
  *
+ * The thread is a loop (loop.c: epoll, the room connections, their
+ * deadlines, accept, the drain at shutdown) plus the handlers here
+ * (room_ops): room-port requests, attachment, the attach deadline, the
+ * mailbox and the backlog wake-up.
+ *
  * Ownership: the room thread alone touches everything in struct room except
  * the mailbox (any thread posts) and the read-only name/ref/port/cfg. The
  * delivery list (members) mirrors the registry, updated from the mailbox in
@@ -34,6 +39,7 @@
 #include "delivery.h"
 #include "iptable.h"
 #include "log.h"
+#include "loop.h"
 #include "mailbox.h"
 #include "metrics.h"
 #include "msg.h"
@@ -48,7 +54,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -122,6 +127,24 @@ struct member {
 	struct member *next;   /* the room's delivery list */
 };
 
+/* A room connection: the generic conn (conn.h, tracked by the room's
+ * loop) and what the room keeps per connection. Every conn of a room's
+ * loop is one (loop.conn_size); room thread only. */
+struct room_conn {
+	struct conn conn;      /* first: the loop's struct conn * points here */
+	long attached_id;      /* the membership attached here (0: none yet) */
+	/* the member whose LEAVE was answered here, whose control connection a
+	 * DISCONNECT sent here next closes (left_name empty: none) */
+	int left_ctl_fd;
+	uint64_t left_ctl_id;
+	char left_name[CONFIG_NAME_MAX + 1];
+};
+
+static struct room_conn *rconn(struct conn *c)
+{
+	return (struct room_conn *)c;
+}
+
 struct room {
 	/* read-only after room_start */
 	const struct config *cfg;
@@ -143,25 +166,17 @@ struct room {
 			      * the room thread (room-port CHAT, loaded history) */
 	/* room thread only */
 	struct net_listeners lis; /* the room port, one per [server] bind address */
-	int epfd;
+	struct loop loop;         /* epoll, the room connections, deadlines */
 	int stopping;
 	struct member *members;       /* the delivery list, in join order, each node
 				       * allocated with its join (room_add_member) */
 	struct member **members_end;  /* the last node's next (&members when empty) */
 	size_t nmembers;
-	struct conn *dirty;           /* conns with output queued this pass */
-	struct conn **conns;          /* every room connection */
-	size_t nconns, conns_cap;
 	struct conn **pending;        /* not attached yet, not closing: oldest first */
 	size_t npending;              /* at most cfg->room_unattached_max */
 	int evict_logged;             /* a pending connection was pushed out (once) */
 	struct iptable *ips;          /* per-address counts, shared (it locks) */
 	struct delivery_batch *batch; /* for the acceptor, this pass */
-	int listen_paused;            /* out of descriptors: accept later */
-	uint64_t resume_ms;           /* when to accept again */
-	uint64_t next_sweep_ms;
-	struct throttle_list throttled; /* room conns out of tokens */
-	struct quiet_list quiet;        /* room conns holding part of a request */
 	struct msg_arena arena;         /* blocks the relayed CHATs are carved from */
 	struct hist_entry *hist;        /* ring of the last hist_cap messages */
 	size_t hist_cap, hist_head, hist_count;
@@ -179,31 +194,8 @@ struct room {
 };
 
 
-/* epoll data.ptr markers for the descriptors that are not conns: listener
- * i is &listen_markers[i]. */
-static char listen_markers[NET_LISTEN_MAX], mailbox_marker, backlog_marker;
-_Static_assert(CONFIG_BIND_MAX <= NET_LISTEN_MAX, "a listener per bind address");
-
-/* The listener a marker names, or -1 when it is not a listener's (by
- * equality: ordering unrelated pointers is undefined). */
-static int listener_of(const void *ptr)
-{
-	for (int i = 0; i < NET_LISTEN_MAX; i++)
-		if (ptr == &listen_markers[i])
-			return i;
-	return -1;
-}
-
-/* Watch every listener for events (EPOLLIN, or 0 to pause). 0 or -errno. */
-static int watch_listeners(struct room *r, uint32_t events)
-{
-	for (size_t i = 0; i < r->lis.n; i++) {
-		struct epoll_event ee = { .events = events, .data.ptr = &listen_markers[i] };
-		if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, r->lis.fd[i], &ee) < 0)
-			return -errno;
-	}
-	return 0;
-}
+/* epoll data.ptr markers for the descriptors that are not conns. */
+static char mailbox_marker, backlog_marker;
 
 #define ROOM_EVENTS 64
 /* Relayed CHATs are carved from blocks this big: about a hundred typical
@@ -217,8 +209,6 @@ static int watch_listeners(struct room *r, uint32_t events)
  * made to wait (room_relay_busy): with the delivery backlog, what bounds
  * the fan-out the acceptor can hand a room faster than it relays. */
 #define ROOM_RELAYS_POSTED_MAX 256
-#define ROOM_SWEEP_MS 500
-#define ROOM_ACCEPT_PAUSE_MS 250
 #define ROOM_STOP_FLUSH_MS 700 /* part of the daemon's 2 s shutdown budget */
 
 /* ---- posting (any thread) ---- */
@@ -359,15 +349,6 @@ static struct member *find_member(struct room *r, long join_id)
 	return *member_link(r, join_id);
 }
 
-static void mark_dirty(struct room *r, struct conn *c)
-{
-	if (!c->dirty) {
-		c->dirty = 1;
-		c->next_dirty = r->dirty;
-		r->dirty = c;
-	}
-}
-
 static void pending_remove(struct room *r, struct conn *c)
 {
 	for (size_t i = 0; i < r->npending; i++) {
@@ -381,24 +362,24 @@ static void pending_remove(struct room *r, struct conn *c)
 
 static void detach(struct room *r, struct conn *c)
 {
-	struct member *m = c->attached_id ? find_member(r, c->attached_id) : NULL;
+	struct member *m = rconn(c)->attached_id ? find_member(r, rconn(c)->attached_id) : NULL;
 
 	if (m && m->attached == c) {
 		m->attached = NULL; /* back to delivery over the control connection */
 		metrics_gauge_add_own(&r->metrics->attached, -1);
 	}
-	c->attached_id = 0;
+	rconn(c)->attached_id = 0;
 }
 
-/* Stop using c: it is detached from its member at once, what it has queued
- * is written (with cut_off, only a partly written frame is finished), then
- * it is closed, within CONN_CLOSE_GRACE_MS. */
-static void close_conn(struct room *r, struct conn *c, int cut_off)
+/* The loop closes c (loop_close: what it has queued is written first) or
+ * destroys it: it is detached from its member at once, and is no longer
+ * a pending connection. */
+static void forget_conn(void *arg, struct conn *c)
 {
+	struct room *r = arg;
+
 	pending_remove(r, c);
 	detach(r, c);
-	conn_begin_close(c, cut_off);
-	mark_dirty(r, c);
 }
 
 static void post_batch(struct room *r);
@@ -435,10 +416,10 @@ static void deliver(struct room *r, struct member *m, struct msg *msg)
 				 r->name, m->name, c->peer);
 			metrics_room_cut_off(r->metrics);
 			metrics_cut_off(METRICS_ROOM);
-			close_conn(r, c, 1);
+			loop_close(&r->loop, c, 1);
 			return;
 		}
-		mark_dirty(r, c);
+		loop_mark_dirty(&r->loop, c);
 		return;
 	}
 	if (!m->unreachable &&
@@ -493,7 +474,6 @@ static void add_member(struct room *r, struct room_event *ev)
 
 static void pending_make_room(struct room *r, const char *peer);
 static void reply(struct room *r, struct conn *c, struct msg *m);
-static void process_input(struct room *r, struct conn *c);
 
 /* m left through a LEAVE made on this port: remember it for repeats. */
 static void departed_add(struct room *r, const struct member *m)
@@ -544,12 +524,12 @@ static struct conn *answer_leave(struct room *r, struct conn *c, struct member *
 	struct msg *answer = ev->here ? msg_ref(ev->self) : proto_write_left(r->ref, m->join_id);
 
 	m->attached = NULL;
-	c->attached_id = 0;
+	rconn(c)->attached_id = 0;
 	c->leaving_id = 0;
 	if (!answer) {
 		log_error("room %s: out of memory answering %s's LEAVE: room connection closed",
 			  r->name, m->name);
-		close_conn(r, c, 0);
+		loop_close(&r->loop, c, 0);
 		return NULL;
 	}
 	reply(r, c, answer);
@@ -557,9 +537,9 @@ static struct conn *answer_leave(struct room *r, struct conn *c, struct member *
 		return NULL;
 	/* The capability was shown on this very connection: a DISCONNECT
 	 * sent on it next (lab clients do) closes m's control connection. */
-	c->left_ctl_fd = m->ctl_fd;
-	c->left_ctl_id = m->ctl_id;
-	snprintf(c->left_name, sizeof(c->left_name), "%s", m->name);
+	rconn(c)->left_ctl_fd = m->ctl_fd;
+	rconn(c)->left_ctl_id = m->ctl_id;
+	snprintf(rconn(c)->left_name, sizeof(rconn(c)->left_name), "%s", m->name);
 	c->since_ms = conn_clock_ms();
 	pending_make_room(r, c->peer);
 	r->pending[r->npending++] = c;
@@ -592,7 +572,7 @@ static struct conn *remove_member(struct room *r, struct room_event *ev)
 	/* What was relayed to it before the leave still goes out, then the
 	 * room connection closes. */
 	if (m->attached)
-		close_conn(r, m->attached, 0);
+		loop_close(&r->loop, m->attached, 0);
 	free(m->leave_req);
 	*link = m->next;
 	if (r->members_end == &m->next)
@@ -812,58 +792,7 @@ static void handle_mail(struct room *r)
 		/* A room connection whose LEAVE was answered: its next
 		 * requests (a DISCONNECT), after the leave's announcement. */
 		if (resume && resume->in.len > 0)
-			process_input(r, resume);
-	}
-}
-
-static int track_conn(struct room *r, struct conn *c)
-{
-	/* While input is held, a new connection waits like the others. */
-	struct epoll_event ee = { .events = r->input_held ? 0 : EPOLLIN, .data.ptr = c };
-
-	if (r->nconns == r->conns_cap) {
-		size_t ncap = r->conns_cap ? r->conns_cap * 2 : 8;
-		struct conn **nc = realloc(r->conns, ncap * sizeof(*nc));
-		if (!nc)
-			return -ENOMEM;
-		r->conns = nc;
-		r->conns_cap = ncap;
-	}
-	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, c->fd, &ee) < 0)
-		return -errno;
-	c->ev_mask = ee.events;
-	c->paused = r->input_held;
-	r->conns[r->nconns++] = c;
-	metrics_conn_open(METRICS_ROOM);
-	return 0;
-}
-
-static void drop_conn(struct room *r, struct conn *c)
-{
-	throttle_remove(&r->throttled, c);
-	pending_remove(r, c);
-	quiet_remove(&r->quiet, c);
-	detach(r, c);
-	for (size_t i = 0; i < r->nconns; i++) {
-		if (r->conns[i] == c) {
-			r->conns[i] = r->conns[--r->nconns];
-			break;
-		}
-	}
-	metrics_conn_close(METRICS_ROOM);
-	conn_destroy(c); /* close() also removes it from the epoll set */
-}
-
-/* Out of descriptors: stop accepting for a moment instead of spinning on a
- * listener that stays readable. */
-static void pause_accepting(struct room *r, int err)
-{
-	if (r->listen_paused)
-		return;
-	log_error("room %s: accept: %s: pausing new room connections", r->name, strerror(-err));
-	if (watch_listeners(r, 0) == 0) {
-		r->listen_paused = 1;
-		r->resume_ms = conn_clock_ms() + ROOM_ACCEPT_PAUSE_MS;
+			loop_process(&r->loop, resume);
 	}
 }
 
@@ -876,9 +805,9 @@ static void reply_error(struct room *r, struct conn *c, enum proto_err err, cons
  * another address that attaches right away always gets in. O(places). */
 /* A pending connection that answered a member's LEAVE waits for that
  * member's DISCONNECT (it showed a JOIN_ID): pushed out last. */
-static int pending_evictable(const struct conn *c)
+static int pending_evictable(struct conn *c)
 {
-	return c->left_name[0] == '\0';
+	return rconn(c)->left_name[0] == '\0';
 }
 
 /* The oldest evictable pending connection of the address holding the
@@ -926,49 +855,24 @@ static void pending_make_room(struct room *r, const char *peer)
 			 r->name, r->cfg->room_unattached_max, old->peer);
 	}
 	reply_error(r, old, PROTO_E_SERVER_FULL, "too many unattached room connections");
-	close_conn(r, old, 0);
+	loop_close(&r->loop, old, 0);
 }
 
-static void accept_all(struct room *r, int lfd)
+/* A new room connection: pending until it attaches. While input is held,
+ * it waits like the others. */
+static void accepted(void *arg, struct conn *c)
 {
-	char peer[NET_ADDRSTRLEN], where[CONFIG_NAME_MAX + 8];
-	int fd;
+	struct room *r = arg;
 
-	snprintf(where, sizeof(where), "room %s", r->name);
-	/* A bounded number per pass, so attached members are served too. */
-	for (int i = 0; i < 64 && (fd = net_accept(lfd, peer, sizeof(peer))) >= 0; i++) {
-		struct ip_entry *e;
-		struct conn *c;
-
-		if (!(e = conn_admit(r->ips, r->cfg, fd, peer, where)))
-			continue;
-		c = conn_create(fd, peer, r->cfg);
-		if (c) {
-			c->ipt = r->ips;
-			c->ipe = e;
-		}
-		if (!c || track_conn(r, c) < 0) {
-			log_error("room %s: cannot take a connection from %s: out of resources", r->name, peer);
-			if (c) {
-				conn_destroy(c);
-			} else {
-				iptable_close(r->ips, e, conn_clock_ms());
-				close(fd);
-			}
-			continue;
-		}
-		/* Only now that it is taken: a failure above pushes nobody out. */
-		pending_make_room(r, peer);
-		r->pending[r->npending++] = c;
-		if (r->npending < (size_t)r->cfg->room_unattached_max)
-			r->evict_logged = 0;
+	if (r->input_held) {
+		c->paused = 1;
+		loop_mark_dirty(&r->loop, c); /* the flush drops EPOLLIN */
 	}
-	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM)
-		pause_accepting(r, fd);
-	else if (fd < 0 && fd != -EAGAIN && fd != -ECONNABORTED && fd != -EINVAL)
-		log_warn("room %s: accept: %s", r->name, strerror(-fd));
-	/* EINVAL: the acceptor shut the listener (room_request_stop) before
-	 * this thread saw its EV_STOP; the room is retiring. */
+	/* Only now that it is taken: a failure before pushes nobody out. */
+	pending_make_room(r, c->peer);
+	r->pending[r->npending++] = c;
+	if (r->npending < (size_t)r->cfg->room_unattached_max)
+		r->evict_logged = 0;
 }
 
 /* ---- requests on the room port ---- */
@@ -978,10 +882,10 @@ static void reply(struct room *r, struct conn *c, struct msg *m)
 	if (conn_queue_take(c, m) < 0) {
 		log_warn("room %s: %s is not reading its replies: closed", r->name, c->peer);
 		metrics_cut_off(METRICS_ROOM);
-		close_conn(r, c, 1);
+		loop_close(&r->loop, c, 1);
 		return;
 	}
-	mark_dirty(r, c);
+	loop_mark_dirty(&r->loop, c);
 }
 
 static void reply_error(struct room *r, struct conn *c, enum proto_err err, const char *detail)
@@ -1028,11 +932,11 @@ static struct member *room_check_capability(struct room *r, struct conn *c, long
  * its own member, error 1 otherwise (no lookup: no probing from here). */
 static void reattach(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
-	struct member *m = find_member(r, c->attached_id);
+	struct member *m = find_member(r, rconn(c)->attached_id);
 	long ref, id;
 
 	if (m && parse_ids(pm->field[PROTO_F_ATTACH_REF], pm->field[PROTO_F_ATTACH_ID], &ref, &id) == 0 &&
-	    ref == r->ref && id == c->attached_id && strcmp(m->name, pm->field[PROTO_F_ATTACH_NAME]) == 0)
+	    ref == r->ref && id == rconn(c)->attached_id && strcmp(m->name, pm->field[PROTO_F_ATTACH_NAME]) == 0)
 		reply(r, c, proto_write_attached(ref, id));
 	else
 		reply_error(r, c, PROTO_E_MALFORMED, "this connection is attached to another member");
@@ -1046,13 +950,13 @@ static void attach_conn(struct room *r, struct conn *c, struct member *m)
 	if (m->attached && m->attached != c) {
 		/* The capability holder re-attached: the old channel closes
 		 * once what it holds is written. */
-		close_conn(r, m->attached, 0);
+		loop_close(&r->loop, m->attached, 0);
 	}
 	pending_remove(r, c);
 	if (!m->attached)
 		metrics_gauge_add_own(&r->metrics->attached, 1);
 	m->attached = c;
-	c->attached_id = m->join_id;
+	rconn(c)->attached_id = m->join_id;
 }
 
 static void handle_attach(struct room *r, struct conn *c, const struct proto_msg *pm)
@@ -1061,7 +965,7 @@ static void handle_attach(struct room *r, struct conn *c, const struct proto_msg
 	struct member *m;
 	long ref, id;
 
-	if (c->attached_id) {
+	if (rconn(c)->attached_id) {
 		reattach(r, c, pm);
 		return;
 	}
@@ -1073,7 +977,7 @@ static void handle_attach(struct room *r, struct conn *c, const struct proto_msg
 		/* A wrong capability: nothing more from this connection. */
 		reply_error(r, c, err, err == PROTO_E_RATE ? "too many refused attempts from your address"
 							   : NULL);
-		close_conn(r, c, 0);
+		loop_close(&r->loop, c, 0);
 		return;
 	}
 	attach_conn(r, c, m);
@@ -1105,8 +1009,8 @@ static struct member *request_member(struct room *r, struct conn *c, long ref, l
 {
 	struct member *m;
 
-	if (c->attached_id) {
-		m = find_member(r, c->attached_id);
+	if (rconn(c)->attached_id) {
+		m = find_member(r, rconn(c)->attached_id);
 		*err = PROTO_E_NOT_MEMBER;
 		if (!m || ref != r->ref || id != m->join_id || strcmp(m->name, name) != 0)
 			return NULL;
@@ -1123,7 +1027,7 @@ static struct member *request_member(struct room *r, struct conn *c, long ref, l
 static void refuse_unattached(struct room *r, struct conn *c, enum proto_err err)
 {
 	reply_error(r, c, err, err == PROTO_E_RATE ? "too many refused attempts from your address" : NULL);
-	close_conn(r, c, 0);
+	loop_close(&r->loop, c, 0);
 }
 
 /* A member's request names it (ROOM_REF, JOIN_ID, CLIENT_NAME); the
@@ -1186,7 +1090,7 @@ static void start_leave(struct room *r, struct conn *c, struct member *m)
 {
 	c->leaving_id = m->join_id;
 	c->paused = 1;
-	mark_dirty(r, c); /* the flush drops EPOLLIN */
+	loop_mark_dirty(&r->loop, c); /* the flush drops EPOLLIN */
 	if (!m->leave_req)
 		return; /* asked on another connection already: the answer comes here */
 	/* What was relayed to m over the control connection goes first. */
@@ -1221,18 +1125,18 @@ static void handle_leave(struct room *r, struct conn *c, const struct proto_msg 
 static void handle_disconnect(struct room *r, struct conn *c, const struct proto_msg *pm)
 {
 	const char *name = pm->field[PROTO_F_DISC_NAME];
-	struct member *m = c->attached_id ? find_member(r, c->attached_id) : NULL;
+	struct member *m = rconn(c)->attached_id ? find_member(r, rconn(c)->attached_id) : NULL;
 	struct room_request *rq;
-	int left_here = !m && c->left_name[0] && strcmp(c->left_name, name) == 0;
+	int left_here = !m && rconn(c)->left_name[0] && strcmp(rconn(c)->left_name, name) == 0;
 
-	if (c->attached_id && (!m || strcmp(m->name, name) != 0)) {
+	if (rconn(c)->attached_id && (!m || strcmp(m->name, name) != 0)) {
 		reply_error(r, c, PROTO_E_NOT_MEMBER, "CLIENT_NAME is not this connection's member");
 		return;
 	}
 	if (!m && !left_here) {
 		log_info("room %s: %s: DISCONNECT for %s, whose capability this connection does not "
 			 "hold: room connection closed", r->name, c->peer, name);
-		close_conn(r, c, 0);
+		loop_close(&r->loop, c, 0);
 		return;
 	}
 	rq = room_request_create(ROOM_REQ_DISCONNECT);
@@ -1240,11 +1144,11 @@ static void handle_disconnect(struct room *r, struct conn *c, const struct proto
 		reply_error(r, c, PROTO_E_SERVER, "out of memory");
 		return;
 	}
-	rq->ctl_fd = m ? m->ctl_fd : c->left_ctl_fd;
-	rq->ctl_id = m ? m->ctl_id : c->left_ctl_id;
+	rq->ctl_fd = m ? m->ctl_fd : rconn(c)->left_ctl_fd;
+	rq->ctl_id = m ? m->ctl_id : rconn(c)->left_ctl_id;
 	post_batch(r); /* what was relayed over the control connection goes first */
 	room_request_post(r->up.mbox, rq);
-	close_conn(r, c, 0);
+	loop_close(&r->loop, c, 0);
 }
 
 static void handle_join(struct room *r, struct conn *c)
@@ -1301,14 +1205,14 @@ static void run_for_member(struct room *r, struct conn *c, const struct proto_ms
 {
 	const char *name = pm->field[PROTO_F_MEMBER_NAME];
 	struct member_request q = { 0, 0, NULL };
-	int attached = c->attached_id != 0;
+	int attached = rconn(c)->attached_id != 0;
 	enum proto_err err;
 
 	if (parse_ids(pm->field[PROTO_F_MEMBER_REF], pm->field[PROTO_F_MEMBER_ID], &q.ref, &q.id) < 0) {
 		reply_error(r, c, PROTO_E_MALFORMED, cmd->bad_ids);
 		return;
 	}
-	if (cmd->idempotent && ((attached && q.id != c->attached_id) ||
+	if (cmd->idempotent && ((attached && q.id != rconn(c)->attached_id) ||
 				(!attached && departed_repeat(r, q.ref, q.id, name, c->peer)))) {
 		cmd->for_member(r, c, pm, &q);
 		return;
@@ -1342,15 +1246,9 @@ static void on_request(void *arg, struct conn *c, const struct proto_msg *pm)
 	handle_request(arg, c, pm);
 }
 
-static void on_reject(void *arg, struct conn *c, enum proto_err err, int fatal)
+static void on_reply_error(void *arg, struct conn *c, enum proto_err err, const char *detail)
 {
-	struct room *r = arg;
-
-	reply_error(r, c, err, NULL);
-	if (fatal) {
-		log_warn("room %s: %s sent an over-long request: closed", r->name, c->peer);
-		close_conn(r, c, 0);
-	}
+	reply_error(arg, c, err, detail);
 }
 
 /* The acceptor has too much of this room's traffic: read no room
@@ -1364,9 +1262,9 @@ static void hold_input(struct room *r)
 		log_info("room %s: relay backlog at the acceptor over its bound: room port input "
 			 "paused until it drains (not logged again)", r->name);
 	r->input_held = 1;
-	for (size_t i = 0; i < r->nconns; i++) {
-		r->conns[i]->paused = 1;
-		mark_dirty(r, r->conns[i]); /* the flush drops EPOLLIN */
+	for (size_t i = 0; i < r->loop.nconns; i++) {
+		r->loop.conns[i]->paused = 1;
+		loop_mark_dirty(&r->loop, r->loop.conns[i]); /* the flush drops EPOLLIN */
 	}
 }
 
@@ -1384,191 +1282,70 @@ static int input_halted(void *arg)
 static void release_input(struct room *r)
 {
 	r->input_held = 0;
-	for (size_t i = 0; i < r->nconns && !r->input_held; i++) {
-		struct conn *c = r->conns[i];
+	for (size_t i = 0; i < r->loop.nconns && !r->input_held; i++) {
+		struct conn *c = r->loop.conns[i];
 		c->paused = c->leaving_id != 0; /* a LEAVE still waits for its answer */
 		if (c->in.len > 0)
-			process_input(r, c);
-		mark_dirty(r, c); /* the flush restores EPOLLIN */
+			loop_process(&r->loop, c);
+		loop_mark_dirty(&r->loop, c); /* the flush restores EPOLLIN */
 	}
 }
 
-/* Handle the complete requests buffered for c, until it closes, runs out
- * of tokens, or the backlog holds input. */
-static void process_input(struct room *r, struct conn *c)
+static void on_marker(void *arg, void *marker, uint32_t events)
 {
-	const struct conn_handler h = { on_request, on_reject, input_halted, r, &r->quiet };
+	struct room *r = arg;
 
-	conn_process(c, r->cfg, &r->throttled, &h);
-	mark_dirty(r, c); /* the flush also sets its epoll interest */
+	(void)events;
+	if (marker == &mailbox_marker)
+		handle_mail(r);
+	else if (marker == &backlog_marker && delivery_backlog_released(r->backlog) && r->input_held)
+		release_input(r);
 }
 
-/* Read what c sent and handle it. */
-static void serve_input(struct room *r, struct conn *c)
+/* After each flush: hand the acceptor this pass's batch. */
+static void flush_done(void *arg)
 {
-	long n = conn_read(c);
-
-	if (n == -EAGAIN)
-		return;
-	if (n <= 0) {
-		close_conn(r, c, 1);
-		return;
-	}
-	process_input(r, c);
+	post_batch(arg);
 }
 
-static void resume_throttled(struct room *r)
+/* The room's own deadline: a room connection that never attaches. */
+static void expired(void *arg, struct conn *c, uint64_t now)
 {
-	struct conn *c = throttle_take_due(&r->throttled, conn_clock_ms()), *next;
+	struct room *r = arg;
 
-	for (; c; c = next) {
-		next = c->next_throttled;
-		process_input(r, c);
+	if (!c->closing && !rconn(c)->attached_id && now - c->since_ms > ROOM_ATTACH_TIMEOUT_MS) {
+		log_info("room %s: %s did not attach in time: closed", r->name, c->peer);
+		loop_close(&r->loop, c, 1);
 	}
 }
 
-/* Room connections whose partial request saw no byte for end_quiet_ms: a
- * request complete but for its terminator ends there (SPEC §2.4). */
-static void finish_quiet(struct room *r)
-{
-	const struct conn_handler h = { on_request, on_reject, input_halted, r, &r->quiet };
-	struct conn *c = quiet_take_due(&r->quiet, conn_clock_ms()), *next;
-
-	for (; c; c = next) {
-		next = c->next_quiet;
-		conn_finish_quiet(c, r->cfg, &r->throttled, &h);
-		mark_dirty(r, c);
-	}
-}
-
-/* Write what each conn has queued this pass (one writev per connection for
- * everything it got), then hand the acceptor its batch. */
-static void flush_dirty(struct room *r)
-{
-	struct conn *c = r->dirty, *next;
-
-	r->dirty = NULL;
-	for (; c; c = next) {
-		next = c->next_dirty;
-		c->dirty = 0;
-		if (conn_flush(c, r->epfd))
-			drop_conn(r, c);
-	}
-	post_batch(r);
-}
-
-static void handle_event(struct room *r, struct epoll_event *ev)
-{
-	struct conn *c = ev->data.ptr;
-	int li = listener_of(ev->data.ptr);
-
-	if (li >= 0) {
-		if (!r->stopping) /* a stopped room's listener is shut: accept fails */
-			accept_all(r, r->lis.fd[li]);
-		return;
-	}
-	if (ev->data.ptr == &mailbox_marker)
-		return;
-	if (ev->data.ptr == &backlog_marker) {
-		if (delivery_backlog_released(r->backlog) && r->input_held)
-			release_input(r);
-		return;
-	}
-	if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-		mark_dirty(r, c);
-	if ((c->throttled || c->paused) && (ev->events & (EPOLLHUP | EPOLLERR)))
-		close_conn(r, c, 1);
-	else if (!c->closing && !c->throttled && !c->paused &&
-		 (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-		serve_input(r, c);
-}
-
-/* Deadlines: closing connections that do not drain, connections that never
- * attach, and a paused listener. Runs with the dirty list empty. */
-static void sweep(struct room *r)
-{
-	uint64_t now = conn_clock_ms();
-
-	if (now < r->next_sweep_ms)
-		return;
-	r->next_sweep_ms = now + ROOM_SWEEP_MS;
-	for (size_t i = r->nconns; i-- > 0;) {
-		struct conn *c = r->conns[i];
-		if (c->closing && now - c->since_ms > CONN_CLOSE_GRACE_MS) {
-			drop_conn(r, c);
-		} else if (!c->throttled && !c->paused && conn_request_overdue(c, r->cfg, now)) {
-			log_info("room %s: %s left a request incomplete: closed", r->name, c->peer);
-			reply_error(r, c, PROTO_E_MALFORMED, "request incomplete for too long");
-			close_conn(r, c, 0);
-		} else if (!c->closing && !c->attached_id && now - c->since_ms > ROOM_ATTACH_TIMEOUT_MS) {
-			log_info("room %s: %s did not attach in time: closed", r->name, c->peer);
-			close_conn(r, c, 1);
-		}
-	}
-	if (r->listen_paused && now >= r->resume_ms) {
-		if (watch_listeners(r, EPOLLIN) == 0)
-			r->listen_paused = 0;
-	}
-	flush_dirty(r);
-}
-
-/* Shutdown: give queued output a bounded time to leave, then close all. */
-static void drain_and_close(struct room *r)
-{
-	struct timespec t0, now;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		int pending = 0;
-		for (size_t i = 0; i < r->nconns; i++) {
-			struct conn *c = r->conns[i];
-			if (!sendq_empty(&c->out) && sendq_flush(&c->out, c->fd) == -EAGAIN)
-				pending = 1;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (!pending || (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >
-					ROOM_STOP_FLUSH_MS)
-			break;
-		struct timespec pause = { 0, 10 * 1000000 };
-		nanosleep(&pause, NULL);
-	}
-	while (r->nconns > 0)
-		drop_conn(r, r->conns[r->nconns - 1]);
-}
+static const struct loop_ops room_ops = {
+	.request = on_request,
+	.reply_error = on_reply_error,
+	.halted = input_halted,
+	.marker = on_marker,
+	.accepted = accepted,
+	.closing = forget_conn,
+	.destroy = forget_conn,
+	.flush_done = flush_done,
+	.expired = expired,
+};
 
 static void *room_main(void *arg)
 {
 	struct room *r = arg;
-	struct epoll_event evs[ROOM_EVENTS];
 	char tname[16];
 
 	snprintf(tname, sizeof(tname), "room-%ld", r->ref);
 	pthread_setname_np(pthread_self(), tname);
 	history_load(r);
-	while (!r->stopping) {
-		/* Only deadlines need a timeout; an idle room sleeps. */
-		int timeout = r->nconns > 0 || r->listen_paused ? ROOM_SWEEP_MS : -1;
-		timeout = throttle_timeout(&r->throttled, conn_clock_ms(), timeout);
-		int n = epoll_wait(r->epfd, evs, ROOM_EVENTS,
-				   quiet_timeout(&r->quiet, conn_clock_ms(), timeout));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("room %s: epoll_wait: %s", r->name, strerror(errno));
-			break;
-		}
-		/* Membership changes first: an attach may depend on them. */
-		for (int i = 0; i < n; i++)
-			if (evs[i].data.ptr == &mailbox_marker)
-				handle_mail(r);
-		for (int i = 0; i < n; i++)
-			handle_event(r, &evs[i]);
-		resume_throttled(r);
-		finish_quiet(r);
-		flush_dirty(r);
-		sweep(r);
-	}
-	drain_and_close(r);
+	/* Only deadlines need a timeout; an idle room sleeps. (The loop
+	 * handles the mailbox before the requests: an attach may depend on a
+	 * membership change.) */
+	while (!r->stopping && loop_step(&r->loop, r->loop.nconns > 0 ? LOOP_SWEEP_MS : -1) == 0)
+		continue;
+	/* Shutdown: queued output gets a bounded time to leave. */
+	loop_drain(&r->loop, ROOM_STOP_FLUSH_MS);
 	/* Release: everything the thread did happens-before the acceptor's
 	 * acquire load, and its join. */
 	atomic_store_explicit(&r->exited, 1, memory_order_release);
@@ -1620,8 +1397,7 @@ static int bind_room_port(const struct config *cfg, unsigned port, struct net_li
 
 static void room_free(struct room *r)
 {
-	if (r->epfd >= 0)
-		close(r->epfd);
+	loop_fini(&r->loop);
 	net_listeners_close(&r->lis);
 	mailbox_fini(&r->mbox);
 	for (size_t i = 0; i < r->hist_count; i++)
@@ -1636,7 +1412,6 @@ static void room_free(struct room *r)
 		free(m->leave_req);
 		free(m);
 	}
-	free(r->conns);
 	free(r->pending);
 	metrics_room_close(r->metrics);
 	free(r);
@@ -1647,7 +1422,7 @@ struct room *room_start(const struct config *cfg, const struct room_uplink *up, 
 			int *err)
 {
 	struct room *r = calloc(1, sizeof(*r));
-	struct epoll_event ee = { .events = EPOLLIN };
+	char where[CONFIG_NAME_MAX + 8];
 	pthread_attr_t attr;
 	int rc;
 
@@ -1659,7 +1434,7 @@ struct room *room_start(const struct config *cfg, const struct room_uplink *up, 
 	r->up = *up;
 	r->store = store;
 	r->ref = ref;
-	r->epfd = -1;
+	r->loop.epfd = -1;
 	r->members_end = &r->members;
 	msg_arena_init(&r->arena, ROOM_BLOCK_BYTES);
 	(void)max_members; /* room connections: one per attached member, plus the pending */
@@ -1701,28 +1476,17 @@ struct room *room_start(const struct config *cfg, const struct room_uplink *up, 
 	if (rc < 0)
 		goto fail;
 	publish_reply_cost(r);
-	r->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (r->epfd < 0) {
-		rc = -errno;
+	snprintf(where, sizeof(where), "room %s", name);
+	rc = loop_init(&r->loop, cfg, where, METRICS_ROOM, r->ips, ROOM_EVENTS, 0, &room_ops, r);
+	r->loop.conn_size = sizeof(struct room_conn);
+	if (rc == 0)
+		rc = loop_listen(&r->loop, &r->lis);
+	if (rc == 0)
+		rc = loop_watch(&r->loop, r->mbox.efd, &mailbox_marker);
+	if (rc == 0)
+		rc = loop_watch(&r->loop, r->backlog->efd, &backlog_marker);
+	if (rc < 0)
 		goto fail;
-	}
-	for (size_t i = 0; i < r->lis.n; i++) {
-		ee.data.ptr = &listen_markers[i];
-		if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->lis.fd[i], &ee) < 0) {
-			rc = -errno;
-			goto fail;
-		}
-	}
-	ee.data.ptr = &mailbox_marker;
-	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->mbox.efd, &ee) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	ee.data.ptr = &backlog_marker;
-	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->backlog->efd, &ee) < 0) {
-		rc = -errno;
-		goto fail;
-	}
 	/* A room thread needs little stack: no recursion, small frames. */
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);

@@ -1,0 +1,40 @@
+/* transport.h - how a connection's bytes reach its socket: plain TCP
+ * today; TLS or a WebSocket framing later is one more transport, not an
+ * edit of every caller.
+ *
+ * conn.c calls a conn's transport for every read and every batch of
+ * writes (one indirect call per system call, nothing per message); it
+ * runs on the conn's owner thread only, like the conn. */
+#ifndef ROOMD_TRANSPORT_H
+#define ROOMD_TRANSPORT_H
+
+#include <stddef.h>
+
+struct iovec;
+
+/* What a transport works on: a connection's socket and the transport's own
+ * state for it (NULL for plain TCP; a TLS session later). Embedded in the
+ * conn, so a transport needs nothing of struct conn. */
+struct transport_sock {
+	int fd;
+	void *state;
+};
+
+struct conn_transport {
+	const char *name; /* for logs: "tcp" */
+	/* Read up to len bytes into buf, never blocking: bytes read (> 0), 0
+	 * at end of stream, -EAGAIN when none are there now, or another
+	 * negative errno. */
+	long (*read)(struct transport_sock *s, char *buf, size_t len);
+	/* Write from n iovecs, never blocking (a sendq_writev_fn; ctx is the
+	 * struct transport_sock): bytes written, -EAGAIN, or another negative errno
+	 * (EPIPE, ECONNRESET: the peer is gone). Never raises SIGPIPE. */
+	long (*writev)(void *ctx, const struct iovec *iov, int n);
+	/* Close the socket and free the transport's state. */
+	void (*close)(struct transport_sock *s);
+};
+
+/* Plain TCP on c->fd (the default of conn_create). */
+extern const struct conn_transport transport_tcp;
+
+#endif
