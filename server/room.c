@@ -828,7 +828,8 @@ static struct conn *pending_of_busiest(struct room *r)
 			int same = pending_evictable(r->pending[j]) &&
 				   strcmp(r->pending[j]->peer, r->pending[i]->peer) == 0;
 			seen = same && j < i; /* counted at its oldest already */
-			n += same;
+			if (same)
+				n++;
 		}
 		if (!seen && n > best_n) {
 			best_n = n;
