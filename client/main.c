@@ -64,19 +64,6 @@ static enum args_result bad_usage(const char *what, const char *arg)
 	return ARGS_BAD;
 }
 
-static int parse_port(const char *s, unsigned *port)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > 65535)
-		return -1;
-	*port = (unsigned)v;
-	return 0;
-}
-
 /* A name we can put on the wire: one line without control characters, and
  * no surrounding blanks (the server would trim them, and then our own
  * messages would not look like ours). The server judges the rest. */
@@ -165,7 +152,7 @@ static enum args_result parse_args(int argc, char **argv, struct session_params 
 		switch (c) {
 		case 'h': p->host = optarg; break;
 		case 'p':
-			if (parse_port(optarg, &p->port) < 0)
+			if (net_parse_port(optarg, &p->port) < 0)
 				return bad_usage("invalid port (1-65535)", optarg);
 			port_given = 1;
 			break;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "net.h"
 #include "rcfile.h"
 
 const char *rcfile_default_path(char *buf, size_t len)
@@ -56,19 +57,6 @@ static int has_control_chars(const char *s)
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
 		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
 			return 1;
-	return 0;
-}
-
-static int parse_port(const char *s, unsigned *port)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > 65535)
-		return -1;
-	*port = (unsigned)v;
 	return 0;
 }
 
@@ -132,7 +120,7 @@ static int apply_line(struct rcfile *rc, char *line, char *err, size_t errlen)
 		if (set_string(!strcmp(key, "host") ? &rc->host : &rc->name, value) < 0)
 			return fail(err, errlen, "out of memory");
 	} else if (!strcmp(key, "port")) {
-		if (parse_port(value, &rc->port) < 0)
+		if (net_parse_port(value, &rc->port) < 0)
 			return fail(err, errlen, "invalid port '%s' (1-65535)", value);
 	} else if (!strcmp(key, "reconnect")) {
 		if (parse_bool(value, &rc->reconnect) < 0)

@@ -35,6 +35,10 @@ int net_listen_all(struct net_listeners *l, const char *const *hosts, size_t nho
 /* Close every socket of l (n = 0 after). */
 void net_listeners_close(struct net_listeners *l);
 
+/* A TCP port given by a person (1-65535, decimal, nothing else): 0 with
+ * *port set, or -1. */
+int net_parse_port(const char *s, unsigned *port);
+
 /* Format ip and port as "ip:port", or "[ip]:port" for IPv6. */
 void net_format_endpoint(const char *ip, unsigned port, char *out, size_t outlen);
 
