@@ -94,8 +94,18 @@ static void end_memberships(void *arg, struct conn *c)
 		control_drop_memberships(&acc->ctl, c);
 }
 
+/* The connection goes: its memberships ended (closing), then what the
+ * control port kept for it. */
+static void destroy_control_conn(void *arg, struct conn *c)
+{
+	end_memberships(arg, c);
+	control_conn_fini(c);
+}
+
 static void handle_parsed(struct acceptor *acc, struct conn *c, const struct proto_msg *pm)
 {
+	struct control_conn *cc = control_conn(c);
+
 	switch (control_handle(&acc->ctl, c, pm)) {
 	case CONTROL_OK:
 		break;
@@ -106,9 +116,9 @@ static void handle_parsed(struct acceptor *acc, struct conn *c, const struct pro
 		acc->stop = 1;
 		break;
 	}
-	if (c->backoff_ms > 0) {
-		loop_throttle(&acc->loop, c, c->backoff_ms);
-		c->backoff_ms = 0;
+	if (cc->backoff_ms > 0) {
+		loop_throttle(&acc->loop, c, cc->backoff_ms);
+		cc->backoff_ms = 0;
 	}
 }
 
@@ -154,11 +164,13 @@ static void take_deliveries(struct acceptor *acc)
  * them; c reads on once they are written (flushed). */
 static void apply_history(struct acceptor *acc, struct conn *c, struct delivery_batch *b)
 {
+	struct control_conn *cc = control_conn(c);
+
 	sendq_unreserve(&c->out, b->reserved);
-	c->history_wait = 0;
+	cc->history_wait = 0;
 	if (b->pieces && sendq_push_pieces(&c->out, b->pieces) == 0) {
-		c->history_wait = 2;
-		c->history_mark = c->out.sent + c->out.bytes;
+		cc->history_wait = 2;
+		cc->history_mark = c->out.sent + c->out.bytes;
 	} else {
 		log_error("acceptor: %s: out of memory answering a HISTORY request", c->peer);
 		control_reply_error(c, PROTO_E_SERVER, "out of memory");
@@ -178,7 +190,7 @@ static void apply_one(struct acceptor *acc, struct delivery_batch *b, struct del
 		apply_history(acc, c, b);
 		return;
 	}
-	if (d->ack == DELIVERY_RELAY && !conn_membership(c, d->join_id) && c->leaving_id != d->join_id)
+	if (d->ack == DELIVERY_RELAY && !control_membership(c, d->join_id) && c->leaving_id != d->join_id)
 		return; /* left the room since */
 	if (conn_queue(c, d->msg) < 0) {
 		log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
@@ -256,9 +268,10 @@ static void apply_deliveries(struct acceptor *acc, size_t budget)
 static void flushed(void *arg, struct conn *c)
 {
 	struct acceptor *acc = arg;
+	struct control_conn *cc = control_conn(c);
 
-	if (c->history_wait == 2 && c->out.sent >= c->history_mark) {
-		c->history_wait = 0;
+	if (cc->history_wait == 2 && c->out.sent >= cc->history_mark) {
+		cc->history_wait = 0;
 		c->paused = 0;
 		loop_process(&acc->loop, c);
 	}
@@ -309,7 +322,7 @@ static void expired(void *arg, struct conn *c, uint64_t now)
 	struct acceptor *acc = arg;
 	uint64_t idle_ms = (uint64_t)acc->cfg->idle_timeout * 1000;
 
-	if (!c->closing && idle_ms && c->nms == 0 && !c->paused && now - c->active_ms > idle_ms) {
+	if (!c->closing && idle_ms && control_conn(c)->nms == 0 && !c->paused && now - c->active_ms > idle_ms) {
 		log_info("acceptor: %s idle for %lds in no room: closed", c->peer, acc->cfg->idle_timeout);
 		loop_close(&acc->loop, c, 1);
 	}
@@ -321,7 +334,7 @@ static const struct loop_ops acceptor_ops = {
 	.halted = on_halted,
 	.marker = on_marker,
 	.closing = end_memberships,
-	.destroy = end_memberships,
+	.destroy = destroy_control_conn,
 	.flushed = flushed,
 	.events_done = events_done,
 	.expired = expired,
@@ -358,7 +371,7 @@ static int peer_reachable(void *arg, int fd, uint64_t id)
 {
 	struct conn *c = acceptor_conn(arg, fd, id);
 
-	return c && c->ext;
+	return c && control_conn(c)->ext;
 }
 
 static int peer_send(void *arg, int fd, uint64_t id, struct msg *m)
@@ -536,6 +549,7 @@ struct acceptor *acceptor_open(const struct config *cfg, struct registry *reg, s
 		goto fail;
 	}
 	acc->loop.max_conns = cfg->max_clients;
+	acc->loop.conn_size = sizeof(struct control_conn);
 	acc->ctl = (struct control){ .cfg = cfg, .reg = reg, .store = store,
 				     .peers = { peer_reachable, peer_send, acc } };
 	if (listen_control(acc, port) < 0)

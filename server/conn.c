@@ -355,7 +355,6 @@ void conn_destroy(struct conn *c)
 	c->tr->close(&c->io);
 	buf_fini(&c->in);
 	sendq_fini(&c->out);
-	free(c->ms);
 	free(c);
 }
 

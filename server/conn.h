@@ -19,7 +19,6 @@ struct config;
 struct iptable;
 struct ip_entry;
 struct msg;
-struct membership;
 
 struct conn {
 	int fd;
@@ -58,28 +57,15 @@ struct conn {
 	int on_quiet;                /* on its owner's quiet list */
 	unsigned long ignored_logged; /* parser.ignored when last logged */
 	struct conn *next_quiet;
-	/* control connections: it used an extension request, so it may be sent
-	 * extension frames it did not ask for (private messages) */
-	int ext;
-	/* control connections: a LEAVE waits for its room to answer, in room
-	 * order, before the next request of this connection is handled (room
-	 * connections: a LEAVE made on the room port waits for the acceptor) */
+	/* reads no request while set: a LEAVE waits for the other side to
+	 * answer, in room order, before the next request is handled (control
+	 * connections: its room; room connections: the acceptor), and a
+	 * HISTORY waits for its reply (control connections) */
 	int paused;
 	long leaving_id;             /* its deliveries still pass meanwhile */
-	/* control connections: a handler asks that the next request wait this
-	 * long (the room it relayed to is behind); the acceptor applies it */
-	long backoff_ms;
-	/* control connections: a HISTORY pauses it too, until its reply is
-	 * queued (1: waiting for the room) and written (2: until out.sent
-	 * reaches history_mark) */
-	int history_wait;
-	unsigned long long history_mark;
-	/* control connections: memberships, at most max_rooms_per_client
-	 * (control.h's: a conn knows nothing of rooms) */
-	struct membership *ms;
-	size_t nms;
-	/* room connections: what the room keeps per connection lives in
-	 * room.c's struct room_conn, which begins with this conn */
+	/* What a role keeps per connection lives with the role's code, in a
+	 * struct that begins with this conn: control.h's struct control_conn,
+	 * room.c's struct room_conn (loop.conn_size). */
 };
 
 /* How long a closing connection may take to accept its last bytes. */

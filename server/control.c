@@ -28,39 +28,49 @@
  * room it just relayed to is behind (room_relay_busy). */
 #define CONTROL_RELAY_BACKOFF_MS 5
 
-/* ---- a control connection's memberships (they live with the conn, as
- * control.h's type: conn.c knows nothing of rooms) ---- */
+/* ---- a control connection's memberships (struct control_conn) ---- */
 
-struct membership *conn_membership(struct conn *c, long join_id)
+struct membership *control_membership(struct conn *c, long join_id)
 {
-	for (size_t i = 0; i < c->nms; i++)
-		if (c->ms[i].join_id == join_id)
-			return &c->ms[i];
+	struct control_conn *cc = control_conn(c);
+
+	for (size_t i = 0; i < cc->nms; i++)
+		if (cc->ms[i].join_id == join_id)
+			return &cc->ms[i];
 	return NULL;
 }
 
-int conn_add_membership(struct conn *c, const struct membership *m, long max)
+int control_add_membership(struct conn *c, const struct membership *m, long max)
 {
+	struct control_conn *cc = control_conn(c);
 	struct membership *ms;
 
-	if ((long)c->nms >= max)
+	if ((long)cc->nms >= max)
 		return -ENOSPC;
-	ms = realloc(c->ms, (c->nms + 1) * sizeof(*ms));
+	ms = realloc(cc->ms, (cc->nms + 1) * sizeof(*ms));
 	if (!ms)
 		return -ENOMEM;
-	c->ms = ms;
-	c->ms[c->nms++] = *m;
+	cc->ms = ms;
+	cc->ms[cc->nms++] = *m;
 	return 0;
 }
 
-void conn_remove_membership(struct conn *c, long join_id)
+void control_remove_membership(struct conn *c, long join_id)
 {
-	for (size_t i = 0; i < c->nms; i++) {
-		if (c->ms[i].join_id == join_id) {
-			c->ms[i] = c->ms[--c->nms];
+	struct control_conn *cc = control_conn(c);
+
+	for (size_t i = 0; i < cc->nms; i++) {
+		if (cc->ms[i].join_id == join_id) {
+			cc->ms[i] = cc->ms[--cc->nms];
 			return;
 		}
 	}
+}
+
+void control_conn_fini(struct conn *c)
+{
+	free(control_conn(c)->ms);
+	control_conn(c)->ms = NULL;
 }
 
 /* Queue a reply we made; a full send queue marks the client for closing. */
@@ -181,7 +191,7 @@ static int request_history(struct conn *c, struct room *room, long join_id)
 	/* One HISTORY in flight per connection: the next request waits for
 	 * this reply to be written (TCP slows a pipelining client). */
 	c->paused = 1;
-	c->history_wait = 1;
+	control_conn(c)->history_wait = 1;
 	return 0;
 }
 
@@ -211,6 +221,7 @@ static int name_held_elsewhere(struct control *ctl, const struct conn *c, const 
 static enum control_result handle_join(struct control *ctl, struct conn *c, const struct proto_msg *m)
 {
 	const char *room = m->field[PROTO_F_JOIN_ROOM], *name = m->field[PROTO_F_JOIN_NAME];
+	struct control_conn *cc = control_conn(c);
 	struct membership ms, *stored;
 	struct room_info info;
 	enum proto_err err;
@@ -218,14 +229,14 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 	if (!config_name_valid(ctl->cfg, room, m->len[PROTO_F_JOIN_ROOM]) ||
 	    !config_name_valid(ctl->cfg, name, m->len[PROTO_F_JOIN_NAME]))
 		return join_error(c, PROTO_E_BAD_NAME, room);
-	for (size_t i = 0; i < c->nms; i++) {
+	for (size_t i = 0; i < cc->nms; i++) {
 		/* Joining again under the same name: the same answer, no news. */
-		if (strcmp(c->ms[i].room_name, room) == 0 && strcmp(c->ms[i].name, name) == 0) {
-			reply_joined(ctl, c, &c->ms[i]);
+		if (strcmp(cc->ms[i].room_name, room) == 0 && strcmp(cc->ms[i].name, name) == 0) {
+			reply_joined(ctl, c, &cc->ms[i]);
 			return CONTROL_OK;
 		}
 	}
-	if ((long)c->nms >= ctl->cfg->max_rooms_per_client)
+	if ((long)cc->nms >= ctl->cfg->max_rooms_per_client)
 		return join_error(c, PROTO_E_SERVER_FULL, room);
 	/* A name another connection holds is refused before any room is
 	 * opened for it (SPEC 2.1: names are server wide). Only this thread
@@ -249,15 +260,15 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 	snprintf(ms.room_name, sizeof(ms.room_name), "%s", room);
 	/* Everything that can fail comes before the room hears of the member,
 	 * so a failure leaves no trace. */
-	if (conn_add_membership(c, &ms, ctl->cfg->max_rooms_per_client) < 0) {
+	if (control_add_membership(c, &ms, ctl->cfg->max_rooms_per_client) < 0) {
 		registry_leave(ctl->reg, ms.join_id);
 		close_if_empty(ctl, info.ref, info.room);
 		return join_error(c, PROTO_E_SERVER, room);
 	}
-	stored = conn_membership(c, ms.join_id);
+	stored = control_membership(c, ms.join_id);
 	if (room_add_member(info.room, ms.join_id, name, c->fd, c->id, c->peer,
 			    announcement(info.ref, name, PROTO_JOINED_TEXT), &stored->leave) < 0) {
-		conn_remove_membership(c, ms.join_id);
+		control_remove_membership(c, ms.join_id);
 		registry_leave(ctl->reg, ms.join_id);
 		close_if_empty(ctl, info.ref, info.room);
 		return join_error(c, PROTO_E_SERVER, room);
@@ -285,7 +296,7 @@ static void end_membership(struct control *ctl, struct conn *c, struct membershi
 	 * this removal, its mailbox being in order. A later JOIN restarts it
 	 * under the same ref if it was kept dormant, else under a new one. */
 	close_if_empty(ctl, ms->ref, ms->room);
-	conn_remove_membership(c, ms->join_id);
+	control_remove_membership(c, ms->join_id);
 }
 
 /* A LEAVE_CHATROOM that membership join_id of c made on its room port
@@ -297,7 +308,7 @@ static void end_membership(struct control *ctl, struct conn *c, struct membershi
  * the asker with the LEFT echo when that end reaches it). */
 void control_leave_from_room(struct control *ctl, struct conn *c, long join_id)
 {
-	struct membership *ms = conn_membership(c, join_id);
+	struct membership *ms = control_membership(c, join_id);
 	struct msg *note, *left, *self;
 
 	if (!ms)
@@ -314,7 +325,7 @@ void control_leave_from_room(struct control *ctl, struct conn *c, long join_id)
 	registry_leave(ctl->reg, ms->join_id);
 	room_remove_member_here(ms->room, ms->leave, ms->join_id, note, self);
 	close_if_empty(ctl, ms->ref, ms->room);
-	conn_remove_membership(c, ms->join_id);
+	control_remove_membership(c, ms->join_id);
 }
 
 /* A request that names a membership of c (ROOM_REF, JOIN_ID, CLIENT_NAME),
@@ -378,7 +389,7 @@ static enum control_result handle_chat(struct control *ctl, struct conn *c, cons
 	if (!out || room_relay(room, out, &where) < 0)
 		control_reply_error(c, PROTO_E_SERVER, "out of memory");
 	else if (room_relay_busy(room)) {
-		c->backoff_ms = CONTROL_RELAY_BACKOFF_MS; /* the room is behind: slow the sender */
+		control_conn(c)->backoff_ms = CONTROL_RELAY_BACKOFF_MS; /* the room is behind: slow the sender */
 		metrics_slowdown(METRICS_SLOW_ROOM_BUSY);
 	}
 	return CONTROL_OK;
@@ -480,8 +491,10 @@ static enum control_result handle_list_members(struct control *ctl, struct conn 
 
 static int has_name(const struct conn *c, const char *name)
 {
-	for (size_t i = 0; i < c->nms; i++)
-		if (strcmp(c->ms[i].name, name) == 0)
+	const struct control_conn *cc = (const struct control_conn *)c;
+
+	for (size_t i = 0; i < cc->nms; i++)
+		if (strcmp(cc->ms[i].name, name) == 0)
 			return 1;
 	return 0;
 }
@@ -634,7 +647,7 @@ static int resolve_membership(struct control *ctl, struct conn *c, const struct 
 		control_reply_error(c, PROTO_E_MALFORMED, cmd->bad_ids);
 		return -1;
 	}
-	ms = nm->ms = conn_membership(c, nm->id);
+	ms = nm->ms = control_membership(c, nm->id);
 	if (!ms && cmd->idempotent)
 		return 0; /* whatever the ref: nothing else is looked up */
 	if ((!ms || ms->ref != nm->ref) && registry_find_ref(ctl->reg, nm->ref, &info) < 0) {
@@ -654,7 +667,7 @@ enum control_result control_handle(struct control *ctl, struct conn *c, const st
 {
 	/* Using an extension is the opt-in to extension frames. */
 	if (m->kind >= PROTO_WELCOME && m->kind <= PROTO_SET_TOPIC)
-		c->ext = 1;
+		control_conn(c)->ext = 1;
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		const struct command *cmd = &commands[i];
 		struct named_membership nm;
@@ -673,15 +686,19 @@ enum control_result control_handle(struct control *ctl, struct conn *c, const st
 
 void control_drop_memberships(struct control *ctl, struct conn *c)
 {
-	while (c->nms > 0) {
-		struct membership *ms = &c->ms[c->nms - 1];
+	struct control_conn *cc = control_conn(c);
+
+	while (cc->nms > 0) {
+		struct membership *ms = &cc->ms[cc->nms - 1];
 		end_membership(ctl, c, ms, announcement(ms->ref, ms->name, PROTO_LEFT_TEXT), NULL);
 	}
 }
 
 void control_forget_memberships(struct conn *c)
 {
-	for (size_t i = 0; i < c->nms; i++)
-		room_event_free(c->ms[i].leave);
-	c->nms = 0;
+	struct control_conn *cc = control_conn(c);
+
+	for (size_t i = 0; i < cc->nms; i++)
+		room_event_free(cc->ms[i].leave);
+	cc->nms = 0;
 }

@@ -12,12 +12,12 @@
 
 #include <stdint.h>
 #include "config.h"
+#include "conn.h"
 #include "proto.h"
 
 struct registry;
 struct rooms;
 struct store;
-struct conn;
 struct msg;
 
 /* The other control connections, as PRIVATE needs them: named by (fd, id),
@@ -45,12 +45,43 @@ struct membership {
 	struct room_event *leave; /* preallocated: leaving cannot fail */
 };
 
+/* A control connection: the generic conn (conn.h, tracked by the
+ * acceptor's loop) and what the control port keeps per connection. Every
+ * conn of the acceptor's loop is one (loop.conn_size = sizeof); acceptor
+ * thread only. */
+struct control_conn {
+	struct conn conn;  /* first: the loop's struct conn * points here */
+	/* it used an extension request, so it may be sent extension frames it
+	 * did not ask for (private messages) */
+	int ext;
+	/* a handler asks that the next request wait this long (the room it
+	 * relayed to is behind); the acceptor applies it */
+	long backoff_ms;
+	/* a HISTORY pauses the connection until its reply is queued (1:
+	 * waiting for the room) and written (2: until out.sent reaches
+	 * history_mark) */
+	int history_wait;
+	unsigned long long history_mark;
+	/* memberships, at most max_rooms_per_client */
+	struct membership *ms;
+	size_t nms;
+};
+
+static inline struct control_conn *control_conn(struct conn *c)
+{
+	return (struct control_conn *)c;
+}
+
+/* Free what c keeps beyond the conn (its memberships must be ended or
+ * forgotten first). Before conn_destroy. */
+void control_conn_fini(struct conn *c);
+
 /* c's membership join_id, or NULL. Acceptor thread. */
-struct membership *conn_membership(struct conn *c, long join_id);
+struct membership *control_membership(struct conn *c, long join_id);
 /* Copy m into c's memberships: 0, -ENOSPC at max, -ENOMEM. */
-int conn_add_membership(struct conn *c, const struct membership *m, long max);
+int control_add_membership(struct conn *c, const struct membership *m, long max);
 /* Forget c's membership join_id (nothing when it has none). */
-void conn_remove_membership(struct conn *c, long join_id);
+void control_remove_membership(struct conn *c, long join_id);
 
 struct control {
 	const struct config *cfg;
