@@ -1,7 +1,8 @@
 /* control.h - the control-port commands (HELO, KILL_SERVICE, JOIN_CHATROOM,
  * LEAVE_CHATROOM, DISCONNECT, CHAT), dispatched through a table.
- * A control connection's memberships (struct membership, kept with its
- * conn) are this module's type: conn.h knows nothing of rooms.
+ * What a control connection keeps beyond the generic conn (its
+ * memberships, struct membership; extension frames; the HISTORY wait) is
+ * this module's struct control_conn: conn.h knows nothing of rooms.
  *
  * Runs on the acceptor thread only: it owns the control connections the
  * handlers reply to. Replies are queued on the connection; the caller
