@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,7 +118,10 @@ static SSL_CTX *ctx_build(const struct config *cfg, char *why, size_t whylen)
 		return NULL;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1) {
-		ctx_fail(ctx, "key", cfg->tls_key, why, whylen);
+		/* OpenSSL checks the pair here already; say it plainly. */
+		int mismatch = ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH;
+		ctx_fail(ctx, mismatch ? "key does not match the certificate:" : "key", cfg->tls_key, why,
+			 whylen);
 		return NULL;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
