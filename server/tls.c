@@ -205,10 +205,16 @@ int tls_wrap(const struct conn_transport **tr, struct transport_sock *s)
 static void refuse_plain(int fd)
 {
 	struct msg *m = proto_write_error(PROTO_E_FORBIDDEN, "this server requires TLS: connect with TLS");
+	char junk[4096];
 
 	if (m && send(fd, m->data, m->len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		log_debug("tls: refusal not sent: %s", strerror(errno));
 	msg_unref(&m);
+	/* Take the request it sent (what is there now, bounded): closing with
+	 * unread bytes would reset the connection, and a reset may make the
+	 * client drop the refusal before reading it. */
+	for (int i = 0; i < 4 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
+		;
 }
 
 static int start_tls(struct transport_sock *s, struct tls_sock *ts)
