@@ -13,7 +13,14 @@
  * through a spare descriptor because it costs no descriptor per loop (a
  * spare per room thread would count against the limit main.c checks), has
  * no spare to race for between threads, and refuses nobody over a
- * shortage that lasts a moment. */
+ * shortage that lasts a moment.
+ *
+ * TLS (tls.c) is a transport like plain TCP; what the loop does for it: it
+ * wraps every new connection when TLS is on (take_conn), polls for the
+ * direction a TLS read or write waits for (the transport's flags), reads
+ * again a connection whose transport holds decrypted input no epoll event
+ * announces (serve_pending), and cuts a handshake that outlives
+ * request_timeout (sweep_conn). */
 #include "loop.h"
 #include "iptable.h"
 #include "log.h"
