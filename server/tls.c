@@ -146,11 +146,18 @@ int tls_check(const struct config *cfg, char *why, size_t whylen)
 
 int tls_init(const struct config *cfg, char *why, size_t whylen)
 {
+	SSL_CTX *ctx, *old;
+
 	if (cfg->tls_mode == CONFIG_TLS_OFF)
 		return 0;
-	server.ctx = ctx_build(cfg, why, whylen);
-	if (!server.ctx)
+	ctx = ctx_build(cfg, why, whylen);
+	if (!ctx)
 		return -1;
+	pthread_mutex_lock(&server.lock);
+	old = server.ctx;
+	server.ctx = ctx;
+	pthread_mutex_unlock(&server.lock);
+	SSL_CTX_free(old); /* none, but in the unit tests' repeated starts */
 	server.mode = cfg->tls_mode;
 	log_info("tls: %s, certificate %s, TLS %s or later%s", cfg->tls_mode == CONFIG_TLS_REQUIRED ?
 		 "required on every port" : "optional on every port (plain clients too)", cfg->tls_cert,
@@ -182,6 +189,7 @@ void tls_fini(void)
 	SSL_CTX_free(server.ctx);
 	server.ctx = NULL;
 	pthread_mutex_unlock(&server.lock);
+	server.mode = CONFIG_TLS_OFF;
 }
 
 int tls_wrap(const struct conn_transport **tr, struct transport_sock *s)

@@ -32,7 +32,7 @@ int tls_init(const struct config *cfg, char *why, size_t whylen);
 int tls_reload(const struct config *next, char *why, size_t whylen);
 
 /* Drop the daemon's reference to the context (connections left keep
- * theirs). After every loop stopped. */
+ * theirs) and serve no TLS to new ones. After every loop stopped. */
 void tls_fini(void);
 
 /* A new connection: when TLS is on, give it the TLS transport (which tells
