@@ -106,7 +106,11 @@ static SSL_CTX *ctx_build(const struct config *cfg, char *why, size_t whylen)
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, min);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* A peer that closes without close_notify (most clients on exit)
+	 * is an end of stream, as in plain TCP: frames delimit themselves, so
+	 * a truncation shows as an incomplete request anyway. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+				       SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* Partial writes: SSL_write returns after each record, as writev
 	 * returns a short count. Moving buffer: a repeated write comes from
 	 * the send queue again, not from the same address. Release buffers: an
@@ -269,7 +273,8 @@ static long decide(struct transport_sock *s, struct tls_sock *ts)
 
 /* What an SSL call's failure means to the loop: -EAGAIN (with the
  * direction it waits for in flags), 0 at a clean end, or -errno. */
-static long ssl_result(struct transport_sock *s, struct tls_sock *ts, int rc, unsigned other)
+static long ssl_result(struct transport_sock *s, struct tls_sock *ts, int rc, int saved_errno,
+		       unsigned other)
 {
 	int err = SSL_get_error(ts->ssl, rc);
 	char reason[256];
@@ -287,7 +292,8 @@ static long ssl_result(struct transport_sock *s, struct tls_sock *ts, int rc, un
 		return 0;
 	case SSL_ERROR_SYSCALL:
 		ERR_clear_error();
-		return errno ? -errno : -ECONNRESET; /* errno 0: the peer vanished */
+		/* errno 0, or a stale EAGAIN: the peer vanished */
+		return saved_errno && saved_errno != EAGAIN ? -saved_errno : -ECONNRESET;
 	default:
 		ssl_reason(reason, sizeof(reason));
 		log_info("tls: fd %d: %s: %s", s->fd, ts->established ? "TLS error" : "handshake failed", reason);
@@ -321,9 +327,11 @@ static long tls_read(struct transport_sock *s, char *buf, size_t len)
 		return transport_tcp.read(s, buf, len);
 	while (got < len) {
 		int n = SSL_read(ts->ssl, buf + got, len - got > INT32_MAX ? INT32_MAX : (int)(len - got));
+		int saved = errno;
+
 		note_established(s, ts);
 		if (n <= 0) {
-			rc = ssl_result(s, ts, n, TRANSPORT_READ_WANTS_WRITE);
+			rc = ssl_result(s, ts, n, saved, TRANSPORT_READ_WANTS_WRITE);
 			break;
 		}
 		got += (size_t)n;
@@ -353,7 +361,7 @@ static long tls_writev(void *ctx, const struct iovec *iov, int n)
 	struct tls_sock *ts = s->state;
 	char chunk[TLS_WRITE_MAX];
 	size_t total = 0, len;
-	int w;
+	int w, saved;
 
 	if (ts->kind == TLS_PLAIN)
 		return transport_tcp.writev(ctx, iov, n);
@@ -373,12 +381,13 @@ static long tls_writev(void *ctx, const struct iovec *iov, int n)
 		return -EPROTO; /* the queue lost bytes SSL had taken: cannot resume */
 	gather(iov, n, chunk, len);
 	w = SSL_write(ts->ssl, chunk, (int)len);
+	saved = errno;
 	if (w > 0) {
 		ts->retry_len = 0;
 		return w;
 	}
 	ts->retry_len = len;
-	return ssl_result(s, ts, w, TRANSPORT_WRITE_WANTS_READ);
+	return ssl_result(s, ts, w, saved, TRANSPORT_WRITE_WANTS_READ);
 }
 
 static void tls_close(struct transport_sock *s)
