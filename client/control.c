@@ -24,6 +24,7 @@
 #include "net.h"
 #include "notify.h"
 #include "output.h"
+#include "tlsconn.h"
 
 /* A write that cannot finish in this time means the daemon stopped reading;
  * better to fail than to hang the command thread (and Ctrl-C) forever. */
@@ -36,6 +37,7 @@ struct ref_name {
 
 struct control {
 	int fd;
+	struct tlsconn *tls;       /* NULL: plain; set before the reader starts */
 	int loopback;              /* immutable after create */
 	struct notify *note;       /* not owned */
 	pthread_t reader;
@@ -451,7 +453,7 @@ static void *reader_main(void *arg)
 
 /* ---- command thread ---------------------------------------------------- */
 
-int control_create(int fd, struct notify *note, struct control **out)
+int control_create(int fd, struct notify *note, const struct tlsconn_opts *tls, struct control **out)
 {
 	struct timeval tv = { .tv_sec = CONTROL_SEND_TIMEOUT_S };
 	char ip[NET_ADDRSTRLEN];
@@ -465,14 +467,21 @@ int control_create(int fd, struct notify *note, struct control **out)
 	c->fd = fd;
 	c->note = note;
 	c->loopback = net_local_ip(fd, ip, sizeof(ip)) == 0 && net_is_loopback(ip);
+	if (tls && tls->on && (rc = tlsconn_start(fd, tls, CONTROL_SEND_TIMEOUT_S, &c->tls)) < 0) {
+		close(fd);
+		free(c);
+		return rc;
+	}
 	/* Failure only loses the write timeout. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	frame_reader_init(&c->fr, fd);
+	c->fr.tls = c->tls;
 	pthread_mutex_init(&c->lock, NULL);
 	rc = -pthread_create(&c->reader, NULL, reader_main, c);
 	if (rc < 0) {
 		frame_reader_fini(&c->fr);
 		pthread_mutex_destroy(&c->lock);
+		tlsconn_free(c->tls);
 		close(fd);
 		free(c);
 		return rc;
@@ -489,6 +498,7 @@ void control_destroy(struct control *c)
 	/* Wakes the reader out of recv(2) even if the peer never closes. */
 	shutdown(c->fd, SHUT_RDWR);
 	pthread_join(c->reader, NULL);
+	tlsconn_free(c->tls);
 	close(c->fd);
 	frame_reader_fini(&c->fr);
 	for (size_t i = 0; i < c->nnames; i++)
@@ -513,6 +523,8 @@ int control_send(struct control *c, const struct msg *m, enum proto_kind expect)
 	c->have_reply = 0;
 	control_reply_fini(&c->reply);
 	pthread_mutex_unlock(&c->lock);
+	if (c->tls)
+		return tlsconn_write_all(c->tls, m->data, m->len);
 	return net_write_all(c->fd, m->data, m->len);
 }
 

@@ -59,9 +59,12 @@ struct control_reply {
 void control_reply_fini(struct control_reply *r);
 
 /* Take over the connected socket fd and start the reader thread, which pokes
- * note whenever something the command thread may wait for changes. On error
+ * note whenever something the command thread may wait for changes. With
+ * tls->on, the TLS handshake and the server's verification come first
+ * (tlsconn.h: a refusal is printed); tls may be NULL (plain). On error
  * the fd is closed. 0 or -errno. Command thread. */
-int control_create(int fd, struct notify *note, struct control **out);
+struct tlsconn_opts;
+int control_create(int fd, struct notify *note, const struct tlsconn_opts *tls, struct control **out);
 
 /* Shut the socket down, join the reader, free everything. Command thread. */
 void control_destroy(struct control *c);

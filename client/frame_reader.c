@@ -4,6 +4,7 @@
  * reads that socket calls in. A frame stays in the buffer until the next call,
  * so the strings it hands out need no copy. */
 #include "frame_reader.h"
+#include "tlsconn.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -15,6 +16,7 @@
 void frame_reader_init(struct frame_reader *r, int fd)
 {
 	r->fd = fd;
+	r->tls = NULL;
 	/* The parser stops at MAX_FRAME; the slack lets it see that happen. */
 	buf_init(&r->in, FRAME_READER_MAX_FRAME + FRAME_READER_MAX_FRAME);
 	proto_parser_init(&r->parser, PROTO_REPLIES, FRAME_READER_MAX_FRAME);
@@ -36,11 +38,17 @@ static int fill(struct frame_reader *r)
 		return (int)room;
 	if (room == 0)
 		return -EMSGSIZE;
-	do {
-		n = recv(r->fd, r->in.data + r->in.len, (size_t)room, 0);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
+	if (r->tls) {
+		n = tlsconn_read(r->tls, r->in.data + r->in.len, (size_t)room);
+		if (n < 0)
+			return (int)n;
+	} else {
+		do {
+			n = recv(r->fd, r->in.data + r->in.len, (size_t)room, 0);
+		} while (n < 0 && errno == EINTR);
+		if (n < 0)
+			return -errno;
+	}
 	if (n == 0)
 		return 0;
 	r->in.len += (size_t)n;

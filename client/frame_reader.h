@@ -1,4 +1,5 @@
-/* frame_reader.h - read the server's frames from a blocking socket.
+/* frame_reader.h - read the server's frames from a blocking socket (plain,
+ * or through its TLS session).
  *
  * Wraps the common parser (PROTO_REPLIES dialect) and a capped read buffer.
  * Embedded in its owner; used by one thread only (the control reader or a
@@ -17,8 +18,12 @@
  * broken or hostile server from growing our memory without bound. */
 #define FRAME_READER_MAX_FRAME 65536
 
+struct tlsconn;
+
 struct frame_reader {
 	int fd;                    /* not owned: the owner closes it */
+	struct tlsconn *tls;       /* not owned: NULL, or TLS over fd (set by
+				    * the owner after init) */
 	struct buf in;             /* unparsed bytes, capped */
 	struct proto_parser parser;
 	size_t consumed;           /* bytes of the last frame, dropped on the next call */

@@ -30,6 +30,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: roomc [-h HOST] [-p PORT] [-n NAME] [--config FILE | --no-config]\n"
+		"             [--tls [--cafile FILE | --insecure]]\n"
 		"       roomc --help | --version\n"
 		"Chat client for roomd: reads commands from stdin, one a line\n"
 		"(join ROOM, send ROOM MESSAGE..., leave_chatroom ROOM, rooms, who ROOM,\n"
@@ -48,6 +49,18 @@ static void usage(FILE *f)
 		"                    start (default: $XDG_CONFIG_HOME/roomc/config, else\n"
 		"                    ~/.config/roomc/config; options given here win)\n"
 		"      --no-config   read no config file\n"
+		"      --tls         speak TLS to the daemon (its [tls] mode optional or\n"
+		"                    required), room ports too. The server is verified\n"
+		"                    against the system's CAs and HOST; a certificate no\n"
+		"                    known CA signed (self-signed) is trusted on first use:\n"
+		"                    its SHA-256 fingerprint is shown once and remembered in\n"
+		"                    $XDG_CONFIG_HOME/roomc/known_servers (else\n"
+		"                    ~/.config/roomc/known_servers); a changed one is refused\n"
+		"      --cafile FILE  verify against the CA certificates in FILE (PEM)\n"
+		"                    instead of the system's (implies --tls)\n"
+		"      --insecure    TLS without checking the server at all: the traffic is\n"
+		"                    encrypted, but anyone between you and the daemon can\n"
+		"                    pose as it and read everything (implies --tls)\n"
 		"      --help        this text\n"
 		"      --version     the version\n"
 		"Exit status: 0 after a disconnect, end of input or Ctrl-C, 1 when the daemon\n"
@@ -132,7 +145,7 @@ static enum args_result parse_args(int argc, char **argv, struct session_params 
 				   struct rcfile *rc)
 {
 	enum { OPT_HELP = 1000, OPT_VERSION, OPT_RECONNECT, OPT_NO_RECONNECT, OPT_CONFIG,
-	       OPT_NO_CONFIG };
+	       OPT_NO_CONFIG, OPT_TLS, OPT_CAFILE, OPT_INSECURE };
 	static const struct option longopts[] = {
 		{ "host", required_argument, NULL, 'h' },
 		{ "port", required_argument, NULL, 'p' },
@@ -143,6 +156,9 @@ static enum args_result parse_args(int argc, char **argv, struct session_params 
 		{ "no-reconnect", no_argument, NULL, OPT_NO_RECONNECT },
 		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "no-config", no_argument, NULL, OPT_NO_CONFIG },
+		{ "tls", no_argument, NULL, OPT_TLS },
+		{ "cafile", required_argument, NULL, OPT_CAFILE },
+		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = NULL;
@@ -163,6 +179,9 @@ static enum args_result parse_args(int argc, char **argv, struct session_params 
 		case OPT_NO_RECONNECT: p->no_reconnect = 1; break;
 		case OPT_CONFIG: config = optarg; break;
 		case OPT_NO_CONFIG: no_config = 1; break;
+		case OPT_TLS: p->tls.on = 1; break;
+		case OPT_CAFILE: p->tls.on = 1; p->tls.cafile = optarg; break;
+		case OPT_INSECURE: p->tls.on = 1; p->tls.insecure = 1; break;
 		default: return bad_usage(NULL, NULL); /* getopt said why */
 		}
 	}
@@ -170,6 +189,8 @@ static enum args_result parse_args(int argc, char **argv, struct session_params 
 		return bad_usage("unexpected argument", argv[optind]);
 	if (config && no_config)
 		return bad_usage("--config and --no-config together", NULL);
+	if (p->tls.cafile && p->tls.insecure)
+		return bad_usage("--cafile and --insecure together", NULL);
 	if (!no_config && apply_rcfile(config, rc, p, port_given) == ARGS_BAD)
 		return ARGS_BAD;
 	if (!p->host)
@@ -182,6 +203,8 @@ static enum args_result parse_args(int argc, char **argv, struct session_params 
 		return bad_usage("invalid name", p->name);
 	if (!*p->host)
 		return bad_usage("empty host name", NULL);
+	p->tls.host = p->host;
+	p->tls.port = p->port;
 	return ARGS_RUN;
 }
 
@@ -209,6 +232,9 @@ static int connect_and_run(struct session_params *p)
 			p->port, fd == -ENOENT ? "host not found" : strerror(-fd));
 		return EXIT_FAILURE;
 	}
+	if (p->tls.insecure)
+		fprintf(stderr, "roomc: --insecure: the server's certificate is not checked: anyone between "
+			"you and %s can pose as it and read and change everything\n", p->host);
 	rc = session_create(p, fd, &s);
 	if (rc < 0) {
 		fprintf(stderr, "roomc: cannot start: %s\n", strerror(-rc));

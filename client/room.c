@@ -28,6 +28,7 @@
 #include "notify.h"
 #include "output.h"
 #include "proto.h"
+#include "tlsconn.h"
 
 /* Per address tried: a room port that does not answer this fast is as good
  * as unreachable, and the command waits for it. */
@@ -39,6 +40,7 @@ struct room {
 	char *name, *client_name;  /* immutable after create */
 	long ref, join_id;
 	int fd;
+	struct tlsconn *tls;       /* NULL: plain; set before the listener starts */
 	struct notify *note;       /* not owned */
 	pthread_t listener;
 	struct frame_reader fr;    /* listener only */
@@ -262,6 +264,13 @@ static void room_free(struct room *r)
 	free(r);
 }
 
+static int room_write(struct room *r, const struct msg *m)
+{
+	if (r->tls)
+		return tlsconn_write_all(r->tls, m->data, m->len);
+	return net_write_all(r->fd, m->data, m->len);
+}
+
 static int send_attach(struct room *r)
 {
 	struct msg *m = proto_write_attach_req(r->ref, r->join_id, r->client_name);
@@ -269,7 +278,7 @@ static int send_attach(struct room *r)
 
 	if (!m)
 		return -ENOMEM;
-	rc = net_write_all(r->fd, m->data, m->len);
+	rc = room_write(r, m);
 	msg_unref(&m);
 	return rc;
 }
@@ -297,10 +306,13 @@ int room_create(const struct room_params *p, struct room **out)
 		room_free(r);
 		return rc;
 	}
+	if (p->tls && p->tls->on && (rc = tlsconn_start(r->fd, p->tls, ROOM_SEND_TIMEOUT_S, &r->tls)) < 0)
+		goto fail;
 	rc = send_attach(r);
 	if (rc < 0)
 		goto fail;
 	frame_reader_init(&r->fr, r->fd);
+	r->fr.tls = r->tls;
 	pthread_mutex_init(&r->lock, NULL);
 	rc = -pthread_create(&r->listener, NULL, listener_main, r);
 	if (rc < 0) {
@@ -313,6 +325,7 @@ int room_create(const struct room_params *p, struct room **out)
 	return 0;
 
 fail:
+	tlsconn_free(r->tls);
 	close(r->fd);
 	room_free(r);
 	return rc;
@@ -333,6 +346,7 @@ void room_destroy(struct room *r)
 	/* Wakes the listener out of recv(2) whatever the server does. */
 	shutdown(r->fd, SHUT_RDWR);
 	pthread_join(r->listener, NULL);
+	tlsconn_free(r->tls);
 	close(r->fd);
 	frame_reader_fini(&r->fr);
 	pthread_mutex_destroy(&r->lock);
@@ -359,7 +373,7 @@ int room_send(struct room *r, const char *text)
 	m = proto_write_chat_req(r->ref, r->join_id, r->client_name, text);
 	if (!m)
 		return -ENOMEM;
-	rc = net_write_all(r->fd, m->data, m->len);
+	rc = room_write(r, m);
 	msg_unref(&m);
 	return rc;
 }

@@ -27,6 +27,8 @@ struct room_params {
 	int control_is_loopback;   /* we reach the daemon over loopback */
 	int abort_fd;              /* readable => give up connecting (signalfd), or -1 */
 	struct notify *note;       /* poked on every state change; not owned */
+	const struct tlsconn_opts *tls; /* the control connection's TLS options
+					 * (the room port speaks as it does), or NULL */
 };
 
 enum room_state {

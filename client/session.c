@@ -272,7 +272,7 @@ static int attach(struct session *s, const char *typed, const struct control_rep
 		.client_name = s->p.name, .server_ip = joined->server_ip,
 		.port = joined->port, .control_host = s->p.host,
 		.control_is_loopback = control_is_loopback(s->ctl),
-		.abort_fd = s->sigfd, .note = s->note,
+		.abort_fd = s->sigfd, .note = s->note, .tls = &s->p.tls,
 	};
 	struct room *room;
 	int rc = room_create(&rp, &room);
@@ -708,7 +708,7 @@ static int redial(struct session *s)
 			output_local("cannot connect: %s", errtext(fd));
 			continue;
 		}
-		rc = control_create(fd, s->note, &s->ctl);
+		rc = control_create(fd, s->note, &s->p.tls, &s->ctl);
 		if (rc == 0)
 			return 0;
 		output_local("cannot start: %s", strerror(-rc));
@@ -875,7 +875,7 @@ int session_create(const struct session_params *p, int fd, struct session **out)
 	if (rc == 0 && !s->term)
 		rc = input_create(STDIN_FILENO, SESSION_MAX_LINE, &s->in);
 	if (rc == 0)
-		rc = control_create(fd, s->note, &s->ctl);
+		rc = control_create(fd, s->note, &s->p.tls, &s->ctl);
 	else
 		close(fd);
 	if (rc < 0) {

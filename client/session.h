@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "tlsconn.h"
+
 struct session;
 
 struct session_params {
@@ -19,6 +21,8 @@ struct session_params {
 	size_t nautojoin;
 	int no_reconnect;   /* exit when the connection drops (--no-reconnect;
 			     * the default when stdin is not a terminal) */
+	struct tlsconn_opts tls; /* --tls, --cafile, --insecure: the control
+				  * connection and every room connection */
 };
 
 /* Take over the connected control socket fd and start its reader. Blocks

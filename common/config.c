@@ -58,6 +58,8 @@ enum key_type {
 	K_SCOPE, /* int enum config_name_scope: server or room */
 	K_TARGET, /* int enum log_target */
 	K_LISTEN, /* "" or ADDR:PORT or [ADDR6]:PORT, numeric (config_split_listen) */
+	K_TLSMODE, /* int enum config_tls_mode: off, optional, required */
+	K_TLSVER, /* int enum config_tls_version: 1.2, 1.3 */
 };
 
 struct key_spec {
@@ -112,6 +114,12 @@ static const struct key_spec global_keys[] = {
 	{ "features", "kill_service", K_BOOL, G(kill_service), 0, 1 },
 	{ "features", "topic_change", K_BOOL, G(topic_change), 0, 1 },
 	{ "metrics", "listen", K_LISTEN, G(metrics_listen), 0, CONFIG_HOST_MAX - 1 },
+	{ "tls", "mode", K_TLSMODE, G(tls_mode), 0, 0 },
+	{ "tls", "cert", K_TEXT, G(tls_cert), 0, INI_LINESZ },
+	{ "tls", "key", K_TEXT, G(tls_key), 0, INI_LINESZ },
+	{ "tls", "ca", K_TEXT, G(tls_ca), 0, INI_LINESZ },
+	{ "tls", "min_version", K_TLSVER, G(tls_min_version), 0, 0 },
+	{ "tls", "verify_clients", K_BOOL, G(tls_verify_clients), 0, 1 },
 };
 #define NGLOBAL (sizeof global_keys / sizeof global_keys[0])
 
@@ -128,6 +136,7 @@ static const struct key_spec room_keys[] = {
 enum { RK_NAME, RK_REF, RK_PORT, RK_HISTORY = 5 }; /* indexes into room_keys */
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const tls_modes[] = { "off", "optional", "required" }; /* enum config_tls_mode */
 
 /* ---- state and error messages ---- */
 
@@ -717,6 +726,21 @@ static int set_value(const struct key_spec *ks, const char *v, void *base, char 
 		}
 		*(int *)(void *)field = b;
 		return 0;
+	case K_TLSMODE:
+		for (b = 0; b < 3; b++)
+			if (strcasecmp(v, tls_modes[b]) == 0) {
+				*(int *)(void *)field = b;
+				return 0;
+			}
+		snprintf(why, whylen, "'%s' is not a TLS mode (off, optional, required)", shown(v, sv));
+		return -1;
+	case K_TLSVER:
+		if (strcmp(v, "1.2") == 0 || strcmp(v, "1.3") == 0) {
+			*(int *)(void *)field = strcmp(v, "1.3") == 0 ? CONFIG_TLS_13 : CONFIG_TLS_12;
+			return 0;
+		}
+		snprintf(why, whylen, "'%s' is not a TLS version roomd accepts as a minimum (1.2, 1.3)", shown(v, sv));
+		return -1;
 	}
 	return -1;
 }
@@ -775,12 +799,13 @@ static void begin_section(struct load *ld, size_t i, struct section_ctx *sc)
 			return;
 		}
 	if (strcmp(it->name, "server") == 0 || strcmp(it->name, "limits") == 0 ||
-	    strcmp(it->name, "features") == 0 || strcmp(it->name, "metrics") == 0) {
+	    strcmp(it->name, "features") == 0 || strcmp(it->name, "metrics") == 0 ||
+	    strcmp(it->name, "tls") == 0) {
 		sc->skip = 0;
 		return;
 	}
 	if (!is_room_section(it->name)) {
-		report(ld, it->line, "[%s]: unknown section (expected [server], [limits], [features], [metrics] or [room:NAME])",
+		report(ld, it->line, "[%s]: unknown section (expected [server], [limits], [features], [metrics], [tls] or [room:NAME])",
 		       it->name);
 		return;
 	}
@@ -921,26 +946,50 @@ static void check_server(struct load *ld)
 		       ld->items[ld->rsec[c->max_rooms]].name, c->max_rooms);
 }
 
-/* A relative database path is relative to the config file, not to the
- * directory roomd happens to be started from: the shipped config then
- * finds its data directory wherever it is run. */
-static void resolve_database(struct load *ld)
+/* A relative path (database, TLS files) is relative to the config file,
+ * not to the directory roomd happens to be started from: the shipped
+ * config then finds its files wherever it is run. */
+static void resolve_path(struct load *ld, const char *section, const char *key, char *path)
 {
-	struct config *c = &ld->cfg;
 	const char *slash = strrchr(ld->path, '/');
-	int line = gline_of(ld, "database");
+	int line = gline_of(ld, key);
 	char resolved[CONFIG_PATH_MAX];
 	int n;
 
-	if (line < 0 || !config_persistent(c) || c->database[0] == '/' || !slash)
+	if (line < 0 || path[0] == '\0' || path[0] == '/' || !slash)
 		return;
-	n = snprintf(resolved, sizeof resolved, "%.*s/%s", (int)(slash - ld->path), ld->path, c->database);
+	n = snprintf(resolved, sizeof resolved, "%.*s/%s", (int)(slash - ld->path), ld->path, path);
 	if (n < 0 || (size_t)n >= sizeof resolved) {
-		report(ld, line, "[server] database: the path, relative to the config file's directory, "
-		       "is longer than %d bytes", CONFIG_PATH_MAX - 1);
+		report(ld, line, "[%s] %s: the path, relative to the config file's directory, "
+		       "is longer than %d bytes", section, key, CONFIG_PATH_MAX - 1);
 		return;
 	}
-	memcpy(c->database, resolved, (size_t)n + 1);
+	memcpy(path, resolved, (size_t)n + 1);
+}
+
+static void resolve_paths(struct load *ld)
+{
+	struct config *c = &ld->cfg;
+
+	if (config_persistent(c))
+		resolve_path(ld, "server", "database", c->database);
+	resolve_path(ld, "tls", "cert", c->tls_cert);
+	resolve_path(ld, "tls", "key", c->tls_key);
+	resolve_path(ld, "tls", "ca", c->tls_ca);
+}
+
+/* [tls]: what a mode needs is there (the files themselves are read by
+ * roomd -t and at start, where OpenSSL says what is wrong with them). */
+static void check_tls(struct load *ld)
+{
+	const struct config *c = &ld->cfg;
+
+	if (c->tls_mode != CONFIG_TLS_OFF && (!c->tls_cert[0] || !c->tls_key[0]))
+		cross(ld, (const char *const[]){ "mode", "cert", "key", NULL },
+		      "mode %s needs a cert and a key", tls_modes[c->tls_mode]);
+	if (c->tls_verify_clients && !c->tls_ca[0])
+		cross(ld, (const char *const[]){ "verify_clients", "ca", NULL },
+		      "verify_clients needs ca, the CA certificates that sign the clients' certificates");
 }
 
 static const char *room_sec(const struct load *ld, size_t r)
@@ -1147,7 +1196,8 @@ static void load_checked(struct load *ld)
 	}
 	walk_items(ld);
 	check_server(ld);
-	resolve_database(ld);
+	check_tls(ld);
+	resolve_paths(ld);
 	check_rooms(ld);
 	check_agreement(ld);
 }
@@ -1220,9 +1270,17 @@ int config_name_valid(const struct config *cfg, const char *name, size_t len)
 void config_each_key(void (*fn)(const char *section, const char *key, void *arg), void *arg)
 {
 	for (size_t i = 0; i < NGLOBAL; i++)
-		fn(global_keys[i].section, global_keys[i].name, arg);
+		if (strcmp(global_keys[i].section, "tls") != 0)
+			fn(global_keys[i].section, global_keys[i].name, arg);
 	for (size_t i = 0; i < NROOMKEYS; i++)
 		fn("room", room_keys[i].name, arg);
+}
+
+void config_each_tls_key(void (*fn)(const char *section, const char *key, void *arg), void *arg)
+{
+	for (size_t i = 0; i < NGLOBAL; i++)
+		if (strcmp(global_keys[i].section, "tls") == 0)
+			fn(global_keys[i].section, global_keys[i].name, arg);
 }
 
 /* Does key ks hold the same value in the structs at a and b? */
@@ -1246,6 +1304,8 @@ static int same_value(const struct key_spec *ks, const void *a, const void *b)
 	case K_LEVEL:
 	case K_SCOPE:
 	case K_TARGET:
+	case K_TLSMODE:
+	case K_TLSVER:
 		return *(const int *)(const void *)fa == *(const int *)(const void *)fb;
 	}
 	return 0;

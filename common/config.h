@@ -34,6 +34,12 @@
  * server wide (SPEC 2.1), or, as before, only within a room. */
 enum config_name_scope { CONFIG_SCOPE_SERVER = 0, CONFIG_SCOPE_ROOM = 1 };
 
+/* [tls] mode: no TLS; TLS and plain on every port, told apart by the
+ * first byte; or TLS only (a plain client gets an error and is closed). */
+enum config_tls_mode { CONFIG_TLS_OFF = 0, CONFIG_TLS_OPTIONAL = 1, CONFIG_TLS_REQUIRED = 2 };
+/* [tls] min_version */
+enum config_tls_version { CONFIG_TLS_12 = 0, CONFIG_TLS_13 = 1 };
+
 /* A room defined in a [room:NAME] section. */
 struct room_conf {
 	char name[CONFIG_NAME_MAX + 1]; /* "name" key, else the section suffix */
@@ -96,6 +102,15 @@ struct config {
 	/* [metrics] */
 	char metrics_listen[CONFIG_HOST_MAX]; /* ADDR:PORT of /metrics; "" = off */
 
+	/* [tls]: paths resolved against the config file's directory, like
+	 * database; cert and key are re-read on SIGHUP */
+	int tls_mode;                      /* enum config_tls_mode */
+	char tls_cert[CONFIG_PATH_MAX];    /* PEM certificate chain, leaf first */
+	char tls_key[CONFIG_PATH_MAX];     /* PEM private key of the leaf */
+	char tls_ca[CONFIG_PATH_MAX];      /* PEM CAs that sign client certificates */
+	int tls_min_version;               /* enum config_tls_version */
+	int tls_verify_clients;            /* a client certificate signed by ca is required */
+
 	struct room_conf *rooms;   /* the [room:*] sections, in file order */
 	size_t nrooms;
 };
@@ -115,11 +130,14 @@ void config_fini(struct config *cfg);
 /* Nonzero when cfg asks for a database file (persistence on). */
 int config_persistent(const struct config *cfg);
 
-/* Every key the loader accepts, in its table's order: fn(section, key,
- * arg) with section "server", "limits" or "features", or "room" for the
+/* Every key the loader accepts but [tls]'s, in its table's order: fn(section, key,
+ * arg) with section "server", "limits", "features" or "metrics", or "room" for the
  * keys of a [room:NAME] section. roomd --list-keys prints them (the test
  * that keeps rooms.ini(5) complete compares against it). */
 void config_each_key(void (*fn)(const char *section, const char *key, void *arg), void *arg);
+/* The [tls] keys, the same way (section "tls"): listed apart so that a
+ * caller of config_each_key sees the sections it always did. */
+void config_each_tls_key(void (*fn)(const char *section, const char *key, void *arg), void *arg);
 
 /* Compare two loaded configs key by key (a SIGHUP reload against the
  * running config): fn(section, key, arg) for every [server], [limits] or

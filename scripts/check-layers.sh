@@ -23,7 +23,7 @@
 # LAYERS: each server/ module and the server/ headers it may include
 # (common/ headers are open to every layer). Bottom to top:
 #   - the threads' shared services (no thread of their own to speak of);
-#   - transport, conn, loop: a connection's bytes, the connection, and the
+#   - transport, tls, conn, loop: a connection's bytes (plain or TLS), the connection, and the
 #     event loop every thread runs (it calls up only through handlers);
 #   - delivery: what a room hands the control connections' owner;
 #   - room: a room thread; it knows the mailbox and delivery, never the
@@ -39,15 +39,16 @@ metrics   -
 registry  -
 store     metrics
 transport -
+tls       transport
 conn      iptable metrics transport
-loop      conn iptable metrics
+loop      conn iptable metrics tls
 delivery  mailbox
 room      conn delivery iptable loop mailbox metrics store
 rooms     conn iptable metrics registry room store
 control   conn metrics registry room rooms store
 acceptor  conn control delivery iptable loop mailbox metrics room rooms
-service   acceptor
-main      acceptor metrics registry service store
+service   acceptor tls
+main      acceptor metrics registry service store tls
 """
 
 import os

@@ -9,7 +9,7 @@
 #
 # usage: scripts/fuzz.sh [SECONDS [TARGET...]]
 #   SECONDS  run time of each target (default 60)
-#   TARGET   proto, control (default: both)
+#   TARGET   proto, control, tls (default: all three)
 # Exit status: 0 nothing found; 1 a target crashed, leaked or hung (the input
 # and the command that reproduces it are printed); 2 the build failed.
 set -eu
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 secs="${1:-60}"
 [ $# -gt 0 ] && shift
-targets="${*:-proto control}"
+targets="${*:-proto control tls}"
 case "$secs" in
 	''|*[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS [TARGET...]]" >&2; exit 2 ;;
 esac

@@ -10,6 +10,8 @@ PACKAGES="build-essential cmake pkg-config libiniparser-dev libcmocka-dev libedi
 PACKAGES="$PACKAGES libsystemd-dev man-db groff-base dpkg-dev lintian adduser util-linux systemd gzip"
 # The [metrics] endpoint's HTTP server.
 PACKAGES="$PACKAGES libmicrohttpd-dev"
+# TLS ([tls]): OpenSSL 3 to build with, its command line for the tests' throw-away CA.
+PACKAGES="$PACKAGES libssl-dev openssl"
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

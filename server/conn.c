@@ -384,6 +384,13 @@ int conn_flush(struct conn *c, int epfd)
 	if ((rc < 0 && rc != -EAGAIN) || (rc == 0 && c->closing))
 		return 1;
 	mask = (c->paused || c->closing || c->throttled ? 0 : EPOLLIN) | (rc == -EAGAIN ? EPOLLOUT : 0);
+	/* TLS: a read that must write first waits for writability, a write
+	 * that must read first for readability (not for a writability that
+	 * would wake the loop at once, again and again). */
+	if ((c->io.flags & TRANSPORT_READ_WANTS_WRITE) && (mask & EPOLLIN))
+		mask |= EPOLLOUT;
+	if ((c->io.flags & TRANSPORT_WRITE_WANTS_READ) && rc == -EAGAIN)
+		mask = (mask & ~(unsigned)EPOLLOUT) | EPOLLIN;
 	ee = (struct epoll_event){ .events = mask, .data.ptr = c };
 	if (c->ev_mask != mask && epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ee) == 0)
 		c->ev_mask = mask;

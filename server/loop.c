@@ -13,11 +13,19 @@
  * through a spare descriptor because it costs no descriptor per loop (a
  * spare per room thread would count against the limit main.c checks), has
  * no spare to race for between threads, and refuses nobody over a
- * shortage that lasts a moment. */
+ * shortage that lasts a moment.
+ *
+ * TLS (tls.c) is a transport like plain TCP; what the loop does for it: it
+ * wraps every new connection when TLS is on (take_conn), polls for the
+ * direction a TLS read or write waits for (the transport's flags), reads
+ * again a connection whose transport holds decrypted input no epoll event
+ * announces (serve_pending), and cuts a handshake that outlives
+ * request_timeout (sweep_conn). */
 #include "loop.h"
 #include "iptable.h"
 #include "log.h"
 #include "msg.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -209,7 +217,9 @@ static struct conn *take_conn(struct loop *l, int fd, const char *peer, struct i
 		c->ipt = l->ips;
 		c->ipe = e;
 	}
-	if (!c || track_conn(l, c) < 0) {
+	/* TLS on: every port speaks it (the transport tells plain clients
+	 * apart in optional mode), counted and timed as any connection. */
+	if (!c || tls_wrap(&c->tr, &c->io) < 0 || track_conn(l, c) < 0) {
 		if (!quiet)
 			log_error("%s: %s refused: out of resources", l->name, peer);
 		if (c) {
@@ -368,8 +378,11 @@ static void serve_input(struct loop *l, struct conn *c)
 {
 	long n = conn_read(c);
 
-	if (n == -EAGAIN)
+	if (n == -EAGAIN) {
+		if (c->io.flags & TRANSPORT_WANTS)
+			loop_mark_dirty(l, c); /* the flush polls for what TLS waits for */
 		return;
+	}
 	if (n <= 0) {
 		if (n < 0 && n != -ECONNRESET)
 			log_info("%s: %s: read: %s", l->name, c->peer, strerror((int)-n));
@@ -381,6 +394,11 @@ static void serve_input(struct loop *l, struct conn *c)
 
 static void conn_event(struct loop *l, struct conn *c, uint32_t events)
 {
+	/* A TLS read waiting to write, or a write waiting to read: the event
+	 * may be for the other direction; a read or a write too many only
+	 * says -EAGAIN. */
+	if ((c->io.flags & TRANSPORT_WANTS) && (events & (EPOLLIN | EPOLLOUT)))
+		events |= EPOLLIN | EPOLLOUT;
 	if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 		loop_mark_dirty(l, c);
 	if ((c->paused || c->throttled) && (events & (EPOLLHUP | EPOLLERR)))
@@ -388,6 +406,24 @@ static void conn_event(struct loop *l, struct conn *c, uint32_t events)
 	else if (!c->closing && !c->paused && !c->throttled && !l->hold_input &&
 		 (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		serve_input(l, c);
+}
+
+/* Connections whose transport holds bytes already taken off the socket
+ * (the rest of a TLS record bigger than one read): no epoll event will come
+ * for them, so they are read again here. A scan of the connections, but
+ * only in a pass after a flush that found such a connection, which takes a
+ * burst of more than a read buffer of TLS input. */
+static void serve_pending(struct loop *l)
+{
+	if (!l->input_pending || l->hold_input)
+		return;
+	l->input_pending = 0;
+	for (size_t i = 0; i < l->nconns; i++) {
+		struct conn *c = l->conns[i];
+		if ((c->ev_mask & EPOLLIN) && !c->closing && !c->paused && !c->throttled &&
+		    (c->io.flags & TRANSPORT_PENDING_INPUT))
+			serve_input(l, c);
+	}
 }
 
 /* Throttled connections whose tokens are back: read them again, starting
@@ -430,9 +466,13 @@ void loop_flush(struct loop *l)
 		for (; c; c = next) {
 			next = c->next_dirty;
 			c->dirty = 0;
-			if (conn_flush(c, l->epfd))
+			if (conn_flush(c, l->epfd)) {
 				destroy_conn(l, c);
-			else if (l->ops.flushed)
+				continue;
+			}
+			if ((c->ev_mask & EPOLLIN) && (c->io.flags & TRANSPORT_PENDING_INPUT))
+				l->input_pending = 1; /* serve_pending, next pass */
+			if (l->ops.flushed)
 				l->ops.flushed(l->arg, c);
 		}
 	}
@@ -440,11 +480,24 @@ void loop_flush(struct loop *l)
 		l->ops.flush_done(l->arg);
 }
 
+/* A TLS handshake is the connection's first request: it has
+ * request_timeout to finish, from the accept (no error frame: there is no
+ * channel to send one on). */
+static int handshake_overdue(const struct loop *l, const struct conn *c, uint64_t now)
+{
+	return l->cfg->request_timeout > 0 && (c->io.flags & TRANSPORT_HANDSHAKING) &&
+	       now - c->since_ms > (uint64_t)l->cfg->request_timeout * 1000;
+}
+
 /* The deadlines every connection has, then the role's (ops.expired). */
 static void sweep_conn(struct loop *l, struct conn *c, uint64_t now)
 {
 	if (c->closing && now - c->since_ms > CONN_CLOSE_GRACE_MS) {
 		log_info("%s: %s did not take its last bytes: closed", l->name, c->peer);
+		destroy_conn(l, c);
+	} else if (!c->closing && handshake_overdue(l, c, now)) {
+		log_info("%s: %s did not finish its TLS handshake in %lds: closed", l->name, c->peer,
+			 l->cfg->request_timeout);
 		destroy_conn(l, c);
 	} else if (!c->paused && !c->throttled && conn_request_overdue(c, l->cfg, now)) {
 		log_info("%s: %s left a request incomplete for %lds: closed", l->name, c->peer,
@@ -491,6 +544,8 @@ static int pass_timeout(struct loop *l, int dflt)
 		if (t < 0 || left < t)
 			t = left;
 	}
+	if (l->input_pending && !l->hold_input)
+		t = 0;
 	t = throttle_timeout(&l->throttled, now, t);
 	return quiet_timeout(&l->quiet, now, t);
 }
@@ -516,6 +571,7 @@ int loop_step(struct loop *l, int timeout_ms)
 		else if (!is_marker(l, evs[i].data.ptr))
 			conn_event(l, evs[i].data.ptr, evs[i].events);
 	}
+	serve_pending(l);
 	if (l->ops.events_done)
 		l->ops.events_done(l->arg);
 	resume_throttled(l);

@@ -94,6 +94,7 @@ struct loop {
 	int accept_paused;
 	uint64_t accept_resume_ms;
 	int accept_err_logged;          /* the shortage was logged (once per episode) */
+	int input_pending;              /* a transport holds input no event announces */
 	/* the owner's other descriptors */
 	void *marks[LOOP_MARKERS];
 	int mark_fds[LOOP_MARKERS];

@@ -10,6 +10,7 @@
 #include "registry.h"
 #include "service.h"
 #include "store.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -36,7 +37,8 @@ static void usage(FILE *out)
 		"\n"
 		"  -p, --port PORT     control port (overrides [server] port; 0 = any free port)\n"
 		"  -c, --config FILE   configuration file (default: %s)\n"
-		"  -t, --check         validate the configuration and exit (0 when valid)\n"
+		"  -t, --check         validate the configuration (and load the [tls] certificate\n"
+		"                      and key) and exit (0 when valid)\n"
 		"  -v, --log-level L   error, warn, info or debug (overrides [server] log_level)\n"
 		"  -b, --backup DEST   copy the database of the config ([server] database) to the\n"
 		"                      new file DEST, consistently, while roomd runs; then exit\n"
@@ -47,8 +49,10 @@ static void usage(FILE *out)
 		"in that SQLite file across restarts (a kill -9 loses at most the last 100 ms).\n"
 		"Exit 1: a bad config or database (the message names the file and what to do).\n"
 		"SIGINT or SIGTERM: stop gracefully, the database flushed (exit 0). SIGHUP: check\n"
-		"the config file again, apply log_level and log_target, log which other changed\n"
-		"keys need a restart (a bad file changes nothing). Logs go to stderr, or syslog\n"
+		"the config file again, apply log_level and log_target, reload the [tls]\n"
+		"certificate and key for new connections (a renewed certificate), log which\n"
+		"other changed keys need a restart (a bad file changes nothing). With [tls] mode\n"
+		"optional or required, every port speaks TLS (see rooms.ini(5)). Logs go to stderr, or syslog\n"
 		"with [server] log_target. Under systemd (NOTIFY_SOCKET set): Type=notify, with\n"
 		"watchdog pings when WatchdogSec is set.\n"
 		"Manual pages: roomd(8), rooms.ini(5), roomc(1). Protocol: docs/PROTOCOL.md.\n",
@@ -306,11 +310,17 @@ int main(int argc, char **argv)
 	if (o.list_keys) {
 		/* "SECTION KEY" a line, "room KEY" for [room:NAME] keys. */
 		config_each_key(print_key, NULL);
+		config_each_tls_key(print_key, NULL);
 		return 0;
 	}
 	config_defaults(&cfg);
 	if (config_load(&cfg, o.config, err, sizeof(err)) < 0) {
 		fprintf(stderr, "roomd: invalid configuration:\n%s\n", err);
+		return 1;
+	}
+	if (o.check && tls_check(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "roomd: invalid configuration:\n%s: %s\n", o.config, err);
+		config_fini(&cfg);
 		return 1;
 	}
 	if (o.check) {
@@ -331,6 +341,11 @@ int main(int argc, char **argv)
 	log_set_target((enum log_target)cfg.log_target);
 	log_info("roomd %s starting, config %s", ROOMD_VERSION, o.config);
 	raise_fd_limit(&cfg);
+	if (tls_init(&cfg, err, sizeof(err)) < 0) {
+		log_error("%s: %s", o.config, err);
+		config_fini(&cfg);
+		return 1;
+	}
 
 	reg = registry_create(&cfg);
 	st = (struct stored){ &cfg, reg, NULL, calloc(cfg.nrooms + 1, sizeof(*st.topics)), 0, 0 };
@@ -368,6 +383,7 @@ int main(int argc, char **argv)
 	acceptor_destroy(acc); /* every room thread is gone: nothing more is queued */
 	store_close(store);    /* commits what is queued: nothing accepted is lost */
 	registry_destroy(reg);
+	tls_fini();
 	config_fini(&cfg);
 	log_info("roomd stopped");
 	return rc == 0 ? 0 : 1;

@@ -4,7 +4,8 @@
  *
  * Main (= acceptor) thread only. The running config is read-only shared
  * state: a reload loads the file into a new struct, applies what can change
- * live (log_level and log_target, atomics in log.c), names the keys that
+ * live (log_level and log_target, atomics in log.c; the TLS certificate and
+ * key, tls.c's context), names the keys that
  * need a restart in one log line, and frees it. The full live reload is
  * issue 13. */
 #include "service.h"
@@ -12,6 +13,7 @@
 #include "acceptor.h"
 #include "config.h"
 #include "log.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -114,6 +116,7 @@ struct restart_list {
 	char text[600];
 	size_t used;
 	int n;
+	int tls_on;      /* TLS runs: its files and settings but mode are reloaded */
 };
 
 static void note_restart(const char *section, const char *key, void *arg)
@@ -124,6 +127,8 @@ static void note_restart(const char *section, const char *key, void *arg)
 
 	/* Applied live, reported on their own. */
 	if (key && strcmp(section, "server") == 0 && (strcmp(key, "log_level") == 0 || strcmp(key, "log_target") == 0))
+		return;
+	if (key && strcmp(section, "tls") == 0 && strcmp(key, "mode") != 0 && rl->tls_on)
 		return;
 	rl->n++;
 	if (room < 2)
@@ -157,6 +162,21 @@ static void apply_live(struct service *svc, const struct config *next, char *app
 	}
 }
 
+/* The [tls] certificate and key (a renewal): new connections get the new
+ * ones, open connections keep theirs; a bad file is refused, the old ones
+ * stay. */
+static void reload_tls(const struct config *next)
+{
+	char why[512];
+	int rc = tls_reload(next, why, sizeof(why));
+
+	if (rc < 0)
+		log_error("reload: TLS certificate not reloaded, the old one is still served: %s", why);
+	else if (rc > 0)
+		log_info("reload: TLS certificate %s and key %s loaded for new connections", next->tls_cert,
+			 next->tls_key);
+}
+
 /* "a\nb" -> "a | b": a loader message of several lines as one log line. */
 static void one_line(const char *in, char *out, size_t len)
 {
@@ -176,7 +196,7 @@ static void one_line(const char *in, char *out, size_t len)
 void service_reload(struct service *svc)
 {
 	char status[80], applied[160], err[2048], line[1024];
-	struct restart_list rl = { .used = 0, .n = 0 };
+	struct restart_list rl = { .used = 0, .n = 0, .tls_on = svc->running->tls_mode != CONFIG_TLS_OFF };
 	struct config next;
 
 	snprintf(status, sizeof(status), "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, mono_usec());
@@ -192,6 +212,7 @@ void service_reload(struct service *svc)
 	if (svc->port_override >= 0)
 		next.port = svc->running->port;
 	apply_live(svc, &next, applied, sizeof(applied));
+	reload_tls(&next);
 	config_diff(svc->running, &next, note_restart, &rl);
 	config_fini(&next);
 	if (rl.n)

@@ -1,6 +1,6 @@
 /* transport.h - how a connection's bytes reach its socket: plain TCP
- * today; TLS or a WebSocket framing later is one more transport, not an
- * edit of every caller.
+ * (transport_tcp, here) or TLS (tls.h); a WebSocket framing later is one
+ * more transport, not an edit of every caller.
  *
  * conn.c calls a conn's transport for every read and every batch of
  * writes (one indirect call per system call, nothing per message); it
@@ -18,7 +18,23 @@ struct iovec;
 struct transport_sock {
 	int fd;
 	void *state;
+	/* TRANSPORT_* below, set by the transport at each read or write and
+	 * read by the owner; always 0 for plain TCP. */
+	unsigned flags;
 };
+
+/* The last read's -EAGAIN waits for writability, or the last write's for
+ * readability (TLS: a handshake message must go out or come in first): the
+ * owner polls for that direction too. */
+#define TRANSPORT_READ_WANTS_WRITE 1u
+#define TRANSPORT_WRITE_WANTS_READ 2u
+#define TRANSPORT_WANTS (TRANSPORT_READ_WANTS_WRITE | TRANSPORT_WRITE_WANTS_READ)
+/* Bytes already taken off the socket wait to be read (TLS: the rest of a
+ * decrypted record): no epoll event will say so, the owner reads again on
+ * its own. */
+#define TRANSPORT_PENDING_INPUT 4u
+/* A handshake is under way (the owner's deadline cuts one that stalls). */
+#define TRANSPORT_HANDSHAKING 8u
 
 struct conn_transport {
 	const char *name; /* for logs: "tcp" */

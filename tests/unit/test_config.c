@@ -612,6 +612,49 @@ static void test_log_target(void **state)
 	assert_string_equal(log_target_name(LOG_TO_STDERR), "stderr");
 }
 
+/* [tls]: the modes and versions by name, what a mode needs, relative
+ * paths against the file's directory, and the keys listed apart. */
+static void count_tls_key(const char *section, const char *key, void *arg)
+{
+	(void)key;
+	*(int *)arg += strcmp(section, "tls") == 0 ? 1 : 1000;
+}
+
+static void test_tls_keys(void **state)
+{
+	struct fixture *f;
+	char want[300];
+	int n = 0;
+
+	(void)state;
+	f = load_text("[tls]\nmode = optional\ncert = c.pem\nkey = /k.pem\nmin_version = 1.3\n");
+	assert_ok(f);
+	assert_int_equal(f->cfg.tls_mode, CONFIG_TLS_OPTIONAL);
+	assert_int_equal(f->cfg.tls_min_version, CONFIG_TLS_13);
+	snprintf(want, sizeof want, "%.*s/c.pem", (int)(strrchr(f->path, '/') - f->path), f->path);
+	assert_string_equal(f->cfg.tls_cert, want);
+	assert_string_equal(f->cfg.tls_key, "/k.pem");
+	done(f);
+	f = load_text("[tls]\nmode = sometimes\n");
+	assert_error_at(f, 2, "[tls] mode: 'sometimes' is not a TLS mode (off, optional, required)");
+	done(f);
+	f = load_text("[tls]\nmin_version = 1.1\n");
+	assert_error_at(f, 2, "[tls] min_version: '1.1' is not a TLS version");
+	done(f);
+	f = load_text("[tls]\ncert = /c.pem\nmode = required\n");
+	assert_error_at(f, 3, "[tls] mode: mode required needs a cert and a key");
+	done(f);
+	f = load_text("[tls]\nverify_clients = yes\n");
+	assert_error_at(f, 2, "[tls] verify_clients: verify_clients needs ca");
+	done(f);
+	f = load_text("[tls]\n");
+	assert_ok(f);
+	assert_int_equal(f->cfg.tls_mode, CONFIG_TLS_OFF);
+	done(f);
+	config_each_tls_key(count_tls_key, &n);
+	assert_int_equal(n, 6); /* mode cert key ca min_version verify_clients */
+}
+
 /* config_each_key: every key once, sections as the loader names them. */
 struct key_seen {
 	int n, rooms, log_target, bogus;
@@ -1102,6 +1145,7 @@ int main(void)
 		cmocka_unit_test(test_log_levels),
 		cmocka_unit_test(test_log_target),
 		cmocka_unit_test(test_metrics_listen),
+		cmocka_unit_test(test_tls_keys),
 		cmocka_unit_test(test_each_key),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_bind_list),
