@@ -384,7 +384,10 @@ static void serve_input(struct loop *l, struct conn *c)
 		return;
 	}
 	if (n <= 0) {
-		if (n < 0 && n != -ECONNRESET)
+		if (n == -EPROTONOSUPPORT) /* the transport told it why (error 10) */
+			log_info("%s: %s: plain connection refused: [tls] mode is required", l->name,
+				 c->peer);
+		else if (n < 0 && n != -ECONNRESET)
 			log_info("%s: %s: read: %s", l->name, c->peer, strerror((int)-n));
 		loop_close(l, c, 1); /* an abrupt close is a disconnect */
 		return;
