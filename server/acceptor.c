@@ -63,14 +63,14 @@ struct acceptor {
 	struct store *store;   /* NULL: persistence off */
 	struct rooms *rooms;   /* the room threads' lifecycle */
 	struct control ctl;
-	struct mailbox mbox;   /* delivery batches from the room threads */
+	struct mailbox mbox;   /* fan-outs, batches and requests from the room threads */
 	struct net_listeners lis; /* the control port, one per [server] bind address */
 	struct loop loop;      /* epoll, the control connections (by fd), deadlines */
 	int sigfd;
 	int stop;
 	int rooms_stopped;     /* room threads joined: post nothing to them */
 	struct iptable *ips;   /* per address: connections and buckets (shared with rooms) */
-	struct mail *pend_head, *pend_tail; /* batches taken from mbox, in order */
+	struct mail *pend_head, *pend_tail; /* mail taken from mbox, in order */
 	long pend_entries;     /* their deliveries not yet applied */
 	struct acceptor_hooks hooks;    /* all NULL unless the daemon sets them */
 };
@@ -281,9 +281,7 @@ static void apply_deliveries(struct acceptor *acc, size_t budget)
 		}
 		if (acc->pend_head->type == DELIVERY_MAIL_ROOM_REQUEST) {
 			struct room_request *rq = (struct room_request *)acc->pend_head;
-			acc->pend_head = rq->mail.next;
-			if (!acc->pend_head)
-				acc->pend_tail = NULL;
+			pend_pop(acc);
 			apply_room_request(acc, rq);
 			budget--;
 			continue;
@@ -300,9 +298,7 @@ static void apply_deliveries(struct acceptor *acc, size_t budget)
 		acc->pend_entries -= (long)(end - start);
 		delivery_backlog_applied(b->bl, end - start, bytes);
 		if (b->done == b->n) {
-			acc->pend_head = b->mail.next;
-			if (!acc->pend_head)
-				acc->pend_tail = NULL;
+			pend_pop(acc);
 			delivery_free(b);
 		}
 	}

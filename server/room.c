@@ -1356,7 +1356,6 @@ static void hold_input(struct room *r)
 static int input_halted(void *arg)
 {
 	struct room *r = arg;
-
 	size_t entries = r->fan ? delivery_fanout_entries(r->fan) : 0;
 	size_t bytes = r->fan ? delivery_fanout_bytes(r->fan) : 0;
 
