@@ -2,6 +2,9 @@
 """bench/report.py - turn bench/run.sh's JSON lines into docs/BENCHMARKS.md,
 or (--check) into a pass/fail verdict on the performance acceptance.
 
+roomd's runs are "roomd" (members attached to the room port) and, when
+present, "roomd-plain" (members on the control connection: --plain).
+
 Each workload ran REPEAT times per server; the median run of each is the
 figure (by deliveries/s for closed loop, by p99 for fixed rate)."""
 import argparse
@@ -22,6 +25,9 @@ WORKLOAD = {
 }
 RSS_PER_MEMBER_MAX = 8192
 THROUGHPUT_RATIO_MIN = 0.8
+PLAIN = "roomd-plain"
+PLAIN_RATIO_MIN = 0.7
+PLAIN_CPU_RATIO_MAX = 1.5  # plain members' CPU per delivery over attached ones'
 P99_RATIO_MAX = 1.25
 DB_COST_MAX = 0.10
 SCALE_SETUP_MAX = 10.0
@@ -43,6 +49,16 @@ def median_run(rs, key):
     return rs[(len(rs) - 1) // 2]
 
 
+def cpu_us(r):
+    """The server's CPU per delivery measured, in microseconds."""
+    n = r["deliveries_per_s"] * r["seconds"]
+    return r["daemon_cpu_s"] * 1e6 / n if n > 0 and r["daemon_cpu_s"] >= 0 else float("nan")
+
+
+def has_plain(runs, w):
+    return (w, PLAIN) in runs
+
+
 def clean(rs):
     return all(r["lost"] == 0 and r["duplicated"] == 0 and r["reordered"] == 0
                and r["misrouted"] == 0 for r in rs)
@@ -59,12 +75,15 @@ def checks(runs):
                     f">= {THROUGHPUT_RATIO_MIN}", ratio >= THROUGHPUT_RATIO_MIN))
         out.append((f"{w}: roomd lost/duplicated/reordered", "0" if clean(runs[(w, "roomd")])
                     else "NOT 0", "0", clean(runs[(w, "roomd")])))
+        if has_plain(runs, w):
+            out.extend(plain_checks(runs, w, lim, rd))
     for w in RATE:
         lim = median_run(runs[(w, "limit")], "lat_p99_us")
-        rd = median_run(runs[(w, "roomd")], "lat_p99_us")
-        ratio = rd["lat_p99_us"] / lim["lat_p99_us"]
-        out.append((f"{w}: roomd/limit p99 latency", f"{ratio:.2f}", f"<= {P99_RATIO_MAX}",
-                    ratio <= P99_RATIO_MAX))
+        for srv in ("roomd", PLAIN) if has_plain(runs, w) else ("roomd",):
+            rd = median_run(runs[(w, srv)], "lat_p99_us")
+            ratio = rd["lat_p99_us"] / lim["lat_p99_us"]
+            out.append((f"{w}: {srv}/limit p99 latency", f"{ratio:.2f}", f"<= {P99_RATIO_MAX}",
+                        ratio <= P99_RATIO_MAX))
     m = runs[("scale-members", "roomd")][0]
     out.append(("10,000 idle attached members: RSS per member",
                 f"{m['daemon_rss_per_member_b']:.0f} B", f"<= {RSS_PER_MEMBER_MAX} B",
@@ -85,6 +104,20 @@ def checks(runs):
                         "0" if clean(runs[(w + "-db", "roomd-db")]) else "NOT 0", "0",
                         clean(runs[(w + "-db", "roomd-db")])))
     return out
+
+
+def plain_checks(runs, w, lim, rd):
+    """Closed-loop workload w with plain members: against the limit server
+    (lim) and against attached members (rd), each the median run."""
+    pl = median_run(runs[(w, PLAIN)], "deliveries_per_s")
+    ratio = pl["deliveries_per_s"] / lim["deliveries_per_s"]
+    cpu = cpu_us(pl) / cpu_us(rd)
+    return [(f"{w}: plain/limit deliveries/s", f"{ratio:.2f}", f">= {PLAIN_RATIO_MIN}",
+             ratio >= PLAIN_RATIO_MIN),
+            (f"{w}: plain/attached CPU per delivery", f"{cpu:.2f}", f"<= {PLAIN_CPU_RATIO_MAX}",
+             cpu <= PLAIN_CPU_RATIO_MAX),
+            (f"{w}: plain lost/duplicated/reordered", "0" if clean(runs[(w, PLAIN)]) else "NOT 0",
+             "0", clean(runs[(w, PLAIN)]))]
 
 
 def db_cost(runs, w):
@@ -134,29 +167,34 @@ def report(runs, args):
     p("- roomd: `bench/bench.ini` (shipped limits; the send queue bound at its default "
       "1 MiB, so slow-consumer protection is on; rate/burst and client counts raised for "
       "a load that all comes from 127.0.0.1). Members join on the control port and attach "
-      "to the room port. Payloads are 100 bytes; roomd's frame around them is 37 bytes "
+      "to the room port; in the rows marked plain they stay on the control connection, as "
+      "lab-era CS4032 clients do, and send there. Payloads are 100 bytes; roomd's frame around them is 37 bytes "
       "(`CHAT:`, `CLIENT_NAME:`, `MESSAGE:`), the limit server's line 1 byte.")
     p()
     p("## Throughput, closed loop (at most 8 messages in flight per sender)")
     p()
     p("| workload | limit deliveries/s | roomd deliveries/s | ratio | roomd msgs/s | "
-      "roomd p99 µs | lost/dup/reordered | roomd CPU s |")
-    p("|---|---:|---:|---:|---:|---:|---:|---:|")
+      "roomd p99 µs | lost/dup/reordered | roomd CPU s | CPU µs/delivery roomd (limit) |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for w in CLOSED:
         lim = median_run(runs[(w, "limit")], "deliveries_per_s")
-        rd = median_run(runs[(w, "roomd")], "deliveries_per_s")
-        bad = sum(r["lost"] + r["duplicated"] + r["reordered"] for r in runs[(w, "roomd")])
-        p(f"| {w[0]}: {WORKLOAD[w[0]]} | {fmt_int(lim['deliveries_per_s'])} | "
-          f"{fmt_int(rd['deliveries_per_s'])} | {rd['deliveries_per_s'] / lim['deliveries_per_s']:.2f} | "
-          f"{fmt_int(rd['messages_per_s'])} | {rd['lat_p99_us']:,.0f} | {bad} | "
-          f"{rd['daemon_cpu_s']:.1f} of {rd['seconds']:.0f} |")
+        for srv in ("roomd", PLAIN) if has_plain(runs, w) else ("roomd",):
+            rd = median_run(runs[(w, srv)], "deliveries_per_s")
+            bad = sum(r["lost"] + r["duplicated"] + r["reordered"] for r in runs[(w, srv)])
+            kind = ", plain" if srv == PLAIN else ""
+            p(f"| {w[0]}{kind}: {WORKLOAD[w[0]]} | {fmt_int(lim['deliveries_per_s'])} | "
+              f"{fmt_int(rd['deliveries_per_s'])} | {rd['deliveries_per_s'] / lim['deliveries_per_s']:.2f} | "
+              f"{fmt_int(rd['messages_per_s'])} | {rd['lat_p99_us']:,.0f} | {bad} | "
+              f"{rd['daemon_cpu_s']:.1f} of {rd['seconds']:.0f} | "
+              f"{cpu_us(rd):.3f} ({cpu_us(lim):.3f}) |")
     p()
     p("All runs of each workload (deliveries/s):")
     p()
     for w in CLOSED:
         lims = ", ".join(fmt_int(r["deliveries_per_s"]) for r in runs[(w, "limit")])
         rds = ", ".join(fmt_int(r["deliveries_per_s"]) for r in runs[(w, "roomd")])
-        p(f"- {w}: limit {lims}; roomd {rds}")
+        pls = ", ".join(fmt_int(r["deliveries_per_s"]) for r in runs.get((w, PLAIN), []))
+        p(f"- {w}: limit {lims}; roomd {rds}" + (f"; roomd plain {pls}" if pls else ""))
     p()
     p("Run-to-run spread on this 2-CPU VM is 10-20 % for both servers, hence three runs and "
       "the median.")
@@ -171,10 +209,11 @@ def report(runs, args):
     p("|---|---|---:|---:|---:|---:|---:|---:|")
     for w in RATE:
         lim = median_run(runs[(w, "limit")], "lat_p99_us")
-        for srv in ("limit", "roomd"):
+        for srv in ("limit", "roomd", PLAIN) if has_plain(runs, w) else ("limit", "roomd"):
             r = median_run(runs[(w, srv)], "lat_p99_us")
-            ratio = f"{r['lat_p99_us'] / lim['lat_p99_us']:.2f}" if srv == "roomd" else ""
-            p(f"| {w[0]} | {srv} | {r['lat_p50_us']:,.0f} | {r['lat_p99_us']:,.0f} | "
+            ratio = f"{r['lat_p99_us'] / lim['lat_p99_us']:.2f}" if srv != "limit" else ""
+            name = "roomd, plain" if srv == PLAIN else srv
+            p(f"| {w[0]} | {name} | {r['lat_p50_us']:,.0f} | {r['lat_p99_us']:,.0f} | "
               f"{r['lat_p999_us']:,.0f} | {r['lat_max_us']:,.0f} | "
               f"{fmt_int(r['deliveries_per_s'])} | {ratio} |")
     p()
@@ -183,7 +222,8 @@ def report(runs, args):
     for w in RATE:
         lims = ", ".join(f"{r['lat_p99_us']:,.0f}" for r in runs[(w, "limit")])
         rds = ", ".join(f"{r['lat_p99_us']:,.0f}" for r in runs[(w, "roomd")])
-        p(f"- {w}: limit {lims}; roomd {rds}")
+        pls = ", ".join(f"{r['lat_p99_us']:,.0f}" for r in runs.get((w, PLAIN), []))
+        p(f"- {w}: limit {lims}; roomd {rds}" + (f"; roomd plain {pls}" if pls else ""))
     p()
     p("## Scale")
     p()
@@ -245,6 +285,7 @@ def report(runs, args):
     p("# one workload by hand:")
     p("build/release/server/roomd -c bench/bench.ini &")
     p("build/release/bench/roombench -p 9700 -r 1 -m 100 -s 10 -w 8 -d 10 --pid $!")
+    p("build/release/bench/roombench -p 9700 -r 1 -m 100 -s 10 -w 8 -d 10 --pid $! --plain")
     p("cc -O2 -o /tmp/limit_server ../shared/bench/limit_server.c && /tmp/limit_server 9800 &")
     p("build/release/bench/roombench -t limit -p 9800 -r 1 -m 100 -s 10 -w 8 -d 10 --pid $!")
     p("```")

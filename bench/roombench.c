@@ -644,6 +644,9 @@ static int report(long rss_base, long rss_ready)
 	double cpu = cpu_at_end >= 0 && cpu_at_measure >= 0 ? cpu_at_end - cpu_at_measure : -1;
 	long nmem = (long)opt.rooms * opt.members;
 	double per_member = rss_base >= 0 && rss_ready >= 0 ? (double)(rss_ready - rss_base) * 1024.0 / (double)nmem : -1;
+	/* What the daemon spent per delivery measured: comparable across servers
+	 * and runs on a shared machine, where rates vary with the neighbours. */
+	double cpu_per = cpu >= 0 && st.window_deliveries ? cpu * 1e6 / (double)st.window_deliveries : -1;
 	int silent = 0;
 
 	for (int i = 0; i < opt.rooms * opt.senders; i++)
@@ -657,7 +660,7 @@ static int report(long rss_base, long rss_ready)
 	       "\"deliveries\":%" PRIu64 ",\"expected\":%" PRIu64 ",\"lost\":%" PRIu64
 	       ",\"duplicated\":%" PRIu64 ",\"reordered\":%" PRIu64 ",\"misrouted\":%" PRIu64
 	       ",\"skipped_sends\":%" PRIu64 ",\"silent_rooms\":%d,"
-	       "\"daemon_cpu_s\":%.2f,\"daemon_rss_peak_kib\":%ld,\"daemon_rss_base_kib\":%ld,"
+	       "\"daemon_cpu_s\":%.2f,\"daemon_cpu_us_per_delivery\":%.3f,\"daemon_rss_peak_kib\":%ld,\"daemon_rss_base_kib\":%ld,"
 	       "\"daemon_rss_ready_kib\":%ld,\"daemon_rss_per_member_b\":%.0f}\n",
 	       opt.label, opt.target == T_ROOMD ? "roomd" : "limit", opt.rooms, opt.members,
 	       opt.senders, opt.bytes, interval_ns ? "rate" : "closed", opt.window, opt.rate,
@@ -665,7 +668,7 @@ static int report(long rss_base, long rss_ready)
 	       (double)st.window_deliveries / secs, (double)hist_quantile(&lat, 0.50) / 1e3,
 	       (double)hist_quantile(&lat, 0.99) / 1e3, (double)hist_quantile(&lat, 0.999) / 1e3,
 	       (double)lat.max / 1e3, st.good, expected, lost, st.dup, st.reordered, st.foreign,
-	       skipped, silent, cpu, rss_peak, rss_base, rss_ready, per_member);
+	       skipped, silent, cpu, cpu_per, rss_peak, rss_base, rss_ready, per_member);
 	fflush(stdout);
 	fprintf(stderr,
 		"roombench %s %s: %d rooms x %d members, %d senders/room, %d B, %s\n"
@@ -675,13 +678,13 @@ static int report(long rss_base, long rss_ready)
 		"  latency us       p50 %.1f  p99 %.1f  p999 %.1f  max %.1f\n"
 		"  lost/dup/reorder %" PRIu64 " / %" PRIu64 " / %" PRIu64 "  (misrouted %" PRIu64
 		", skipped sends %" PRIu64 ", silent rooms %d)\n"
-		"  daemon           cpu %.2f s in %.1f s, rss peak %ld KiB, base %ld, ready %ld (%.0f B/member)\n",
+		"  daemon           cpu %.2f s in %.1f s (%.3f us/delivery), rss peak %ld KiB, base %ld, ready %ld (%.0f B/member)\n",
 		opt.label, opt.target == T_ROOMD ? "roomd" : "limit", opt.rooms, opt.members,
 		opt.senders, opt.bytes, interval_ns ? "fixed rate" : "closed loop", setup,
 		(double)st.window_messages / secs, (double)st.window_deliveries / secs,
 		(double)hist_quantile(&lat, 0.50) / 1e3, (double)hist_quantile(&lat, 0.99) / 1e3,
 		(double)hist_quantile(&lat, 0.999) / 1e3, (double)lat.max / 1e3, lost, st.dup,
-		st.reordered, st.foreign, skipped, silent, cpu, secs, rss_peak, rss_base, rss_ready,
+		st.reordered, st.foreign, skipped, silent, cpu, secs, cpu_per, rss_peak, rss_base, rss_ready,
 		per_member);
 	return lost || st.dup || st.reordered || st.foreign || (opt.senders && silent) ? 3 : 0;
 }

@@ -1,6 +1,8 @@
 #!/bin/bash
 # bench/run.sh - the standard benchmark: roomd against the raw-epoll limit
 # server with the same workloads, in one run, then docs/BENCHMARKS.md.
+# roomd runs twice per workload: members attached to the room port, and
+# plain CS4032 members that stay on the control connection (--plain).
 #
 #   bench/run.sh            all workloads, 3 runs of each per server, 10 s each
 #   REPEAT=1 DURATION=3 bench/run.sh   a quick look (the report says so)
@@ -64,11 +66,11 @@ wait_port() {
 	die "nothing listening on port $1 (see $OUT/*.log)"
 }
 
-# start_server roomd|roomd-db|limit LABEL: a fresh server per run.
+# start_server roomd|roomd-plain|roomd-db|limit LABEL: a fresh server per run.
 start_server() {
 	local kind=$1 label=$2
 	case $kind in
-	roomd) $(pin 0) "$ROOMD" -c bench/bench.ini 2>"$OUT/$label.log" & ;;
+	roomd | roomd-plain) $(pin 0) "$ROOMD" -c bench/bench.ini 2>"$OUT/$label.log" & ;;
 	roomd-db)
 		rm -f "$OUT"/bench.db*
 		sed "s|^\[server\]|[server]\ndatabase = $OUT/bench.db|" bench/bench.ini >"$OUT/bench-db.ini"
@@ -81,14 +83,16 @@ start_server() {
 }
 
 # run KIND LABEL ROOMBENCH-ARGS...: one run, one JSON line into $RESULTS.
+# KIND roomd-plain: roomd, its members not attached.
 run() {
-	local kind=$1 label=$2 target=roomd port=$ROOMD_PORT line
+	local kind=$1 label=$2 target=roomd port=$ROOMD_PORT line plain=()
 	shift 2
 	if [ "$kind" = limit ]; then target=limit; port=$LIMIT_PORT; fi
+	if [ "$kind" = roomd-plain ]; then plain=(--plain); fi
 	start_server "$kind" "$label"
 	local rc=0
 	line=$(timeout 300 $(pin 1) "$BENCH" -t "$target" -p "$port" --pid "$SERVER_PID" \
-		-l "$label" --spin "$@" 2>>"$OUT/$label.table") || rc=$?
+		-l "$label" --spin "${plain[@]}" "$@" 2>>"$OUT/$label.table") || rc=$?
 	# 3: the run completed but a delivery check failed; it is recorded and
 	# the acceptance check reports it. Anything else is a failed run.
 	[ "$rc" = 0 ] || [ "$rc" = 3 ] ||
@@ -98,13 +102,15 @@ run() {
 	tail -n 7 "$OUT/$label.table" >&2
 }
 
-# compare LABEL ROOMBENCH-ARGS...: the limit server and roomd alternately.
+# compare LABEL ROOMBENCH-ARGS...: the limit server, roomd with attached
+# members and roomd with plain members, in turn.
 compare() {
 	local label=$1
 	shift
 	for i in $(seq "$REPEAT"); do
 		run limit "$label" "$@"
 		run roomd "$label" "$@"
+		run roomd-plain "$label" "$@"
 	done
 }
 

@@ -8,16 +8,17 @@
  *
  * Ownership: this thread alone reads, writes and closes control connections
  * (acc->loop), and runs the rooms' lifecycle (rooms.c). Room threads reach
- * those connections only by posting delivery batches (and a member's LEAVE
- * or DISCONNECT made on its room port, struct room_request, applied in
- * order with them; delivery.h) to acc->mbox, their uplink; a delivery names
- * the connection by
- * fd and id, and is dropped when the connection or the membership is gone,
- * so nothing arrives after LEFT_CHATROOM. SIGINT/SIGTERM/SIGHUP are blocked
+ * those connections only by posting fan-outs and delivery batches (and a
+ * member's LEAVE or DISCONNECT made on its room port, struct room_request,
+ * applied in order with them; delivery.h) to acc->mbox, their uplink; a
+ * delivery (a fan-out's member too) names the connection by fd and id, and
+ * is dropped when the connection or the membership is gone, so nothing
+ * arrives after LEFT_CHATROOM. SIGINT/SIGTERM/SIGHUP are blocked
  * in every thread and read here through a signalfd; SIGHUP and each loop
  * pass are handed to the daemon's hooks (reload, watchdog), on this thread.
  *
- * Deliveries are applied in slices of ACC_APPLY_SLICE per loop pass, with
+ * Deliveries are applied in slices of ACC_APPLY_SLICE per loop pass (a
+ * fan-out's member counts for its messages), with
  * the connections flushed in between, so a backlog reaches the members'
  * queues no faster than they can be written to; each room's share is
  * counted in its delivery_backlog, and a room over its bound stops reading
@@ -37,6 +38,7 @@
 #include "net.h"
 #include "room.h"
 #include "rooms.h"
+#include "sendq.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -61,14 +63,14 @@ struct acceptor {
 	struct store *store;   /* NULL: persistence off */
 	struct rooms *rooms;   /* the room threads' lifecycle */
 	struct control ctl;
-	struct mailbox mbox;   /* delivery batches from the room threads */
+	struct mailbox mbox;   /* fan-outs, batches and requests from the room threads */
 	struct net_listeners lis; /* the control port, one per [server] bind address */
 	struct loop loop;      /* epoll, the control connections (by fd), deadlines */
 	int sigfd;
 	int stop;
 	int rooms_stopped;     /* room threads joined: post nothing to them */
 	struct iptable *ips;   /* per address: connections and buckets (shared with rooms) */
-	struct mail *pend_head, *pend_tail; /* batches taken from mbox, in order */
+	struct mail *pend_head, *pend_tail; /* mail taken from mbox, in order */
 	long pend_entries;     /* their deliveries not yet applied */
 	struct acceptor_hooks hooks;    /* all NULL unless the daemon sets them */
 };
@@ -157,6 +159,8 @@ static void take_deliveries(struct acceptor *acc)
 		acc->pend_tail = all;
 		if (all->type == DELIVERY_MAIL_BATCH)
 			acc->pend_entries += (long)((struct delivery_batch *)all)->n;
+		else if (all->type == DELIVERY_MAIL_FANOUT)
+			acc->pend_entries += (long)delivery_fanout_entries((struct delivery_fanout *)all);
 	}
 }
 
@@ -229,16 +233,67 @@ static void apply_room_request(struct acceptor *acc, struct room_request *rq)
 	free(rq);
 }
 
-/* Apply up to budget deliveries, oldest first; a batch may be left half
- * applied for the next pass. */
+/* The frames of fan-out f for its member t: queued on the connection as
+ * the pieces they make (one per block), if it is still a member. */
+static void apply_target(struct acceptor *acc, const struct delivery_fanout *f,
+			 const struct delivery_target *t)
+{
+	struct conn *c = acceptor_conn(acc, t->fd, t->conn_id);
+	const struct sendq_pieces *l = f->frames;
+
+	if (!c || (!conn_membership(c, t->join_id) && c->leaving_id != t->join_id))
+		return; /* gone, or left the room since */
+	for (size_t i = 0; i < l->n; i++) {
+		if (sendq_push_slice(&c->out, l->p[i].owner, l->p[i].data, l->p[i].len) < 0) {
+			log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
+			metrics_cut_off(METRICS_CONTROL);
+			loop_close(&acc->loop, c, 1);
+			return;
+		}
+	}
+	loop_mark_dirty(&acc->loop, c);
+}
+
+/* Apply fan-out f's next members within *budget deliveries (each member
+ * counts for f's messages; one at least goes per call). 1 when f is done. */
+static int apply_fanout(struct acceptor *acc, struct delivery_fanout *f, size_t *budget)
+{
+	size_t start = f->done, k;
+
+	for (; f->done < f->n && *budget > 0; f->done++) {
+		apply_target(acc, f, &f->t[f->done]);
+		*budget -= f->nmsgs < *budget ? f->nmsgs : *budget;
+	}
+	k = f->done - start;
+	acc->pend_entries -= (long)(k * f->nmsgs);
+	delivery_backlog_applied(f->bl, k * f->nmsgs, k * f->frames->bytes);
+	return f->done == f->n;
+}
+
+/* The oldest pending mail is done with: unlink it. */
+static void pend_pop(struct acceptor *acc)
+{
+	acc->pend_head = acc->pend_head->next;
+	if (!acc->pend_head)
+		acc->pend_tail = NULL;
+}
+
+/* Apply up to budget deliveries, oldest first; a batch or fan-out may be
+ * left half applied for the next pass. */
 static void apply_deliveries(struct acceptor *acc, size_t budget)
 {
 	while (acc->pend_head && budget > 0) {
+		if (acc->pend_head->type == DELIVERY_MAIL_FANOUT) {
+			struct delivery_fanout *f = (struct delivery_fanout *)acc->pend_head;
+			if (apply_fanout(acc, f, &budget)) {
+				pend_pop(acc);
+				delivery_fanout_free(f);
+			}
+			continue;
+		}
 		if (acc->pend_head->type == DELIVERY_MAIL_ROOM_REQUEST) {
 			struct room_request *rq = (struct room_request *)acc->pend_head;
-			acc->pend_head = rq->mail.next;
-			if (!acc->pend_head)
-				acc->pend_tail = NULL;
+			pend_pop(acc);
 			apply_room_request(acc, rq);
 			budget--;
 			continue;
@@ -255,9 +310,7 @@ static void apply_deliveries(struct acceptor *acc, size_t budget)
 		acc->pend_entries -= (long)(end - start);
 		delivery_backlog_applied(b->bl, end - start, bytes);
 		if (b->done == b->n) {
-			acc->pend_head = b->mail.next;
-			if (!acc->pend_head)
-				acc->pend_tail = NULL;
+			pend_pop(acc);
 			delivery_free(b);
 		}
 	}

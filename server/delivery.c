@@ -1,7 +1,7 @@
-/* delivery.c - delivery batches, room-port requests and the backlog
+/* delivery.c - delivery batches, fan-outs, room-port requests and the backlog
  * counters a room shares with the owner of the control connections.
  *
- * Batches and requests are built by one thread and owned by whoever holds
+ * Batches, fan-outs and requests are built by one thread and owned by whoever holds
  * them (ownership passes on post); a backlog's counters are atomics that a
  * room and the owner update from their own threads, and it is freed by
  * whoever drops the last reference. */
@@ -67,6 +67,62 @@ void delivery_post(struct mailbox *mbox, struct delivery_batch *b, struct delive
 		atomic_fetch_add(&bl->bytes, (long)b->bytes);
 	}
 	mailbox_post(mbox, &b->mail);
+}
+
+/* ---- fan-outs (a room builds one per pass; the owner applies it) ---- */
+
+struct delivery_fanout *delivery_fanout_create(size_t cap)
+{
+	struct delivery_fanout *f = malloc(sizeof(*f) + cap * sizeof(f->t[0]));
+
+	if (f)
+		*f = (struct delivery_fanout){ .mail.type = DELIVERY_MAIL_FANOUT, .cap = cap };
+	return f;
+}
+
+void delivery_fanout_target(struct delivery_fanout *f, int fd, uint64_t conn_id, long join_id)
+{
+	if (f->n < f->cap)
+		f->t[f->n++] = (struct delivery_target){ fd, conn_id, join_id };
+}
+
+int delivery_fanout_add(struct delivery_fanout *f, struct msg *m)
+{
+	if (sendq_pieces_add(&f->frames, m, m->data, m->len) < 0)
+		return -ENOMEM;
+	f->nmsgs++;
+	return 0;
+}
+
+size_t delivery_fanout_entries(const struct delivery_fanout *f)
+{
+	return f->nmsgs * f->n;
+}
+
+size_t delivery_fanout_bytes(const struct delivery_fanout *f)
+{
+	return f->frames ? f->frames->bytes * f->n : 0;
+}
+
+void delivery_fanout_free(struct delivery_fanout *f)
+{
+	if (!f)
+		return;
+	sendq_pieces_free(f->frames);
+	delivery_backlog_unref(f->bl);
+	free(f);
+}
+
+void delivery_fanout_post(struct mailbox *mbox, struct delivery_fanout *f,
+			  struct delivery_backlog *bl)
+{
+	if (bl) {
+		atomic_fetch_add(&bl->refs, 1);
+		f->bl = bl;
+		atomic_fetch_add(&bl->entries, (long)delivery_fanout_entries(f));
+		atomic_fetch_add(&bl->bytes, (long)delivery_fanout_bytes(f));
+	}
+	mailbox_post(mbox, &f->mail);
 }
 
 /* ---- backlog counters (a room and the mailbox's owner) ---- */

@@ -1,8 +1,9 @@
 /* delivery.h - what a room thread hands the thread that owns the control
- * connections: batches of deliveries for members that are not attached,
- * and a member's requests made on its room port, both posted to that
- * thread's mailbox in one order; and each room's backlog counter, the
- * back-pressure between the two.
+ * connections: its traffic for the members that are not attached (a
+ * fan-out: frames and members, each listed once), single deliveries (the
+ * answers to a LEAVE or HISTORY) and a member's requests made on its room
+ * port, all posted to that thread's mailbox in one order; and each room's
+ * backlog counter, the back-pressure between the two.
  *
  * Room threads build batches and requests and post them (any thread may
  * post); the owner of the mailbox (the acceptor) applies them and calls
@@ -19,7 +20,8 @@ struct msg;
 struct sendq_pieces;
 
 enum delivery_kind {
-	DELIVERY_RELAY,   /* room traffic */
+	DELIVERY_RELAY,   /* one message of room traffic (rooms hand theirs
+			   * over as fan-outs: struct delivery_fanout) */
 	DELIVERY_LEAVE,   /* the answer to a LEAVE: delivered anyway, then the
 			   * connection resumes reading requests */
 	DELIVERY_HISTORY, /* the answer to a HISTORY: the batch's pieces (NULL:
@@ -65,10 +67,36 @@ struct delivery_batch {
 	struct delivery d[];
 };
 
+/* A member a fan-out goes to, named as a struct delivery names it. */
+struct delivery_target {
+	int fd;           /* the control connection... */
+	uint64_t conn_id; /* ...if its id still matches */
+	long join_id;     /* delivered only while this membership is live */
+};
+
+/* A room's traffic for its members that are not attached, from one loop
+ * pass while that set of members did not change (a join, a leave, an
+ * attach or a detach starts another): the frames once, in order (frames
+ * carved end to end from one block make one piece), and the members once,
+ * in join order. The owner queues the pieces on each member's connection,
+ * so handing m messages to n members costs O(m + n), not O(m x n).
+ * Counted in the backlog as nmsgs x n deliveries of bytes x n bytes, as
+ * that many single deliveries would be. */
+struct delivery_fanout {
+	struct mail mail;              /* mail.type is DELIVERY_MAIL_FANOUT */
+	struct delivery_backlog *bl;   /* whose counters it is in (set on post) */
+	struct sendq_pieces *frames;   /* NULL until the first frame */
+	size_t nmsgs;                  /* messages in frames */
+	size_t n, cap;                 /* members */
+	size_t done;                   /* members applied so far (in slices) */
+	struct delivery_target t[];
+};
+
 /* What the owner's mailbox carries (mail.type). */
 enum delivery_mail {
 	DELIVERY_MAIL_BATCH = 0,    /* a struct delivery_batch */
 	DELIVERY_MAIL_ROOM_REQUEST, /* a struct room_request */
+	DELIVERY_MAIL_FANOUT,       /* a struct delivery_fanout */
 };
 
 enum room_request_kind {
@@ -114,6 +142,23 @@ void delivery_free(struct delivery_batch *b);
 /* Any thread: hand a batch over to mbox's owner (ownership passes),
  * counted in bl (may be NULL). */
 void delivery_post(struct mailbox *mbox, struct delivery_batch *b, struct delivery_backlog *bl);
+
+/* An empty fan-out for up to cap members, or NULL. Room threads. */
+struct delivery_fanout *delivery_fanout_create(size_t cap);
+/* Add a member (cap is never exceeded: the room counts them first). */
+void delivery_fanout_target(struct delivery_fanout *f, int fd, uint64_t conn_id, long join_id);
+/* Append frame m for every member (takes a reference to its block).
+ * 0 or -ENOMEM. */
+int delivery_fanout_add(struct delivery_fanout *f, struct msg *m);
+/* What f counts for in a backlog: deliveries and their bytes. */
+size_t delivery_fanout_entries(const struct delivery_fanout *f);
+size_t delivery_fanout_bytes(const struct delivery_fanout *f);
+/* Drop a fan-out (never posted, or applied) and its references. */
+void delivery_fanout_free(struct delivery_fanout *f);
+/* Any thread: hand f over to mbox's owner (ownership passes), counted in
+ * bl (may be NULL). */
+void delivery_fanout_post(struct mailbox *mbox, struct delivery_fanout *f,
+			  struct delivery_backlog *bl);
 
 /* A room's backlog counter (refcount 1), or NULL. */
 struct delivery_backlog *delivery_backlog_create(void);

@@ -13,7 +13,11 @@
  * each member's place in it comes allocated with its join, so no member is
  * ever registered but left out of it.
  * Members with an attached room connection get traffic from this thread;
- * the others through the acceptor, in one batch per loop pass.
+ * the others through the acceptor, as one fan-out per loop pass (the pass's
+ * frames and those members, each listed once; delivery.h), which is sealed
+ * and posted early whenever that set of members changes (a join, a leave,
+ * an attach, a detach), so everyone gets exactly what was relayed while it
+ * was a member, once, by one path.
  *
  * Room-port connections count against max_clients_per_ip with the control
  * connections (the shared, locked iptable); before it attaches, a room
@@ -172,12 +176,14 @@ struct room {
 				       * allocated with its join (room_add_member) */
 	struct member **members_end;  /* the last node's next (&members when empty) */
 	size_t nmembers;
+	size_t nattached;             /* members with a room connection */
 	struct conn **pending;        /* not attached yet, not closing: oldest first */
 	size_t npending;              /* at most cfg->room_unattached_max */
 	int evict_logged;             /* a pending connection was pushed out (once) */
 	struct iptable *ips;          /* per-address counts, shared (it locks) */
-	struct delivery_batch *batch; /* for the acceptor, this pass */
-	struct msg_arena arena;         /* blocks the relayed CHATs are carved from */
+	struct delivery_fanout *fan;  /* for the acceptor, this pass (NULL: none
+				       * open; members_changed() seals it) */
+	struct msg_arena arena;         /* blocks the relayed frames are carved from */
 	struct hist_entry *hist;        /* ring of the last hist_cap messages */
 	size_t hist_cap, hist_head, hist_count;
 	size_t hist_bytes, hist_runs;   /* the entries' bytes; pieces they make */
@@ -360,12 +366,23 @@ static void pending_remove(struct room *r, struct conn *c)
 	}
 }
 
+static void post_batch(struct room *r);
+
+/* The set of members delivered to through the acceptor is about to change:
+ * the open fan-out, whose member list is that of before, goes now. */
+static void members_changed(struct room *r)
+{
+	post_batch(r);
+}
+
 static void detach(struct room *r, struct conn *c)
 {
 	struct member *m = rconn(c)->attached_id ? find_member(r, rconn(c)->attached_id) : NULL;
 
 	if (m && m->attached == c) {
+		members_changed(r);
 		m->attached = NULL; /* back to delivery over the control connection */
+		r->nattached--;
 		metrics_gauge_add_own(&r->metrics->attached, -1);
 	}
 	rconn(c)->attached_id = 0;
@@ -382,8 +399,6 @@ static void forget_conn(void *arg, struct conn *c)
 	detach(r, c);
 }
 
-static void post_batch(struct room *r);
-
 /* A message for m, who has no room connection, could not be queued for
  * the acceptor (out of memory). Rather than m missing it unnoticed, its
  * control connection is closed (its memberships end, announced), after
@@ -391,6 +406,7 @@ static void post_batch(struct room *r);
  * nothing more is queued for it meanwhile. */
 static void close_unreachable(struct room *r, struct member *m)
 {
+	members_changed(r);
 	m->unreachable = 1;
 	if (!m->leave_req) {
 		log_error("room %s: out of memory: a message to %s could not be queued; its LEAVE "
@@ -405,33 +421,95 @@ static void close_unreachable(struct room *r, struct member *m)
 	m->leave_req = NULL;
 }
 
+/* m, attached, gets msg on its room connection. */
 static void deliver(struct room *r, struct member *m, struct msg *msg)
 {
-	if (m->attached) {
-		struct conn *c = m->attached;
-		if (c->closing)
-			return;
-		if (conn_queue(c, msg) < 0) {
-			log_warn("room %s: %s (%s) is not reading: room connection cut off",
-				 r->name, m->name, c->peer);
-			metrics_room_cut_off(r->metrics);
-			metrics_cut_off(METRICS_ROOM);
-			loop_close(&r->loop, c, 1);
-			return;
-		}
-		loop_mark_dirty(&r->loop, c);
+	struct conn *c = m->attached;
+
+	if (c->closing)
+		return;
+	if (conn_queue(c, msg) < 0) {
+		log_warn("room %s: %s (%s) is not reading: room connection cut off",
+			 r->name, m->name, c->peer);
+		metrics_room_cut_off(r->metrics);
+		metrics_cut_off(METRICS_ROOM);
+		loop_close(&r->loop, c, 1);
 		return;
 	}
-	if (!m->unreachable &&
-	    delivery_add(&r->batch, msg, m->ctl_fd, m->ctl_id, m->join_id, DELIVERY_RELAY) < 0)
-		close_unreachable(r, m);
+	loop_mark_dirty(&r->loop, c);
+}
+
+/* Is m delivered to through the acceptor (the open fan-out's members)? */
+static int plain_member(const struct member *m)
+{
+	return !m->attached && !m->unreachable;
+}
+
+/* Open this pass's fan-out: the members delivered to through the acceptor,
+ * in join order (none: *r->fan stays NULL). 0 or -ENOMEM. */
+static int fanout_open(struct room *r)
+{
+	size_t n = 0;
+
+	for (struct member *m = r->members; m; m = m->next)
+		n += (size_t)plain_member(m);
+	if (n == 0)
+		return 0;
+	r->fan = delivery_fanout_create(n);
+	if (!r->fan)
+		return -ENOMEM;
+	for (struct member *m = r->members; m; m = m->next)
+		if (plain_member(m))
+			delivery_fanout_target(r->fan, m->ctl_fd, m->ctl_id, m->join_id);
+	return 0;
+}
+
+/* frame for every member delivered to through the acceptor; when it cannot
+ * be handed over, each of them is closed (close_unreachable). */
+static void hand_over(struct room *r, struct msg *frame)
+{
+	if ((r->fan || fanout_open(r) == 0) && (!r->fan || delivery_fanout_add(r->fan, frame) == 0))
+		return;
+	for (struct member *m = r->members; m; m = m->next)
+		if (plain_member(m))
+			close_unreachable(r, m);
+}
+
+/* msg as a frame of the room's current block: a frame formatted elsewhere
+ * (a control-port CHAT, an announcement) is copied after the last one, so
+ * that the frames of a pass lie end to end and each member's queue takes
+ * them as one piece. A new reference (msg itself when it cannot be copied). */
+static struct msg *block_frame(struct room *r, struct msg *msg)
+{
+	struct msg *copy = NULL;
+	char *dst;
+
+	if (msg->owner != msg)
+		return msg_ref(msg); /* a slice of a block already */
+	dst = msg_arena_reserve(&r->arena, msg->len);
+	if (dst) {
+		memcpy(dst, msg->data, msg->len);
+		copy = msg_arena_take(&r->arena, msg->len);
+	}
+	return copy ? copy : msg_ref(msg);
 }
 
 static void broadcast(struct room *r, struct msg *msg)
 {
+	struct msg *frame;
+
 	metrics_add_own(&r->metrics->deliveries, r->nmembers);
-	for (struct member *m = r->members; m; m = m->next)
-		deliver(r, m, msg);
+	if (r->nmembers == 0)
+		return;
+	frame = block_frame(r, msg);
+	/* The acceptor's share first: an attached member cut off below falls
+	 * back to its control connection only from the next message on. */
+	if (r->nattached < r->nmembers)
+		hand_over(r, frame);
+	for (struct member *m = r->members; m && r->nattached > 0; m = m->next)
+		if (m->attached)
+			deliver(r, m, frame);
+	msg_unref(&frame);
 }
 
 /* A member's message is being relayed: count it (room thread). */
@@ -441,13 +519,14 @@ static void count_message(struct room *r, const struct msg *msg)
 	metrics_add_own(&r->metrics->bytes, msg->len);
 }
 
-/* Hand this pass's deliveries to the acceptor now. */
+/* Hand this pass's deliveries (the open fan-out) to the acceptor now. */
 static void post_batch(struct room *r)
 {
-	if (r->batch) {
-		delivery_post(r->up.mbox, r->batch, r->backlog);
-		r->batch = NULL;
-	}
+	if (r->fan && r->fan->nmsgs > 0)
+		delivery_fanout_post(r->up.mbox, r->fan, r->backlog);
+	else
+		delivery_fanout_free(r->fan);
+	r->fan = NULL;
 }
 
 /* Its place was allocated with the join (room_add_member): this cannot fail. */
@@ -455,6 +534,7 @@ static void add_member(struct room *r, struct room_event *ev)
 {
 	struct member *m = ev->member;
 
+	members_changed(r);
 	ev->member = NULL;
 	*r->members_end = m; /* last: deliveries go out in join order */
 	r->members_end = &m->next;
@@ -524,6 +604,7 @@ static struct conn *answer_leave(struct room *r, struct conn *c, struct member *
 	struct msg *answer = ev->here ? msg_ref(ev->self) : proto_write_left(r->ref, m->join_id);
 
 	m->attached = NULL;
+	r->nattached--;
 	rconn(c)->attached_id = 0;
 	c->leaving_id = 0;
 	if (!answer) {
@@ -554,6 +635,7 @@ static struct conn *remove_member(struct room *r, struct room_event *ev)
 	struct member **link = member_link(r, ev->join_id), *m = *link;
 	struct conn *asker = NULL;
 
+	members_changed(r);
 	/* The answer goes even if the member is unknown here: the leaver's
 	 * connection waits for it. It follows everything relayed to the
 	 * leaver before. */
@@ -954,8 +1036,11 @@ static void attach_conn(struct room *r, struct conn *c, struct member *m)
 		loop_close(&r->loop, m->attached, 0);
 	}
 	pending_remove(r, c);
-	if (!m->attached)
+	if (!m->attached) {
+		members_changed(r);
+		r->nattached++;
 		metrics_gauge_add_own(&r->metrics->attached, 1);
+	}
 	m->attached = c;
 	rconn(c)->attached_id = m->join_id;
 }
@@ -1272,9 +1357,10 @@ static void hold_input(struct room *r)
 static int input_halted(void *arg)
 {
 	struct room *r = arg;
+	size_t entries = r->fan ? delivery_fanout_entries(r->fan) : 0;
+	size_t bytes = r->fan ? delivery_fanout_bytes(r->fan) : 0;
 
-	if (!r->input_held && delivery_backlog_over(r->backlog, r->batch ? r->batch->n : 0,
-						    r->batch ? r->batch->bytes : 0))
+	if (!r->input_held && delivery_backlog_over(r->backlog, entries, bytes))
 		hold_input(r);
 	return r->input_held;
 }

@@ -24,8 +24,8 @@ struct store;
 /* What a room thread reaches outside itself, given at room_start. */
 struct room_uplink {
 	struct mailbox *mbox;  /* drained by the owner of the control connections:
-				* the room's delivery batches and room-port
-				* requests, in one order (delivery.h); woken as
+				* the room's fan-outs, delivery batches and
+				* room-port requests, in one order (delivery.h); woken as
 				* the room thread exits, so it is reaped at once.
 				* It outlives every room thread. */
 	struct iptable *ips;   /* per-address counts, shared by every port (it locks) */

@@ -1,7 +1,9 @@
 /* test_delivery.c - what a room hands the control connections' owner:
- * batches that grow and keep their order, posts that carry batches and
- * room-port requests through one mailbox in order, and the backlog bound
- * (over, hold, the low-water wake-up, released) with its references. */
+ * batches that grow and keep their order, fan-outs that list frames and
+ * members once (adjacent frames one piece) and count as frames x members
+ * in the backlog, posts that carry batches and room-port requests through
+ * one mailbox in order, and the backlog bound (over, hold, the low-water
+ * wake-up, released) with its references. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,6 +16,7 @@
 
 #include "delivery.h"
 #include "msg.h"
+#include "sendq.h"
 
 static struct msg *frame(size_t len)
 {
@@ -148,6 +151,55 @@ static void test_backlog_hold_and_wake(void **state)
 	delivery_backlog_unref(bl);
 }
 
+static void test_fanout_lists_frames_and_members_once(void **state)
+{
+	struct delivery_fanout *f = delivery_fanout_create(3);
+	struct delivery_backlog *bl = delivery_backlog_create();
+	struct msg_arena a;
+	struct msg *own = frame(7), *m[4];
+	struct mailbox mb;
+
+	(void)state;
+	assert_non_null(f);
+	assert_non_null(bl);
+	assert_int_equal(mailbox_init(&mb), 0);
+	msg_arena_init(&a, 4096);
+	assert_int_equal(f->mail.type, DELIVERY_MAIL_FANOUT);
+	for (int i = 0; i < 4; i++) /* never beyond cap */
+		delivery_fanout_target(f, 10 + i, (uint64_t)i + 100, i + 1);
+	assert_int_equal(f->n, 3);
+	assert_int_equal(f->t[2].fd, 12);
+	assert_int_equal(f->t[2].conn_id, 102);
+	assert_int_equal(f->t[2].join_id, 3);
+	for (int i = 0; i < 4; i++) { /* four frames end to end in one block */
+		assert_non_null(msg_arena_reserve(&a, 10));
+		m[i] = msg_arena_take(&a, 10);
+		assert_non_null(m[i]);
+		assert_int_equal(delivery_fanout_add(f, m[i]), 0);
+	}
+	assert_int_equal(delivery_fanout_add(f, own), 0); /* a frame of its own */
+	assert_int_equal(f->nmsgs, 5);
+	assert_int_equal(f->frames->n, 2);
+	assert_int_equal(f->frames->p[0].len, 40);
+	assert_int_equal(f->frames->bytes, 47);
+	assert_int_equal(delivery_fanout_entries(f), 15);
+	assert_int_equal(delivery_fanout_bytes(f), 141);
+	delivery_fanout_post(&mb, f, bl);
+	assert_int_equal(atomic_load(&bl->entries), 15);
+	assert_int_equal(atomic_load(&bl->bytes), 141);
+	assert_ptr_equal(mailbox_take_all(&mb), &f->mail);
+	delivery_backlog_applied(bl, 15, 141);
+	delivery_fanout_free(f); /* its references, and its share of bl */
+	for (int i = 0; i < 4; i++)
+		msg_unref(&m[i]);
+	msg_unref(&own);
+	msg_arena_fini(&a);
+	assert_int_equal(atomic_load(&bl->refs), 1);
+	delivery_backlog_unref(bl);
+	mailbox_fini(&mb);
+	delivery_fanout_free(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -155,6 +207,7 @@ int main(void)
 		cmocka_unit_test(test_batch_create_has_room),
 		cmocka_unit_test(test_post_keeps_order),
 		cmocka_unit_test(test_backlog_hold_and_wake),
+		cmocka_unit_test(test_fanout_lists_frames_and_members_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
