@@ -241,7 +241,7 @@ static void apply_target(struct acceptor *acc, const struct delivery_fanout *f,
 	struct conn *c = acceptor_conn(acc, t->fd, t->conn_id);
 	const struct sendq_pieces *l = f->frames;
 
-	if (!c || (!conn_membership(c, t->join_id) && c->leaving_id != t->join_id))
+	if (!c || (!control_membership(c, t->join_id) && c->leaving_id != t->join_id))
 		return; /* gone, or left the room since */
 	for (size_t i = 0; i < l->n; i++) {
 		if (sendq_push_slice(&c->out, l->p[i].owner, l->p[i].data, l->p[i].len) < 0) {
