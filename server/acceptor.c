@@ -15,7 +15,9 @@
  * fd and id, and is dropped when the connection or the membership is gone,
  * so nothing arrives after LEFT_CHATROOM. SIGINT/SIGTERM/SIGHUP are blocked
  * in every thread and read here through a signalfd; SIGHUP and each loop
- * pass are handed to the daemon's hooks (reload, watchdog), on this thread.
+ * pass are handed to the daemon's hooks (reload, watchdog), on this thread;
+ * a reload switches this thread's config between two passes
+ * (acceptor_reconfigure).
  *
  * Deliveries are applied in slices of ACC_APPLY_SLICE per loop pass, with
  * the connections flushed in between, so a backlog reaches the members'
@@ -35,6 +37,7 @@
 #include "metrics.h"
 #include "msg.h"
 #include "net.h"
+#include "registry.h"
 #include "room.h"
 #include "rooms.h"
 
@@ -561,6 +564,22 @@ struct acceptor *acceptor_open(const struct config *cfg, struct registry *reg, s
 fail:
 	acceptor_destroy(acc);
 	return NULL;
+}
+
+void acceptor_reconfigure(struct acceptor *acc, const struct config *next)
+{
+	/* This thread's readers (the loop, control, rooms.c) switch here, the
+	 * shared tables under their locks, the room threads at their next
+	 * mailbox pass. Open control connections keep what conn_create copied
+	 * (send queue size, request size, their token level). */
+	acc->cfg = next;
+	acc->loop.cfg = next;
+	acc->loop.max_conns = next->max_clients;
+	acc->ctl.cfg = next;
+	iptable_set_config(acc->ips, next);
+	registry_set_config(acc->reg, next);
+	if (acc->rooms && !acc->rooms_stopped)
+		rooms_reconfigure(acc->rooms, next);
 }
 
 void acceptor_set_hooks(struct acceptor *acc, const struct acceptor_hooks *hooks)

@@ -292,7 +292,7 @@ static int open_store(const struct config *cfg, struct stored *st, struct store 
 int main(int argc, char **argv)
 {
 	struct options o;
-	struct config cfg;
+	struct config *cfg;
 	struct registry *reg;
 	struct acceptor *acc;
 	struct store *store = NULL;
@@ -308,59 +308,71 @@ int main(int argc, char **argv)
 		config_each_key(print_key, NULL);
 		return 0;
 	}
-	config_defaults(&cfg);
-	if (config_load(&cfg, o.config, err, sizeof(err)) < 0) {
+	/* A shared snapshot: the room threads hold it, and a reload replaces
+	 * it (service.c owns this reference once service_init has it). */
+	if (!(cfg = config_create())) {
+		fprintf(stderr, "roomd: %s\n", strerror(ENOMEM));
+		return 1;
+	}
+	if (config_load(cfg, o.config, err, sizeof(err)) < 0) {
 		fprintf(stderr, "roomd: invalid configuration:\n%s\n", err);
+		config_release(cfg);
 		return 1;
 	}
 	if (o.check) {
-		printf("%s: configuration OK (%zu rooms defined)\n", o.config, cfg.nrooms);
-		config_fini(&cfg);
-		return 0;
+		/* The OK line, then the effective configuration (defaults filled
+		 * in), for diffing two files before a reload. */
+		printf("%s: configuration OK (%zu rooms defined)\n", o.config, cfg->nrooms);
+		printf("# the effective configuration, every default filled in:\n");
+		rc = config_dump(cfg, stdout) < 0;
+		if (rc)
+			fprintf(stderr, "roomd: writing the configuration: %s\n", strerror(errno));
+		config_release(cfg);
+		return rc;
 	}
 	if (o.backup) {
-		rc = backup(&cfg, o.backup);
-		config_fini(&cfg);
+		rc = backup(cfg, o.backup);
+		config_release(cfg);
 		return rc;
 	}
 	if (o.port >= 0)
-		cfg.port = (unsigned)o.port;
+		cfg->port = (unsigned)o.port;
 	/* Both are levels, checked when read (log_level_parse, the loader);
 	 * -1 is -v's "not given". */
-	log_set_level((enum log_level)(o.log_level >= 0 ? o.log_level : cfg.log_level));
-	log_set_target((enum log_target)cfg.log_target);
+	log_set_level((enum log_level)(o.log_level >= 0 ? o.log_level : cfg->log_level));
+	log_set_target((enum log_target)cfg->log_target);
 	log_info("roomd %s starting, config %s", ROOMD_VERSION, o.config);
-	raise_fd_limit(&cfg);
+	raise_fd_limit(cfg);
 
-	reg = registry_create(&cfg);
-	st = (struct stored){ &cfg, reg, NULL, calloc(cfg.nrooms + 1, sizeof(*st.topics)), 0, 0 };
-	if (!reg || !st.topics || open_store(&cfg, &st, &store) < 0) {
+	reg = registry_create(cfg);
+	st = (struct stored){ cfg, reg, NULL, calloc(cfg->nrooms + 1, sizeof(*st.topics)), 0, 0 };
+	if (!reg || !st.topics || open_store(cfg, &st, &store) < 0) {
 		free(st.topics);
 		store_close(store);
 		registry_destroy(reg);
-		config_fini(&cfg);
+		config_release(cfg);
 		return 1;
 	}
-	acc = acceptor_open(&cfg, reg, store, cfg.port);
+	acc = acceptor_open(cfg, reg, store, cfg->port);
 	if (acc)
 		apply_stored(&st);
 	free(st.topics);
 	if (!acc) {
 		store_close(store);
 		registry_destroy(reg);
-		config_fini(&cfg);
+		config_release(cfg);
 		return 1;
 	}
 	/* Before READY: a daemon that said it is up serves its metrics. */
-	if (metrics_start(cfg.metrics_listen, err, sizeof(err)) < 0) {
+	if (metrics_start(cfg->metrics_listen, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		acceptor_destroy(acc);
 		store_close(store);
 		registry_destroy(reg);
-		config_fini(&cfg);
+		config_release(cfg);
 		return 1;
 	}
-	service_init(&svc, o.config, &cfg, o.port, o.log_level);
+	service_init(&svc, o.config, cfg, o.port, o.log_level);
 	service_set_hooks(&svc, acc);
 	service_ready(&svc);
 	rc = acceptor_run(acc);
@@ -368,7 +380,7 @@ int main(int argc, char **argv)
 	acceptor_destroy(acc); /* every room thread is gone: nothing more is queued */
 	store_close(store);    /* commits what is queued: nothing accepted is lost */
 	registry_destroy(reg);
-	config_fini(&cfg);
+	config_release(svc.running); /* cfg, or the last reload's */
 	log_info("roomd stopped");
 	return rc == 0 ? 0 : 1;
 }
