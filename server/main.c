@@ -36,7 +36,8 @@ static void usage(FILE *out)
 		"\n"
 		"  -p, --port PORT     control port (overrides [server] port; 0 = any free port)\n"
 		"  -c, --config FILE   configuration file (default: %s)\n"
-		"  -t, --check         validate the configuration and exit (0 when valid)\n"
+		"  -t, --check         validate the configuration, print it with every default\n"
+		"                      filled in, and exit (0 when valid)\n"
 		"  -v, --log-level L   error, warn, info or debug (overrides [server] log_level)\n"
 		"  -b, --backup DEST   copy the database of the config ([server] database) to the\n"
 		"                      new file DEST, consistently, while roomd runs; then exit\n"
@@ -46,11 +47,13 @@ static void usage(FILE *out)
 		"With [server] database set, rooms, their refs, topics and history are kept\n"
 		"in that SQLite file across restarts (a kill -9 loses at most the last 100 ms).\n"
 		"Exit 1: a bad config or database (the message names the file and what to do).\n"
-		"SIGINT or SIGTERM: stop gracefully, the database flushed (exit 0). SIGHUP: check\n"
-		"the config file again, apply log_level and log_target, log which other changed\n"
-		"keys need a restart (a bad file changes nothing). Logs go to stderr, or syslog\n"
-		"with [server] log_target. Under systemd (NOTIFY_SOCKET set): Type=notify, with\n"
-		"watchdog pings when WatchdogSec is set.\n"
+		"SIGINT or SIGTERM: stop gracefully, the database flushed (exit 0). SIGHUP: reload\n"
+		"the config file live, dropping no member: limits, rates, texts, log settings,\n"
+		"history lengths, topics, rooms added or removed; keys that need a restart (bind,\n"
+		"ports, database, ...) are logged and kept; a bad file changes nothing, each error\n"
+		"logged with its line. Diff two files' roomd -t output before a reload.\n"
+		"Logs go to stderr, or syslog with [server] log_target. Under systemd\n"
+		"(NOTIFY_SOCKET set): Type=notify, with watchdog pings when WatchdogSec is set.\n"
 		"Manual pages: roomd(8), rooms.ini(5), roomc(1). Protocol: docs/PROTOCOL.md.\n",
 		DEFAULT_CONFIG);
 }
