@@ -11,7 +11,9 @@
  * (registry_add_room, _set_topic, _sort_dormant, _trim_dormant,
  * _reserve_refs, _set_store); control.c's handlers, on the acceptor thread,
  * make every other lookup and change (find, join, leave, list, members,
- * names, rooms on demand, topics, dormant trimming, registry_store);
+ * names, rooms on demand, topics, dormant trimming, registry_store); a
+ * SIGHUP reload, on that thread too, swaps its config and each room's
+ * limits (registry_set_config, _set_room_conf);
  * acceptor.c visits the rooms to stop them (registry_each_room); main.c
  * destroys it once acceptor_run() has returned. Room threads, the store's
  * writer and the metrics thread never call it: a room learns of its members
