@@ -5,9 +5,10 @@
  * where every section header and key is, and every message names the file,
  * line, section and key. Loading is all or nothing: on any error the caller's
  * struct is left as it was. Runs at start-up, before any thread exists, and
- * on the acceptor thread for a SIGHUP reload (into a new struct: a loaded
+ * on the acceptor thread for a SIGHUP reload (into a new snapshot: a loaded
  * config is read-only); never on two threads at once (iniparser's error
- * callback below is process-wide). */
+ * callback below is process-wide). A shared snapshot's reference count is
+ * the only field any thread writes, atomically (config_hold/_release). */
 #include "config.h"
 
 #include "log.h"
@@ -17,6 +18,8 @@
 #include <errno.h>
 #include <iniparser.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1345,4 +1348,226 @@ void config_diff(const struct config *a, const struct config *b,
 			snprintf(sec, sizeof sec, "room:%s", b->rooms[r].name);
 			fn(sec, NULL, arg);
 		}
+}
+
+/* ---- shared snapshots ---- */
+
+struct config_refs {
+	atomic_long n;
+};
+
+struct config *config_create(void)
+{
+	struct config *c = malloc(sizeof *c);
+	struct config_refs *refs = malloc(sizeof *refs);
+
+	if (!c || !refs) {
+		free(c);
+		free(refs);
+		return NULL;
+	}
+	config_defaults(c);
+	atomic_init(&refs->n, 1);
+	c->refs = refs;
+	return c;
+}
+
+const struct config *config_hold(const struct config *cfg)
+{
+	/* Relaxed: the holder got cfg from someone who holds it already. */
+	if (cfg && cfg->refs)
+		atomic_fetch_add_explicit(&cfg->refs->n, 1, memory_order_relaxed);
+	return cfg;
+}
+
+void config_release(const struct config *cfg)
+{
+	struct config *c = (struct config *)(uintptr_t)cfg; /* the last holder owns it */
+
+	/* acq_rel: every holder's reads of the snapshot happen before the
+	 * last one frees it (an acquire on the decrement rather than a fence,
+	 * which ThreadSanitizer does not model). */
+	if (!cfg || !cfg->refs ||
+	    atomic_fetch_sub_explicit(&cfg->refs->n, 1, memory_order_acq_rel) != 1)
+		return;
+	free(c->refs);
+	config_fini(c);
+	free(c);
+}
+
+/* ---- values as text ---- */
+
+/* A text value as iniparser reads it back: quoted when it is empty, has
+ * space at either end or holds a comment character; in single quotes when
+ * it holds a double quote. */
+static void quote_text(const char *v, char *out, size_t len)
+{
+	size_t n = strlen(v);
+	int plain = n > 0 && !is_space(v[0]) && !is_space(v[n - 1]) && !strpbrk(v, ";#\"'");
+
+	if (plain)
+		snprintf(out, len, "%s", v);
+	else
+		snprintf(out, len, strchr(v, '"') ? "'%s'" : "\"%s\"", v);
+}
+
+static void value_text(const struct key_spec *ks, const void *base, char *out, size_t len)
+{
+	const char *f = (const char *)base + ks->off;
+	int i;
+
+	switch (ks->type) {
+	case K_ADDRS:
+	case K_HOST:
+	case K_TEXT:
+	case K_TOPIC:
+	case K_NAME:
+	case K_LISTEN:
+		quote_text(f, out, len);
+		return;
+	case K_PORT:
+		snprintf(out, len, "%u", *(const unsigned *)(const void *)f);
+		return;
+	case K_LONG:
+		snprintf(out, len, "%ld", *(const long *)(const void *)f);
+		return;
+	default:
+		break;
+	}
+	i = *(const int *)(const void *)f;
+	if (ks->type == K_BOOL)
+		snprintf(out, len, "%s", i ? "true" : "false");
+	else if (ks->type == K_LEVEL)
+		snprintf(out, len, "%s", i >= 0 && i <= LOG_DEBUG ? level_names[i] : "?");
+	else if (ks->type == K_SCOPE)
+		snprintf(out, len, "%s", i == CONFIG_SCOPE_ROOM ? "room" : "server");
+	else if (ks->type == K_TLSMODE)
+		snprintf(out, len, "%s", i >= 0 && i < 3 ? tls_modes[i] : "?");
+	else if (ks->type == K_TLSVER)
+		snprintf(out, len, "%s", i == CONFIG_TLS_13 ? "1.3" : "1.2");
+	else
+		snprintf(out, len, "%s", log_target_name((enum log_target)i));
+}
+
+/* Room rc with its unset keys filled in from c's server values. */
+static struct room_conf room_effective(const struct config *c, const struct room_conf *rc)
+{
+	struct room_conf e = *rc;
+
+	if (e.max_members == 0)
+		e.max_members = c->max_members;
+	if (e.history < 0)
+		e.history = c->history;
+	if (e.topic_change < 0)
+		e.topic_change = c->topic_change;
+	return e;
+}
+
+int config_value_text(const struct config *c, const char *section, const char *key, char *out,
+		      size_t len)
+{
+	const struct room_conf *rc;
+	struct room_conf e;
+	int k;
+
+	out[0] = '\0';
+	if (strncmp(section, "room:", 5) != 0) {
+		if ((k = find_key(global_keys, NGLOBAL, section, key)) < 0)
+			return -1;
+		value_text(&global_keys[k], c, out, len);
+		return 0;
+	}
+	if (!(rc = room_named(c, section + 5)) || (k = find_key(room_keys, NROOMKEYS, NULL, key)) < 0)
+		return -1;
+	e = room_effective(c, rc);
+	value_text(&room_keys[k], &e, out, len);
+	return 0;
+}
+
+int config_dump(const struct config *c, FILE *f)
+{
+	const char *section = "";
+	char v[2 * CONFIG_WELCOME_MAX + 8], sec[5 + CONFIG_NAME_MAX + 1];
+
+	for (size_t i = 0; i < NGLOBAL; i++) {
+		if (strcmp(section, global_keys[i].section) != 0) {
+			section = global_keys[i].section;
+			fprintf(f, "%s[%s]\n", i ? "\n" : "", section);
+		}
+		value_text(&global_keys[i], c, v, sizeof v);
+		fprintf(f, "%s = %s\n", global_keys[i].name, v);
+	}
+	for (size_t r = 0; r < c->nrooms; r++) {
+		struct room_conf e = room_effective(c, &c->rooms[r]);
+
+		/* iniparser lowercases section names; the name key keeps its case. */
+		snprintf(sec, sizeof sec, "room:%s", e.name);
+		for (char *p = sec; *p; p++)
+			*p = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+		fprintf(f, "\n[%s]\n", sec);
+		for (size_t k = 0; k < NROOMKEYS; k++) {
+			value_text(&room_keys[k], &e, v, sizeof v);
+			fprintf(f, "%s = %s\n", room_keys[k].name, v);
+		}
+	}
+	return fflush(f) == 0 && !ferror(f) ? 0 : -1;
+}
+
+/* Bytes of a field of type t (strings: the whole array, whose size is
+ * the spec's max + 1 or as laid out in the struct). */
+static size_t field_size(const struct key_spec *ks, const struct key_spec *table, size_t n,
+			 size_t struct_size)
+{
+	size_t end = struct_size;
+
+	switch (ks->type) {
+	case K_PORT:
+		return sizeof(unsigned);
+	case K_LONG:
+		return sizeof(long);
+	case K_BOOL:
+	case K_LEVEL:
+	case K_SCOPE:
+	case K_TARGET:
+	case K_TLSMODE:
+	case K_TLSVER:
+		return sizeof(int);
+	default:
+		break;
+	}
+	/* A string array ends where the next field of the table begins. */
+	for (size_t i = 0; i < n; i++)
+		if (table[i].off > ks->off && table[i].off < end)
+			end = table[i].off;
+	return end - ks->off;
+}
+
+int config_keep_value(struct config *dst, const struct config *src, const char *section,
+		      const char *key)
+{
+	const struct room_conf *rs;
+	struct room_conf *rd;
+	const struct key_spec *ks;
+	int k;
+
+	if (strncmp(section, "room:", 5) != 0) {
+		if ((k = find_key(global_keys, NGLOBAL, section, key)) < 0)
+			return -1;
+		ks = &global_keys[k];
+		if (ks->type == K_ADDRS || ks->type == K_HOST || ks->type == K_TEXT || ks->type == K_LISTEN)
+			return snprintf((char *)dst + ks->off, field_size(ks, global_keys, NGLOBAL,
+					offsetof(struct config, rooms)), "%s", (const char *)src + ks->off) < 0 ? -1 : 0;
+		memcpy((char *)dst + ks->off, (const char *)src + ks->off, field_size(ks, NULL, 0, 0));
+		return 0;
+	}
+	rs = room_named(src, section + 5);
+	rd = (struct room_conf *)(uintptr_t)room_named(dst, section + 5);
+	if (!rs || !rd || (k = find_key(room_keys, NROOMKEYS, NULL, key)) < 0 || k == RK_NAME)
+		return -1;
+	ks = &room_keys[k];
+	if (ks->type == K_TOPIC)
+		memcpy(rd->topic, rs->topic, sizeof rd->topic);
+	else
+		memcpy((char *)rd + ks->off, (const char *)rs + ks->off, field_size(ks, NULL, 0, 0));
+	return 0;
 }

@@ -1,12 +1,16 @@
 /* config.h - the rooms.ini schema and loader.
  *
- * The only module that calls iniparser. The config is read once at start-up
- * into a plain struct and is read-only afterwards, so any thread may read it
- * without a lock. Every key, its default and its range is in conf/rooms.ini. */
+ * The only module that calls iniparser. A loaded config is read-only, so any
+ * thread may read it without a lock. The daemon's configs are shared
+ * snapshots (config_create): a SIGHUP reload publishes a new one and each
+ * thread drops its reference to the old one at a safe point of its loop
+ * (config_hold / config_release; the last release frees it). Every key,
+ * its default and its range is in conf/rooms.ini. */
 #ifndef ROOMD_CONFIG_H
 #define ROOMD_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #define CONFIG_HOST_MAX 256
 #define CONFIG_BIND_MAX 8      /* addresses in [server] bind */
@@ -113,7 +117,44 @@ struct config {
 
 	struct room_conf *rooms;   /* the [room:*] sections, in file order */
 	size_t nrooms;
+
+	struct config_refs *refs;  /* a shared snapshot's count (config_create); NULL:
+				    * a plain struct its owner frees (config_fini) */
 };
+
+/* A shared snapshot holding the defaults (no rooms), one reference held by
+ * the caller; load it with config_load before sharing it. NULL when out of
+ * memory. */
+struct config *config_create(void);
+
+/* Take another reference to a shared snapshot, for a thread that keeps
+ * using it after the owner moved on; returns cfg. Any thread. A plain
+ * struct (refs NULL: tests, roomd -t) is returned untouched. */
+const struct config *config_hold(const struct config *cfg);
+
+/* Drop a reference: the last one frees the snapshot and its rooms. Any
+ * thread; NULL or a plain struct: nothing. */
+void config_release(const struct config *cfg);
+
+/* The value of [section] key in c as rooms.ini would spell it (section
+ * "server", "limits", "features", "metrics", or "room:NAME" for the room
+ * called NAME, whose unset keys show the server's values they stand for).
+ * Returns 0, or -1 when there is no such key or room ("" in out). */
+int config_value_text(const struct config *c, const char *section, const char *key, char *out,
+		      size_t len);
+
+/* Give [section] key of dst (a config being built, not yet shared) the
+ * value it has in src: a reload keeps the running value of a key that
+ * needs a restart. Section as for config_value_text; a room's name cannot
+ * be kept. 0, or -1 when there is no such key, or the room is not in both. */
+int config_keep_value(struct config *dst, const struct config *src, const char *section,
+		      const char *key);
+
+/* Write c as a complete rooms.ini: every key with its value, defaults
+ * filled in (a room's unset keys as the server's values they stand for),
+ * so that two files' effective settings can be diffed. Returns 0, or -1
+ * on a write error (errno set). */
+int config_dump(const struct config *c, FILE *f);
 
 /* Fill cfg with the defaults (no rooms). */
 void config_defaults(struct config *cfg);
@@ -124,7 +165,7 @@ void config_defaults(struct config *cfg);
  * first few). On failure cfg holds no allocation. */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 
-/* Free what config_load allocated. */
+/* Free what config_load allocated (not for a shared snapshot: release it). */
 void config_fini(struct config *cfg);
 
 /* Nonzero when cfg asks for a database file (persistence on). */

@@ -46,7 +46,7 @@ delivery  mailbox
 room      conn delivery iptable loop mailbox metrics store
 rooms     conn iptable metrics registry room store
 control   conn metrics registry room rooms store
-acceptor  conn control delivery iptable loop mailbox metrics room rooms
+acceptor  conn control delivery iptable loop mailbox metrics registry room rooms
 service   acceptor tls
 main      acceptor metrics registry service store tls
 """

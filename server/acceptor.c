@@ -15,7 +15,9 @@
  * is dropped when the connection or the membership is gone, so nothing
  * arrives after LEFT_CHATROOM. SIGINT/SIGTERM/SIGHUP are blocked
  * in every thread and read here through a signalfd; SIGHUP and each loop
- * pass are handed to the daemon's hooks (reload, watchdog), on this thread.
+ * pass are handed to the daemon's hooks (reload, watchdog), on this thread;
+ * a reload switches this thread's config between two passes
+ * (acceptor_reconfigure).
  *
  * Deliveries are applied in slices of ACC_APPLY_SLICE per loop pass (a
  * fan-out's member counts for its messages), with
@@ -36,6 +38,7 @@
 #include "metrics.h"
 #include "msg.h"
 #include "net.h"
+#include "registry.h"
 #include "room.h"
 #include "rooms.h"
 #include "sendq.h"
@@ -614,6 +617,22 @@ struct acceptor *acceptor_open(const struct config *cfg, struct registry *reg, s
 fail:
 	acceptor_destroy(acc);
 	return NULL;
+}
+
+void acceptor_reconfigure(struct acceptor *acc, const struct config *next)
+{
+	/* This thread's readers (the loop, control, rooms.c) switch here, the
+	 * shared tables under their locks, the room threads at their next
+	 * mailbox pass. Open control connections keep what conn_create copied
+	 * (send queue size, request size, their token level). */
+	acc->cfg = next;
+	acc->loop.cfg = next;
+	acc->loop.max_conns = next->max_clients;
+	acc->ctl.cfg = next;
+	iptable_set_config(acc->ips, next);
+	registry_set_config(acc->reg, next);
+	if (acc->rooms && !acc->rooms_stopped)
+		rooms_reconfigure(acc->rooms, next);
 }
 
 void acceptor_set_hooks(struct acceptor *acc, const struct acceptor_hooks *hooks)

@@ -37,6 +37,16 @@ struct acceptor_hooks {
 /* Set the hooks acceptor_run() calls (before it runs). */
 void acceptor_set_hooks(struct acceptor *acc, const struct acceptor_hooks *hooks);
 
+/* A SIGHUP reload, between two loop passes: use next from now on (it must
+ * outlive the acceptor or the next call; rooms take their own references):
+ * limits, timeouts and texts for the control connections, the per-address
+ * table and the registry, and every room (rooms_reconfigure: rooms added,
+ * removed, topics, history lengths). Keys that need a restart must already
+ * hold their running values in next. This is where the transport's
+ * reloadable material (TLS certificates) is swapped too: new connections
+ * use it, open ones keep theirs. Acceptor thread only. */
+void acceptor_reconfigure(struct acceptor *acc, const struct config *next);
+
 /* Serve until SIGINT, SIGTERM or KILL_SERVICE; then stop the rooms, flush
  * and close every connection. Returns 0 on a clean stop. */
 int acceptor_run(struct acceptor *acc);

@@ -226,6 +226,27 @@ static struct ip_entry *entry_get(struct iptable *t, const char *ip, uint64_t no
 	return e;
 }
 
+/* The per-address limits of cfg (its rates and bursts), which a reload may
+ * change: under the lock, or before the table is shared. */
+static void set_specs_locked(struct iptable *t, const struct config *cfg)
+{
+	t->cfg = cfg;
+	t->req = (struct bucket_spec){ cfg->rate_per_ip * UNIT / 1000, cfg->burst_per_ip * UNIT };
+	t->conn = (struct bucket_spec){ cfg->connect_rate_per_ip * UNIT / 1000,
+					cfg->connect_burst_per_ip * UNIT };
+	t->create = (struct bucket_spec){ cfg->room_create_rate * UNIT / 60000,
+					  cfg->room_create_rate * UNIT };
+}
+
+void iptable_set_config(struct iptable *t, const struct config *cfg)
+{
+	/* Entries keep their levels; the new rates and caps apply from their
+	 * next refill. */
+	pthread_mutex_lock(&t->lock);
+	set_specs_locked(t, cfg);
+	pthread_mutex_unlock(&t->lock);
+}
+
 struct iptable *iptable_create(const struct config *cfg)
 {
 	struct iptable *t = calloc(1, sizeof(struct iptable));
@@ -236,12 +257,7 @@ struct iptable *iptable_create(const struct config *cfg)
 		free(t);
 		return NULL;
 	}
-	t->cfg = cfg;
-	t->req = (struct bucket_spec){ cfg->rate_per_ip * UNIT / 1000, cfg->burst_per_ip * UNIT };
-	t->conn = (struct bucket_spec){ cfg->connect_rate_per_ip * UNIT / 1000,
-					cfg->connect_burst_per_ip * UNIT };
-	t->create = (struct bucket_spec){ cfg->room_create_rate * UNIT / 60000,
-					  cfg->room_create_rate * UNIT };
+	set_specs_locked(t, cfg);
 	t->cap = (struct bucket_spec){ IPTABLE_CAP_PER_MIN * UNIT / 60000, IPTABLE_CAP_BURST * UNIT };
 	return t;
 }

@@ -32,6 +32,11 @@ struct ip_entry;
 /* An empty table using cfg's per-address limits (cfg must outlive it), or
  * NULL. */
 struct iptable *iptable_create(const struct config *cfg);
+
+/* Use cfg's limits from now on (a reload, on the thread that publishes it):
+ * swapped under the lock, so no thread reads the old config through the
+ * table once this returns. cfg must outlive the table or the next call. */
+void iptable_set_config(struct iptable *t, const struct config *cfg);
 void iptable_destroy(struct iptable *t);
 
 enum ip_verdict {

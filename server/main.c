@@ -38,7 +38,8 @@ static void usage(FILE *out)
 		"  -p, --port PORT     control port (overrides [server] port; 0 = any free port)\n"
 		"  -c, --config FILE   configuration file (default: %s)\n"
 		"  -t, --check         validate the configuration (and load the [tls] certificate\n"
-		"                      and key) and exit (0 when valid)\n"
+		"                      and key), print it with every default filled in, and\n"
+		"                      exit (0 when valid)\n"
 		"  -v, --log-level L   error, warn, info or debug (overrides [server] log_level)\n"
 		"  -b, --backup DEST   copy the database of the config ([server] database) to the\n"
 		"                      new file DEST, consistently, while roomd runs; then exit\n"
@@ -48,13 +49,16 @@ static void usage(FILE *out)
 		"With [server] database set, rooms, their refs, topics and history are kept\n"
 		"in that SQLite file across restarts (a kill -9 loses at most the last 100 ms).\n"
 		"Exit 1: a bad config or database (the message names the file and what to do).\n"
-		"SIGINT or SIGTERM: stop gracefully, the database flushed (exit 0). SIGHUP: check\n"
-		"the config file again, apply log_level and log_target, reload the [tls]\n"
-		"certificate and key for new connections (a renewed certificate), log which\n"
-		"other changed keys need a restart (a bad file changes nothing). With [tls] mode\n"
-		"optional or required, every port speaks TLS (see rooms.ini(5)). Logs go to stderr, or syslog\n"
-		"with [server] log_target. Under systemd (NOTIFY_SOCKET set): Type=notify, with\n"
-		"watchdog pings when WatchdogSec is set.\n"
+		"SIGINT or SIGTERM: stop gracefully, the database flushed (exit 0). SIGHUP: reload\n"
+		"the config file live, dropping no member: limits, rates, texts, log settings,\n"
+		"history lengths, topics, rooms added or removed, and the [tls] certificate and\n"
+		"key for new connections (a renewed certificate); keys that need a restart (bind,\n"
+		"ports, database, [tls] mode, ...) are logged and kept; a bad file changes\n"
+		"nothing, each error logged with its line. Diff two files' roomd -t output before\n"
+		"a reload. With [tls] mode optional or required, every port speaks TLS (see\n"
+		"rooms.ini(5)). Logs go to stderr, or syslog with [server] log_target. Under\n"
+		"systemd (NOTIFY_SOCKET set): Type=notify, with watchdog pings when WatchdogSec is\n"
+		"set.\n"
 		"Manual pages: roomd(8), rooms.ini(5), roomc(1). Protocol: docs/PROTOCOL.md.\n",
 		DEFAULT_CONFIG);
 }
@@ -296,7 +300,7 @@ static int open_store(const struct config *cfg, struct stored *st, struct store 
 int main(int argc, char **argv)
 {
 	struct options o;
-	struct config cfg;
+	struct config *cfg;
 	struct registry *reg;
 	struct acceptor *acc;
 	struct store *store = NULL;
@@ -313,69 +317,81 @@ int main(int argc, char **argv)
 		config_each_tls_key(print_key, NULL);
 		return 0;
 	}
-	config_defaults(&cfg);
-	if (config_load(&cfg, o.config, err, sizeof(err)) < 0) {
-		fprintf(stderr, "roomd: invalid configuration:\n%s\n", err);
+	/* A shared snapshot: the room threads hold it, and a reload replaces
+	 * it (service.c owns this reference once service_init has it). */
+	if (!(cfg = config_create())) {
+		fprintf(stderr, "roomd: %s\n", strerror(ENOMEM));
 		return 1;
 	}
-	if (o.check && tls_check(&cfg, err, sizeof(err)) < 0) {
+	if (config_load(cfg, o.config, err, sizeof(err)) < 0) {
+		fprintf(stderr, "roomd: invalid configuration:\n%s\n", err);
+		config_release(cfg);
+		return 1;
+	}
+	if (o.check && tls_check(cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "roomd: invalid configuration:\n%s: %s\n", o.config, err);
-		config_fini(&cfg);
+		config_release(cfg);
 		return 1;
 	}
 	if (o.check) {
-		printf("%s: configuration OK (%zu rooms defined)\n", o.config, cfg.nrooms);
-		config_fini(&cfg);
-		return 0;
+		/* The OK line, then the effective configuration (defaults filled
+		 * in), for diffing two files before a reload. */
+		printf("%s: configuration OK (%zu rooms defined)\n", o.config, cfg->nrooms);
+		printf("# the effective configuration, every default filled in:\n");
+		rc = config_dump(cfg, stdout) < 0;
+		if (rc)
+			fprintf(stderr, "roomd: writing the configuration: %s\n", strerror(errno));
+		config_release(cfg);
+		return rc;
 	}
 	if (o.backup) {
-		rc = backup(&cfg, o.backup);
-		config_fini(&cfg);
+		rc = backup(cfg, o.backup);
+		config_release(cfg);
 		return rc;
 	}
 	if (o.port >= 0)
-		cfg.port = (unsigned)o.port;
+		cfg->port = (unsigned)o.port;
 	/* Both are levels, checked when read (log_level_parse, the loader);
 	 * -1 is -v's "not given". */
-	log_set_level((enum log_level)(o.log_level >= 0 ? o.log_level : cfg.log_level));
-	log_set_target((enum log_target)cfg.log_target);
+	log_set_level((enum log_level)(o.log_level >= 0 ? o.log_level : cfg->log_level));
+	log_set_target((enum log_target)cfg->log_target);
 	log_info("roomd %s starting, config %s", ROOMD_VERSION, o.config);
-	raise_fd_limit(&cfg);
-	if (tls_init(&cfg, err, sizeof(err)) < 0) {
+	raise_fd_limit(cfg);
+	if (tls_init(cfg, err, sizeof(err)) < 0) {
 		log_error("%s: %s", o.config, err);
-		config_fini(&cfg);
+		config_release(cfg);
 		return 1;
 	}
 
-	reg = registry_create(&cfg);
-	st = (struct stored){ &cfg, reg, NULL, calloc(cfg.nrooms + 1, sizeof(*st.topics)), 0, 0 };
-	if (!reg || !st.topics || open_store(&cfg, &st, &store) < 0) {
+	reg = registry_create(cfg);
+	st = (struct stored){ cfg, reg, NULL, calloc(cfg->nrooms + 1, sizeof(*st.topics)), 0, 0 };
+	if (!reg || !st.topics || open_store(cfg, &st, &store) < 0) {
 		free(st.topics);
 		store_close(store);
 		registry_destroy(reg);
-		config_fini(&cfg);
+		config_release(cfg);
 		return 1;
 	}
-	acc = acceptor_open(&cfg, reg, store, cfg.port);
+	acc = acceptor_open(cfg, reg, store, cfg->port);
 	if (acc)
 		apply_stored(&st);
 	free(st.topics);
 	if (!acc) {
 		store_close(store);
 		registry_destroy(reg);
-		config_fini(&cfg);
+		config_release(cfg);
 		return 1;
 	}
 	/* Before READY: a daemon that said it is up serves its metrics. */
-	if (metrics_start(cfg.metrics_listen, err, sizeof(err)) < 0) {
+	if (metrics_start(cfg->metrics_listen, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		acceptor_destroy(acc);
 		store_close(store);
 		registry_destroy(reg);
-		config_fini(&cfg);
+		config_release(cfg);
 		return 1;
 	}
-	service_init(&svc, o.config, &cfg, o.port, o.log_level);
+	service_init(&svc, o.config, cfg, o.port, o.log_level);
 	service_set_hooks(&svc, acc);
 	service_ready(&svc);
 	rc = acceptor_run(acc);
@@ -384,7 +400,7 @@ int main(int argc, char **argv)
 	store_close(store);    /* commits what is queued: nothing accepted is lost */
 	registry_destroy(reg);
 	tls_fini();
-	config_fini(&cfg);
+	config_release(svc.running); /* cfg, or the last reload's */
 	log_info("roomd stopped");
 	return rc == 0 ? 0 : 1;
 }

@@ -930,3 +930,26 @@ long registry_each_room(struct registry *reg, void (*fn)(const struct room_info 
 	free(copy);
 	return (long)n;
 }
+
+void registry_set_config(struct registry *reg, const struct config *cfg)
+{
+	pthread_mutex_lock(&reg->lock);
+	reg->cfg = cfg;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+int registry_set_room_conf(struct registry *reg, long ref, const struct room_info *conf)
+{
+	struct reg_room *r;
+
+	pthread_mutex_lock(&reg->lock);
+	r = find_ref_locked(reg, ref);
+	if (r) {
+		r->info.max_members = conf->max_members;
+		r->info.history = conf->history;
+		r->info.topic_change = conf->topic_change;
+		r->info.on_demand = conf->on_demand;
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return r ? 0 : -ENOENT;
+}

@@ -11,7 +11,9 @@
  * (registry_add_room, _set_topic, _sort_dormant, _trim_dormant,
  * _reserve_refs, _set_store); control.c's handlers, on the acceptor thread,
  * make every other lookup and change (find, join, leave, list, members,
- * names, rooms on demand, topics, dormant trimming, registry_store);
+ * names, rooms on demand, topics, dormant trimming, registry_store); a
+ * SIGHUP reload, on that thread too, swaps its config and each room's
+ * limits (registry_set_config, _set_room_conf);
  * acceptor.c visits the rooms to stop them (registry_each_room); main.c
  * destroys it once acceptor_run() has returned. Room threads, the store's
  * writer and the metrics thread never call it: a room learns of its members
@@ -57,8 +59,18 @@ struct member_info {
 	char name[CONFIG_NAME_MAX + 1];
 };
 
-/* A new empty registry for cfg (which must outlive it), or NULL. */
+/* A new empty registry for cfg (which must outlive it or its replacement,
+ * registry_set_config), or NULL. */
 struct registry *registry_create(const struct config *cfg);
+/* Use cfg from now on (a SIGHUP reload; swapped under the lock). cfg
+ * must outlive the registry or the next call. */
+void registry_set_config(struct registry *reg, const struct config *cfg);
+
+/* Set room ref's max_members, history, topic_change and on_demand from
+ * conf (resolved values, not 0 or -1; a reload). Members beyond a lower
+ * max_members stay; only joins are refused. 0, or -ENOENT. */
+int registry_set_room_conf(struct registry *reg, long ref, const struct room_info *conf);
+
 /* Free the registry. Rooms' threads must already be stopped. */
 void registry_destroy(struct registry *reg);
 

@@ -7,7 +7,9 @@
  * mailbox and the backlog wake-up.
  *
  * Ownership: the room thread alone touches everything in struct room except
- * the mailbox (any thread posts) and the read-only name/ref/port/cfg. The
+ * the mailbox (any thread posts) and the read-only name/ref/port; cfg is
+ * the thread's reference to a config snapshot, swapped for the next one
+ * when it takes an EV_CONFIG from its mailbox (a reload). The
  * delivery list (members) mirrors the registry, updated from the mailbox in
  * order, so joins, leaves and messages reach everyone in one total order;
  * each member's place in it comes allocated with its join, so no member is
@@ -62,7 +64,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum room_event_type { EV_ADD, EV_REMOVE, EV_RELAY, EV_HISTORY, EV_STOP };
+enum room_event_type { EV_ADD, EV_REMOVE, EV_RELAY, EV_HISTORY, EV_STOP, EV_CONFIG };
 
 struct room_event {
 	struct mail mail;  /* mail.type is an enum room_event_type */
@@ -84,6 +86,8 @@ struct room_event {
 			   * asked (a LEAVE made on the room port) */
 	size_t budget;    /* EV_HISTORY: send queue cost reserved for the reply */
 	int record;       /* EV_RELAY: a member's message, kept in the history */
+	const struct config *cfg; /* EV_CONFIG: the snapshot to switch to (a reference) */
+	long history;     /* EV_CONFIG: messages to keep from now on */
 	char name[CONFIG_NAME_MAX + 1];
 };
 
@@ -150,7 +154,7 @@ static struct room_conn *rconn(struct conn *c)
 }
 
 struct room {
-	/* read-only after room_start */
+	/* room thread only after room_start: its reference to the config */
 	const struct config *cfg;
 	struct room_uplink up; /* where deliveries and room-port requests go */
 	struct store *store; /* NULL: persistence off */
@@ -165,6 +169,8 @@ struct room {
 	int stop_posted;     /* acceptor thread only */
 	atomic_int exited;   /* set by the room thread as its last act */
 	atomic_long relays_posted; /* EV_RELAYs posted and not yet relayed */
+	atomic_size_t hist_on; /* hist_cap, for room_relay on the acceptor thread
+				* (the room thread changes it on a reload) */
 	atomic_int kept;     /* a member's message was ever kept in the history:
 			      * set by room_relay (the caller's thread) and by
 			      * the room thread (room-port CHAT, loaded history) */
@@ -282,6 +288,7 @@ void room_event_free(struct room_event *ev)
 		delivery_free(ev->answer);
 		free(ev->req);
 		free(ev->member);
+		config_release(ev->cfg);
 	}
 	free(ev);
 }
@@ -301,7 +308,7 @@ int room_relay(struct room *r, struct msg *m, const struct proto_chat_layout *me
 		ev->chat = *member_text;
 	/* Set now, not when the room thread gets to it, so that a leave
 	 * right after a CHAT sees the room has history. */
-	if (record && r->hist_cap > 0)
+	if (record && atomic_load(&r->hist_on) > 0)
 		atomic_store(&r->kept, 1);
 	post_event(r, ev, EV_RELAY, 0, NULL, -1, 0, m);
 	return 0;
@@ -705,6 +712,31 @@ static void history_drop_oldest(struct room *r)
 	}
 }
 
+/* Keep at most cap messages from now on (a reload): the oldest beyond it
+ * go now, so HISTORY answers with the new length at once (the store
+ * trims its copy with the room's next message, store_append). 0, or
+ * -ENOMEM (the ring stays as it was). */
+static int history_resize(struct room *r, size_t cap)
+{
+	struct hist_entry *h = NULL;
+
+	if (cap == r->hist_cap)
+		return 0;
+	if (cap && !(h = calloc(cap, sizeof(*h))))
+		return -ENOMEM;
+	while (r->hist_count > cap)
+		history_drop_oldest(r);
+	for (size_t i = 0; i < r->hist_count; i++)
+		h[i] = r->hist[(r->hist_head + i) % r->hist_cap];
+	free(r->hist);
+	r->hist = h;
+	r->hist_cap = cap;
+	r->hist_head = 0;
+	atomic_store(&r->hist_on, cap);
+	publish_reply_cost(r);
+	return 0;
+}
+
 /* Keep a message (name, text) of time when in the history ring as its
  * ENTRY frame, dropping the oldest when full. Returns the entry, or NULL
  * when nothing is kept. */
@@ -834,6 +866,23 @@ static void history_reply(struct room *r, struct room_event *ev)
 	ev->answer = NULL;
 }
 
+/* EV_CONFIG: switch to the reloaded config between two mail items, where
+ * nothing of this thread holds a value read from the old one, and drop
+ * this thread's reference to the old one. Connections keep what they
+ * copied when they were accepted (conn_create: send queue size, request
+ * size); room_unattached_max needs a restart (pending is sized by it). */
+static void reconfigure(struct room *r, struct room_event *ev)
+{
+	const struct config *old = r->cfg;
+
+	if (ev->history >= 0 && history_resize(r, (size_t)ev->history) < 0)
+		log_error("room %s: out of memory: history stays at %zu messages", r->name, r->hist_cap);
+	r->cfg = ev->cfg;
+	r->loop.cfg = ev->cfg;
+	ev->cfg = NULL;
+	config_release(old);
+}
+
 static void handle_mail(struct room *r)
 {
 	struct mail *all = mailbox_take_all(&r->mbox), *next;
@@ -854,6 +903,9 @@ static void handle_mail(struct room *r)
 			break;
 		case EV_STOP:
 			r->stopping = 1;
+			break;
+		case EV_CONFIG:
+			reconfigure(r, ev);
 			break;
 		case EV_RELAY:
 			atomic_fetch_sub_explicit(&r->relays_posted, 1, memory_order_relaxed);
@@ -1501,6 +1553,7 @@ static void room_free(struct room *r)
 	}
 	free(r->pending);
 	metrics_room_close(r->metrics);
+	config_release(r->cfg);
 	free(r);
 }
 
@@ -1517,7 +1570,6 @@ struct room *room_start(const struct config *cfg, const struct room_uplink *up, 
 		*err = -ENOMEM;
 		return NULL;
 	}
-	r->cfg = cfg;
 	r->up = *up;
 	r->store = store;
 	r->ref = ref;
@@ -1534,6 +1586,7 @@ struct room *room_start(const struct config *cfg, const struct room_uplink *up, 
 	}
 	msg_arena_init(&r->hist_arena, ROOM_BLOCK_BYTES);
 	r->hist_cap = history > 0 ? (size_t)history : 0;
+	atomic_init(&r->hist_on, r->hist_cap);
 	r->hist = r->hist_cap ? calloc(r->hist_cap, sizeof(*r->hist)) : NULL;
 	if (r->hist_cap && !r->hist) {
 		free(r->pending);
@@ -1542,8 +1595,10 @@ struct room *room_start(const struct config *cfg, const struct room_uplink *up, 
 		return NULL;
 	}
 	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->cfg = config_hold(cfg); /* released by room_free, from here on */
 	r->backlog = delivery_backlog_create();
 	if (!r->backlog) {
+		config_release(r->cfg);
 		free(r->hist);
 		free(r->pending);
 		free(r);
@@ -1552,6 +1607,7 @@ struct room *room_start(const struct config *cfg, const struct room_uplink *up, 
 	}
 	if ((rc = mailbox_init(&r->mbox)) < 0) {
 		delivery_backlog_unref(r->backlog);
+		config_release(r->cfg);
 		free(r->hist);
 		free(r->pending);
 		free(r);
@@ -1586,6 +1642,21 @@ fail:
 	*err = rc;
 	room_free(r);
 	return NULL;
+}
+
+int room_reconfigure(struct room *r, const struct config *cfg, long history)
+{
+	struct room_event *ev;
+
+	/* A stopping room ends with what it has: nothing after EV_STOP. */
+	if (r->stop_posted)
+		return 0;
+	if (!(ev = calloc(1, sizeof(*ev))))
+		return -ENOMEM;
+	ev->cfg = config_hold(cfg);
+	ev->history = history;
+	post_event(r, ev, EV_CONFIG, 0, NULL, -1, 0, NULL);
+	return 0;
 }
 
 void room_request_stop(struct room *r)

@@ -107,6 +107,13 @@ size_t room_history_cost(struct room *r);
  * with record, from either port, or loaded from the store). Any thread. */
 int room_has_history(struct room *r);
 
+/* A reload: the room switches to cfg (it takes a reference) when its
+ * thread takes this from its mailbox, after everything posted before, and
+ * keeps history messages from then on (-1: as many as now), dropping the
+ * oldest beyond it. Nothing is posted to a room asked to stop. 0, or
+ * -ENOMEM (the room stays on its config). Acceptor thread only. */
+int room_reconfigure(struct room *r, const struct config *cfg, long history);
+
 /* Nonzero once the thread has finished (room_stop() will not wait). */
 int room_exited(struct room *r);
 

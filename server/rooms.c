@@ -2,6 +2,11 @@
  * start-up, others on demand), retiring an emptied on-demand room (dormant
  * or forgotten), reaping exited threads, stopping them all.
  *
+ * A reload (rooms_reconfigure) applies a new config to every room: limits
+ * in the registry, the config and history length through each room's
+ * mailbox, rooms added started, rooms removed closed once empty, topics
+ * set and announced.
+ *
  * Acceptor thread only: struct rooms (the retiring list) is this thread's;
  * the registry locks itself, the store queues for its writer, and a room
  * is told to stop through its own mailbox. */
@@ -203,34 +208,165 @@ enum proto_err rooms_open(struct rooms *rs, struct conn *c, const char *name,
 	return registry_find_room(rs->reg, name, info) == 0 ? PROTO_OK : PROTO_E_SERVER;
 }
 
+/* Start configured room rc's thread and register it. 0, or -1 with the
+ * reason logged. */
+static int open_configured(struct rooms *rs, const struct room_conf *rc)
+{
+	long history = rc->history >= 0 ? rc->history : rs->cfg->history;
+	struct room_info info = { .ref = rc->ref, .max_members = rc->max_members,
+				  .history = history, .topic_change = rc->topic_change };
+	int err;
+	struct room *room = room_start(rs->cfg, &rs->up, rs->store, rc->name, rc->ref,
+				       rc->port, rc->max_members, history, &err);
+
+	if (!room) {
+		log_error("room %s: cannot listen on port %u: %s", rc->name, rc->port, strerror(-err));
+		return -1;
+	}
+	snprintf(info.name, sizeof(info.name), "%s", rc->name);
+	snprintf(info.topic, sizeof(info.topic), "%s", rc->topic);
+	info.port = room_port(room);
+	info.room = room;
+	err = registry_add_room(rs->reg, &info);
+	if (err < 0) {
+		log_error("room %s: cannot register: %s", rc->name,
+			  err == -EEXIST ? "its ref is another room's" : err == -ENOSPC ?
+			  "max_rooms rooms are open" : strerror(-err));
+		room_stop(room);
+		return -1;
+	}
+	log_info("room %s: ref %ld, port %u", rc->name, rc->ref, room_port(room));
+	return 0;
+}
+
 int rooms_open_configured(struct rooms *rs)
 {
-	for (size_t i = 0; i < rs->cfg->nrooms; i++) {
-		const struct room_conf *rc = &rs->cfg->rooms[i];
-		long history = rc->history >= 0 ? rc->history : rs->cfg->history;
-		struct room_info info = { .ref = rc->ref, .max_members = rc->max_members,
-					  .history = history, .topic_change = rc->topic_change };
-		int err;
-		struct room *room = room_start(rs->cfg, &rs->up, rs->store, rc->name, rc->ref,
-					       rc->port, rc->max_members, history, &err);
-
-		if (!room) {
-			log_error("room %s: cannot listen on port %u: %s", rc->name, rc->port, strerror(-err));
+	for (size_t i = 0; i < rs->cfg->nrooms; i++)
+		if (open_configured(rs, &rs->cfg->rooms[i]) < 0)
 			return -1;
-		}
-		snprintf(info.name, sizeof(info.name), "%s", rc->name);
-		snprintf(info.topic, sizeof(info.topic), "%s", rc->topic);
-		info.port = room_port(room);
-		info.room = room;
-		err = registry_add_room(rs->reg, &info);
-		if (err < 0) {
-			log_error("room %s: cannot register: %s", rc->name, strerror(-err));
-			room_stop(room);
-			return -1;
-		}
-		log_info("room %s: ref %ld, port %u", rc->name, rc->ref, room_port(room));
-	}
 	return 0;
+}
+
+/* ---- reload ---- */
+
+/* What a reload does to each room known (live or dormant). */
+struct reconf {
+	struct rooms *rs;
+	const struct config *next;
+};
+
+static const struct room_conf *conf_named(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nrooms; i++)
+		if (strcmp(c->rooms[i].name, name) == 0)
+			return &c->rooms[i];
+	return NULL;
+}
+
+/* Room info's limits under next: a configured room's own, else the
+ * server's; a room the file no longer defines is on demand from now on. */
+static void reconfigure_room(const struct room_info *info, void *arg)
+{
+	const struct reconf *rf = arg;
+	const struct config *c = rf->next;
+	const struct room_conf *rc = conf_named(c, info->name);
+	struct room_info conf = *info;
+
+	conf.max_members = rc && rc->max_members > 0 ? rc->max_members : c->max_members;
+	conf.history = rc && rc->history >= 0 ? rc->history : c->history;
+	conf.topic_change = rc && rc->topic_change >= 0 ? rc->topic_change : c->topic_change;
+	conf.on_demand = rc == NULL;
+	registry_set_room_conf(rf->rs->reg, info->ref, &conf);
+	if (info->room && room_reconfigure(info->room, c, conf.history) < 0)
+		log_error("reload: room %s: out of memory: it keeps its old config", info->name);
+}
+
+/* A server notice (a CHAT from server_id) to room info's members. */
+static void notice(const struct config *c, const struct room_info *info, const char *text)
+{
+	if (info->room && info->members > 0)
+		room_relay(info->room, proto_write_chat(info->ref, c->server_id, text), NULL);
+}
+
+/* Room rc was removed from the file: it becomes an on-demand room (done by
+ * reconfigure_room), so it closes as soon as it has no member, as such a
+ * room does; its members are told and are not dropped. */
+static void removed(struct rooms *rs, const struct config *next, const struct room_conf *rc)
+{
+	struct room_info info;
+
+	if (registry_find_room(rs->reg, rc->name, &info) < 0)
+		return;
+	if (info.room && info.members > 0) {
+		log_info("reload: room %s removed from the config: it closes when its %ld member%s left",
+			 rc->name, info.members, info.members > 1 ? "s have" : " has");
+		notice(next, &info, "This room was removed from the server's configuration: "
+		       "it closes when its last member leaves.");
+	} else {
+		log_info("reload: room %s removed from the config: closed", rc->name);
+	}
+	if (info.room)
+		rooms_close_if_empty(rs, info.ref, info.room);
+}
+
+/* Room rc is new in the file: start it, unless a room of that name is
+ * open on demand or dormant already (it is configured from now on, with
+ * the ref and port it has). */
+static void added(struct rooms *rs, const struct room_conf *rc)
+{
+	struct room_info info;
+
+	if (registry_find_room(rs->reg, rc->name, &info) == 0) {
+		if (info.ref != rc->ref || (rc->port && info.port != rc->port))
+			log_warn("reload: room %s added to the config: it exists already (ref %ld, port %u) "
+				 "and keeps them until a restart", rc->name, info.ref, info.port);
+		else
+			log_info("reload: room %s added to the config: it exists already", rc->name);
+		return;
+	}
+	if (open_configured(rs, rc) == 0) {
+		remember_room(rs, rc->name, rc->ref);
+		log_info("reload: room %s added to the config: opened", rc->name);
+	}
+}
+
+/* Room rc's topic in the file changed (or it is newly configured over a
+ * room that existed): set it and tell its members as a SET_TOPIC is. */
+static void topic_changed(struct rooms *rs, const struct config *next, const struct room_conf *rc)
+{
+	char text[sizeof("the server") + sizeof(PROTO_TOPIC_NOTICE_TEXT) + CONFIG_TOPIC_MAX];
+	struct room_info info;
+
+	if (registry_find_room(rs->reg, rc->name, &info) < 0 || strcmp(info.topic, rc->topic) == 0)
+		return;
+	registry_set_topic(rs->reg, info.ref, rc->topic);
+	store_set_topic(rs->store, info.ref, rc->topic);
+	snprintf(text, sizeof(text), "the server" PROTO_TOPIC_NOTICE_TEXT "%s", rc->topic);
+	notice(next, &info, text);
+}
+
+void rooms_reconfigure(struct rooms *rs, const struct config *next)
+{
+	const struct config *old = rs->cfg;
+	struct reconf rf = { rs, next };
+
+	rs->cfg = next;
+	if (registry_each_room(rs->reg, reconfigure_room, &rf) < 0)
+		log_error("reload: out of memory: the rooms keep their old limits");
+	for (size_t i = 0; i < old->nrooms; i++)
+		if (!conf_named(next, old->rooms[i].name))
+			removed(rs, next, &old->rooms[i]);
+	for (size_t i = 0; i < next->nrooms; i++) {
+		const struct room_conf *was = conf_named(old, next->rooms[i].name);
+
+		if (!was)
+			added(rs, &next->rooms[i]);
+		if (!was && !next->rooms[i].topic[0])
+			continue; /* a room open on demand keeps its members' topic */
+		if (was && strcmp(was->topic, next->rooms[i].topic) == 0)
+			continue;
+		topic_changed(rs, next, &next->rooms[i]);
+	}
 }
 
 /* ---- shutdown ---- */

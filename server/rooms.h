@@ -41,6 +41,19 @@ int rooms_open_configured(struct rooms *rs);
 enum proto_err rooms_open(struct rooms *rs, struct conn *c, const char *name,
 			  struct room_info *info);
 
+/* A SIGHUP reload: use next from now on (it must outlive rs or the next
+ * call; each room takes its own reference). Every room known gets next's
+ * limits (a configured room its own keys, others the server's) and each
+ * running room switches to next at its next mailbox pass, cutting its
+ * history to the new length. A room new in next is started (or, if a room
+ * of that name exists on demand, becomes configured); a room next no
+ * longer defines becomes an on-demand room: its members are told with a
+ * notice and it closes once the last has left (at once when empty). A
+ * topic that changed in the file is set and announced to the room as a
+ * SET_TOPIC is. Restart-only keys (ports, refs) must already be the
+ * running ones in next. Failures are logged; nothing is undone. */
+void rooms_reconfigure(struct rooms *rs, const struct config *next);
+
 /* Retire room ref's thread if it is on demand and empty (its last member
  * left, or a join into a room just opened failed): it stops after what is
  * already in its mailbox, and the room goes dormant or is forgotten. */

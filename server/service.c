@@ -2,12 +2,14 @@
  * and WATCHDOG pings (only when NOTIFY_SOCKET is set), and the SIGHUP
  * reload of the config file.
  *
- * Main (= acceptor) thread only. The running config is read-only shared
- * state: a reload loads the file into a new struct, applies what can change
- * live (log_level and log_target, atomics in log.c; the TLS certificate and
- * key, tls.c's context), names the keys that
- * need a restart in one log line, and frees it. The full live reload is
- * issue 13. */
+ * Main (= acceptor) thread only. It owns the reference to the running
+ * config snapshot. A reload reads and checks the whole file into a new
+ * snapshot (any error: every one logged with its line, nothing changed),
+ * logs the diff a line per change, puts the running value back into each
+ * key that needs a restart, and publishes the rest at the end of an
+ * acceptor loop pass (acceptor_reconfigure: that thread's readers and the
+ * shared tables at once, the room threads through their mailboxes); the
+ * old snapshot is freed when its last holder, a room thread, lets go. */
 #include "service.h"
 
 #include "acceptor.h"
@@ -98,130 +100,185 @@ static void stopping(void *arg)
 	notify(arg, "STOPPING=1\nSTATUS=stopping");
 }
 
+/* SIGHUP: reload at the end of this loop pass (tick), where no handler of
+ * the acceptor is half way through a request with the old config. */
 static void reload_hook(void *arg)
 {
-	service_reload(arg);
+	struct service *svc = arg;
+
+	svc->reload_pending = 1;
+}
+
+static int tick_and_reload(void *arg)
+{
+	struct service *svc = arg;
+
+	if (svc->reload_pending) {
+		svc->reload_pending = 0;
+		service_reload(svc);
+	}
+	return tick(arg);
 }
 
 void service_set_hooks(struct service *svc, struct acceptor *acc)
 {
-	const struct acceptor_hooks h = { reload_hook, tick, stopping, svc };
+	const struct acceptor_hooks h = { reload_hook, tick_and_reload, stopping, svc };
 
+	svc->acc = acc;
 	acceptor_set_hooks(acc, &h);
 }
 
-/* The keys of a reload that differ from the running config and need a
- * restart, as "[limits] max_clients, [room:dev] port, ...". */
-struct restart_list {
-	char text[600];
-	size_t used;
-	int n;
-	int tls_on;      /* TLS runs: its files and settings but mode are reloaded */
+/* Keys that cannot change while roomd runs: what listens where, what the
+ * database is, what was sized at start. A reload reports them and keeps
+ * their running values ("room" is every [room:NAME] section). */
+static const struct { const char *section, *key, *why; } restart_keys[] = {
+	{ "server", "bind", "the listening sockets are opened at start" },
+	{ "server", "port", "the control port is opened at start" },
+	{ "server", "room_port_min", "room ports are bound when a room opens" },
+	{ "server", "room_port_max", "room ports are bound when a room opens" },
+	{ "server", "database", "the database is opened at start" },
+	{ "server", "name_scope", "the names held now were checked under the old scope" },
+	{ "limits", "room_unattached_max", "each room's pending list is sized at its start" },
+	{ "limits", "history_max_age", "the store's writer reads it at start" },
+	{ "metrics", "listen", "the metrics socket is opened at start" },
+	{ "tls", "mode", "every port's TLS mode is set at start" },
+	{ "room", "port", "the room's port is bound when it opens" },
+	{ "room", "ref", "members and clients hold the room's ref" },
 };
 
-static void note_restart(const char *section, const char *key, void *arg)
+/* The reason key of section needs a restart, or NULL when it is applied. */
+static const char *needs_restart(const char *section, const char *key)
 {
-	struct restart_list *rl = arg;
-	size_t room = sizeof(rl->text) - rl->used;
-	int w;
+	int room = strncmp(section, "room:", 5) == 0;
 
-	/* Applied live, reported on their own. */
-	if (key && strcmp(section, "server") == 0 && (strcmp(key, "log_level") == 0 || strcmp(key, "log_target") == 0))
-		return;
-	if (key && strcmp(section, "tls") == 0 && strcmp(key, "mode") != 0 && rl->tls_on)
-		return;
-	rl->n++;
-	if (room < 2)
-		return;
-	w = snprintf(rl->text + rl->used, room, "%s[%s]%s%s", rl->n > 1 ? ", " : "", section, key ? " " : "",
-		     key ? key : " (added or removed)");
-	rl->used += w < 0 ? 0 : (size_t)w < room ? (size_t)w : room - 1;
+	for (size_t i = 0; i < sizeof restart_keys / sizeof restart_keys[0]; i++)
+		if (strcmp(restart_keys[i].key, key) == 0 &&
+		    strcmp(restart_keys[i].section, room ? "room" : section) == 0)
+			return restart_keys[i].why;
+	return NULL;
 }
 
-/* Apply the new file's log_level and log_target; describe what changed in
- * applied (empty if nothing). */
-static void apply_live(struct service *svc, const struct config *next, char *applied, size_t len)
-{
-	enum log_level level = (enum log_level)next->log_level, old_level = log_get_level();
-	enum log_target target = (enum log_target)next->log_target, old_target = log_get_target();
-	int n = 0;
+/* One reload's view while it walks the diff. */
+struct reload {
+	struct service *svc;
+	const struct config *running;
+	struct config *next;   /* restart-only keys put back as they are found */
+	int applied, restart;  /* changes of each kind */
+};
 
-	applied[0] = '\0';
-	if (svc->level_override >= 0) {
-		level = old_level; /* -v on the command line wins over the file */
-	} else if (level != old_level) {
-		log_set_level(level);
-		n = snprintf(applied, len, "log_level %s (was %s)", log_level_name(level), log_level_name(old_level));
+/* One changed key (or a room added or removed): a log line, and the
+ * running value back into next when it needs a restart. */
+static void note_change(const char *section, const char *key, void *arg)
+{
+	struct reload *rl = arg;
+	char was[600], now[600];
+	const char *why;
+
+	if (!key) {
+		rl->applied++;
+		log_info("reload: [%s] %s", section,
+			 config_value_text(rl->next, section, "name", now, sizeof now) == 0 ? "added" : "removed");
+		return;
 	}
-	if (target != old_target) {
+	config_value_text(rl->running, section, key, was, sizeof was);
+	config_value_text(rl->next, section, key, now, sizeof now);
+	if ((why = needs_restart(section, key))) {
+		rl->restart++;
+		log_warn("reload: [%s] %s %s (was %s) needs a restart (%s): it stays %s", section, key, now,
+			 was, why, was);
+		config_keep_value(rl->next, rl->running, section, key);
+		return;
+	}
+	rl->applied++;
+	log_info("reload: [%s] applied %s %s (was %s)", section, key, now, was);
+}
+
+/* The log settings, atomics in log.c: switched now, on this thread. */
+static void apply_log(const struct config *running, const struct config *next)
+{
+	if (next->log_level != running->log_level)
+		log_set_level((enum log_level)next->log_level);
+	if (next->log_target != running->log_target) {
 		/* Said where it is still read, before the lines move away. */
-		log_info("reload: log lines go to %s from now on", log_target_name(target));
-		log_set_target(target);
-		snprintf(applied + n, len - (size_t)n, "%slog_target %s (was %s)", n ? ", " : "",
-			 log_target_name(target), log_target_name(old_target));
+		log_info("reload: log lines go to %s from now on",
+			 log_target_name((enum log_target)next->log_target));
+		log_set_target((enum log_target)next->log_target);
 	}
 }
 
-/* The [tls] certificate and key (a renewal): new connections get the new
- * ones, open connections keep theirs; a bad file is refused, the old ones
- * stay. */
-static void reload_tls(const struct config *next)
+/* The [tls] certificate and key, read again on every reload (a renewal
+ * keeps its file names): new connections get them, open ones keep theirs.
+ * A bad file is refused and the old material stays served, so next keeps
+ * the running [tls] values too. */
+static void reload_tls(const struct config *running, struct config *next)
 {
+	static const char *const keys[] = { "cert", "key", "ca", "min_version", "verify_clients" };
 	char why[512];
 	int rc = tls_reload(next, why, sizeof(why));
 
-	if (rc < 0)
+	if (rc > 0) {
+		log_info("reload: TLS certificate %s and key %s loaded for new connections",
+			 next->tls_cert, next->tls_key);
+	} else if (rc < 0) {
 		log_error("reload: TLS certificate not reloaded, the old one is still served: %s", why);
-	else if (rc > 0)
-		log_info("reload: TLS certificate %s and key %s loaded for new connections", next->tls_cert,
-			 next->tls_key);
+		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+			config_keep_value(next, running, "tls", keys[i]);
+	}
 }
 
-/* "a\nb" -> "a | b": a loader message of several lines as one log line. */
-static void one_line(const char *in, char *out, size_t len)
+/* Log each of the loader's messages (a line each, "PATH:LINE: ...") on a
+ * line of its own. */
+static void log_errors(const char *err)
 {
-	size_t o = 0;
+	while (*err) {
+		size_t n = strcspn(err, "\n");
 
-	for (; *in && o + 4 < len; in++) {
-		if (*in == '\n') {
-			memcpy(out + o, " | ", 3);
-			o += 3;
-		} else {
-			out[o++] = *in;
-		}
+		log_error("reload: %.*s", (int)n, err);
+		err += n + (err[n] == '\n');
 	}
-	out[o] = '\0';
 }
 
 void service_reload(struct service *svc)
 {
-	char status[80], applied[160], err[2048], line[1024];
-	struct restart_list rl = { .used = 0, .n = 0, .tls_on = svc->running->tls_mode != CONFIG_TLS_OFF };
-	struct config next;
+	char status[80], err[4096];
+	struct reload rl = { svc, svc->running, NULL, 0, 0 };
 
 	snprintf(status, sizeof(status), "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, mono_usec());
 	notify(svc, status);
-	config_defaults(&next);
-	if (config_load(&next, svc->config_path, err, sizeof(err)) < 0) {
-		one_line(err, line, sizeof(line));
-		log_error("reload: %s is invalid, nothing changed, roomd runs on: %s", svc->config_path, line);
+	if (!(rl.next = config_create())) {
+		log_error("reload: %s: out of memory: nothing changed", svc->config_path);
+		notify(svc, "READY=1\nSTATUS=serving; the last reload failed (see the log)");
+		return;
+	}
+	if (config_load(rl.next, svc->config_path, err, sizeof(err)) < 0) {
+		log_errors(err);
+		log_error("reload: %s is invalid, nothing changed: roomd runs on the config it had",
+			  svc->config_path);
+		config_release(rl.next);
 		notify(svc, "READY=1\nSTATUS=serving; the last reload failed (see the log)");
 		return;
 	}
 	/* The command line overrides the file, now as at start-up. */
 	if (svc->port_override >= 0)
-		next.port = svc->running->port;
-	apply_live(svc, &next, applied, sizeof(applied));
-	reload_tls(&next);
-	config_diff(svc->running, &next, note_restart, &rl);
-	config_fini(&next);
-	if (rl.n)
-		log_warn("reload: %s: %s%s%s%d changed key%s need%s a restart to take effect: %s%s",
-			 svc->config_path, applied[0] ? "applied " : "", applied, applied[0] ? "; " : "", rl.n,
-			 rl.n > 1 ? "s" : "",
-			 rl.n > 1 ? "" : "s", rl.text, rl.used + 1 >= sizeof(rl.text) ? ", ..." : "");
+		rl.next->port = svc->running->port;
+	if (svc->level_override >= 0 && rl.next->log_level != svc->running->log_level) {
+		log_info("reload: [server] log_level in the file is not applied: -v on the command line wins");
+		rl.next->log_level = svc->running->log_level;
+	}
+	/* The log first, so that the lines below go where they now belong. */
+	apply_log(svc->running, rl.next);
+	config_diff(svc->running, rl.next, note_change, &rl);
+	reload_tls(svc->running, rl.next);
+	/* Publish: the acceptor's readers now, the rooms at their next pass;
+	 * the old snapshot goes with its last holder. */
+	if (svc->acc)
+		acceptor_reconfigure(svc->acc, rl.next);
+	config_release(svc->running);
+	svc->running = rl.next;
+	if (rl.applied + rl.restart == 0)
+		log_info("reload: %s: no change", svc->config_path);
 	else
-		log_info("reload: %s: %s%s", svc->config_path, applied[0] ? "applied " : "",
-			 applied[0] ? applied : "no change to apply, none needing a restart");
+		log_info("reload: %s: %d change%s applied, %d need%s a restart", svc->config_path, rl.applied,
+			 rl.applied == 1 ? "" : "s", rl.restart, rl.restart == 1 ? "s" : "");
 	notify(svc, "READY=1\nSTATUS=serving");
 }

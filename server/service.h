@@ -15,7 +15,10 @@ struct config;
 /* Kept on main()'s stack for the daemon's lifetime; fields are service.c's. */
 struct service {
 	const char *config_path;       /* what a reload reads */
-	const struct config *running;  /* the config roomd runs with (read-only) */
+	const struct config *running;  /* the config roomd runs with: a shared snapshot
+					* whose reference this holds (a reload swaps it) */
+	struct acceptor *acc;          /* what a reload reconfigures (service_set_hooks) */
+	int reload_pending;            /* SIGHUP seen: reload at the end of the pass */
 	long port_override;            /* -p, or -1 */
 	int level_override;            /* -v, or -1 */
 	int notify;                    /* NOTIFY_SOCKET is set */
@@ -26,7 +29,8 @@ struct service {
 
 /* Read NOTIFY_SOCKET and WATCHDOG_USEC (the ping interval is half the
  * watchdog timeout, so one late pass does not get roomd killed) and keep
- * what a reload needs. running must outlive svc. */
+ * what a reload needs. svc takes over the caller's reference to running
+ * (config_create); release svc->running when done with svc. */
 void service_init(struct service *svc, const char *config_path, const struct config *running,
 		  long port_override, int level_override);
 
@@ -36,10 +40,12 @@ void service_ready(struct service *svc);
 /* Install the reload (SIGHUP), tick (watchdog) and stopping hooks. */
 void service_set_hooks(struct service *svc, struct acceptor *acc);
 
-/* SIGHUP: RELOADING=1; read and check the config file into a new struct;
- * on success apply log_level and log_target and log one line naming the
- * changed keys that need a restart; on failure log why, change nothing;
- * READY=1. Exposed for the hook; acceptor thread. */
+/* SIGHUP (at the end of the acceptor pass it arrived in): RELOADING=1;
+ * read and check the whole config file into a new snapshot; on failure
+ * log every error with its line and change nothing; otherwise log each
+ * change on a line, keep the running value of each key that needs a
+ * restart (said on its line), apply the rest (acceptor_reconfigure) and
+ * release the old snapshot; READY=1. Acceptor thread. */
 void service_reload(struct service *svc);
 
 #endif

@@ -6,7 +6,7 @@ WATCHDOG_USEC, as systemd does for a Type=notify unit with WatchdogSec=.
 - READY=1 once the control port listens;
 - WATCHDOG=1 at half of WATCHDOG_USEC, each interval within a stated bound;
 - SIGHUP with a changed file: RELOADING=1 then READY=1; log_level applies
-  at once (debug lines appear), the one line names [limits] max_clients as
+  at once (debug lines appear), [limits] room_unattached_max is reported as
   needing a restart, and the control port given by -p is not reported;
 - SIGHUP with log_target = syslog: stderr gets one line saying so and then
   nothing more; back to stderr with the next SIGHUP;
@@ -102,19 +102,20 @@ def main():
         for g in gaps:
             check(low <= g <= high, "ping interval %d ms, want %d (bound %d..%d)" % (g, want, low, high))
 
-        # A changed file: log_level applies, max_clients needs a restart, the
+        # A changed file: log_level applies, room_unattached_max needs a restart, the
         # control port (-p 0 on the command line) is not a change.
         mark = len(d.stderr())
         d.server["log_level"] = "debug"
         d.server["port"] = 12345
-        d.limits["max_clients"] = 50
+        d.limits["room_unattached_max"] = 4
         rewrite(d)
         d.proc.send_signal(signal.SIGHUP)
         sd.expect("RELOADING=1")
         sd.expect("READY=1")
         text = wait_log(d, "need", mark)
         check("applied log_level debug (was info)" in text and
-              "1 changed key needs a restart to take effect: [limits] max_clients" in text,
+              "[limits] room_unattached_max 4 (was 8) needs a restart" in text and
+              "[server] port" not in text,
               "the reload line is not as expected:\n" + text)
         c = d.connect("after-reload")
         c.ping()

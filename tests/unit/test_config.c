@@ -721,6 +721,48 @@ static void test_diff(void **state)
 	done(b);
 }
 
+/* Values as rooms.ini spells them (a room's unset keys as the server's),
+ * a restart-only key put back from the running config, and a snapshot's
+ * references. */
+static void test_values_and_snapshots(void **state)
+{
+	struct fixture *a, *b;
+	char v[128];
+	const struct config *held;
+	struct config *snap;
+
+	(void)state;
+	a = load_text("[server]\nwelcome = \"a ; b\"\n[limits]\nhistory = 7\n[room:dev]\nport = 8999\n");
+	assert_ok(a);
+	assert_int_equal(config_value_text(&a->cfg, "server", "welcome", v, sizeof v), 0);
+	assert_string_equal(v, "\"a ; b\"");
+	assert_int_equal(config_value_text(&a->cfg, "room:dev", "history", v, sizeof v), 0);
+	assert_string_equal(v, "7");
+	assert_int_equal(config_value_text(&a->cfg, "room:dev", "topic_change", v, sizeof v), 0);
+	assert_string_equal(v, "true");
+	assert_int_equal(config_value_text(&a->cfg, "room:nope", "port", v, sizeof v), -1);
+	assert_int_equal(config_value_text(&a->cfg, "limits", "nope", v, sizeof v), -1);
+	b = load_text("[server]\nbind = ::1\nwelcome = x\n[room:dev]\nport = 8998\n");
+	assert_ok(b);
+	assert_int_equal(config_keep_value(&b->cfg, &a->cfg, "server", "bind"), 0);
+	assert_string_equal(b->cfg.bind, "127.0.0.1");
+	assert_int_equal(config_keep_value(&b->cfg, &a->cfg, "room:dev", "port"), 0);
+	assert_int_equal(b->cfg.rooms[0].port, 8999);
+	assert_string_equal(b->cfg.welcome, "x");
+	assert_int_equal(config_keep_value(&b->cfg, &a->cfg, "room:dev", "name"), -1);
+	done(a);
+	done(b);
+
+	snap = config_create();
+	assert_non_null(snap);
+	assert_int_equal(snap->history, 50);
+	held = config_hold(snap);
+	assert_ptr_equal(held, snap);
+	config_release(snap);
+	config_release(held); /* the last: freed (ASan would see a leak or a double free) */
+	config_release(NULL);
+}
+
 /* A bind list is stored in canonical form and splits back into its
  * addresses, in order; a reload that only respells it changes nothing,
  * one that reorders or adds an address is a change (a restart). */
@@ -1148,6 +1190,7 @@ int main(void)
 		cmocka_unit_test(test_tls_keys),
 		cmocka_unit_test(test_each_key),
 		cmocka_unit_test(test_diff),
+		cmocka_unit_test(test_values_and_snapshots),
 		cmocka_unit_test(test_bind_list),
 		cmocka_unit_test(test_room_defaults),
 		cmocka_unit_test(test_room_limit),
