@@ -17,6 +17,7 @@ struct msg *msg_new(size_t len)
 	m->len = len;
 	m->data = m->buf;
 	m->owner = m;
+	m->alt = NULL;
 	m->data[len] = '\0';
 	return m;
 }
@@ -81,6 +82,7 @@ void msg_unref(struct msg **mp)
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
 		if (m->owner != m)
 			msg_unref(&m->owner);
+		msg_unref(&m->alt);
 		free(m);
 	}
 }
@@ -121,6 +123,7 @@ struct msg *msg_arena_take(struct msg_arena *a, size_t len)
 	m->len = len;
 	m->data = a->block->data + a->used;
 	m->owner = msg_ref(a->block);
+	m->alt = NULL;
 	a->used += len;
 	return m;
 }

@@ -41,6 +41,7 @@ SAME_MEMBER_FIELDS(CHAT);
 SAME_MEMBER_FIELDS(ATTACH);
 SAME_MEMBER_FIELDS(HIST);
 SAME_MEMBER_FIELDS(TOPIC);
+SAME_MEMBER_FIELDS(HISTA);
 
 static const struct proto_def request_defs[] = {
 	{ PROTO_HELO, 1, 0, 1, { "HELO" }, 0 },
@@ -57,6 +58,7 @@ static const struct proto_def request_defs[] = {
 	{ PROTO_PRIVATE, 0, 1, 3, { "PRIVATE_MESSAGE", "CLIENT_NAME", "MESSAGE" }, 0 },
 	{ PROTO_HISTORY, 0, 0, 3, { "HISTORY", "JOIN_ID", "CLIENT_NAME" }, 0 },
 	{ PROTO_SET_TOPIC, 0, 0, 4, { "SET_TOPIC", "JOIN_ID", "CLIENT_NAME", "TOPIC" }, 0 },
+	{ PROTO_HISTORY_AFTER, 0, 0, 4, { "HISTORY_AFTER", "JOIN_ID", "CLIENT_NAME", "SEQ" }, 0 },
 };
 
 static const struct proto_def reply_defs[] = {
@@ -76,6 +78,8 @@ static const struct proto_def reply_defs[] = {
 	{ PROTO_R_HISTORY, 0, 0, 2, { "HISTORY", "COUNT" }, 0 },
 	{ PROTO_R_ENTRY, 0, 1, 3, { "ENTRY", "CLIENT_NAME", "MESSAGE" }, 0 },
 	{ PROTO_R_TOPIC_SET, 0, 0, 2, { "TOPIC_SET", "TOPIC" }, 0 },
+	{ PROTO_R_SEQ, 0, 0, 1, { "SEQ" }, 0 },
+	{ PROTO_R_HISTORY_AFTER, 0, 0, 4, { "HISTORY_AFTER", "FIRST", "LAST", "COUNT" }, 0 },
 };
 
 #define NDEFS(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -864,6 +868,32 @@ size_t proto_fmt_history_entry(char *dst, size_t cap, const char *time, const ch
 	return named_fmt(dst, cap, entry_head, time, strlen(time), name, name_len, text, text_len, where);
 }
 
+size_t proto_fmt_seq(char *dst, size_t cap, long seq)
+{
+	int n = snprintf(dst, cap, "SEQ: %ld\n", seq);
+
+	return n < 0 ? 0 : (size_t)n;
+}
+
+size_t proto_fmt_history_after_head(char *dst, size_t cap, long ref, long first, long last,
+				    long count)
+{
+	int n = snprintf(dst, cap, "HISTORY_AFTER: %ld\nFIRST: %ld\nLAST: %ld\nCOUNT: %ld\n", ref,
+			 first, last, count);
+
+	return n < 0 ? 0 : (size_t)n;
+}
+
+struct msg *proto_write_history_after_head(long ref, long first, long last, long count)
+{
+	size_t len = proto_fmt_history_after_head(NULL, 0, ref, first, last, count);
+	struct msg *m = msg_new(len);
+
+	if (m)
+		proto_fmt_history_after_head(m->data, len + 1, ref, first, last, count);
+	return m;
+}
+
 struct msg *proto_write_topic_set(long ref, const char *topic)
 {
 	assert_one_line(topic);
@@ -873,6 +903,11 @@ struct msg *proto_write_topic_set(long ref, const char *topic)
 struct msg *proto_write_welcome_req(void)
 {
 	return msg_printf("WELCOME: 0\n");
+}
+
+struct msg *proto_write_welcome_seq_req(void)
+{
+	return msg_printf("WELCOME: SEQ\n");
 }
 
 struct msg *proto_write_list_rooms_req(long offset, long limit, int dormant)
@@ -896,6 +931,12 @@ struct msg *proto_write_private_req(const char *to, const char *from, const char
 struct msg *proto_write_history_req(long ref, long join_id, const char *name)
 {
 	return msg_printf("HISTORY: %ld\nJOIN_ID: %ld\nCLIENT_NAME: %s\n", ref, join_id, name);
+}
+
+struct msg *proto_write_history_after_req(long ref, long join_id, const char *name, long seq)
+{
+	return msg_printf("HISTORY_AFTER: %ld\nJOIN_ID: %ld\nCLIENT_NAME: %s\nSEQ: %ld\n", ref,
+			  join_id, name, seq);
 }
 
 struct msg *proto_write_set_topic_req(long ref, long join_id, const char *name, const char *topic)

@@ -61,6 +61,9 @@ struct conn {
 	/* control connections: it used an extension request, so it may be sent
 	 * extension frames it did not ask for (private messages) */
 	int ext;
+	/* control connections: it asked for sequence numbers (WELCOME: SEQ),
+	 * so a message that has its numbered form (msg.alt) is sent that */
+	int seq;
 	/* control connections: a LEAVE waits for its room to answer, in room
 	 * order, before the next request of this connection is handled (room
 	 * connections: a LEAVE made on the room port waits for the acceptor) */
@@ -194,8 +197,10 @@ long conn_read(struct conn *c);
  * (closing and all out, or the peer is gone), else 0. */
 int conn_flush(struct conn *c, int epfd);
 
-/* Queue m for sending (shared, not copied). 0, or -ENOBUFS when the send
- * queue bound is reached (the caller cuts the client off), or -ENOMEM. */
+/* Queue m for sending (shared, not copied): its numbered form m->alt
+ * instead when c asked for sequence numbers and m has one. 0, or -ENOBUFS
+ * when the send queue bound is reached (the caller cuts the client off),
+ * or -ENOMEM. */
 int conn_queue(struct conn *c, struct msg *m);
 
 /* Queue m and drop the caller's reference; the same returns. */

@@ -79,6 +79,7 @@ struct room_event {
 	int here;         /* EV_REMOVE: self goes to the room connection that
 			   * asked (a LEAVE made on the room port) */
 	size_t budget;    /* EV_HISTORY: send queue cost reserved for the reply */
+	long after;       /* EV_HISTORY: HISTORY_AFTER's SEQ (-1: a plain HISTORY) */
 	int record;       /* EV_RELAY: a member's message, kept in the history */
 	char name[CONFIG_NAME_MAX + 1];
 };
@@ -90,6 +91,7 @@ struct room_event {
 struct hist_entry {
 	struct msg *frame;
 	time_t when;
+	long seq;         /* its sequence number (§7.7) */
 	size_t name_off, name_len, text_off, text_len;
 	int run_start;    /* not adjacent to the entry before it (or the oldest) */
 };
@@ -178,6 +180,8 @@ struct room {
 	struct iptable *ips;          /* per-address counts, shared (it locks) */
 	struct delivery_batch *batch; /* for the acceptor, this pass */
 	struct msg_arena arena;         /* blocks the relayed CHATs are carved from */
+	long seq;                       /* the last member's message's number (0: none) */
+	struct msg_arena seq_arena;     /* blocks their numbered forms are carved from */
 	struct hist_entry *hist;        /* ring of the last hist_cap messages */
 	size_t hist_cap, hist_head, hist_count;
 	size_t hist_bytes, hist_runs;   /* the entries' bytes; pieces they make */
@@ -301,7 +305,8 @@ int room_relay(struct room *r, struct msg *m, const struct proto_chat_layout *me
 	return 0;
 }
 
-int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id, size_t budget)
+int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id, size_t budget,
+		 long after)
 {
 	struct room_event *ev = calloc(1, sizeof(*ev));
 
@@ -314,6 +319,7 @@ int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id, size
 		return -ENOMEM;
 	}
 	ev->budget = budget;
+	ev->after = after;
 	post_event(r, ev, EV_HISTORY, join_id, NULL, ctl_fd, ctl_id, NULL);
 	return 0;
 }
@@ -627,7 +633,7 @@ static void history_drop_oldest(struct room *r)
  * ENTRY frame, dropping the oldest when full. Returns the entry, or NULL
  * when nothing is kept. */
 static const struct hist_entry *history_keep(struct room *r, const char *name, size_t name_len,
-					     const char *text, size_t text_len, time_t when)
+					     const char *text, size_t text_len, time_t when, long seq)
 {
 	size_t max = name_len + text_len + PROTO_CHAT_OVERHEAD, len = 0;
 	const char *t = history_time(r, when);
@@ -653,6 +659,7 @@ static const struct hist_entry *history_keep(struct room *r, const char *name, s
 	e = &r->hist[(r->hist_head + r->hist_count++) % r->hist_cap];
 	e->frame = frame;
 	e->when = when;
+	e->seq = seq;
 	e->name_off = at.name_off;
 	e->name_len = at.name_len;
 	e->text_off = at.text_off;
@@ -669,27 +676,57 @@ static const struct hist_entry *history_keep(struct room *r, const char *name, s
  * the formatter said, *at): keep it, and hand it to the store's writer (a
  * queue append under a short lock: never the disk). */
 static void history_record(struct room *r, const struct msg *frame,
-			   const struct proto_chat_layout *at)
+			   const struct proto_chat_layout *at, long seq)
 {
 	const struct hist_entry *e;
 
 	if (r->hist_cap == 0)
 		return;
 	e = history_keep(r, frame->data + at->name_off, at->name_len, frame->data + at->text_off,
-			 at->text_len, time(NULL));
+			 at->text_len, time(NULL), seq);
 	if (e)
 		atomic_store(&r->kept, 1);
 	if (e && r->store)
-		store_append(r->store, r->ref, (long)r->hist_cap, e->frame, e->name_off, e->name_len,
-			     e->text_off, e->text_len, e->when);
+		store_append_numbered(r->store, r->ref, (long)r->hist_cap, e->frame, e->name_off,
+				      e->name_len, e->text_off, e->text_len, e->when, e->seq);
 }
 
-static void history_loaded(void *arg, time_t when, const char *name, const char *text)
+/* A stored message: its number goes on from the stored ones (a row stored
+ * before numbers existed, 0, gets the next one), so numbers survive a
+ * restart. */
+static void history_loaded(void *arg, time_t when, long seq, const char *name, const char *text)
 {
 	struct room *r = arg;
 
-	if (history_keep(r, name, strlen(name), text, strlen(text), when))
+	if (seq <= r->seq || seq > PROTO_SEQ_MAX)
+		seq = r->seq + 1;
+	r->seq = seq;
+	if (history_keep(r, name, strlen(name), text, strlen(text), when, seq))
 		atomic_store(&r->kept, 1);
+}
+
+/* Number a member's message about to be relayed (§7.7), and give it its
+ * numbered form, "SEQ: n" then the frame, carved from the room's block
+ * once for every connection that asked for numbers (conn_queue picks it).
+ * The frame is not shared yet. Returns its number. Out of memory, it
+ * keeps its number but goes out unnumbered (logged): a client that tracks
+ * numbers finds the hole through HISTORY_AFTER. */
+static long number_message(struct room *r, struct msg *frame)
+{
+	size_t max = PROTO_SEQ_FRAME_MAX + frame->len, len;
+	char *dst;
+
+	r->seq = r->seq < PROTO_SEQ_MAX ? r->seq + 1 : 1;
+	dst = msg_arena_reserve(&r->seq_arena, max);
+	if (dst) {
+		len = proto_fmt_seq(dst, max + 1, r->seq);
+		memcpy(dst + len, frame->data, frame->len);
+		frame->alt = msg_arena_take(&r->seq_arena, len + frame->len);
+	}
+	if (!frame->alt)
+		log_error("room %s: out of memory: message %ld goes out without its number", r->name,
+			  r->seq);
+	return r->seq;
 }
 
 /* Refill the ring from the store (the room's last messages before a
@@ -698,7 +735,42 @@ static void history_loaded(void *arg, time_t when, const char *name, const char 
 static void history_load(struct room *r)
 {
 	if (r->store && r->hist_cap > 0)
-		store_load_history(r->store, r->ref, (long)r->hist_cap, history_loaded, r);
+		store_load_numbered(r->store, r->ref, (long)r->hist_cap, history_loaded, r);
+}
+
+/* HISTORY_AFTER's reply (§7.7): the kept entries numbered after `after`,
+ * as in history_pieces(), but only the newest run of consecutive numbers
+ * (an entry lost on the way leaves a hole the client must see as a gap),
+ * under a head that says the first number and the room's last. */
+static struct sendq_pieces *history_after_pieces(struct room *r, size_t budget, long after)
+{
+	size_t k = 0, cost = 2 * SENDQ_PIECE_COST + PROTO_HISTORY_AFTER_HEAD_MAX;
+	struct sendq_pieces *l = NULL;
+	long first = r->seq + 1;
+	struct msg *head;
+
+	for (; k < r->hist_count; k++) {
+		const struct hist_entry *e = &r->hist[(r->hist_head + r->hist_count - 1 - k) % r->hist_cap];
+		size_t more = e->frame->len + (e->run_start ? SENDQ_PIECE_COST : 0);
+		if (e->seq <= after || (k > 0 && e->seq != first - 1) || cost + more > budget)
+			break;
+		cost += more;
+		first = e->seq;
+	}
+	head = proto_write_history_after_head(r->ref, first, r->seq, (long)k);
+	if (!head || sendq_pieces_add(&l, head, head->data, head->len) < 0)
+		goto fail;
+	for (size_t i = r->hist_count - k; i < r->hist_count; i++) {
+		struct msg *f = r->hist[(r->hist_head + i) % r->hist_cap].frame;
+		if (sendq_pieces_add(&l, f, f->data, f->len) < 0)
+			goto fail;
+	}
+	msg_unref(&head);
+	return l;
+fail:
+	sendq_pieces_free(l);
+	msg_unref(&head);
+	return NULL;
 }
 
 /* The reply to a HISTORY, as pieces: a head, then the kept ENTRY frames
@@ -740,7 +812,12 @@ static void history_reply(struct room *r, struct room_event *ev)
 {
 	struct delivery_batch *b = ev->answer;
 
-	b->pieces = find_member(r, ev->join_id) ? history_pieces(r, ev->budget) : NULL;
+	if (!find_member(r, ev->join_id))
+		b->pieces = NULL;
+	else if (ev->after >= 0)
+		b->pieces = history_after_pieces(r, ev->budget, ev->after);
+	else
+		b->pieces = history_pieces(r, ev->budget);
 	if (!b->pieces)
 		log_error("room %s: cannot answer a HISTORY request (out of memory, or no such member)",
 			  r->name);
@@ -759,6 +836,7 @@ static void handle_mail(struct room *r)
 	for (; all; all = next) {
 		struct room_event *ev = (struct room_event *)all;
 		struct conn *resume = NULL;
+		long seq = 0;
 		next = all->next;
 		switch (ev->mail.type) {
 		case EV_ADD:
@@ -779,12 +857,14 @@ static void handle_mail(struct room *r)
 		default:
 			break;
 		}
-		if (ev->msg && ev->record)
+		if (ev->msg && ev->record) {
 			count_message(r, ev->msg);
+			seq = number_message(r, ev->msg);
+		}
 		if (ev->msg)
 			broadcast(r, ev->msg);
 		if (ev->msg && ev->record)
-			history_record(r, ev->msg, &ev->chat);
+			history_record(r, ev->msg, &ev->chat, seq);
 		msg_unref(&ev->msg);
 		msg_unref(&ev->self);
 		if (ev != &r->stop_event)
@@ -1043,6 +1123,7 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 {
 	struct proto_chat_layout where;
 	struct msg *out;
+	long seq;
 
 	if ((long)pm->len[PROTO_F_CHAT_TEXT] > r->cfg->max_message) {
 		reply_error(r, c, PROTO_E_TOO_LARGE, "message too large");
@@ -1059,8 +1140,9 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 		return;
 	}
 	count_message(r, out);
+	seq = number_message(r, out);
 	broadcast(r, out);
-	history_record(r, out, &where);
+	history_record(r, out, &where, seq);
 	msg_unref(&out);
 }
 
@@ -1405,6 +1487,7 @@ static void room_free(struct room *r)
 	free(r->hist);
 	delivery_backlog_unref(r->backlog);
 	msg_arena_fini(&r->arena);
+	msg_arena_fini(&r->seq_arena);
 	msg_arena_fini(&r->hist_arena);
 	while (r->members) {
 		struct member *m = r->members;
@@ -1437,6 +1520,7 @@ struct room *room_start(const struct config *cfg, const struct room_uplink *up, 
 	r->loop.epfd = -1;
 	r->members_end = &r->members;
 	msg_arena_init(&r->arena, ROOM_BLOCK_BYTES);
+	msg_arena_init(&r->seq_arena, ROOM_BLOCK_BYTES);
 	(void)max_members; /* room connections: one per attached member, plus the pending */
 	r->ips = up->ips;
 	r->pending = calloc((size_t)cfg->room_unattached_max, sizeof(*r->pending));
