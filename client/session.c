@@ -26,6 +26,7 @@
 #include "activity.h"
 #include "backoff.h"
 #include "catchup.h"
+#include "seqtrack.h"
 #include "control.h"
 #include "net.h"
 #include "input.h"
@@ -61,6 +62,8 @@ struct lost_room {
 	char *names[CATCHUP_SEEN], *texts[CATCHUP_SEEN];
 	size_t nseen;
 	int current;
+	int numbered;  /* the lost connection gave numbers: last_seq counts */
+	long last_seq; /* the newest number seen in the room (0: none) */
 };
 
 /* Rooms listed in the prompt's activity list at most. */
@@ -331,12 +334,18 @@ int session_show_history(struct session *s, struct joined *j, size_t max)
 	struct control_reply rep;
 	const char *name = room_name(j->room);
 	size_t first = 0, n;
-	int rc = session_request(s, proto_write_history_req(room_ref(j->room), room_join_id(j->room),
-							    s->p.name),
-				 PROTO_R_HISTORY, &rep);
+	/* With numbers, the same entries with the room's newest number: what
+	 * the catch-up after a reconnect starts from. */
+	enum proto_kind kind = s->seq ? PROTO_R_HISTORY_AFTER : PROTO_R_HISTORY;
+	long ref = room_ref(j->room), id = room_join_id(j->room);
+	int rc = session_request(s, s->seq ? proto_write_history_after_req(ref, id, s->p.name, 0)
+					   : proto_write_history_req(ref, id, s->p.name),
+				 kind, &rep);
 
-	if (rc < 0 || rep.kind != PROTO_R_HISTORY)
+	if (rc < 0 || rep.kind != kind)
 		goto out;
+	if (kind == PROTO_R_HISTORY_AFTER)
+		seqtrack_seed(ref, rep.last);
 	n = rep.nentries;
 	if (max > 0 && n > 0 && own_join_entry(s, &rep.entries[n - 1]))
 		n--;
@@ -362,6 +371,7 @@ out:
 }
 
 static int catch_up(struct session *s, struct joined *j, const struct lost_room *lost);
+static int catch_up_numbered(struct session *s, struct joined *j, const struct lost_room *lost);
 
 /* Join room; lost non-NULL when rejoining after a reconnect: then the
  * messages missed meanwhile are shown instead of the usual recent history.
@@ -509,13 +519,15 @@ static int term_loop(struct session *s)
 static int welcome(struct session *s, int again)
 {
 	struct control_reply rep;
-	int rc = session_request(s, proto_write_welcome_req(), PROTO_R_WELCOME, &rep);
+	int rc = session_request(s, proto_write_welcome_seq_req(), PROTO_R_WELCOME, &rep);
 
 	if (rc < 0)
 		return rc;
 	s->ext = 0;
+	s->seq = 0;
 	if (rep.kind == PROTO_R_WELCOME) {
 		s->ext = 1;
+		s->seq = rep.seq;
 		free(s->server_id);
 		s->server_id = rep.server_id;
 		rep.server_id = NULL;
@@ -544,6 +556,60 @@ static int autojoin(struct session *s)
 
 /* ---- reconnecting ---------------------------------------------------------------- */
 
+/* The catch-up's header: the gap line, "nothing missed", or how many. */
+static void catch_up_header(const char *name, int gap, size_t n)
+{
+	if (gap)
+		output_info("--- %s: gap: more was said while disconnected than the history keeps;"
+			    " its %zu oldest kept message%s follow ---", output_q(name), n,
+			    n == 1 ? "" : "s");
+	else if (n == 0)
+		output_info("--- %s: nothing missed ---", output_q(name));
+	else
+		output_info("--- %s: %zu message%s missed while disconnected ---", output_q(name), n,
+			    n == 1 ? "" : "s");
+}
+
+/* The catch-up by number (§7.7): the entries numbered after the last one
+ * seen before the drop, up to the first printed live since the rejoin
+ * (none twice). A gap: the history starts after a number we never saw, or
+ * the room numbers from below ours (a restart without a database). */
+static int catch_up_numbered(struct session *s, struct joined *j, const struct lost_room *lost)
+{
+	struct control_reply rep;
+	const char *name = room_name(j->room);
+	long ref = room_ref(j->room), last = lost->last_seq, live, dummy, upto;
+	size_t first = 0, end;
+	int gap, renumbered, rc;
+
+	rc = session_request(s, proto_write_history_after_req(ref, room_join_id(j->room), s->p.name,
+							      last),
+			     PROTO_R_HISTORY_AFTER, &rep);
+	if (rc < 0 || rep.kind != PROTO_R_HISTORY_AFTER)
+		goto out;
+	seqtrack_get(ref, &dummy, &live);
+	renumbered = rep.last < last; /* nothing tells what we saw */
+	if (renumbered)
+		last = 0;
+	/* Missed: the numbers after last, up to the first one printed live. */
+	upto = live > 0 && live - 1 < rep.last ? live - 1 : rep.last;
+	gap = renumbered || (upto > last && (rep.nentries == 0 || rep.first > last + 1));
+	end = rep.nentries;
+	/* Entry i is numbered rep.first + i (the reply is one run). */
+	while (first < end && rep.first + (long)first <= last)
+		first++;
+	while (end > first && rep.first + (long)end - 1 > upto)
+		end--;
+	catch_up_header(name, gap, end - first);
+	for (size_t i = first; i < end; i++)
+		output_history_entry(name, rep.entries[i].time, rep.entries[i].name,
+				     rep.entries[i].text);
+	seqtrack_seed(ref, rep.last);
+out:
+	control_reply_fini(&rep);
+	return rc;
+}
+
 /* Print the history entries of room j missed while we were away (lost: what
  * we had seen there), found by catchup_plan(); or the gap line when the
  * history no longer reaches back to what we saw. 0 or fatal. */
@@ -562,6 +628,8 @@ static int catch_up(struct session *s, struct joined *j, const struct lost_room 
 			     output_q(name));
 		return 0;
 	}
+	if (s->seq && lost->numbered)
+		return catch_up_numbered(s, j, lost);
 	rc = session_request(s, proto_write_history_req(room_ref(j->room), room_join_id(j->room), s->p.name),
 			     PROTO_R_HISTORY, &rep);
 	if (rc < 0 || rep.kind != PROTO_R_HISTORY)
@@ -580,15 +648,7 @@ static int catch_up(struct session *s, struct joined *j, const struct lost_room 
 	for (size_t i = 0; i < nlive; i++)
 		live[i] = (struct catchup_entry){ live_names[i], live_texts[i] };
 	plan = catchup_plan(hist, rep.nentries, seen, lost->nseen, live, nlive);
-	if (plan.gap)
-		output_info("--- %s: gap: more was said while disconnected than the history keeps;"
-			    " its %zu oldest kept message%s follow ---", output_q(name),
-			    plan.end - plan.first, plan.end - plan.first == 1 ? "" : "s");
-	else if (plan.first == plan.end)
-		output_info("--- %s: nothing missed ---", output_q(name));
-	else
-		output_info("--- %s: %zu message%s missed while disconnected ---", output_q(name),
-			    plan.end - plan.first, plan.end - plan.first == 1 ? "" : "s");
+	catch_up_header(name, plan.gap, plan.end - plan.first);
 	for (size_t i = plan.first; i < plan.end; i++)
 		output_history_entry(name, rep.entries[i].time, rep.entries[i].name,
 				     rep.entries[i].text);
@@ -636,6 +696,7 @@ static void free_lost(struct lost_room *lost, size_t n)
 static void drop_connection(struct session *s, struct lost_room **out, size_t *n)
 {
 	struct lost_room *lost = calloc(s->nrooms + 1, sizeof(*lost));
+	long live;
 
 	*n = 0;
 	for (size_t i = 0; lost && i < s->nrooms; i++) {
@@ -647,6 +708,8 @@ static void drop_connection(struct session *s, struct lost_room **out, size_t *n
 			continue;
 		l->nseen = room_copy_seen(s->rooms[i].room, l->names, l->texts);
 		l->current = (long)i == s->cur;
+		l->numbered = s->seq;
+		seqtrack_get(room_ref(s->rooms[i].room), &l->last_seq, &live);
 		(*n)++;
 	}
 	if (!lost)
@@ -655,6 +718,7 @@ static void drop_connection(struct session *s, struct lost_room **out, size_t *n
 	remove_all_rooms(s);
 	control_destroy(s->ctl);
 	s->ctl = NULL;
+	seqtrack_reset(); /* the readers are gone: what comes now is the rejoin's */
 	*out = lost;
 }
 

@@ -61,8 +61,9 @@ struct conn {
 	/* control connections: it used an extension request, so it may be sent
 	 * extension frames it did not ask for (private messages) */
 	int ext;
-	/* control connections: it asked for sequence numbers (WELCOME: SEQ),
-	 * so a message that has its numbered form (msg.alt) is sent that */
+	/* it asked for sequence numbers (a control connection: WELCOME: SEQ;
+	 * a room connection: its member's did, set at the attach), so a
+	 * message that has its numbered form (msg.alt) is sent that */
 	int seq;
 	/* control connections: a LEAVE waits for its room to answer, in room
 	 * order, before the next request of this connection is handled (room

@@ -256,7 +256,7 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 		return join_error(c, PROTO_E_SERVER, room);
 	}
 	stored = conn_membership(c, ms.join_id);
-	if (room_add_member(info.room, ms.join_id, name, c->fd, c->id, c->peer,
+	if (room_add_member(info.room, ms.join_id, name, c->fd, c->id, c->peer, c->seq,
 			    announcement(info.ref, name, PROTO_JOINED_TEXT), &stored->leave) < 0) {
 		conn_remove_membership(c, ms.join_id);
 		registry_leave(ctl->reg, ms.join_id);

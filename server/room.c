@@ -81,6 +81,7 @@ struct room_event {
 	size_t budget;    /* EV_HISTORY: send queue cost reserved for the reply */
 	long after;       /* EV_HISTORY: HISTORY_AFTER's SEQ (-1: a plain HISTORY) */
 	int record;       /* EV_RELAY: a member's message, kept in the history */
+	int numbered;     /* EV_ADD: the member asked for sequence numbers */
 	char name[CONFIG_NAME_MAX + 1];
 };
 
@@ -126,6 +127,8 @@ struct member {
 					 * cannot be queued; NULL once posted */
 	int unreachable;       /* a delivery could not be queued: its control
 				* connection is closing, nothing more goes there */
+	int numbered;          /* it asked for sequence numbers: so does the
+				* room connection it attaches (§7.7) */
 	struct member *next;   /* the room's delivery list */
 };
 
@@ -231,7 +234,7 @@ static void post_event(struct room *r, struct room_event *ev, int type, long joi
 }
 
 int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
-		    uint64_t ctl_id, const char *ctl_peer, struct msg *announce,
+		    uint64_t ctl_id, const char *ctl_peer, int numbered, struct msg *announce,
 		    struct room_event **leave)
 {
 	struct room_event *ev = calloc(1, sizeof(*ev));
@@ -255,6 +258,7 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 		return -ENOMEM;
 	}
 	snprintf(ev->peer, sizeof(ev->peer), "%s", ctl_peer);
+	ev->numbered = numbered;
 	post_event(r, ev, EV_ADD, join_id, name, ctl_fd, ctl_id, announce);
 	return 0;
 }
@@ -470,6 +474,7 @@ static void add_member(struct room *r, struct room_event *ev)
 	snprintf(m->name, sizeof(m->name), "%s", ev->name);
 	m->ctl_fd = ev->ctl_fd;
 	m->ctl_id = ev->ctl_id;
+	m->numbered = ev->numbered;
 	snprintf(m->peer, sizeof(m->peer), "%s", ev->peer);
 	m->leave_req = ev->req;
 	m->leave_req->ctl_fd = m->ctl_fd;
@@ -1037,6 +1042,7 @@ static void attach_conn(struct room *r, struct conn *c, struct member *m)
 		metrics_gauge_add_own(&r->metrics->attached, 1);
 	m->attached = c;
 	rconn(c)->attached_id = m->join_id;
+	c->seq = m->numbered; /* its traffic numbered as on the control connection */
 }
 
 static void handle_attach(struct room *r, struct conn *c, const struct proto_msg *pm)

@@ -54,11 +54,13 @@ struct room_event;
 /* A member joined over control connection (ctl_fd, ctl_id) from address
  * ctl_peer (the only address its capability is accepted from on the room
  * port): add it to the delivery list, then relay announce to every member,
- * the new one included. *leave receives the event its removal will use, so
+ * the new one included. numbered: the control connection asked for
+ * sequence numbers (§7.7), so a room connection the member attaches gets
+ * them too. *leave receives the event its removal will use, so
  * that leaving never fails (with it, the request that carries a LEAVE made
  * on the room port to the acceptor). 0, or -ENOMEM (nothing posted). */
 int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
-		    uint64_t ctl_id, const char *ctl_peer, struct msg *announce,
+		    uint64_t ctl_id, const char *ctl_peer, int numbered, struct msg *announce,
 		    struct room_event **leave);
 
 /* A member left: stop delivering to it (close its room connection), then
