@@ -17,7 +17,6 @@ struct msg *msg_new(size_t len)
 	m->len = len;
 	m->data = m->buf;
 	m->owner = m;
-	m->alt = NULL;
 	m->data[len] = '\0';
 	return m;
 }
@@ -82,7 +81,6 @@ void msg_unref(struct msg **mp)
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
 		if (m->owner != m)
 			msg_unref(&m->owner);
-		msg_unref(&m->alt);
 		free(m);
 	}
 }
@@ -123,7 +121,6 @@ struct msg *msg_arena_take(struct msg_arena *a, size_t len)
 	m->len = len;
 	m->data = a->block->data + a->used;
 	m->owner = msg_ref(a->block);
-	m->alt = NULL;
 	a->used += len;
 	return m;
 }

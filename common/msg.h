@@ -19,11 +19,6 @@ struct msg {
 	size_t len;        /* bytes in data, the NUL terminator excluded */
 	char *data;        /* NUL-terminated, except in a slice */
 	struct msg *owner; /* who holds the bytes: itself, or a slice's block */
-	struct msg *alt;   /* the same frame as a connection that negotiated
-			    * more is sent it (a room message with its SEQ
-			    * frame, docs/PROTOCOL.md §7.7), or NULL; one
-			    * reference, set once before the message is
-			    * shared, released with it */
 	char buf[];        /* the bytes of a message that owns them */
 };
 

@@ -393,7 +393,7 @@ int conn_flush(struct conn *c, int epfd)
 
 int conn_queue(struct conn *c, struct msg *m)
 {
-	return sendq_push(&c->out, c->seq && m->alt ? m->alt : m);
+	return sendq_push(&c->out, m);
 }
 
 int conn_queue_take(struct conn *c, struct msg *m)

@@ -62,8 +62,9 @@ struct conn {
 	 * extension frames it did not ask for (private messages) */
 	int ext;
 	/* it asked for sequence numbers (a control connection: WELCOME: SEQ;
-	 * a room connection: its member's did, set at the attach), so a
-	 * message that has its numbered form (msg.alt) is sent that */
+	 * a room connection: its member's did, set at the attach): its rooms
+	 * send it their members' messages numbered (a SEQ frame before each),
+	 * and an overflow of those gets a gap notice before a cut-off */
 	int seq;
 	/* control connections: a LEAVE waits for its room to answer, in room
 	 * order, before the next request of this connection is handled (room
@@ -198,10 +199,8 @@ long conn_read(struct conn *c);
  * (closing and all out, or the peer is gone), else 0. */
 int conn_flush(struct conn *c, int epfd);
 
-/* Queue m for sending (shared, not copied): its numbered form m->alt
- * instead when c asked for sequence numbers and m has one. 0, or -ENOBUFS
- * when the send queue bound is reached (the caller cuts the client off),
- * or -ENOMEM. */
+/* Queue m for sending (shared, not copied). 0, or -ENOBUFS when the send
+ * queue bound is reached (the caller cuts the client off), or -ENOMEM. */
 int conn_queue(struct conn *c, struct msg *m);
 
 /* Queue m and drop the caller's reference; the same returns. */

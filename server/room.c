@@ -184,6 +184,7 @@ struct room {
 	struct delivery_batch *batch; /* for the acceptor, this pass */
 	struct msg_arena arena;         /* blocks the relayed CHATs are carved from */
 	long seq;                       /* the last member's message's number (0: none) */
+	size_t nnumbered;               /* members that asked for numbers */
 	struct msg_arena seq_arena;     /* blocks their numbered forms are carved from */
 	struct hist_entry *hist;        /* ring of the last hist_cap messages */
 	size_t hist_cap, hist_head, hist_count;
@@ -437,11 +438,12 @@ static void deliver(struct room *r, struct member *m, struct msg *msg)
 		close_unreachable(r, m);
 }
 
-static void broadcast(struct room *r, struct msg *msg)
+/* numbered: msg's numbered form for the members that asked (NULL: none). */
+static void broadcast(struct room *r, struct msg *msg, struct msg *numbered)
 {
 	metrics_add_own(&r->metrics->deliveries, r->nmembers);
 	for (struct member *m = r->members; m; m = m->next)
-		deliver(r, m, msg);
+		deliver(r, m, m->numbered && numbered ? numbered : msg);
 }
 
 /* A member's message is being relayed: count it (room thread). */
@@ -475,6 +477,7 @@ static void add_member(struct room *r, struct room_event *ev)
 	m->ctl_fd = ev->ctl_fd;
 	m->ctl_id = ev->ctl_id;
 	m->numbered = ev->numbered;
+	r->nnumbered += (size_t)m->numbered;
 	snprintf(m->peer, sizeof(m->peer), "%s", ev->peer);
 	m->leave_req = ev->req;
 	m->leave_req->ctl_fd = m->ctl_fd;
@@ -585,6 +588,7 @@ static struct conn *remove_member(struct room *r, struct room_event *ev)
 	if (m->attached)
 		loop_close(&r->loop, m->attached, 0);
 	free(m->leave_req);
+	r->nnumbered -= (size_t)m->numbered;
 	*link = m->next;
 	if (r->members_end == &m->next)
 		r->members_end = link;
@@ -710,28 +714,32 @@ static void history_loaded(void *arg, time_t when, long seq, const char *name, c
 		atomic_store(&r->kept, 1);
 }
 
-/* Number a member's message about to be relayed (§7.7), and give it its
- * numbered form, "SEQ: n" then the frame, carved from the room's block
- * once for every connection that asked for numbers (conn_queue picks it).
- * The frame is not shared yet. Returns its number. Out of memory, it
- * keeps its number but goes out unnumbered (logged): a client that tracks
- * numbers finds the hole through HISTORY_AFTER. */
-static long number_message(struct room *r, struct msg *frame)
+/* Number a member's message about to be relayed (§7.7): r->seq is its
+ * number. Returns its numbered form, "SEQ: n" then the frame, carved from
+ * the room's block once for every member that asked for numbers (a burst
+ * of them lies end to end, one piece in each queue, as the plain frames
+ * do), or NULL when no member asked. Out of memory it goes out
+ * unnumbered (logged): such a client finds the hole through its next
+ * HISTORY_AFTER. */
+static struct msg *number_message(struct room *r, const struct msg *frame)
 {
 	size_t max = PROTO_SEQ_FRAME_MAX + frame->len, len;
+	struct msg *numbered = NULL;
 	char *dst;
 
 	r->seq = r->seq < PROTO_SEQ_MAX ? r->seq + 1 : 1;
+	if (r->nnumbered == 0)
+		return NULL;
 	dst = msg_arena_reserve(&r->seq_arena, max);
 	if (dst) {
 		len = proto_fmt_seq(dst, max + 1, r->seq);
 		memcpy(dst + len, frame->data, frame->len);
-		frame->alt = msg_arena_take(&r->seq_arena, len + frame->len);
+		numbered = msg_arena_take(&r->seq_arena, len + frame->len);
 	}
-	if (!frame->alt)
+	if (!numbered)
 		log_error("room %s: out of memory: message %ld goes out without its number", r->name,
 			  r->seq);
-	return r->seq;
+	return numbered;
 }
 
 /* Refill the ring from the store (the room's last messages before a
@@ -841,7 +849,7 @@ static void handle_mail(struct room *r)
 	for (; all; all = next) {
 		struct room_event *ev = (struct room_event *)all;
 		struct conn *resume = NULL;
-		long seq = 0;
+		struct msg *numbered = NULL;
 		next = all->next;
 		switch (ev->mail.type) {
 		case EV_ADD:
@@ -864,12 +872,13 @@ static void handle_mail(struct room *r)
 		}
 		if (ev->msg && ev->record) {
 			count_message(r, ev->msg);
-			seq = number_message(r, ev->msg);
+			numbered = number_message(r, ev->msg);
 		}
 		if (ev->msg)
-			broadcast(r, ev->msg);
+			broadcast(r, ev->msg, numbered);
 		if (ev->msg && ev->record)
-			history_record(r, ev->msg, &ev->chat, seq);
+			history_record(r, ev->msg, &ev->chat, r->seq);
+		msg_unref(&numbered);
 		msg_unref(&ev->msg);
 		msg_unref(&ev->self);
 		if (ev != &r->stop_event)
@@ -1128,8 +1137,7 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 			const struct member_request *q)
 {
 	struct proto_chat_layout where;
-	struct msg *out;
-	long seq;
+	struct msg *out, *numbered;
 
 	if ((long)pm->len[PROTO_F_CHAT_TEXT] > r->cfg->max_message) {
 		reply_error(r, c, PROTO_E_TOO_LARGE, "message too large");
@@ -1146,9 +1154,10 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 		return;
 	}
 	count_message(r, out);
-	seq = number_message(r, out);
-	broadcast(r, out);
-	history_record(r, out, &where, seq);
+	numbered = number_message(r, out);
+	broadcast(r, out, numbered);
+	history_record(r, out, &where, r->seq);
+	msg_unref(&numbered);
 	msg_unref(&out);
 }
 

@@ -83,8 +83,8 @@ void room_event_free(struct room_event *ev);
 
 /* Relay a CHAT frame to every member. A member's message (not a server
  * notice) comes with member_text, where its name and text lie in m (as
- * proto_fmt_chat() says): it is numbered (the room thread sets m->alt, so
- * m must not be shared yet) and kept in the room's history. NULL: a
+ * proto_fmt_chat() says): it is numbered (members that asked get it after
+ * a SEQ frame) and kept in the room's history. NULL: a
  * notice, neither numbered nor kept. 0, or -ENOMEM (nothing relayed). */
 int room_relay(struct room *r, struct msg *m, const struct proto_chat_layout *member_text);
 
