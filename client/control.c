@@ -224,10 +224,13 @@ static void on_chat(struct control *c, const struct proto_msg *m)
 {
 	long ref;
 	const char *room = label_of(c, m->field[PROTO_F_RCHAT_REF], &ref);
+	long seq = c->next_seq;
 
-	if (c->next_seq > 0 && ref > 0)
-		seqtrack_saw(ref, c->next_seq);
 	c->next_seq = 0;
+	if (seq > 0 && ref > 0 && !seqtrack_live(ref, seq)) {
+		notify_poke(c->note); /* a refill may be due */
+		return; /* shown by a history, or held for a refill */
+	}
 	output_chat(room, m->field[PROTO_F_RCHAT_NAME], m->field[PROTO_F_RCHAT_TEXT]);
 	notify_chat(c->note, ref, m->field[PROTO_F_RCHAT_NAME], m->field[PROTO_F_RCHAT_TEXT]);
 }
@@ -442,6 +445,23 @@ static void on_seq(struct control *c, const struct proto_msg *m)
 		c->next_seq = 0;
 }
 
+/* A GAP notice (§7.7), on this connection or a room's: the room's live
+ * messages wait for the command thread's refill. */
+void control_on_gap(struct notify *note, const struct proto_msg *m)
+{
+	long ref;
+
+	if (proto_parse_int(m->field[PROTO_F_RGAP_REF], 1, PROTO_ID_MAX, &ref) < 0)
+		return;
+	seqtrack_gap(ref);
+	notify_poke(note);
+}
+
+static void on_gap(struct notify *note, const struct proto_msg *m)
+{
+	control_on_gap(note, m);
+}
+
 static void on_private_from(const struct proto_msg *m)
 {
 	output_private(m->field[PROTO_F_RPFROM_NAME], NULL, m->field[PROTO_F_RPFROM_TEXT]);
@@ -474,6 +494,7 @@ static void *reader_main(void *arg)
 			on_list_head(c, &m, PROTO_F_RHISTA_COUNT, PROTO_F_RHISTA_REF);
 			break;
 		case PROTO_R_SEQ: on_seq(c, &m); break;
+		case PROTO_R_GAP: on_gap(c->note, &m); break;
 		case PROTO_R_ROOM:
 		case PROTO_R_MEMBER:
 		case PROTO_R_ENTRY: on_list_entry(c, &m); break;

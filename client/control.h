@@ -93,6 +93,10 @@ int control_take_reply(struct control *c, struct control_reply *out);
 /* Stop expecting a reply (after a timeout): a late one is ignored. */
 void control_cancel(struct control *c);
 
+/* A GAP notice arrived (on the control connection or a room's): mark the
+ * room for a refill (seqtrack.h) and wake the command thread. Any reader. */
+void control_on_gap(struct notify *note, const struct proto_msg *m);
+
 /* 0 while the connection is up; once the reader has stopped, 1 for a close
  * by the server or the -errno that ended it (-EMSGSIZE: oversized frame). */
 int control_closed(struct control *c);

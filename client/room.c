@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "activity.h"
+#include "control.h"
 #include "frame_reader.h"
 #include "msg.h"
 #include "net.h"
@@ -241,10 +242,14 @@ static void *listener_main(void *arg)
 			if (proto_parse_int(m.field[PROTO_F_RSEQ_SEQ], 1, PROTO_SEQ_MAX, &next_seq) < 0)
 				next_seq = 0;
 		} else if (m.kind == PROTO_R_CHAT) {
-			if (next_seq > 0)
-				seqtrack_saw(r->ref, next_seq);
+			/* Not printed when a history showed it or a refill will. */
+			if (next_seq <= 0 || seqtrack_live(r->ref, next_seq))
+				on_chat(r, m.field[PROTO_F_RCHAT_NAME], m.field[PROTO_F_RCHAT_TEXT]);
+			else
+				notify_poke(r->note); /* a refill may be due */
 			next_seq = 0;
-			on_chat(r, m.field[PROTO_F_RCHAT_NAME], m.field[PROTO_F_RCHAT_TEXT]);
+		} else if (m.kind == PROTO_R_GAP) {
+			control_on_gap(r->note, &m);
 		} else if (m.kind == PROTO_R_ERROR) {
 			on_error(r, &m, attaching);
 			if (attaching)

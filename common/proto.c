@@ -80,6 +80,7 @@ static const struct proto_def reply_defs[] = {
 	{ PROTO_R_TOPIC_SET, 0, 0, 2, { "TOPIC_SET", "TOPIC" }, 0 },
 	{ PROTO_R_SEQ, 0, 0, 1, { "SEQ" }, 0 },
 	{ PROTO_R_HISTORY_AFTER, 0, 0, 4, { "HISTORY_AFTER", "FIRST", "LAST", "COUNT" }, 0 },
+	{ PROTO_R_GAP, 0, 0, 3, { "GAP", "FIRST", "LAST" }, 0 },
 };
 
 #define NDEFS(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -892,6 +893,50 @@ struct msg *proto_write_history_after_head(long ref, long first, long last, long
 	if (m)
 		proto_fmt_history_after_head(m->data, len + 1, ref, first, last, count);
 	return m;
+}
+
+static const char seq_head[] = "SEQ: ";
+
+int proto_is_numbered(const char *data, size_t len)
+{
+	return len > sizeof(seq_head) - 1 && memcmp(data, seq_head, sizeof(seq_head) - 1) == 0;
+}
+
+/* The decimal number at *p (advanced past it), or -1. */
+static long scan_number(const char **p, const char *end)
+{
+	long v = 0;
+
+	if (*p == end || **p < '0' || **p > '9')
+		return -1;
+	for (; *p < end && **p >= '0' && **p <= '9'; (*p)++) {
+		if (v > PROTO_SEQ_MAX / 10)
+			return -1;
+		v = v * 10 + (**p - '0');
+	}
+	return v;
+}
+
+size_t proto_numbered_next(const char *data, size_t len, long *ref, long *seq)
+{
+	static const char chat[] = "\nCHAT: ";
+	const char *p = data + sizeof(seq_head) - 1, *end = data + len, *stop;
+
+	if (!proto_is_numbered(data, len))
+		return 0;
+	*seq = scan_number(&p, end);
+	if (*seq < 0 || (size_t)(end - p) < sizeof(chat) - 1 || memcmp(p, chat, sizeof(chat) - 1) != 0)
+		return 0;
+	p += sizeof(chat) - 1;
+	*ref = scan_number(&p, end);
+	/* A CHAT frame ends at its blank line (its text never holds one). */
+	stop = *ref < 0 ? NULL : memmem(p, (size_t)(end - p), "\n\n", 2);
+	return stop ? (size_t)(stop + 2 - data) : 0;
+}
+
+struct msg *proto_write_gap(long ref, long first, long last)
+{
+	return msg_printf("GAP: %ld\nFIRST: %ld\nLAST: %ld\n", ref, first, last);
 }
 
 struct msg *proto_write_topic_set(long ref, const char *topic)

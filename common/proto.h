@@ -77,6 +77,7 @@ enum proto_kind {
 	PROTO_R_SEQ,          /* SEQ: n, the number of the CHAT frame that follows */
 	PROTO_R_HISTORY_AFTER, /* HISTORY_AFTER: ref, FIRST, LAST, COUNT: n, then
 				* n PROTO_R_ENTRY */
+	PROTO_R_GAP,          /* GAP: ref, FIRST, LAST: numbered messages dropped */
 };
 
 enum proto_dialect { PROTO_REQUESTS, PROTO_REPLIES };
@@ -177,6 +178,8 @@ enum {
 	/* HISTORY_AFTER, FIRST, LAST, COUNT */
 	PROTO_F_RHISTA_REF = 0, PROTO_F_RHISTA_FIRST = 1, PROTO_F_RHISTA_LAST = 2,
 	PROTO_F_RHISTA_COUNT = 3,
+	/* GAP, FIRST, LAST */
+	PROTO_F_RGAP_REF = 0, PROTO_F_RGAP_FIRST = 1, PROTO_F_RGAP_LAST = 2,
 };
 
 /* Parser state for one byte stream. Embedded in its owner (a connection);
@@ -329,6 +332,14 @@ size_t proto_fmt_history_after_head(char *dst, size_t cap, long ref, long first,
 /* What that head costs at most, whatever its numbers. */
 #define PROTO_HISTORY_AFTER_HEAD_MAX 128
 struct msg *proto_write_history_after_head(long ref, long first, long last, long count);
+/* Nonzero when data[0..len) starts with a numbered CHAT (a SEQ frame). */
+int proto_is_numbered(const char *data, size_t len);
+/* The numbered CHAT at the start of data[0..len) (SEQ frame and CHAT
+ * frame): its length, with *ref and *seq; 0 when there is none whole. */
+size_t proto_numbered_next(const char *data, size_t len, long *ref, long *seq);
+/* The gap notice: room ref's messages first..last were dropped from the
+ * connection's queue (§7.7). */
+struct msg *proto_write_gap(long ref, long first, long last);
 
 /* The texts of the server's notices, relayed as CHATs, shared by the
  * daemon, roomc and the tests: "<name> has joined this chatroom." (from

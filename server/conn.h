@@ -66,6 +66,9 @@ struct conn {
 	 * send it their members' messages numbered (a SEQ frame before each),
 	 * and an overflow of those gets a gap notice before a cut-off */
 	int seq;
+	/* it was sent gap notices, which end at this queue position (out.sent):
+	 * another overflow before it is written is a cut-off (0: none) */
+	unsigned long long gap_mark;
 	/* control connections: a LEAVE waits for its room to answer, in room
 	 * order, before the next request of this connection is handled (room
 	 * connections: a LEAVE made on the room port waits for the acceptor) */
@@ -200,7 +203,13 @@ long conn_read(struct conn *c);
 int conn_flush(struct conn *c, int epfd);
 
 /* Queue m for sending (shared, not copied). 0, or -ENOBUFS when the send
- * queue bound is reached (the caller cuts the client off), or -ENOMEM. */
+ * queue bound is reached (the caller cuts the client off), or -ENOMEM.
+ * On a connection that asked for sequence numbers, a numbered room
+ * message that does not fit drops, instead, every numbered message
+ * queued and not started (and itself), and queues one gap notice per
+ * room naming the numbers dropped (docs/PROTOCOL.md §7.7); -ENOBUFS only
+ * when the notices do not fit either, or the last ones are not written
+ * yet (a client that does not read is still cut off). */
 int conn_queue(struct conn *c, struct msg *m);
 
 /* Queue m and drop the caller's reference; the same returns. */

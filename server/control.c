@@ -160,9 +160,10 @@ static enum proto_err open_room(struct control *ctl, struct conn *c, const char 
 }
 
 /* HISTORY for membership join_id of c, in room (after >= 0: HISTORY_AFTER,
- * whose longer head is charged too); pauses c until the reply is written.
- * 0, or the error to answer: -E2BIG (the reply is larger than c's whole
- * send queue), -ENOBUFS (no room for it in the queue now), -ENOMEM. */
+ * a page of at most half the queue, whose longer head is charged too);
+ * pauses c until the reply is written. 0, or the error to answer: -E2BIG
+ * (the reply is larger than c's whole send queue), -ENOBUFS (no room for
+ * it in the queue now), -ENOMEM. */
 static int request_history(struct conn *c, struct room *room, long join_id, long after)
 {
 	size_t cost = room_history_cost(room) + (after >= 0 ? PROTO_HISTORY_AFTER_HEAD_MAX : 0);
@@ -170,6 +171,8 @@ static int request_history(struct conn *c, struct room *room, long join_id, long
 
 	/* At most half the queue: the rest stays for the room traffic that
 	 * arrives meanwhile, so asking cannot get a reading member cut off. */
+	if (after >= 0 && cost > c->out.max_bytes / 2)
+		cost = c->out.max_bytes / 2; /* a page: the client asks on */
 	if (cost > c->out.max_bytes / 2)
 		return -E2BIG;
 	if (sendq_reserve(&c->out, cost) < 0)

@@ -751,29 +751,49 @@ static void history_load(struct room *r)
 		store_load_numbered(r->store, r->ref, (long)r->hist_cap, history_loaded, r);
 }
 
-/* HISTORY_AFTER's reply (§7.7): the kept entries numbered after `after`,
- * as in history_pieces(), but only the newest run of consecutive numbers
- * (an entry lost on the way leaves a hole the client must see as a gap),
- * under a head that says the first number and the room's last. */
+/* The ring index of the oldest kept entry numbered after `after`
+ * (hist_count when none is). */
+static size_t history_find_after(const struct room *r, long after)
+{
+	size_t lo = 0, hi = r->hist_count;
+
+	/* Numbers grow along the ring: a binary search. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (r->hist[(r->hist_head + mid) % r->hist_cap].seq <= after)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* HISTORY_AFTER's reply (§7.7): the oldest kept entries numbered after
+ * `after` whose charge fits in budget, consecutive numbers only (an entry
+ * lost on the way ends the page: the next request shows the hole as a
+ * gap), under a head that says the first number and the room's newest, so
+ * the client asks again after the page's last while it is short of it. */
 static struct sendq_pieces *history_after_pieces(struct room *r, size_t budget, long after)
 {
-	size_t k = 0, cost = 2 * SENDQ_PIECE_COST + PROTO_HISTORY_AFTER_HEAD_MAX;
+	size_t start = history_find_after(r, after), k = 0;
+	size_t cost = SENDQ_PIECE_COST + PROTO_HISTORY_AFTER_HEAD_MAX; /* the head */
 	struct sendq_pieces *l = NULL;
-	long first = r->seq + 1;
+	long first = start < r->hist_count ? r->hist[(r->hist_head + start) % r->hist_cap].seq
+					    : r->seq + 1;
 	struct msg *head;
 
-	for (; k < r->hist_count; k++) {
-		const struct hist_entry *e = &r->hist[(r->hist_head + r->hist_count - 1 - k) % r->hist_cap];
-		size_t more = e->frame->len + (e->run_start ? SENDQ_PIECE_COST : 0);
-		if (e->seq <= after || (k > 0 && e->seq != first - 1) || cost + more > budget)
+	for (; start + k < r->hist_count; k++) {
+		const struct hist_entry *e = &r->hist[(r->hist_head + start + k) % r->hist_cap];
+		/* A page's first entry may start inside a run: a piece of its own. */
+		size_t more = e->frame->len + (k == 0 || e->run_start ? SENDQ_PIECE_COST : 0);
+		if (e->seq != first + (long)k || cost + more > budget)
 			break;
 		cost += more;
-		first = e->seq;
 	}
 	head = proto_write_history_after_head(r->ref, first, r->seq, (long)k);
 	if (!head || sendq_pieces_add(&l, head, head->data, head->len) < 0)
 		goto fail;
-	for (size_t i = r->hist_count - k; i < r->hist_count; i++) {
+	for (size_t i = start; i < start + k; i++) {
 		struct msg *f = r->hist[(r->hist_head + i) % r->hist_cap].frame;
 		if (sendq_pieces_add(&l, f, f->data, f->len) < 0)
 			goto fail;
