@@ -432,9 +432,15 @@ static int wait_input(struct session *s)
 			{ .fd = notify_fd(s->note), .events = POLLIN },
 			{ .fd = s->sigfd, .events = POLLIN },
 		};
+		int rc;
 
 		if (control_closed(s->ctl))
 			return -EPIPE;
+		/* Before sleeping: a GAP notice may have come while a command
+		 * waited for its reply (its wake-up was taken there). */
+		rc = refill_gaps(s);
+		if (rc < 0)
+			return rc;
 		if (poll(pf, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -445,13 +451,8 @@ static int wait_input(struct session *s)
 			return -EINTR;
 		}
 		if (pf[1].revents & POLLIN) {
-			int rc;
-
 			notify_drain(s->note);
 			output_flush();
-			rc = refill_gaps(s);
-			if (rc < 0)
-				return rc;
 		}
 		if (pf[0].revents)
 			return 1; /* POLLIN, POLLHUP or POLLERR: read() tells which */

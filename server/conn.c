@@ -461,8 +461,10 @@ static int queue_gap(struct conn *c, struct msg *m)
 	struct gap g = { NULL, 0, 0, 0 };
 	int rc = 0;
 
-	if (c->gap_mark && c->out.sent < c->gap_mark)
-		return -ENOBUFS; /* the last notice is still unread */
+	/* Nothing written since the last notice, which still waits: the
+	 * client does not read at all, and no notice reaches it. */
+	if (c->gap_mark && c->out.sent < c->gap_mark && c->out.sent == c->gap_sent)
+		return -ENOBUFS;
 	sendq_drop_unstarted_if(&c->out, drop_numbered, &g);
 	gap_note_bytes(&g, m->data, m->len);
 	for (size_t i = 0; i < g.n && rc == 0; i++)
@@ -474,6 +476,7 @@ static int queue_gap(struct conn *c, struct msg *m)
 		log_warn("%s: send queue full: dropped the numbered messages of %zu room%s, gap "
 			 "notice%s queued", c->peer, g.n, g.n == 1 ? "" : "s", g.n == 1 ? "" : "s");
 		c->gap_mark = c->out.sent + c->out.bytes;
+		c->gap_sent = c->out.sent;
 	}
 	free(g.r);
 	return rc;

@@ -66,9 +66,12 @@ struct conn {
 	 * send it their members' messages numbered (a SEQ frame before each),
 	 * and an overflow of those gets a gap notice before a cut-off */
 	int seq;
-	/* it was sent gap notices, which end at this queue position (out.sent):
-	 * another overflow before it is written is a cut-off (0: none) */
-	unsigned long long gap_mark;
+	/* it was sent gap notices, which end at this queue position (out.sent;
+	 * 0: none), queued when out.sent was gap_sent: another overflow before
+	 * they are written, with nothing written since, is a cut-off (a client
+	 * that reads nothing at all); one that reads, however slowly, gets
+	 * another gap */
+	unsigned long long gap_mark, gap_sent;
 	/* control connections: a LEAVE waits for its room to answer, in room
 	 * order, before the next request of this connection is handled (room
 	 * connections: a LEAVE made on the room port waits for the acceptor) */
@@ -208,8 +211,9 @@ int conn_flush(struct conn *c, int epfd);
  * message that does not fit drops, instead, every numbered message
  * queued and not started (and itself), and queues one gap notice per
  * room naming the numbers dropped (docs/PROTOCOL.md §7.7); -ENOBUFS only
- * when the notices do not fit either, or the last ones are not written
- * yet (a client that does not read is still cut off). */
+ * when the notices do not fit either, or nothing at all was written since
+ * the last ones were queued and they still wait (a client that does not
+ * read is still cut off). */
 int conn_queue(struct conn *c, struct msg *m);
 
 /* Queue m and drop the caller's reference; the same returns. */
