@@ -9,7 +9,10 @@
  * wake-up). Every wait here is a poll(2) bounded by a timeout that also
  * wakes for a signal, so Ctrl-C always ends the session cleanly. The
  * commands themselves (what each verb does) are verbs.c's, which reaches
- * the session through session_int.h. */
+ * the session through session_int.h. After a reconnect it prints what each
+ * room missed (by number with a server that numbers messages, seqtrack.h;
+ * else by content, catchup.h), and after a GAP notice, before it sleeps, it
+ * refills the room from its history (HISTORY_AFTER pages). */
 #include "session_int.h"
 
 #include <errno.h>
