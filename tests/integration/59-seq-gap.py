@@ -3,17 +3,18 @@
 cut-off; a plain member is cut off as before (docs/PROTOCOL.md §7.7, issue 16).
 
 sendq_bytes 65536, history 10000. Members of room1: "numbered" (WELCOME: SEQ,
-tiny receive buffer, stops reading), "plain" (tiny receive buffer, stops
-reading, never asks for numbers), "sender" (floods 600-byte messages) and
-"observer" (reads everything).
-1. plain is cut off: its connection closes, its leave is announced, as today.
-2. numbered stays a member: once it reads again it finds, in this order, the
-   messages it was sent whole, then "GAP: <ref>\\nFIRST: a\\nLAST: b\\n" with
-   a = the number after the last message it got, then numbered messages after
-   b only. HISTORY_AFTER from its last number, page by page, refills exactly
-   a..: every message of the flood ends up seen exactly once, in order.
-3. A numbered member that never reads again after its gap notice is cut off
-   at the next overflow (the notice cannot be delivered either).
+tiny receive buffer, reads 1 KiB per batch of 20 messages: far too slowly),
+"plain" (tiny receive buffer, never reads, never asks for numbers), "sender"
+(floods 600-byte messages) and "observer" (reads everything).
+1. plain is cut off: its connection closes, its leave is announced once, as
+   today; the flood goes on a while after it.
+2. numbered stays a member: what it reads is whole frames only; each
+   "GAP: <ref>\nFIRST: a\nLAST: b\n" has a = the number after the last
+   message (or gap) before it, and what follows is numbered after b. For
+   each gap, HISTORY_AFTER a - 1, page by page, refills a..b, none of them
+   seen live: every message of the flood is seen exactly once, in order.
+3. When numbered stops reading for good, it is cut off at the next overflow
+   with its notice unwritten (the notice cannot be delivered either).
 4. The daemon's RSS stays within the bound of 19-slow-reader while it holds
    the stalled members (release builds)."""
 import os
@@ -139,7 +140,7 @@ def main():
         check(leave_announce(ref, "numbered") not in got, "numbered was cut off")
         print("plain: cut off and announced; numbered: still a member")
 
-        # 2. numbered reads: whole frames, one GAP, then later numbers.
+        # 2. numbered reads the rest: whole frames, GAPs, later numbers after each.
         buf = b"".join(sink) + num.buf + num.collect(2.0)
         num.buf = b""
         fs, rest = frames(buf)
