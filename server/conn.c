@@ -1,6 +1,8 @@
 /* conn.c - the state of one client socket. Everything here runs on the
  * conn's owner thread only, so nothing is locked here (the per-address
- * table takes its own lock). */
+ * table takes its own lock). Also the gap rule of a connection that asked
+ * for sequence numbers (conn_queue): its numbered room messages are dropped
+ * for a gap notice where another would be cut off. */
 #include "conn.h"
 #include "config.h"
 #include "iptable.h"

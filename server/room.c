@@ -15,6 +15,12 @@
  * Members with an attached room connection get traffic from this thread;
  * the others through the acceptor, in one batch per loop pass.
  *
+ * Sequence numbers (docs/PROTOCOL.md §7.7): the thread numbers its members'
+ * messages in that same order (r->seq, stored with the history, so it goes
+ * on after a restart) and, when a member asked for numbers, formats each
+ * message's numbered form once into a block of its own (seq_arena); the
+ * delivery list says which member gets which form.
+ *
  * Room-port connections count against max_clients_per_ip with the control
  * connections (the shared, locked iptable); before it attaches, a room
  * connection is "pending": at most room_unattached_max per room (a new one
