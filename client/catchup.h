@@ -6,9 +6,9 @@
  * are looked for in the HISTORY reply, newest match first; what follows them,
  * up to the messages already printed live since the rejoin (the reply's
  * tail), was said while we were away. The history keeps members' messages
- * only (no join or leave announcements). When
- * the server gains sequence numbers, this is the one function to change:
- * the entries after the last sequence number seen. */
+ * only (no join or leave announcements). A server that numbers its
+ * messages (docs/PROTOCOL.md §7.7) is caught up with by number instead
+ * (session.c, seqtrack.h); this serves the servers that do not. */
 #ifndef ROOMC_CATCHUP_H
 #define ROOMC_CATCHUP_H
 

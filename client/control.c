@@ -25,6 +25,7 @@
 #include "notify.h"
 #include "output.h"
 #include "tlsconn.h"
+#include "seqtrack.h"
 
 /* A write that cannot finish in this time means the daemon stopped reading;
  * better to fail than to hang the command thread (and Ctrl-C) forever. */
@@ -48,6 +49,8 @@ struct control {
 				    * collected (kind PROTO_NONE: none) */
 	long list_left;            /* its entries still to come */
 	size_t list_cap;
+	long next_seq;             /* reader thread only: the number a SEQ frame
+				    * gave the CHAT that follows it (0: none) */
 	pthread_mutex_t lock;      /* guards the fields below */
 	enum proto_kind pending;   /* reply the command thread waits for */
 	int have_reply;
@@ -223,7 +226,13 @@ static void on_chat(struct control *c, const struct proto_msg *m)
 {
 	long ref;
 	const char *room = label_of(c, m->field[PROTO_F_RCHAT_REF], &ref);
+	long seq = c->next_seq;
 
+	c->next_seq = 0;
+	if (seq > 0 && ref > 0 && !seqtrack_live(ref, seq)) {
+		notify_poke(c->note); /* a refill may be due */
+		return; /* shown by a history, or held for a refill */
+	}
 	output_chat(room, m->field[PROTO_F_RCHAT_NAME], m->field[PROTO_F_RCHAT_TEXT]);
 	notify_chat(c->note, ref, m->field[PROTO_F_RCHAT_NAME], m->field[PROTO_F_RCHAT_TEXT]);
 }
@@ -249,6 +258,19 @@ static void deliver_bad(struct control *c, struct control_reply *r, int oom, con
 	deliver(c, r);
 }
 
+/* Does a LIMITS value hold the word "seq=1" (numbers given, §7.7)? */
+static int limits_say_seq(const char *limits)
+{
+	const char *p = limits;
+
+	while ((p = strstr(p, "seq=1")) != NULL) {
+		if ((p == limits || p[-1] == ' ') && (p[5] == '\0' || p[5] == ' '))
+			return 1;
+		p += 5;
+	}
+	return 0;
+}
+
 static void on_welcome(struct control *c, const struct proto_msg *m)
 {
 	struct control_reply r = { .kind = PROTO_R_WELCOME };
@@ -259,6 +281,7 @@ static void on_welcome(struct control *c, const struct proto_msg *m)
 	r.server_id = dup_field(m->field[PROTO_F_RWELCOME_ID], &oom);
 	r.version = dup_field(m->field[PROTO_F_RWELCOME_VERSION], &oom);
 	r.text = dup_field(m->field[PROTO_F_RWELCOME_TEXT], &oom);
+	r.seq = limits_say_seq(m->field[PROTO_F_RWELCOME_LIMITS]);
 	if (oom)
 		deliver_bad(c, &r, oom, NULL);
 	else
@@ -325,6 +348,12 @@ static void on_list_head(struct control *c, const struct proto_msg *m, int count
 	if (m->kind == PROTO_R_ROOMS &&
 	    proto_parse_int(m->field[PROTO_F_RROOMS_TOTAL], 0, LONG_MAX, &c->list.total) < 0)
 		c->list.total = -1;
+	if (m->kind == PROTO_R_HISTORY_AFTER &&
+	    (proto_parse_int(m->field[PROTO_F_RHISTA_FIRST], 0, LONG_MAX, &c->list.first) < 0 ||
+	     proto_parse_int(m->field[PROTO_F_RHISTA_LAST], 0, LONG_MAX, &c->list.last) < 0)) {
+		deliver_bad(c, &c->list, 0, "malformed list reply from the server");
+		return;
+	}
 	c->list_left = c->list.count;
 	if (c->list_left == 0)
 		deliver(c, &c->list);
@@ -337,6 +366,7 @@ static enum proto_kind entry_kind(enum proto_kind head)
 	case PROTO_R_ROOMS: return PROTO_R_ROOM;
 	case PROTO_R_MEMBERS: return PROTO_R_MEMBER;
 	case PROTO_R_HISTORY: return PROTO_R_ENTRY;
+	case PROTO_R_HISTORY_AFTER: return PROTO_R_ENTRY;
 	default: return PROTO_NONE;
 	}
 }
@@ -410,6 +440,30 @@ static void on_list_entry(struct control *c, const struct proto_msg *m)
 	}
 }
 
+/* A SEQ frame: the number of the CHAT that follows (§7.7). */
+static void on_seq(struct control *c, const struct proto_msg *m)
+{
+	if (proto_parse_int(m->field[PROTO_F_RSEQ_SEQ], 1, PROTO_SEQ_MAX, &c->next_seq) < 0)
+		c->next_seq = 0;
+}
+
+/* A GAP notice (§7.7), on this connection or a room's: the room's live
+ * messages wait for the command thread's refill. */
+void control_on_gap(struct notify *note, const struct proto_msg *m)
+{
+	long ref;
+
+	if (proto_parse_int(m->field[PROTO_F_RGAP_REF], 1, PROTO_ID_MAX, &ref) < 0)
+		return;
+	seqtrack_gap(ref);
+	notify_poke(note);
+}
+
+static void on_gap(struct notify *note, const struct proto_msg *m)
+{
+	control_on_gap(note, m);
+}
+
 static void on_private_from(const struct proto_msg *m)
 {
 	output_private(m->field[PROTO_F_RPFROM_NAME], NULL, m->field[PROTO_F_RPFROM_TEXT]);
@@ -438,6 +492,11 @@ static void *reader_main(void *arg)
 		case PROTO_R_HISTORY:
 			on_list_head(c, &m, PROTO_F_RHIST_COUNT, PROTO_F_RHIST_REF);
 			break;
+		case PROTO_R_HISTORY_AFTER:
+			on_list_head(c, &m, PROTO_F_RHISTA_COUNT, PROTO_F_RHISTA_REF);
+			break;
+		case PROTO_R_SEQ: on_seq(c, &m); break;
+		case PROTO_R_GAP: on_gap(c->note, &m); break;
 		case PROTO_R_ROOM:
 		case PROTO_R_MEMBER:
 		case PROTO_R_ENTRY: on_list_entry(c, &m); break;

@@ -6,7 +6,8 @@
  * "left ...", "error K: ...") in stream order and are handed to the command
  * thread through a one-slot mailbox, as are the extension replies (lists
  * whole, once their last entry is in); PRIVATE_FROM prints at once as
- * "[private] NAME: TEXT". Only the command thread writes to the
+ * "[private] NAME: TEXT". A SEQ frame's number goes to seqtrack.h with
+ * the CHAT it precedes. Only the command thread writes to the
  * socket, one request at a time. */
 #ifndef ROOMC_CONTROL_H
 #define ROOMC_CONTROL_H
@@ -30,7 +31,8 @@ struct control_entry {
 /* A reply, copied out of the reader's buffer. */
 struct control_reply {
 	enum proto_kind kind; /* PROTO_R_JOINED, _LEFT, _ERROR, _WELCOME, _ROOMS,
-			       * _MEMBERS, _HISTORY, _PRIVATE_SENT, _TOPIC_SET, or
+			       * _MEMBERS, _HISTORY, _HISTORY_AFTER, _PRIVATE_SENT,
+			       * _TOPIC_SET, or
 			       * PROTO_NONE for a reply that failed validation */
 	char *room;           /* JOINED: the room's name (malloc'd), else NULL */
 	char *server_ip;      /* JOINED: SERVER_IP as sent (malloc'd), else NULL */
@@ -45,6 +47,9 @@ struct control_reply {
 	long count;           /* ROOMS, MEMBERS, HISTORY: the entries announced;
 			       * PRIVATE_SENT: connections reached */
 	long total;           /* ROOMS: the rooms of that kind in all (TOTAL), -1 if absent */
+	long first, last;     /* HISTORY_AFTER: the first entry's number (FIRST)
+			       * and the room's newest (LAST) */
+	int seq;              /* WELCOME: LIMITS says seq=1 (numbers given) */
 	struct control_entry *entries; /* ROOMS, MEMBERS, HISTORY: the entries
 					* kept (malloc'd), in arrival order */
 	size_t nentries;      /* at most CONTROL_MAX_ENTRIES, and <= count */
@@ -90,6 +95,10 @@ int control_take_reply(struct control *c, struct control_reply *out);
 
 /* Stop expecting a reply (after a timeout): a late one is ignored. */
 void control_cancel(struct control *c);
+
+/* A GAP notice arrived (on the control connection or a room's): mark the
+ * room for a refill (seqtrack.h) and wake the command thread. Any reader. */
+void control_on_gap(struct notify *note, const struct proto_msg *m);
 
 /* 0 while the connection is up; once the reader has stopped, 1 for a close
  * by the server or the -errno that ended it (-EMSGSIZE: oversized frame). */

@@ -4,7 +4,8 @@
  * listener reads the socket; only the command thread writes to it (attach,
  * CHAT) and finally shuts it down, which wakes the listener for the join.
  * lock guards state, leaving, the activity counts and the seen ring, which
- * both threads touch; it is never held while printing. */
+ * both threads touch; it is never held while printing. The numbers of the
+ * messages printed go to seqtrack.h (its own lock). */
 #include "room.h"
 
 #include <arpa/inet.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "activity.h"
+#include "control.h"
 #include "frame_reader.h"
 #include "msg.h"
 #include "net.h"
@@ -29,6 +31,7 @@
 #include "output.h"
 #include "proto.h"
 #include "tlsconn.h"
+#include "seqtrack.h"
 
 /* Per address tried: a room port that does not answer this fast is as good
  * as unreachable, and the command waits for it. */
@@ -234,10 +237,21 @@ static void *listener_main(void *arg)
 	struct room *r = arg;
 	struct proto_msg m;
 	int rc, attaching = 1;
+	long next_seq = 0; /* a SEQ frame's number for the CHAT after it (§7.7) */
 
 	while ((rc = frame_reader_next(&r->fr, &m)) > 0) {
-		if (m.kind == PROTO_R_CHAT) {
-			on_chat(r, m.field[PROTO_F_RCHAT_NAME], m.field[PROTO_F_RCHAT_TEXT]);
+		if (m.kind == PROTO_R_SEQ) {
+			if (proto_parse_int(m.field[PROTO_F_RSEQ_SEQ], 1, PROTO_SEQ_MAX, &next_seq) < 0)
+				next_seq = 0;
+		} else if (m.kind == PROTO_R_CHAT) {
+			/* Not printed when a history showed it or a refill will. */
+			if (next_seq <= 0 || seqtrack_live(r->ref, next_seq))
+				on_chat(r, m.field[PROTO_F_RCHAT_NAME], m.field[PROTO_F_RCHAT_TEXT]);
+			else
+				notify_poke(r->note); /* a refill may be due */
+			next_seq = 0;
+		} else if (m.kind == PROTO_R_GAP) {
+			control_on_gap(r->note, &m);
 		} else if (m.kind == PROTO_R_ERROR) {
 			on_error(r, &m, attaching);
 			if (attaching)

@@ -4,7 +4,8 @@
  * The command thread creates, sends, and destroys; the listener thread reads
  * the socket and prints every CHAT as "[ROOM] NAME: TEXT" (highlighted, with
  * the bell, when it mentions us), counts activity and remembers the last few
- * messages for the catch-up after a reconnect. The state is
+ * messages for the catch-up after a reconnect (from a server that numbers
+ * them, their numbers too: seqtrack.h). The state is
  * shared under the room's lock; changes are announced through the notifier. */
 #ifndef ROOMC_ROOM_H
 #define ROOMC_ROOM_H

@@ -9,7 +9,10 @@
  * wake-up). Every wait here is a poll(2) bounded by a timeout that also
  * wakes for a signal, so Ctrl-C always ends the session cleanly. The
  * commands themselves (what each verb does) are verbs.c's, which reaches
- * the session through session_int.h. */
+ * the session through session_int.h. After a reconnect it prints what each
+ * room missed (by number with a server that numbers messages, seqtrack.h;
+ * else by content, catchup.h), and after a GAP notice, before it sleeps, it
+ * refills the room from its history (HISTORY_AFTER pages). */
 #include "session_int.h"
 
 #include <errno.h>
@@ -26,6 +29,7 @@
 #include "activity.h"
 #include "backoff.h"
 #include "catchup.h"
+#include "seqtrack.h"
 #include "control.h"
 #include "net.h"
 #include "input.h"
@@ -61,7 +65,12 @@ struct lost_room {
 	char *names[CATCHUP_SEEN], *texts[CATCHUP_SEEN];
 	size_t nseen;
 	int current;
+	int numbered;  /* the lost connection gave numbers: last_seq counts */
+	long last_seq; /* the newest number seen in the room (0: none) */
 };
+
+/* Refills (HISTORY_AFTER rounds after GAP notices) per wake-up at most. */
+#define REFILL_ROUNDS 8
 
 /* Rooms listed in the prompt's activity list at most. */
 #define PROMPT_ROOMS_MAX 32
@@ -331,12 +340,28 @@ int session_show_history(struct session *s, struct joined *j, size_t max)
 	struct control_reply rep;
 	const char *name = room_name(j->room);
 	size_t first = 0, n;
-	int rc = session_request(s, proto_write_history_req(room_ref(j->room), room_join_id(j->room),
-							    s->p.name),
-				 PROTO_R_HISTORY, &rep);
+	/* With numbers, the same entries with the room's newest number: what
+	 * the catch-up after a reconnect starts from. */
+	enum proto_kind kind = s->seq ? PROTO_R_HISTORY_AFTER : PROTO_R_HISTORY;
+	long ref = room_ref(j->room), id = room_join_id(j->room);
+	int rc = session_request(s, s->seq ? proto_write_history_after_req(ref, id, s->p.name, 0)
+					   : proto_write_history_req(ref, id, s->p.name),
+				 kind, &rep);
 
-	if (rc < 0 || rep.kind != PROTO_R_HISTORY)
+	if (rc < 0 || rep.kind != kind)
 		goto out;
+	if (kind == PROTO_R_HISTORY_AFTER && rep.nentries > 0 &&
+	    rep.first + (long)rep.nentries - 1 < rep.last) {
+		/* Only a page of a history larger than half the send queue: the
+		 * newest are what is shown, so ask as a classic client would. */
+		control_reply_fini(&rep);
+		kind = PROTO_R_HISTORY;
+		rc = session_request(s, proto_write_history_req(ref, id, s->p.name), kind, &rep);
+		if (rc < 0 || rep.kind != kind)
+			goto out;
+	} else if (kind == PROTO_R_HISTORY_AFTER) {
+		seqtrack_seed(ref, rep.last);
+	}
 	n = rep.nentries;
 	if (max > 0 && n > 0 && own_join_entry(s, &rep.entries[n - 1]))
 		n--;
@@ -362,6 +387,8 @@ out:
 }
 
 static int catch_up(struct session *s, struct joined *j, const struct lost_room *lost);
+static int catch_up_numbered(struct session *s, struct joined *j, const struct lost_room *lost);
+static int refill_gaps(struct session *s);
 
 /* Join room; lost non-NULL when rejoining after a reconnect: then the
  * messages missed meanwhile are shown instead of the usual recent history.
@@ -408,9 +435,15 @@ static int wait_input(struct session *s)
 			{ .fd = notify_fd(s->note), .events = POLLIN },
 			{ .fd = s->sigfd, .events = POLLIN },
 		};
+		int rc;
 
 		if (control_closed(s->ctl))
 			return -EPIPE;
+		/* Before sleeping: a GAP notice may have come while a command
+		 * waited for its reply (its wake-up was taken there). */
+		rc = refill_gaps(s);
+		if (rc < 0)
+			return rc;
 		if (poll(pf, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -509,13 +542,15 @@ static int term_loop(struct session *s)
 static int welcome(struct session *s, int again)
 {
 	struct control_reply rep;
-	int rc = session_request(s, proto_write_welcome_req(), PROTO_R_WELCOME, &rep);
+	int rc = session_request(s, proto_write_welcome_seq_req(), PROTO_R_WELCOME, &rep);
 
 	if (rc < 0)
 		return rc;
 	s->ext = 0;
+	s->seq = 0;
 	if (rep.kind == PROTO_R_WELCOME) {
 		s->ext = 1;
+		s->seq = rep.seq;
 		free(s->server_id);
 		s->server_id = rep.server_id;
 		rep.server_id = NULL;
@@ -544,6 +579,207 @@ static int autojoin(struct session *s)
 
 /* ---- reconnecting ---------------------------------------------------------------- */
 
+/* The catch-up's header: the gap line, "nothing missed", or how many. */
+static void catch_up_header(const char *name, int gap, size_t n)
+{
+	if (gap)
+		output_info("--- %s: gap: more was said while disconnected than the history keeps;"
+			    " its %zu oldest kept message%s follow ---", output_q(name), n,
+			    n == 1 ? "" : "s");
+	else if (n == 0)
+		output_info("--- %s: nothing missed ---", output_q(name));
+	else
+		output_info("--- %s: %zu message%s missed while disconnected ---", output_q(name), n,
+			    n == 1 ? "" : "s");
+}
+
+/* The pages of a room's history after a number: HISTORY_AFTER answers the
+ * oldest entries that fit in half our send queue on the server, so it is
+ * asked again after each page's last until the room's newest (or upto). */
+struct after_pages {
+	struct control_reply *p;
+	size_t n;
+	long first;   /* the first page's FIRST: the number of entry 0 */
+	long last;    /* the room's newest number (the last page's LAST) */
+	size_t count; /* entries in all, numbered first, first + 1, ... */
+};
+
+/* Pages asked for at most (the server keeps at most 10000 entries). */
+#define AFTER_PAGES_MAX 10000
+
+static void after_pages_fini(struct after_pages *pg)
+{
+	for (size_t i = 0; i < pg->n; i++)
+		control_reply_fini(&pg->p[i]);
+	free(pg->p);
+	memset(pg, 0, sizeof(*pg));
+}
+
+/* Entry i of the pages. */
+static const struct control_entry *after_entry(const struct after_pages *pg, size_t i)
+{
+	size_t k = 0;
+
+	while (i >= pg->p[k].nentries)
+		i -= pg->p[k++].nentries;
+	return &pg->p[k].entries[i];
+}
+
+/* Fetch room j's history after `after` (up to upto when > 0): 1 when
+ * answered (*pg filled; a page stops at a hole in the numbers), 0 when the
+ * server refused (said already), or fatal. */
+static int fetch_after(struct session *s, struct joined *j, long after, long upto,
+		       struct after_pages *pg)
+{
+	long ref = room_ref(j->room), id = room_join_id(j->room);
+
+	memset(pg, 0, sizeof(*pg));
+	while (pg->n < AFTER_PAGES_MAX) {
+		struct control_reply rep, *np;
+		int rc = session_request(s, proto_write_history_after_req(ref, id, s->p.name, after),
+					 PROTO_R_HISTORY_AFTER, &rep);
+
+		if (rc < 0 || rep.kind != PROTO_R_HISTORY_AFTER ||
+		    (pg->n > 0 && rep.first != after + 1)) {
+			control_reply_fini(&rep);
+			return rc < 0 ? rc : pg->n > 0;
+		}
+		np = realloc(pg->p, (pg->n + 1) * sizeof(*np));
+		if (!np) {
+			output_local("out of memory");
+			control_reply_fini(&rep);
+			return pg->n > 0;
+		}
+		pg->p = np;
+		if (pg->n == 0)
+			pg->first = rep.first;
+		pg->last = rep.last;
+		pg->count += rep.nentries;
+		pg->p[pg->n++] = rep;
+		if (rep.nentries == 0)
+			break;
+		after = rep.first + (long)rep.nentries - 1;
+		if (after >= rep.last || (upto > 0 && after >= upto))
+			break;
+	}
+	return 1;
+}
+
+/* Print the entries numbered in (after, upto] of pg. */
+static void print_after(const char *name, const struct after_pages *pg, long after, long upto)
+{
+	for (size_t i = 0; i < pg->count; i++) {
+		long seq = pg->first + (long)i;
+		const struct control_entry *e = after_entry(pg, i);
+
+		if (seq > after && seq <= upto)
+			output_history_entry(name, e->time, e->name, e->text);
+	}
+}
+
+/* How many entries of pg are numbered in (after, upto]. */
+static size_t count_after(const struct after_pages *pg, long after, long upto)
+{
+	long lo = pg->first > after + 1 ? pg->first : after + 1;
+	long hi = pg->first + (long)pg->count - 1 < upto ? pg->first + (long)pg->count - 1 : upto;
+
+	return hi >= lo ? (size_t)(hi - lo + 1) : 0;
+}
+
+/* The catch-up by number (§7.7): the entries numbered after the last one
+ * seen before the drop, up to the first printed live since the rejoin
+ * (none twice). A gap: the history starts after a number we never saw, or
+ * the room numbers from below ours (a restart without a database). */
+static int catch_up_numbered(struct session *s, struct joined *j, const struct lost_room *lost)
+{
+	struct after_pages pg;
+	const char *name = room_name(j->room);
+	long ref = room_ref(j->room), last = lost->last_seq, live, dummy, upto;
+	int renumbered = 0, gap, rc = fetch_after(s, j, last, 0, &pg);
+
+	if (rc > 0 && pg.last < last) { /* numbered anew: nothing tells what we saw */
+		renumbered = 1;
+		last = 0;
+		after_pages_fini(&pg);
+		rc = fetch_after(s, j, 0, 0, &pg);
+	}
+	if (rc <= 0)
+		goto out;
+	seqtrack_get(ref, &dummy, &live);
+	/* Missed: the numbers after last, up to the first one printed live. */
+	upto = live > 0 && live - 1 < pg.last ? live - 1 : pg.last;
+	gap = renumbered || (upto > last && (pg.count == 0 || pg.first > last + 1));
+	catch_up_header(name, gap, count_after(&pg, last, upto));
+	print_after(name, &pg, last, upto);
+	/* Printed up to the newest: a live copy still on its way is not
+	 * printed again. With live ones printed, the readers know already. */
+	if (live == 0)
+		seqtrack_seed(ref, pg.last);
+out:
+	after_pages_fini(&pg);
+	return rc < 0 ? rc : 0;
+}
+
+/* The room joined under ref, or NULL. */
+static struct joined *find_ref(struct session *s, long ref)
+{
+	for (size_t i = 0; i < s->nrooms; i++)
+		if (room_ref(s->rooms[i].room) == ref)
+			return &s->rooms[i];
+	return NULL;
+}
+
+/* Refill one room after a GAP notice: its history after the newest
+ * number printed, in order (its live messages wait meanwhile), or the gap
+ * line when the history no longer reaches back. 0 or fatal. */
+static int refill_room(struct session *s, long ref, long after)
+{
+	struct joined *j = find_ref(s, ref);
+	struct after_pages pg;
+	const char *name;
+	long to;
+	int rc;
+
+	if (!j) {
+		seqtrack_refilled(ref, -1, 0); /* left meanwhile */
+		return 0;
+	}
+	name = room_name(j->room);
+	rc = fetch_after(s, j, after, 0, &pg);
+	if (rc <= 0) {
+		output_local("%s: messages dropped by the server could not be refilled: see history %s",
+			     output_q(name), output_q(name));
+		seqtrack_refilled(ref, -1, 0);
+		after_pages_fini(&pg);
+		return rc;
+	}
+	to = pg.count > 0 ? pg.first + (long)pg.count - 1 : pg.last;
+	if (pg.count == 0 ? pg.last > after : pg.first > after + 1)
+		output_info("--- %s: gap: the server dropped messages its history no longer has ---",
+			    output_q(name));
+	else
+		output_info("--- %s: %zu message%s dropped by the server, refilled from its history ---",
+			    output_q(name), pg.count, pg.count == 1 ? "" : "s");
+	print_after(name, &pg, after, to);
+	seqtrack_refilled(ref, to, pg.last);
+	after_pages_fini(&pg);
+	return 0;
+}
+
+/* Refill the rooms the server sent GAP notices for (§7.7): a bounded
+ * number of rounds per wake-up (a room still flooded waits for the next).
+ * 0 or fatal. */
+static int refill_gaps(struct session *s)
+{
+	long ref, after;
+	int rc = 0;
+
+	for (int round = 0; round < REFILL_ROUNDS && rc == 0 && seqtrack_refill_next(&ref, &after);
+	     round++)
+		rc = refill_room(s, ref, after);
+	return rc;
+}
+
 /* Print the history entries of room j missed while we were away (lost: what
  * we had seen there), found by catchup_plan(); or the gap line when the
  * history no longer reaches back to what we saw. 0 or fatal. */
@@ -562,6 +798,8 @@ static int catch_up(struct session *s, struct joined *j, const struct lost_room 
 			     output_q(name));
 		return 0;
 	}
+	if (s->seq && lost->numbered)
+		return catch_up_numbered(s, j, lost);
 	rc = session_request(s, proto_write_history_req(room_ref(j->room), room_join_id(j->room), s->p.name),
 			     PROTO_R_HISTORY, &rep);
 	if (rc < 0 || rep.kind != PROTO_R_HISTORY)
@@ -580,15 +818,7 @@ static int catch_up(struct session *s, struct joined *j, const struct lost_room 
 	for (size_t i = 0; i < nlive; i++)
 		live[i] = (struct catchup_entry){ live_names[i], live_texts[i] };
 	plan = catchup_plan(hist, rep.nentries, seen, lost->nseen, live, nlive);
-	if (plan.gap)
-		output_info("--- %s: gap: more was said while disconnected than the history keeps;"
-			    " its %zu oldest kept message%s follow ---", output_q(name),
-			    plan.end - plan.first, plan.end - plan.first == 1 ? "" : "s");
-	else if (plan.first == plan.end)
-		output_info("--- %s: nothing missed ---", output_q(name));
-	else
-		output_info("--- %s: %zu message%s missed while disconnected ---", output_q(name),
-			    plan.end - plan.first, plan.end - plan.first == 1 ? "" : "s");
+	catch_up_header(name, plan.gap, plan.end - plan.first);
 	for (size_t i = plan.first; i < plan.end; i++)
 		output_history_entry(name, rep.entries[i].time, rep.entries[i].name,
 				     rep.entries[i].text);
@@ -636,6 +866,7 @@ static void free_lost(struct lost_room *lost, size_t n)
 static void drop_connection(struct session *s, struct lost_room **out, size_t *n)
 {
 	struct lost_room *lost = calloc(s->nrooms + 1, sizeof(*lost));
+	long live;
 
 	*n = 0;
 	for (size_t i = 0; lost && i < s->nrooms; i++) {
@@ -647,6 +878,8 @@ static void drop_connection(struct session *s, struct lost_room **out, size_t *n
 			continue;
 		l->nseen = room_copy_seen(s->rooms[i].room, l->names, l->texts);
 		l->current = (long)i == s->cur;
+		l->numbered = s->seq;
+		seqtrack_get(room_ref(s->rooms[i].room), &l->last_seq, &live);
 		(*n)++;
 	}
 	if (!lost)
@@ -655,6 +888,7 @@ static void drop_connection(struct session *s, struct lost_room **out, size_t *n
 	remove_all_rooms(s);
 	control_destroy(s->ctl);
 	s->ctl = NULL;
+	seqtrack_reset(); /* the readers are gone: what comes now is the rejoin's */
 	*out = lost;
 }
 

@@ -38,6 +38,9 @@ struct session {
 	long cur;                      /* the current room's index, or -1 */
 	int ext;                       /* the server answered WELCOME: it speaks
 					* the extensions (history, topics, ...) */
+	int seq;                       /* WELCOME said seq=1: messages come
+					* numbered, and HISTORY_AFTER works
+					* (catch-up by number, seqtrack.h) */
 	char *server_id;               /* from WELCOME: the sender of the
 					* server's own announcements, or NULL */
 	struct control_reply listed;   /* the last LIST_ROOMS answer: topics,

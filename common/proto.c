@@ -41,6 +41,7 @@ SAME_MEMBER_FIELDS(CHAT);
 SAME_MEMBER_FIELDS(ATTACH);
 SAME_MEMBER_FIELDS(HIST);
 SAME_MEMBER_FIELDS(TOPIC);
+SAME_MEMBER_FIELDS(HISTA);
 
 static const struct proto_def request_defs[] = {
 	{ PROTO_HELO, 1, 0, 1, { "HELO" }, 0 },
@@ -57,6 +58,7 @@ static const struct proto_def request_defs[] = {
 	{ PROTO_PRIVATE, 0, 1, 3, { "PRIVATE_MESSAGE", "CLIENT_NAME", "MESSAGE" }, 0 },
 	{ PROTO_HISTORY, 0, 0, 3, { "HISTORY", "JOIN_ID", "CLIENT_NAME" }, 0 },
 	{ PROTO_SET_TOPIC, 0, 0, 4, { "SET_TOPIC", "JOIN_ID", "CLIENT_NAME", "TOPIC" }, 0 },
+	{ PROTO_HISTORY_AFTER, 0, 0, 4, { "HISTORY_AFTER", "JOIN_ID", "CLIENT_NAME", "SEQ" }, 0 },
 };
 
 static const struct proto_def reply_defs[] = {
@@ -76,6 +78,9 @@ static const struct proto_def reply_defs[] = {
 	{ PROTO_R_HISTORY, 0, 0, 2, { "HISTORY", "COUNT" }, 0 },
 	{ PROTO_R_ENTRY, 0, 1, 3, { "ENTRY", "CLIENT_NAME", "MESSAGE" }, 0 },
 	{ PROTO_R_TOPIC_SET, 0, 0, 2, { "TOPIC_SET", "TOPIC" }, 0 },
+	{ PROTO_R_SEQ, 0, 0, 1, { "SEQ" }, 0 },
+	{ PROTO_R_HISTORY_AFTER, 0, 0, 4, { "HISTORY_AFTER", "FIRST", "LAST", "COUNT" }, 0 },
+	{ PROTO_R_GAP, 0, 0, 3, { "GAP", "FIRST", "LAST" }, 0 },
 };
 
 #define NDEFS(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -864,6 +869,76 @@ size_t proto_fmt_history_entry(char *dst, size_t cap, const char *time, const ch
 	return named_fmt(dst, cap, entry_head, time, strlen(time), name, name_len, text, text_len, where);
 }
 
+size_t proto_fmt_seq(char *dst, size_t cap, long seq)
+{
+	int n = snprintf(dst, cap, "SEQ: %ld\n", seq);
+
+	return n < 0 ? 0 : (size_t)n;
+}
+
+size_t proto_fmt_history_after_head(char *dst, size_t cap, long ref, long first, long last,
+				    long count)
+{
+	int n = snprintf(dst, cap, "HISTORY_AFTER: %ld\nFIRST: %ld\nLAST: %ld\nCOUNT: %ld\n", ref,
+			 first, last, count);
+
+	return n < 0 ? 0 : (size_t)n;
+}
+
+struct msg *proto_write_history_after_head(long ref, long first, long last, long count)
+{
+	size_t len = proto_fmt_history_after_head(NULL, 0, ref, first, last, count);
+	struct msg *m = msg_new(len);
+
+	if (m)
+		proto_fmt_history_after_head(m->data, len + 1, ref, first, last, count);
+	return m;
+}
+
+static const char seq_head[] = "SEQ: ";
+
+int proto_is_numbered(const char *data, size_t len)
+{
+	return len > sizeof(seq_head) - 1 && memcmp(data, seq_head, sizeof(seq_head) - 1) == 0;
+}
+
+/* The decimal number at *p (advanced past it), or -1. */
+static long scan_number(const char **p, const char *end)
+{
+	long v = 0;
+
+	if (*p == end || **p < '0' || **p > '9')
+		return -1;
+	for (; *p < end && **p >= '0' && **p <= '9'; (*p)++) {
+		if (v > PROTO_SEQ_MAX / 10)
+			return -1;
+		v = v * 10 + (**p - '0');
+	}
+	return v;
+}
+
+size_t proto_numbered_next(const char *data, size_t len, long *ref, long *seq)
+{
+	static const char chat[] = "\nCHAT: ";
+	const char *p = data + sizeof(seq_head) - 1, *end = data + len, *stop;
+
+	if (!proto_is_numbered(data, len))
+		return 0;
+	*seq = scan_number(&p, end);
+	if (*seq < 0 || (size_t)(end - p) < sizeof(chat) - 1 || memcmp(p, chat, sizeof(chat) - 1) != 0)
+		return 0;
+	p += sizeof(chat) - 1;
+	*ref = scan_number(&p, end);
+	/* A CHAT frame ends at its blank line (its text never holds one). */
+	stop = *ref < 0 ? NULL : memmem(p, (size_t)(end - p), "\n\n", 2);
+	return stop ? (size_t)(stop + 2 - data) : 0;
+}
+
+struct msg *proto_write_gap(long ref, long first, long last)
+{
+	return msg_printf("GAP: %ld\nFIRST: %ld\nLAST: %ld\n", ref, first, last);
+}
+
 struct msg *proto_write_topic_set(long ref, const char *topic)
 {
 	assert_one_line(topic);
@@ -873,6 +948,11 @@ struct msg *proto_write_topic_set(long ref, const char *topic)
 struct msg *proto_write_welcome_req(void)
 {
 	return msg_printf("WELCOME: 0\n");
+}
+
+struct msg *proto_write_welcome_seq_req(void)
+{
+	return msg_printf("WELCOME: SEQ\n");
 }
 
 struct msg *proto_write_list_rooms_req(long offset, long limit, int dormant)
@@ -896,6 +976,12 @@ struct msg *proto_write_private_req(const char *to, const char *from, const char
 struct msg *proto_write_history_req(long ref, long join_id, const char *name)
 {
 	return msg_printf("HISTORY: %ld\nJOIN_ID: %ld\nCLIENT_NAME: %s\n", ref, join_id, name);
+}
+
+struct msg *proto_write_history_after_req(long ref, long join_id, const char *name, long seq)
+{
+	return msg_printf("HISTORY_AFTER: %ld\nJOIN_ID: %ld\nCLIENT_NAME: %s\nSEQ: %ld\n", ref,
+			  join_id, name, seq);
 }
 
 struct msg *proto_write_set_topic_req(long ref, long join_id, const char *name, const char *topic)

@@ -55,6 +55,7 @@ enum proto_kind {
 	PROTO_PRIVATE,
 	PROTO_HISTORY,
 	PROTO_SET_TOPIC,
+	PROTO_HISTORY_AFTER,  /* the history after a sequence number (§7.7) */
 	/* replies */
 	PROTO_R_HELO,
 	PROTO_R_JOINED,
@@ -73,6 +74,10 @@ enum proto_kind {
 	PROTO_R_HISTORY,      /* HISTORY: ref, COUNT: n, then n PROTO_R_ENTRY */
 	PROTO_R_ENTRY,
 	PROTO_R_TOPIC_SET,
+	PROTO_R_SEQ,          /* SEQ: n, the number of the CHAT frame that follows */
+	PROTO_R_HISTORY_AFTER, /* HISTORY_AFTER: ref, FIRST, LAST, COUNT: n, then
+				* n PROTO_R_ENTRY */
+	PROTO_R_GAP,          /* GAP: ref, FIRST, LAST: numbered messages dropped */
 };
 
 enum proto_dialect { PROTO_REQUESTS, PROTO_REPLIES };
@@ -146,6 +151,8 @@ enum {
 	PROTO_F_HIST_REF = 0, PROTO_F_HIST_ID = 1, PROTO_F_HIST_NAME = 2,
 	/* SET_TOPIC, JOIN_ID, CLIENT_NAME, TOPIC */
 	PROTO_F_TOPIC_REF = 0, PROTO_F_TOPIC_ID = 1, PROTO_F_TOPIC_NAME = 2, PROTO_F_TOPIC_TEXT = 3,
+	/* HISTORY_AFTER, JOIN_ID, CLIENT_NAME, SEQ */
+	PROTO_F_HISTA_REF = 0, PROTO_F_HISTA_ID = 1, PROTO_F_HISTA_NAME = 2, PROTO_F_HISTA_SEQ = 3,
 	/* extension replies */
 	/* WELCOME, VERSION, LIMITS, TEXT */
 	PROTO_F_RWELCOME_ID = 0, PROTO_F_RWELCOME_VERSION = 1, PROTO_F_RWELCOME_LIMITS = 2,
@@ -167,6 +174,12 @@ enum {
 	PROTO_F_RENTRY_TIME = 0, PROTO_F_RENTRY_NAME = 1, PROTO_F_RENTRY_TEXT = 2,
 	/* TOPIC_SET, TOPIC */
 	PROTO_F_RTOPIC_REF = 0, PROTO_F_RTOPIC_TEXT = 1,
+	PROTO_F_RSEQ_SEQ = 0,
+	/* HISTORY_AFTER, FIRST, LAST, COUNT */
+	PROTO_F_RHISTA_REF = 0, PROTO_F_RHISTA_FIRST = 1, PROTO_F_RHISTA_LAST = 2,
+	PROTO_F_RHISTA_COUNT = 3,
+	/* GAP, FIRST, LAST */
+	PROTO_F_RGAP_REF = 0, PROTO_F_RGAP_FIRST = 1, PROTO_F_RGAP_LAST = 2,
 };
 
 /* Parser state for one byte stream. Embedded in its owner (a connection);
@@ -303,6 +316,31 @@ size_t proto_fmt_history_entry(char *dst, size_t cap, const char *time, const ch
 			       struct proto_chat_layout *where);
 struct msg *proto_write_topic_set(long ref, const char *topic);
 
+/* Sequence numbers (§7.7): a room numbers its members' messages 1, 2, ...
+ * (PROTO_SEQ_MAX at most: 2^53, so that any client's double holds it).
+ * A connection that asked for them gets each numbered CHAT frame right
+ * after a SEQ frame, "SEQ: <n>\n", formatted into dst like
+ * proto_fmt_chat() (its length, or the length it needs). */
+#define PROTO_SEQ_MAX 9007199254740992L
+#define PROTO_SEQ_FRAME_MAX 32 /* "SEQ: " 16 digits "\n", with room to spare */
+size_t proto_fmt_seq(char *dst, size_t cap, long seq);
+/* The head of a HISTORY_AFTER reply: the entries that follow are
+ * numbered first, first + 1, ..., count of them; last is the room's
+ * newest number (0: none yet). Like proto_fmt_history_head(). */
+size_t proto_fmt_history_after_head(char *dst, size_t cap, long ref, long first, long last,
+				    long count);
+/* What that head costs at most, whatever its numbers. */
+#define PROTO_HISTORY_AFTER_HEAD_MAX 128
+struct msg *proto_write_history_after_head(long ref, long first, long last, long count);
+/* Nonzero when data[0..len) starts with a numbered CHAT (a SEQ frame). */
+int proto_is_numbered(const char *data, size_t len);
+/* The numbered CHAT at the start of data[0..len) (SEQ frame and CHAT
+ * frame): its length, with *ref and *seq; 0 when there is none whole. */
+size_t proto_numbered_next(const char *data, size_t len, long *ref, long *seq);
+/* The gap notice: room ref's messages first..last were dropped from the
+ * connection's queue (§7.7). */
+struct msg *proto_write_gap(long ref, long first, long last);
+
 /* The texts of the server's notices, relayed as CHATs, shared by the
  * daemon, roomc and the tests: "<name> has joined this chatroom." (from
  * name), "<name> has left this chatroom." (from name), and "<name> set the
@@ -319,11 +357,14 @@ struct msg *proto_write_chat_req(long ref, long join_id, const char *name, const
 struct msg *proto_write_attach_req(long ref, long join_id, const char *name);
 struct msg *proto_write_helo_req(const char *text);
 struct msg *proto_write_welcome_req(void);
+/* "WELCOME: SEQ": the same, asking for sequence numbers (§7.7). */
+struct msg *proto_write_welcome_seq_req(void);
 /* "LIST_ROOMS: 0" for the first page of live rooms, else with its words. */
 struct msg *proto_write_list_rooms_req(long offset, long limit, int dormant);
 struct msg *proto_write_list_members_req(long ref);
 struct msg *proto_write_private_req(const char *to, const char *from, const char *text);
 struct msg *proto_write_history_req(long ref, long join_id, const char *name);
+struct msg *proto_write_history_after_req(long ref, long join_id, const char *name, long seq);
 struct msg *proto_write_set_topic_req(long ref, long join_id, const char *name, const char *topic);
 
 #endif

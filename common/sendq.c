@@ -248,3 +248,21 @@ void sendq_drop_unstarted(struct sendq *q)
 		q->count--;
 	}
 }
+
+void sendq_drop_unstarted_if(struct sendq *q, int (*drop)(const struct sendq_piece *p, void *arg),
+			     void *arg)
+{
+	size_t mask = q->cap_slots - 1, kept = q->count > 0 && q->off > 0 ? 1 : 0, n = q->count;
+
+	for (size_t i = kept; i < n; i++) {
+		struct sendq_piece *p = &q->ring[(q->head + i) & mask];
+		if (drop(p, arg)) {
+			q->bytes -= p->len;
+			q->cost -= p->len + SENDQ_PIECE_COST;
+			msg_unref(&p->owner);
+		} else {
+			q->ring[(q->head + kept++) & mask] = *p;
+		}
+	}
+	q->count = kept;
+}

@@ -100,6 +100,11 @@ int sendq_flush_via(struct sendq *q, sendq_writev_fn writev, void *ctx);
  * the client never sees half a frame. */
 void sendq_drop_unstarted(struct sendq *q);
 
+/* Drop the pieces not yet started for which drop(piece, arg) says so
+ * (each asked once, oldest first); the others keep their order. */
+void sendq_drop_unstarted_if(struct sendq *q, int (*drop)(const struct sendq_piece *p, void *arg),
+			     void *arg);
+
 static inline int sendq_empty(const struct sendq *q) { return q->count == 0; }
 
 #endif

@@ -247,7 +247,7 @@ static void apply_target(struct acceptor *acc, const struct delivery_fanout *f,
 	if (!c || (!control_membership(c, t->join_id) && c->leaving_id != t->join_id))
 		return; /* gone, or left the room since */
 	for (size_t i = 0; i < l->n; i++) {
-		if (sendq_push_slice(&c->out, l->p[i].owner, l->p[i].data, l->p[i].len) < 0) {
+		if (conn_queue_slice(c, l->p[i].owner, l->p[i].data, l->p[i].len) < 0) {
 			log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
 			metrics_cut_off(METRICS_CONTROL);
 			loop_close(&acc->loop, c, 1);

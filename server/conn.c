@@ -1,12 +1,16 @@
 /* conn.c - the state of one client socket. Everything here runs on the
  * conn's owner thread only, so nothing is locked here (the per-address
- * table takes its own lock). */
+ * table takes its own lock). Also the gap rule of a connection that asked
+ * for sequence numbers (conn_queue): its numbered room messages are dropped
+ * for a gap notice where another would be cut off. */
 #include "conn.h"
 #include "config.h"
 #include "iptable.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "proto.h"
+#include "sendq.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -397,9 +401,111 @@ int conn_flush(struct conn *c, int epfd)
 	return 0;
 }
 
+/* The numbered messages one room lost in a gap. */
+struct gap_range {
+	long ref, first, last;
+};
+
+/* The rooms a gap drops messages of: one entry per room, at most one per
+ * membership (bounded by max_rooms_per_client). */
+struct gap {
+	struct gap_range *r;
+	size_t n, cap;
+	int oom;
+};
+
+static void gap_note(struct gap *g, long ref, long seq)
+{
+	size_t i = 0;
+
+	while (i < g->n && g->r[i].ref != ref)
+		i++;
+	if (i == g->n) {
+		if (g->n == g->cap) {
+			size_t ncap = g->cap ? g->cap * 2 : 4;
+			struct gap_range *nr = realloc(g->r, ncap * sizeof(*nr));
+			if (!nr) {
+				g->oom = 1;
+				return;
+			}
+			g->r = nr;
+			g->cap = ncap;
+		}
+		g->r[g->n++] = (struct gap_range){ ref, seq, seq };
+	}
+	if (seq < g->r[i].first)
+		g->r[i].first = seq;
+	if (seq > g->r[i].last)
+		g->r[i].last = seq;
+}
+
+/* Note the numbered messages of bytes data[0..len) (whole frames: what
+ * one queued piece or message holds); 0 when it holds none. */
+static int gap_note_bytes(struct gap *g, const char *data, size_t len)
+{
+	size_t at = 0, n;
+	long ref, seq;
+
+	if (!proto_is_numbered(data, len))
+		return 0;
+	while (at < len && (n = proto_numbered_next(data + at, len - at, &ref, &seq)) > 0) {
+		gap_note(g, ref, seq);
+		at += n;
+	}
+	return 1;
+}
+
+/* sendq_drop_unstarted_if's test: a piece of numbered room messages
+ * (numbered frames lie in blocks of their own: a piece holds only them). */
+static int drop_numbered(const struct sendq_piece *p, void *arg)
+{
+	return gap_note_bytes(arg, p->data, p->len);
+}
+
+/* data[0..len), numbered room messages, did not fit in c's queue: the gap
+ * instead of the cut-off (conn.h). 0, or -ENOBUFS. */
+static int queue_gap(struct conn *c, const char *data, size_t len)
+{
+	struct gap g = { NULL, 0, 0, 0 };
+	int rc = 0;
+
+	/* Nothing written since the last notice, which still waits: the
+	 * client does not read at all, and no notice reaches it. */
+	if (c->gap_mark && c->out.sent < c->gap_mark && c->out.sent == c->gap_sent)
+		return -ENOBUFS;
+	sendq_drop_unstarted_if(&c->out, drop_numbered, &g);
+	gap_note_bytes(&g, data, len);
+	for (size_t i = 0; i < g.n && rc == 0; i++)
+		rc = conn_queue_take(c, proto_write_gap(g.r[i].ref, g.r[i].first, g.r[i].last));
+	if (g.oom || rc < 0) {
+		log_error("%s: out of memory or queue space for a gap notice", c->peer);
+		rc = -ENOBUFS;
+	} else {
+		log_warn("%s: send queue full: dropped the numbered messages of %zu room%s, gap "
+			 "notice%s queued", c->peer, g.n, g.n == 1 ? "" : "s", g.n == 1 ? "" : "s");
+		c->gap_mark = c->out.sent + c->out.bytes;
+		c->gap_sent = c->out.sent;
+	}
+	free(g.r);
+	return rc;
+}
+
 int conn_queue(struct conn *c, struct msg *m)
 {
-	return sendq_push(&c->out, m);
+	int rc = sendq_push(&c->out, m);
+
+	if (rc == -ENOBUFS && c->seq && proto_is_numbered(m->data, m->len))
+		rc = queue_gap(c, m->data, m->len);
+	return rc;
+}
+
+int conn_queue_slice(struct conn *c, struct msg *owner, const char *data, size_t len)
+{
+	int rc = sendq_push_slice(&c->out, owner, data, len);
+
+	if (rc == -ENOBUFS && c->seq && proto_is_numbered(data, len))
+		rc = queue_gap(c, data, len);
+	return rc;
 }
 
 int conn_queue_take(struct conn *c, struct msg *m)

@@ -57,6 +57,17 @@ struct conn {
 	int on_quiet;                /* on its owner's quiet list */
 	unsigned long ignored_logged; /* parser.ignored when last logged */
 	struct conn *next_quiet;
+	/* it asked for sequence numbers (a control connection: WELCOME: SEQ;
+	 * a room connection: its member's did, set at the attach): its rooms
+	 * send it their members' messages numbered (a SEQ frame before each),
+	 * and an overflow of those gets a gap notice before a cut-off */
+	int seq;
+	/* it was sent gap notices, which end at this queue position (out.sent;
+	 * 0: none), queued when out.sent was gap_sent: another overflow before
+	 * they are written, with nothing written since, is a cut-off (a client
+	 * that reads nothing at all); one that reads, however slowly, gets
+	 * another gap */
+	unsigned long long gap_mark, gap_sent;
 	/* reads no request while set: a LEAVE waits for the other side to
 	 * answer, in room order, before the next request is handled (control
 	 * connections: its room; room connections: the acceptor), and a
@@ -181,8 +192,20 @@ long conn_read(struct conn *c);
 int conn_flush(struct conn *c, int epfd);
 
 /* Queue m for sending (shared, not copied). 0, or -ENOBUFS when the send
- * queue bound is reached (the caller cuts the client off), or -ENOMEM. */
+ * queue bound is reached (the caller cuts the client off), or -ENOMEM.
+ * On a connection that asked for sequence numbers, a numbered room
+ * message that does not fit drops, instead, every numbered message
+ * queued and not started (and itself), and queues one gap notice per
+ * room naming the numbers dropped (docs/PROTOCOL.md §7.7); -ENOBUFS only
+ * when the notices do not fit either, or nothing at all was written since
+ * the last ones were queued and they still wait (a client that does not
+ * read is still cut off). */
 int conn_queue(struct conn *c, struct msg *m);
+
+/* Queue the bytes data[0..len) of owner's block (whole frames: a piece of
+ * a fan-out), taking a reference to owner; the same returns and the same
+ * gap rule as conn_queue. */
+int conn_queue_slice(struct conn *c, struct msg *owner, const char *data, size_t len);
 
 /* Queue m and drop the caller's reference; the same returns. */
 int conn_queue_take(struct conn *c, struct msg *m);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* How long a control connection waits before its next request when the
  * room it just relayed to is behind (room_relay_busy). */
@@ -168,22 +169,25 @@ static enum proto_err open_room(struct control *ctl, struct conn *c, const char 
 	return rooms_open(ctl->rooms, c, name, info);
 }
 
-/* HISTORY for membership join_id of c, in room; pauses c until the reply
- * is written. 0, or the error to answer: -E2BIG (the reply is larger than
- * c's whole send queue), -ENOBUFS (no room for it in the queue now),
- * -ENOMEM. */
-static int request_history(struct conn *c, struct room *room, long join_id)
+/* HISTORY for membership join_id of c, in room (after >= 0: HISTORY_AFTER,
+ * a page of at most half the queue, whose longer head is charged too);
+ * pauses c until the reply is written. 0, or the error to answer: -E2BIG
+ * (the reply is larger than c's whole send queue), -ENOBUFS (no room for
+ * it in the queue now), -ENOMEM. */
+static int request_history(struct conn *c, struct room *room, long join_id, long after)
 {
-	size_t cost = room_history_cost(room);
+	size_t cost = room_history_cost(room) + (after >= 0 ? PROTO_HISTORY_AFTER_HEAD_MAX : 0);
 	int rc;
 
 	/* At most half the queue: the rest stays for the room traffic that
 	 * arrives meanwhile, so asking cannot get a reading member cut off. */
+	if (after >= 0 && cost > c->out.max_bytes / 2)
+		cost = c->out.max_bytes / 2; /* a page: the client asks on */
 	if (cost > c->out.max_bytes / 2)
 		return -E2BIG;
 	if (sendq_reserve(&c->out, cost) < 0)
 		return -ENOBUFS;
-	rc = room_history(room, join_id, c->fd, c->id, cost);
+	rc = room_history(room, join_id, c->fd, c->id, cost, after);
 	if (rc < 0) {
 		sendq_unreserve(&c->out, cost);
 		return rc;
@@ -266,7 +270,7 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 		return join_error(c, PROTO_E_SERVER, room);
 	}
 	stored = control_membership(c, ms.join_id);
-	if (room_add_member(info.room, ms.join_id, name, c->fd, c->id, c->peer,
+	if (room_add_member(info.room, ms.join_id, name, c->fd, c->id, c->peer, c->seq,
 			    announcement(info.ref, name, PROTO_JOINED_TEXT), &stored->leave) < 0) {
 		control_remove_membership(c, ms.join_id);
 		registry_leave(ctl->reg, ms.join_id);
@@ -410,11 +414,14 @@ static enum control_result handle_welcome(struct control *ctl, struct conn *c, c
 	const struct config *cfg = ctl->cfg;
 	char limits[256];
 
-	(void)m;
+	/* "WELCOME: SEQ" asks for sequence numbers (§7.7), and LIMITS then
+	 * says they are given; any other value is the classic request. */
+	if (strcasecmp(m->field[0], "SEQ") == 0)
+		c->seq = 1;
 	snprintf(limits, sizeof(limits),
-		 "max_name=%ld max_message=%ld max_rooms_per_client=%ld history=%ld rate=%ld burst=%ld",
+		 "max_name=%ld max_message=%ld max_rooms_per_client=%ld history=%ld rate=%ld burst=%ld%s",
 		 cfg->max_name, cfg->max_message, cfg->max_rooms_per_client, cfg->history, cfg->rate,
-		 cfg->burst);
+		 cfg->burst, c->seq ? " seq=1" : "");
 	reply(c, proto_write_welcome(cfg->server_id, "roomd " ROOMD_VERSION, limits, cfg->welcome));
 	return CONTROL_OK;
 }
@@ -552,13 +559,36 @@ static enum control_result handle_private(struct control *ctl, struct conn *c, c
 	return CONTROL_OK;
 }
 
+static enum control_result history_answer(struct conn *c, int rc);
+
 static enum control_result handle_history(struct control *ctl, struct conn *c, const struct proto_msg *m,
 					  const struct named_membership *nm)
 {
-	int rc = request_history(c, nm->ms->room, nm->ms->join_id);
+	int rc = request_history(c, nm->ms->room, nm->ms->join_id, -1);
 
 	(void)ctl;
 	(void)m;
+	return history_answer(c, rc);
+}
+
+/* HISTORY_AFTER (§7.7): the same, for the messages numbered after SEQ. */
+static enum control_result handle_history_after(struct control *ctl, struct conn *c,
+						const struct proto_msg *m,
+						const struct named_membership *nm)
+{
+	long after;
+
+	(void)ctl;
+	if (proto_parse_int(m->field[PROTO_F_HISTA_SEQ], 0, PROTO_SEQ_MAX, &after) < 0) {
+		control_reply_error(c, PROTO_E_MALFORMED, "bad SEQ");
+		return CONTROL_OK;
+	}
+	return history_answer(c, request_history(c, nm->ms->room, nm->ms->join_id, after));
+}
+
+/* A HISTORY request's error, if it could not be asked (rc < 0). */
+static enum control_result history_answer(struct conn *c, int rc)
+{
 	if (rc == -E2BIG)
 		control_reply_error(c, PROTO_E_TOO_LARGE, "history larger than the send queue");
 	else if (rc == -ENOBUFS)
@@ -628,6 +658,7 @@ static const struct command {
 	{ PROTO_PRIVATE, handle_private, NULL, 0, NULL, NULL },
 	{ PROTO_HISTORY, NULL, handle_history, 0, "bad ROOM_REF or JOIN_ID", NULL },
 	{ PROTO_SET_TOPIC, NULL, handle_set_topic, 0, "bad ROOM_REF or JOIN_ID", NULL },
+	{ PROTO_HISTORY_AFTER, NULL, handle_history_after, 0, "bad ROOM_REF or JOIN_ID", NULL },
 };
 
 /* The pre-check of a request that names a membership: its numbers parse
@@ -666,7 +697,7 @@ static int resolve_membership(struct control *ctl, struct conn *c, const struct 
 enum control_result control_handle(struct control *ctl, struct conn *c, const struct proto_msg *m)
 {
 	/* Using an extension is the opt-in to extension frames. */
-	if (m->kind >= PROTO_WELCOME && m->kind <= PROTO_SET_TOPIC)
+	if (m->kind >= PROTO_WELCOME && m->kind <= PROTO_HISTORY_AFTER)
 		control_conn(c)->ext = 1;
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		const struct command *cmd = &commands[i];

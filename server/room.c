@@ -21,6 +21,12 @@
  * an attach, a detach), so everyone gets exactly what was relayed while it
  * was a member, once, by one path.
  *
+ * Sequence numbers (docs/PROTOCOL.md §7.7): the thread numbers its members'
+ * messages in that same order (r->seq, stored with the history, so it goes
+ * on after a restart) and, when a member asked for numbers, formats each
+ * message's numbered form once into a block of its own (seq_arena); the
+ * delivery list says which member gets which form.
+ *
  * Room-port connections count against max_clients_per_ip with the control
  * connections (the shared, locked iptable); before it attaches, a room
  * connection is "pending": at most room_unattached_max per room (a new one
@@ -85,9 +91,11 @@ struct room_event {
 	int here;         /* EV_REMOVE: self goes to the room connection that
 			   * asked (a LEAVE made on the room port) */
 	size_t budget;    /* EV_HISTORY: send queue cost reserved for the reply */
+	long after;       /* EV_HISTORY: HISTORY_AFTER's SEQ (-1: a plain HISTORY) */
 	int record;       /* EV_RELAY: a member's message, kept in the history */
 	const struct config *cfg; /* EV_CONFIG: the snapshot to switch to (a reference) */
 	long history;     /* EV_CONFIG: messages to keep from now on */
+	int numbered;     /* EV_ADD: the member asked for sequence numbers */
 	char name[CONFIG_NAME_MAX + 1];
 };
 
@@ -98,6 +106,7 @@ struct room_event {
 struct hist_entry {
 	struct msg *frame;
 	time_t when;
+	long seq;         /* its sequence number (§7.7) */
 	size_t name_off, name_len, text_off, text_len;
 	int run_start;    /* not adjacent to the entry before it (or the oldest) */
 };
@@ -132,6 +141,8 @@ struct member {
 					 * cannot be queued; NULL once posted */
 	int unreachable;       /* a delivery could not be queued: its control
 				* connection is closing, nothing more goes there */
+	int numbered;          /* it asked for sequence numbers: so does the
+				* room connection it attaches (§7.7) */
 	struct member *next;   /* the room's delivery list */
 };
 
@@ -187,9 +198,14 @@ struct room {
 	size_t npending;              /* at most cfg->room_unattached_max */
 	int evict_logged;             /* a pending connection was pushed out (once) */
 	struct iptable *ips;          /* per-address counts, shared (it locks) */
-	struct delivery_fanout *fan;  /* for the acceptor, this pass (NULL: none
-				       * open; members_changed() seals it) */
+	/* For the acceptor, this pass (NULL: none open; members_changed() seals
+	 * them): the members that asked for sequence numbers get their fan-out
+	 * of the numbered forms, the others the plain frames. */
+	struct delivery_fanout *fan, *fan_seq;
 	struct msg_arena arena;         /* blocks the relayed frames are carved from */
+	long seq;                       /* the last member's message's number (0: none) */
+	size_t nnumbered;               /* members that asked for numbers */
+	struct msg_arena seq_arena;     /* blocks their numbered forms are carved from */
 	struct hist_entry *hist;        /* ring of the last hist_cap messages */
 	size_t hist_cap, hist_head, hist_count;
 	size_t hist_bytes, hist_runs;   /* the entries' bytes; pieces they make */
@@ -239,7 +255,7 @@ static void post_event(struct room *r, struct room_event *ev, int type, long joi
 }
 
 int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
-		    uint64_t ctl_id, const char *ctl_peer, struct msg *announce,
+		    uint64_t ctl_id, const char *ctl_peer, int numbered, struct msg *announce,
 		    struct room_event **leave)
 {
 	struct room_event *ev = calloc(1, sizeof(*ev));
@@ -263,6 +279,7 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 		return -ENOMEM;
 	}
 	snprintf(ev->peer, sizeof(ev->peer), "%s", ctl_peer);
+	ev->numbered = numbered;
 	post_event(r, ev, EV_ADD, join_id, name, ctl_fd, ctl_id, announce);
 	return 0;
 }
@@ -314,7 +331,8 @@ int room_relay(struct room *r, struct msg *m, const struct proto_chat_layout *me
 	return 0;
 }
 
-int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id, size_t budget)
+int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id, size_t budget,
+		 long after)
 {
 	struct room_event *ev = calloc(1, sizeof(*ev));
 
@@ -327,6 +345,7 @@ int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id, size
 		return -ENOMEM;
 	}
 	ev->budget = budget;
+	ev->after = after;
 	post_event(r, ev, EV_HISTORY, join_id, NULL, ctl_fd, ctl_id, NULL);
 	return 0;
 }
@@ -446,39 +465,49 @@ static void deliver(struct room *r, struct member *m, struct msg *msg)
 	loop_mark_dirty(&r->loop, c);
 }
 
-/* Is m delivered to through the acceptor (the open fan-out's members)? */
-static int plain_member(const struct member *m)
+/* Is m delivered to through the acceptor, in the fan-out of the numbered
+ * forms (seq) or of the plain frames? */
+static int fanout_member(const struct member *m, int seq)
 {
-	return !m->attached && !m->unreachable;
+	return !m->attached && !m->unreachable && m->numbered == seq;
 }
 
-/* Open this pass's fan-out: the members delivered to through the acceptor,
- * in join order (none: *r->fan stays NULL). 0 or -ENOMEM. */
-static int fanout_open(struct room *r)
+static struct delivery_fanout **fanout_of(struct room *r, int seq)
 {
+	return seq ? &r->fan_seq : &r->fan;
+}
+
+/* Open this pass's fan-out (seq: of the numbered forms): its members, in
+ * join order (none: it stays NULL). 0 or -ENOMEM. */
+static int fanout_open(struct room *r, int seq)
+{
+	struct delivery_fanout **fp = fanout_of(r, seq);
 	size_t n = 0;
 
 	for (struct member *m = r->members; m; m = m->next)
-		n += (size_t)plain_member(m);
+		n += (size_t)fanout_member(m, seq);
 	if (n == 0)
 		return 0;
-	r->fan = delivery_fanout_create(n);
-	if (!r->fan)
+	*fp = delivery_fanout_create(n);
+	if (!*fp)
 		return -ENOMEM;
 	for (struct member *m = r->members; m; m = m->next)
-		if (plain_member(m))
-			delivery_fanout_target(r->fan, m->ctl_fd, m->ctl_id, m->join_id);
+		if (fanout_member(m, seq))
+			delivery_fanout_target(*fp, m->ctl_fd, m->ctl_id, m->join_id);
 	return 0;
 }
 
-/* frame for every member delivered to through the acceptor; when it cannot
- * be handed over, each of them is closed (close_unreachable). */
-static void hand_over(struct room *r, struct msg *frame)
+/* frame for the members of one fan-out (seq: those that asked for
+ * numbers); when it cannot be handed over, each of them is closed
+ * (close_unreachable). */
+static void hand_over(struct room *r, int seq, struct msg *frame)
 {
-	if ((r->fan || fanout_open(r) == 0) && (!r->fan || delivery_fanout_add(r->fan, frame) == 0))
+	struct delivery_fanout **fp = fanout_of(r, seq);
+
+	if ((*fp || fanout_open(r, seq) == 0) && (!*fp || delivery_fanout_add(*fp, frame) == 0))
 		return;
 	for (struct member *m = r->members; m; m = m->next)
-		if (plain_member(m))
+		if (fanout_member(m, seq))
 			close_unreachable(r, m);
 }
 
@@ -501,7 +530,8 @@ static struct msg *block_frame(struct room *r, struct msg *msg)
 	return copy ? copy : msg_ref(msg);
 }
 
-static void broadcast(struct room *r, struct msg *msg)
+/* numbered: msg's numbered form for the members that asked (NULL: none). */
+static void broadcast(struct room *r, struct msg *msg, struct msg *numbered)
 {
 	struct msg *frame;
 
@@ -511,11 +541,14 @@ static void broadcast(struct room *r, struct msg *msg)
 	frame = block_frame(r, msg);
 	/* The acceptor's share first: an attached member cut off below falls
 	 * back to its control connection only from the next message on. */
-	if (r->nattached < r->nmembers)
-		hand_over(r, frame);
+	if (r->nattached < r->nmembers) {
+		hand_over(r, 0, frame);
+		if (r->nnumbered > 0)
+			hand_over(r, 1, numbered ? numbered : frame);
+	}
 	for (struct member *m = r->members; m && r->nattached > 0; m = m->next)
 		if (m->attached)
-			deliver(r, m, frame);
+			deliver(r, m, m->numbered && numbered ? numbered : frame);
 	msg_unref(&frame);
 }
 
@@ -526,14 +559,21 @@ static void count_message(struct room *r, const struct msg *msg)
 	metrics_add_own(&r->metrics->bytes, msg->len);
 }
 
-/* Hand this pass's deliveries (the open fan-out) to the acceptor now. */
+static void post_fanout(struct room *r, struct delivery_fanout **fp)
+{
+	if (*fp && (*fp)->nmsgs > 0)
+		delivery_fanout_post(r->up.mbox, *fp, r->backlog);
+	else
+		delivery_fanout_free(*fp);
+	*fp = NULL;
+}
+
+/* Hand this pass's deliveries (the open fan-outs; their member sets do not
+ * overlap) to the acceptor now. */
 static void post_batch(struct room *r)
 {
-	if (r->fan && r->fan->nmsgs > 0)
-		delivery_fanout_post(r->up.mbox, r->fan, r->backlog);
-	else
-		delivery_fanout_free(r->fan);
-	r->fan = NULL;
+	post_fanout(r, &r->fan);
+	post_fanout(r, &r->fan_seq);
 }
 
 /* Its place was allocated with the join (room_add_member): this cannot fail. */
@@ -551,6 +591,8 @@ static void add_member(struct room *r, struct room_event *ev)
 	snprintf(m->name, sizeof(m->name), "%s", ev->name);
 	m->ctl_fd = ev->ctl_fd;
 	m->ctl_id = ev->ctl_id;
+	m->numbered = ev->numbered;
+	r->nnumbered += (size_t)m->numbered;
 	snprintf(m->peer, sizeof(m->peer), "%s", ev->peer);
 	m->leave_req = ev->req;
 	m->leave_req->ctl_fd = m->ctl_fd;
@@ -663,6 +705,7 @@ static struct conn *remove_member(struct room *r, struct room_event *ev)
 	if (m->attached)
 		loop_close(&r->loop, m->attached, 0);
 	free(m->leave_req);
+	r->nnumbered -= (size_t)m->numbered;
 	*link = m->next;
 	if (r->members_end == &m->next)
 		r->members_end = link;
@@ -741,7 +784,7 @@ static int history_resize(struct room *r, size_t cap)
  * ENTRY frame, dropping the oldest when full. Returns the entry, or NULL
  * when nothing is kept. */
 static const struct hist_entry *history_keep(struct room *r, const char *name, size_t name_len,
-					     const char *text, size_t text_len, time_t when)
+					     const char *text, size_t text_len, time_t when, long seq)
 {
 	size_t max = name_len + text_len + PROTO_CHAT_OVERHEAD, len = 0;
 	const char *t = history_time(r, when);
@@ -767,6 +810,7 @@ static const struct hist_entry *history_keep(struct room *r, const char *name, s
 	e = &r->hist[(r->hist_head + r->hist_count++) % r->hist_cap];
 	e->frame = frame;
 	e->when = when;
+	e->seq = seq;
 	e->name_off = at.name_off;
 	e->name_len = at.name_len;
 	e->text_off = at.text_off;
@@ -783,27 +827,61 @@ static const struct hist_entry *history_keep(struct room *r, const char *name, s
  * the formatter said, *at): keep it, and hand it to the store's writer (a
  * queue append under a short lock: never the disk). */
 static void history_record(struct room *r, const struct msg *frame,
-			   const struct proto_chat_layout *at)
+			   const struct proto_chat_layout *at, long seq)
 {
 	const struct hist_entry *e;
 
 	if (r->hist_cap == 0)
 		return;
 	e = history_keep(r, frame->data + at->name_off, at->name_len, frame->data + at->text_off,
-			 at->text_len, time(NULL));
+			 at->text_len, time(NULL), seq);
 	if (e)
 		atomic_store(&r->kept, 1);
 	if (e && r->store)
-		store_append(r->store, r->ref, (long)r->hist_cap, e->frame, e->name_off, e->name_len,
-			     e->text_off, e->text_len, e->when);
+		store_append_numbered(r->store, r->ref, (long)r->hist_cap, e->frame, e->name_off,
+				      e->name_len, e->text_off, e->text_len, e->when, e->seq);
 }
 
-static void history_loaded(void *arg, time_t when, const char *name, const char *text)
+/* A stored message: its number goes on from the stored ones (a row stored
+ * before numbers existed, 0, gets the next one), so numbers survive a
+ * restart. */
+static void history_loaded(void *arg, time_t when, long seq, const char *name, const char *text)
 {
 	struct room *r = arg;
 
-	if (history_keep(r, name, strlen(name), text, strlen(text), when))
+	if (seq <= r->seq || seq > PROTO_SEQ_MAX)
+		seq = r->seq + 1;
+	r->seq = seq;
+	if (history_keep(r, name, strlen(name), text, strlen(text), when, seq))
 		atomic_store(&r->kept, 1);
+}
+
+/* Number a member's message about to be relayed (§7.7): r->seq is its
+ * number. Returns its numbered form, "SEQ: n" then the frame, carved from
+ * the room's block once for every member that asked for numbers (a burst
+ * of them lies end to end, one piece in each queue, as the plain frames
+ * do), or NULL when no member asked. Out of memory it goes out
+ * unnumbered (logged): such a client finds the hole through its next
+ * HISTORY_AFTER. */
+static struct msg *number_message(struct room *r, const struct msg *frame)
+{
+	size_t max = PROTO_SEQ_FRAME_MAX + frame->len, len;
+	struct msg *numbered = NULL;
+	char *dst;
+
+	r->seq = r->seq < PROTO_SEQ_MAX ? r->seq + 1 : 1;
+	if (r->nnumbered == 0)
+		return NULL;
+	dst = msg_arena_reserve(&r->seq_arena, max);
+	if (dst) {
+		len = proto_fmt_seq(dst, max + 1, r->seq);
+		memcpy(dst + len, frame->data, frame->len);
+		numbered = msg_arena_take(&r->seq_arena, len + frame->len);
+	}
+	if (!numbered)
+		log_error("room %s: out of memory: message %ld goes out without its number", r->name,
+			  r->seq);
+	return numbered;
 }
 
 /* Refill the ring from the store (the room's last messages before a
@@ -812,7 +890,62 @@ static void history_loaded(void *arg, time_t when, const char *name, const char 
 static void history_load(struct room *r)
 {
 	if (r->store && r->hist_cap > 0)
-		store_load_history(r->store, r->ref, (long)r->hist_cap, history_loaded, r);
+		store_load_numbered(r->store, r->ref, (long)r->hist_cap, history_loaded, r);
+}
+
+/* The ring index of the oldest kept entry numbered after `after`
+ * (hist_count when none is). */
+static size_t history_find_after(const struct room *r, long after)
+{
+	size_t lo = 0, hi = r->hist_count;
+
+	/* Numbers grow along the ring: a binary search. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (r->hist[(r->hist_head + mid) % r->hist_cap].seq <= after)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* HISTORY_AFTER's reply (§7.7): the oldest kept entries numbered after
+ * `after` whose charge fits in budget, consecutive numbers only (an entry
+ * lost on the way ends the page: the next request shows the hole as a
+ * gap), under a head that says the first number and the room's newest, so
+ * the client asks again after the page's last while it is short of it. */
+static struct sendq_pieces *history_after_pieces(struct room *r, size_t budget, long after)
+{
+	size_t start = history_find_after(r, after), k = 0;
+	size_t cost = SENDQ_PIECE_COST + PROTO_HISTORY_AFTER_HEAD_MAX; /* the head */
+	struct sendq_pieces *l = NULL;
+	long first = start < r->hist_count ? r->hist[(r->hist_head + start) % r->hist_cap].seq
+					    : r->seq + 1;
+	struct msg *head;
+
+	for (; start + k < r->hist_count; k++) {
+		const struct hist_entry *e = &r->hist[(r->hist_head + start + k) % r->hist_cap];
+		/* A page's first entry may start inside a run: a piece of its own. */
+		size_t more = e->frame->len + (k == 0 || e->run_start ? SENDQ_PIECE_COST : 0);
+		if (e->seq != first + (long)k || cost + more > budget)
+			break;
+		cost += more;
+	}
+	head = proto_write_history_after_head(r->ref, first, r->seq, (long)k);
+	if (!head || sendq_pieces_add(&l, head, head->data, head->len) < 0)
+		goto fail;
+	for (size_t i = start; i < start + k; i++) {
+		struct msg *f = r->hist[(r->hist_head + i) % r->hist_cap].frame;
+		if (sendq_pieces_add(&l, f, f->data, f->len) < 0)
+			goto fail;
+	}
+	msg_unref(&head);
+	return l;
+fail:
+	sendq_pieces_free(l);
+	msg_unref(&head);
+	return NULL;
 }
 
 /* The reply to a HISTORY, as pieces: a head, then the kept ENTRY frames
@@ -854,7 +987,12 @@ static void history_reply(struct room *r, struct room_event *ev)
 {
 	struct delivery_batch *b = ev->answer;
 
-	b->pieces = find_member(r, ev->join_id) ? history_pieces(r, ev->budget) : NULL;
+	if (!find_member(r, ev->join_id))
+		b->pieces = NULL;
+	else if (ev->after >= 0)
+		b->pieces = history_after_pieces(r, ev->budget, ev->after);
+	else
+		b->pieces = history_pieces(r, ev->budget);
 	if (!b->pieces)
 		log_error("room %s: cannot answer a HISTORY request (out of memory, or no such member)",
 			  r->name);
@@ -890,6 +1028,7 @@ static void handle_mail(struct room *r)
 	for (; all; all = next) {
 		struct room_event *ev = (struct room_event *)all;
 		struct conn *resume = NULL;
+		struct msg *numbered = NULL;
 		next = all->next;
 		switch (ev->mail.type) {
 		case EV_ADD:
@@ -913,12 +1052,15 @@ static void handle_mail(struct room *r)
 		default:
 			break;
 		}
-		if (ev->msg && ev->record)
+		if (ev->msg && ev->record) {
 			count_message(r, ev->msg);
+			numbered = number_message(r, ev->msg);
+		}
 		if (ev->msg)
-			broadcast(r, ev->msg);
+			broadcast(r, ev->msg, numbered);
 		if (ev->msg && ev->record)
-			history_record(r, ev->msg, &ev->chat);
+			history_record(r, ev->msg, &ev->chat, r->seq);
+		msg_unref(&numbered);
 		msg_unref(&ev->msg);
 		msg_unref(&ev->self);
 		if (ev != &r->stop_event)
@@ -1095,6 +1237,7 @@ static void attach_conn(struct room *r, struct conn *c, struct member *m)
 	}
 	m->attached = c;
 	rconn(c)->attached_id = m->join_id;
+	c->seq = m->numbered; /* its traffic numbered as on the control connection */
 }
 
 static void handle_attach(struct room *r, struct conn *c, const struct proto_msg *pm)
@@ -1180,7 +1323,7 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 			const struct member_request *q)
 {
 	struct proto_chat_layout where;
-	struct msg *out;
+	struct msg *out, *numbered;
 
 	if ((long)pm->len[PROTO_F_CHAT_TEXT] > r->cfg->max_message) {
 		reply_error(r, c, PROTO_E_TOO_LARGE, "message too large");
@@ -1197,8 +1340,10 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 		return;
 	}
 	count_message(r, out);
-	broadcast(r, out);
-	history_record(r, out, &where);
+	numbered = number_message(r, out);
+	broadcast(r, out, numbered);
+	history_record(r, out, &where, r->seq);
+	msg_unref(&numbered);
 	msg_unref(&out);
 }
 
@@ -1409,8 +1554,15 @@ static void hold_input(struct room *r)
 static int input_halted(void *arg)
 {
 	struct room *r = arg;
-	size_t entries = r->fan ? delivery_fanout_entries(r->fan) : 0;
-	size_t bytes = r->fan ? delivery_fanout_bytes(r->fan) : 0;
+	size_t entries = 0, bytes = 0;
+
+	for (int seq = 0; seq <= 1; seq++) {
+		const struct delivery_fanout *f = *fanout_of(r, seq);
+		if (f) {
+			entries += delivery_fanout_entries(f);
+			bytes += delivery_fanout_bytes(f);
+		}
+	}
 
 	if (!r->input_held && delivery_backlog_over(r->backlog, entries, bytes))
 		hold_input(r);
@@ -1544,6 +1696,7 @@ static void room_free(struct room *r)
 	free(r->hist);
 	delivery_backlog_unref(r->backlog);
 	msg_arena_fini(&r->arena);
+	msg_arena_fini(&r->seq_arena);
 	msg_arena_fini(&r->hist_arena);
 	while (r->members) {
 		struct member *m = r->members;
@@ -1576,6 +1729,7 @@ struct room *room_start(const struct config *cfg, const struct room_uplink *up, 
 	r->loop.epfd = -1;
 	r->members_end = &r->members;
 	msg_arena_init(&r->arena, ROOM_BLOCK_BYTES);
+	msg_arena_init(&r->seq_arena, ROOM_BLOCK_BYTES);
 	(void)max_members; /* room connections: one per attached member, plus the pending */
 	r->ips = up->ips;
 	r->pending = calloc((size_t)cfg->room_unattached_max, sizeof(*r->pending));

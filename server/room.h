@@ -54,11 +54,13 @@ struct room_event;
 /* A member joined over control connection (ctl_fd, ctl_id) from address
  * ctl_peer (the only address its capability is accepted from on the room
  * port): add it to the delivery list, then relay announce to every member,
- * the new one included. *leave receives the event its removal will use, so
+ * the new one included. numbered: the control connection asked for
+ * sequence numbers (§7.7), so a room connection the member attaches gets
+ * them too. *leave receives the event its removal will use, so
  * that leaving never fails (with it, the request that carries a LEAVE made
  * on the room port to the acceptor). 0, or -ENOMEM (nothing posted). */
 int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
-		    uint64_t ctl_id, const char *ctl_peer, struct msg *announce,
+		    uint64_t ctl_id, const char *ctl_peer, int numbered, struct msg *announce,
 		    struct room_event **leave);
 
 /* A member left: stop delivering to it (close its room connection), then
@@ -81,8 +83,9 @@ void room_event_free(struct room_event *ev);
 
 /* Relay a CHAT frame to every member. A member's message (not a server
  * notice) comes with member_text, where its name and text lie in m (as
- * proto_fmt_chat() says): it is kept in the room's history. NULL: a notice,
- * not kept. 0, or -ENOMEM (nothing relayed). */
+ * proto_fmt_chat() says): it is numbered (members that asked get it after
+ * a SEQ frame) and kept in the room's history. NULL: a
+ * notice, neither numbered nor kept. 0, or -ENOMEM (nothing relayed). */
 int room_relay(struct room *r, struct msg *m, const struct proto_chat_layout *member_text);
 
 /* Nonzero while the room has more relays waiting than it should take:
@@ -95,9 +98,13 @@ int room_relay_busy(struct room *r);
 /* Send member join_id its room's history (HISTORY: head, COUNT entries) on
  * its control connection (ctl_fd, ctl_id), in at most budget bytes of send
  * queue cost (reserved by the caller; the oldest entries are left out if
- * the history grew meanwhile). The answer always comes back, as a
- * DELIVERY_HISTORY batch (no pieces when it failed). 0, or -ENOMEM. */
-int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id, size_t budget);
+ * the history grew meanwhile). after >= 0: HISTORY_AFTER, the entries
+ * numbered after it only, under its own head (at most
+ * PROTO_HISTORY_AFTER_HEAD_MAX bytes, which budget must include). The
+ * answer always comes back, as a DELIVERY_HISTORY batch (no pieces when it
+ * failed). 0, or -ENOMEM. */
+int room_history(struct room *r, long join_id, int ctl_fd, uint64_t ctl_id, size_t budget,
+		 long after);
 
 /* What a HISTORY reply costs now in a send queue (bytes and pieces, as
  * sendq_push_pieces charges them). Any thread. */

@@ -37,6 +37,7 @@ struct pending {
 	long ref, keep;
 	int64_t when;
 	size_t name_off, name_len, text_off, text_len;
+	long seq;
 };
 
 enum rec_kind { REC_ROOM, REC_TOPIC, REC_FORGET };
@@ -196,6 +197,10 @@ static const char *const migrations[] = {
 	" sender TEXT NOT NULL,"
 	" text TEXT NOT NULL);"
 	"CREATE INDEX messages_room ON messages (room_id, id);",
+	/* 1 -> 2: each message's sequence number in its room (docs/PROTOCOL.md
+	 * §7.7); rows of version 1 have 0, and are numbered on from the
+	 * highest number when loaded. */
+	"ALTER TABLE messages ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -356,7 +361,8 @@ static int configure(struct store *s, char *err, size_t errlen)
 static int prepare_writer(struct store *s, char *err, size_t errlen)
 {
 	static const char ins[] =
-		"INSERT INTO messages (room_id, at, sender, text) SELECT id, ?2, ?3, ?4 FROM rooms WHERE ref = ?1";
+		"INSERT INTO messages (room_id, at, sender, text, seq) SELECT id, ?2, ?3, ?4, ?5 FROM rooms "
+		"WHERE ref = ?1";
 	/* Everything older than the room's keep-th newest message. */
 	static const char trim_count[] =
 		"DELETE FROM messages WHERE room_id = (SELECT id FROM rooms WHERE ref = ?1) AND id <= "
@@ -637,6 +643,13 @@ long store_each_room(struct store *s, void (*fn)(const struct store_room *, void
 int store_append(struct store *s, long ref, long keep, struct msg *frame, size_t name_off,
 		 size_t name_len, size_t text_off, size_t text_len, time_t when)
 {
+	return store_append_numbered(s, ref, keep, frame, name_off, name_len, text_off, text_len,
+				     when, 0);
+}
+
+int store_append_numbered(struct store *s, long ref, long keep, struct msg *frame, size_t name_off,
+			  size_t name_len, size_t text_off, size_t text_len, time_t when, long seq)
+{
 	struct pending *p;
 	int log_now = 0, first;
 	uint64_t dropped = 0;
@@ -659,7 +672,8 @@ int store_append(struct store *s, long ref, long keep, struct msg *frame, size_t
 		return -ENOBUFS;
 	}
 	p = &s->ring[(s->head + s->count) % s->opt.queue_max];
-	*p = (struct pending){ msg_ref(frame), ref, keep, (int64_t)when, name_off, name_len, text_off, text_len };
+	*p = (struct pending){ msg_ref(frame), ref, keep, (int64_t)when, name_off, name_len, text_off,
+			       text_len, seq };
 	first = s->count++ == 0;
 	metrics_store_queue(s->count);
 	s->bytes += frame->len;
@@ -833,6 +847,7 @@ static int insert_message(struct store *s, const struct pending *p)
 	sqlite3_bind_int64(s->ins, 2, p->when);
 	sqlite3_bind_text(s->ins, 3, p->frame->data + p->name_off, (int)p->name_len, SQLITE_STATIC);
 	sqlite3_bind_text(s->ins, 4, p->frame->data + p->text_off, (int)p->text_len, SQLITE_STATIC);
+	sqlite3_bind_int64(s->ins, 5, p->seq);
 	return run(s->ins);
 }
 
@@ -1029,12 +1044,35 @@ int store_start(struct store *s)
 
 /* ---- reading history (room threads) ---- */
 
+/* store_load_history's callback, carried through store_load_numbered. */
+struct unnumbered {
+	void (*fn)(void *arg, time_t when, const char *name, const char *text);
+	void *arg;
+};
+
+static void drop_number(void *arg, time_t when, long seq, const char *name, const char *text)
+{
+	const struct unnumbered *u = arg;
+
+	(void)seq;
+	u->fn(u->arg, when, name, text);
+}
+
 long store_load_history(struct store *s, long ref, long n,
 			void (*fn)(void *arg, time_t when, const char *name, const char *text),
 			void *arg)
 {
+	struct unnumbered u = { fn, arg };
+
+	return store_load_numbered(s, ref, n, drop_number, &u);
+}
+
+long store_load_numbered(struct store *s, long ref, long n,
+			 void (*fn)(void *arg, time_t when, long seq, const char *name, const char *text),
+			 void *arg)
+{
 	static const char sql[] =
-		"SELECT at, sender, text FROM (SELECT id, at, sender, text FROM messages "
+		"SELECT at, seq, sender, text FROM (SELECT id, at, seq, sender, text FROM messages "
 		"WHERE room_id = (SELECT id FROM rooms WHERE ref = ?1) AND at >= ?3 "
 		"ORDER BY id DESC LIMIT ?2) ORDER BY id";
 	sqlite3 *db = NULL;
@@ -1055,8 +1093,8 @@ long store_load_history(struct store *s, long ref, long n,
 		sqlite3_bind_int64(q, 2, n);
 		sqlite3_bind_int64(q, 3, s->opt.max_age > 0 ? (int64_t)time(NULL) - s->opt.max_age : INT64_MIN);
 		while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-			fn(arg, (time_t)sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1),
-			   (const char *)sqlite3_column_text(q, 2));
+			fn(arg, (time_t)sqlite3_column_int64(q, 0), (long)sqlite3_column_int64(q, 1),
+			   (const char *)sqlite3_column_text(q, 2), (const char *)sqlite3_column_text(q, 3));
 			count++;
 		}
 		if (rc == SQLITE_DONE)

@@ -20,7 +20,7 @@ struct store;
 struct msg;
 
 /* The schema this roomd writes; a file with a higher one is refused. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* How the writer batches and how much may wait for it. */
 struct store_options {
@@ -87,6 +87,10 @@ int store_start(struct store *s);
  * (rate-limited). Any thread. 0, or -ENOBUFS when dropped. */
 int store_append(struct store *s, long ref, long keep, struct msg *frame, size_t name_off,
 		 size_t name_len, size_t text_off, size_t text_len, time_t when);
+/* The same, with the message's sequence number in its room
+ * (docs/PROTOCOL.md §7.7; store_append stores 0: not numbered). */
+int store_append_numbered(struct store *s, long ref, long keep, struct msg *frame, size_t name_off,
+			  size_t name_len, size_t text_off, size_t text_len, time_t when, long seq);
 
 /* Queue a new room (created on demand) / a topic change. Rare; not
  * bounded by queue_max (there are at most as many pending as rooms). Any
@@ -119,6 +123,11 @@ void store_sync(struct store *s);
 long store_load_history(struct store *s, long ref, long n,
 			void (*fn)(void *arg, time_t when, const char *name, const char *text),
 			void *arg);
+/* The same, with the number stored with each message (0: stored
+ * unnumbered, as schema version 1 rows are). */
+long store_load_numbered(struct store *s, long ref, long n,
+			 void (*fn)(void *arg, time_t when, long seq, const char *name, const char *text),
+			 void *arg);
 
 void store_get_stats(struct store *s, struct store_stats *out);
 

@@ -66,6 +66,7 @@ static int kind_fields(enum proto_dialect d, enum proto_kind k, int *multiline)
 		case PROTO_PRIVATE: *multiline = PROTO_F_PRIV_TEXT; return 3;
 		case PROTO_HISTORY: return 3;
 		case PROTO_SET_TOPIC: return 4;
+		case PROTO_HISTORY_AFTER: return 4;
 		default: return 0;
 		}
 	}
@@ -86,6 +87,9 @@ static int kind_fields(enum proto_dialect d, enum proto_kind k, int *multiline)
 	case PROTO_R_HISTORY: return 2;
 	case PROTO_R_ENTRY: *multiline = PROTO_F_RENTRY_TEXT; return 3;
 	case PROTO_R_TOPIC_SET: return 2;
+	case PROTO_R_SEQ: return 1;
+	case PROTO_R_HISTORY_AFTER: return 4;
+	case PROTO_R_GAP: return 3;
 	default: return 0;
 	}
 }

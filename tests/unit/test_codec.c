@@ -190,6 +190,37 @@ static void test_named_limits_and_texts(void **state)
 	assert_string_equal(proto_kind_key(PROTO_R_ENTRY), "ENTRY");
 }
 
+/* Sequence numbers (§7.7): the SEQ frame, the scan of numbered frames a
+ * queue drops, the gap notice and the HISTORY_AFTER head. */
+static void test_numbered_frames(void **state)
+{
+	char buf[256];
+	size_t n = proto_fmt_seq(buf, sizeof(buf), 42);
+	long ref = 0, seq = 0;
+	struct msg *m;
+
+	(void)state;
+	n += proto_fmt_chat(buf + n, sizeof(buf) - n, 7, "bob", "hi\nthere", 8, NULL);
+	n += proto_fmt_seq(buf + n, sizeof(buf) - n, 43);
+	n += proto_fmt_chat(buf + n, sizeof(buf) - n, 7, "al", "x", 1, NULL);
+	assert_true(proto_is_numbered(buf, n));
+	assert_false(proto_is_numbered("CHAT: 7\n", 8));
+	size_t first = proto_numbered_next(buf, n, &ref, &seq);
+	assert_int_equal(ref, 7);
+	assert_int_equal(seq, 42);
+	assert_memory_equal(buf, "SEQ: 42\nCHAT: 7\nCLIENT_NAME: bob\nMESSAGE: hi\nthere\n\n", first);
+	assert_int_equal(proto_numbered_next(buf + first, n - first, &ref, &seq), n - first);
+	assert_int_equal(seq, 43);
+	assert_int_equal(proto_numbered_next(buf, first - 1, &ref, &seq), 0); /* not whole */
+	m = proto_write_gap(7, 5, 9);
+	assert_string_equal(m->data, "GAP: 7\nFIRST: 5\nLAST: 9\n");
+	msg_unref(&m);
+	m = proto_write_history_after_head(7, 10, 12, 3);
+	assert_string_equal(m->data, "HISTORY_AFTER: 7\nFIRST: 10\nLAST: 12\nCOUNT: 3\n");
+	assert_true(m->len <= PROTO_HISTORY_AFTER_HEAD_MAX);
+	msg_unref(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -200,6 +231,7 @@ int main(void)
 		cmocka_unit_test(test_history_entry),
 		cmocka_unit_test(test_layout_matches_parser),
 		cmocka_unit_test(test_named_limits_and_texts),
+		cmocka_unit_test(test_numbered_frames),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -788,6 +788,41 @@ static void test_drop_unstarted_merged_piece(void **state)
 	close_pair(sv);
 }
 
+/* drop_if: drops the pieces the test names, keeps the rest in order and
+ * the charge exact. */
+static int drop_odd(const struct sendq_piece *p, void *arg)
+{
+	(*(int *)arg)++;
+	return p->data[0] % 2 == 1;
+}
+
+static void test_drop_unstarted_if(void **state)
+{
+	struct sendq q;
+	struct msg *m[5];
+	int asked = 0;
+	size_t cost;
+
+	(void)state;
+	sendq_init(&q, 1 << 20);
+	for (int i = 0; i < 5; i++) {
+		char c = (char)('0' + i);
+		m[i] = msg_create(&c, 1);
+		assert_int_equal(sendq_push(&q, m[i]), 0);
+	}
+	cost = q.cost;
+	sendq_drop_unstarted_if(&q, drop_odd, &asked);
+	assert_int_equal(asked, 5);
+	assert_int_equal(q.count, 3);
+	assert_int_equal(q.bytes, 3);
+	assert_int_equal(q.cost, cost - 2 * (1 + SENDQ_PIECE_COST));
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(q.ring[(q.head + i) & (q.cap_slots - 1)].data[0], '0' + 2 * (int)i);
+	for (int i = 0; i < 5; i++)
+		msg_unref(&m[i]);
+	sendq_fini(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -805,6 +840,7 @@ int main(void)
 		cmocka_unit_test(test_arena_slices_merge),
 		cmocka_unit_test(test_arena_new_block),
 		cmocka_unit_test(test_drop_unstarted_merged_piece),
+		cmocka_unit_test(test_drop_unstarted_if),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
