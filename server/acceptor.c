@@ -197,8 +197,6 @@ static void apply_one(struct acceptor *acc, struct delivery_batch *b, struct del
 		apply_history(acc, c, b);
 		return;
 	}
-	if (d->ack == DELIVERY_RELAY && !control_membership(c, d->join_id) && c->leaving_id != d->join_id)
-		return; /* left the room since */
 	if (conn_queue(c, d->msg) < 0) {
 		log_warn("acceptor: %s is not reading: send queue full, disconnected", c->peer);
 		metrics_cut_off(METRICS_CONTROL);

@@ -19,9 +19,9 @@
 struct msg;
 struct sendq_pieces;
 
+/* Room traffic goes over as fan-outs (struct delivery_fanout); a batch
+ * carries a room's answers to one connection. */
 enum delivery_kind {
-	DELIVERY_RELAY,   /* one message of room traffic (rooms hand theirs
-			   * over as fan-outs: struct delivery_fanout) */
 	DELIVERY_LEAVE,   /* the answer to a LEAVE: delivered anyway, then the
 			   * connection resumes reading requests */
 	DELIVERY_HISTORY, /* the answer to a HISTORY: the batch's pieces (NULL:

@@ -41,7 +41,7 @@ static void test_batch_grows_in_order(void **state)
 
 	(void)state;
 	for (int i = 0; i < 40; i++)
-		assert_int_equal(delivery_add(&b, m, i, (uint64_t)i + 100, i + 1, DELIVERY_RELAY), 0);
+		assert_int_equal(delivery_add(&b, m, i, (uint64_t)i + 100, i + 1, DELIVERY_LEAVE), 0);
 	assert_int_equal(b->n, 40);
 	assert_true(b->cap >= 40);
 	assert_int_equal(b->bytes, 400);
@@ -91,9 +91,9 @@ static void test_post_keeps_order(void **state)
 	assert_non_null(rq);
 	assert_int_equal(rq->mail.type, DELIVERY_MAIL_ROOM_REQUEST);
 	assert_int_equal(rq->ctl_fd, -1);
-	assert_int_equal(delivery_add(&b1, m, 1, 1, 1, DELIVERY_RELAY), 0);
-	assert_int_equal(delivery_add(&b1, m, 2, 2, 2, DELIVERY_RELAY), 0);
-	assert_int_equal(delivery_add(&b2, m, 3, 3, 3, DELIVERY_RELAY), 0);
+	assert_int_equal(delivery_add(&b1, m, 1, 1, 1, DELIVERY_LEAVE), 0);
+	assert_int_equal(delivery_add(&b1, m, 2, 2, 2, DELIVERY_LEAVE), 0);
+	assert_int_equal(delivery_add(&b2, m, 3, 3, 3, DELIVERY_LEAVE), 0);
 	delivery_post(&mb, b1, bl);
 	room_request_post(&mb, rq);
 	delivery_post(&mb, b2, bl);
