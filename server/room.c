@@ -910,29 +910,14 @@ static size_t history_find_after(const struct room *r, long after)
 	return lo;
 }
 
-/* HISTORY_AFTER's reply (§7.7): the oldest kept entries numbered after
- * `after` whose charge fits in budget, consecutive numbers only (an entry
- * lost on the way ends the page: the next request shows the hole as a
- * gap), under a head that says the first number and the room's newest, so
- * the client asks again after the page's last while it is short of it. */
-static struct sendq_pieces *history_after_pieces(struct room *r, size_t budget, long after)
+/* A history reply as pieces: head (its reference taken over), then the k
+ * kept ENTRY frames from the start-th oldest, referenced where they lie
+ * (never copied; adjacent ones make one piece). NULL when out of memory. */
+static struct sendq_pieces *history_range_pieces(struct room *r, struct msg *head, size_t start,
+						 size_t k)
 {
-	size_t start = history_find_after(r, after), k = 0;
-	size_t cost = SENDQ_PIECE_COST + PROTO_HISTORY_AFTER_HEAD_MAX; /* the head */
 	struct sendq_pieces *l = NULL;
-	long first = start < r->hist_count ? r->hist[(r->hist_head + start) % r->hist_cap].seq
-					    : r->seq + 1;
-	struct msg *head;
 
-	for (; start + k < r->hist_count; k++) {
-		const struct hist_entry *e = &r->hist[(r->hist_head + start + k) % r->hist_cap];
-		/* A page's first entry may start inside a run: a piece of its own. */
-		size_t more = e->frame->len + (k == 0 || e->run_start ? SENDQ_PIECE_COST : 0);
-		if (e->seq != first + (long)k || cost + more > budget)
-			break;
-		cost += more;
-	}
-	head = proto_write_history_after_head(r->ref, first, r->seq, (long)k);
 	if (!head || sendq_pieces_add(&l, head, head->data, head->len) < 0)
 		goto fail;
 	for (size_t i = start; i < start + k; i++) {
@@ -948,14 +933,36 @@ fail:
 	return NULL;
 }
 
+/* HISTORY_AFTER's reply (§7.7): the oldest kept entries numbered after
+ * `after` whose charge fits in budget, consecutive numbers only (an entry
+ * lost on the way ends the page: the next request shows the hole as a
+ * gap), under a head that says the first number and the room's newest, so
+ * the client asks again after the page's last while it is short of it. */
+static struct sendq_pieces *history_after_pieces(struct room *r, size_t budget, long after)
+{
+	size_t start = history_find_after(r, after), k = 0;
+	size_t cost = SENDQ_PIECE_COST + PROTO_HISTORY_AFTER_HEAD_MAX; /* the head */
+	long first = start < r->hist_count ? r->hist[(r->hist_head + start) % r->hist_cap].seq
+					    : r->seq + 1;
+
+	for (; start + k < r->hist_count; k++) {
+		const struct hist_entry *e = &r->hist[(r->hist_head + start + k) % r->hist_cap];
+		/* A page's first entry may start inside a run: a piece of its own. */
+		size_t more = e->frame->len + (k == 0 || e->run_start ? SENDQ_PIECE_COST : 0);
+		if (e->seq != first + (long)k || cost + more > budget)
+			break;
+		cost += more;
+	}
+	return history_range_pieces(r, proto_write_history_after_head(r->ref, first, r->seq, (long)k),
+				    start, k);
+}
+
 /* The reply to a HISTORY, as pieces: a head, then the kept ENTRY frames
  * referenced where they lie (never copied; adjacent ones make one piece).
  * The newest entries whose charge fits in budget: normally all of them. */
 static struct sendq_pieces *history_pieces(struct room *r, size_t budget)
 {
 	size_t k = 0, cost = 2 * SENDQ_PIECE_COST; /* the head, a split run */
-	struct sendq_pieces *l = NULL;
-	struct msg *head;
 
 	for (; k < r->hist_count; k++) {
 		const struct hist_entry *e = &r->hist[(r->hist_head + r->hist_count - 1 - k) % r->hist_cap];
@@ -964,20 +971,7 @@ static struct sendq_pieces *history_pieces(struct room *r, size_t budget)
 			break;
 		cost += more;
 	}
-	head = proto_write_history_head(r->ref, (long)k);
-	if (!head || sendq_pieces_add(&l, head, head->data, head->len) < 0)
-		goto fail;
-	for (size_t i = r->hist_count - k; i < r->hist_count; i++) {
-		struct msg *f = r->hist[(r->hist_head + i) % r->hist_cap].frame;
-		if (sendq_pieces_add(&l, f, f->data, f->len) < 0)
-			goto fail;
-	}
-	msg_unref(&head);
-	return l;
-fail:
-	sendq_pieces_free(l);
-	msg_unref(&head);
-	return NULL;
+	return history_range_pieces(r, proto_write_history_head(r->ref, (long)k), r->hist_count - k, k);
 }
 
 /* Answer a member's HISTORY on its control connection, after everything

@@ -148,20 +148,29 @@ int tls_check(const struct config *cfg, char *why, size_t whylen)
 	return ctx ? 0 : -1;
 }
 
+/* New connections get ctx from now on; the old context is freed when the
+ * last connection made from it is (an SSL holds a reference to it). */
+static void swap_ctx(SSL_CTX *ctx)
+{
+	SSL_CTX *old;
+
+	pthread_mutex_lock(&server.lock);
+	old = server.ctx;
+	server.ctx = ctx;
+	pthread_mutex_unlock(&server.lock);
+	SSL_CTX_free(old);
+}
+
 int tls_init(const struct config *cfg, char *why, size_t whylen)
 {
-	SSL_CTX *ctx, *old;
+	SSL_CTX *ctx;
 
 	if (cfg->tls_mode == CONFIG_TLS_OFF)
 		return 0;
 	ctx = ctx_build(cfg, why, whylen);
 	if (!ctx)
 		return -1;
-	pthread_mutex_lock(&server.lock);
-	old = server.ctx;
-	server.ctx = ctx;
-	pthread_mutex_unlock(&server.lock);
-	SSL_CTX_free(old); /* none, but in the unit tests' repeated starts */
+	swap_ctx(ctx); /* an old one only in the unit tests' repeated starts */
 	server.mode = cfg->tls_mode;
 	log_info("tls: %s, certificate %s, TLS %s or later%s", cfg->tls_mode == CONFIG_TLS_REQUIRED ?
 		 "required on every port" : "optional on every port (plain clients too)", cfg->tls_cert,
@@ -172,18 +181,14 @@ int tls_init(const struct config *cfg, char *why, size_t whylen)
 
 int tls_reload(const struct config *next, char *why, size_t whylen)
 {
-	SSL_CTX *ctx, *old;
+	SSL_CTX *ctx;
 
 	if (server.mode == CONFIG_TLS_OFF)
 		return 0;
 	ctx = ctx_build(next, why, whylen);
 	if (!ctx)
 		return -1;
-	pthread_mutex_lock(&server.lock);
-	old = server.ctx;
-	server.ctx = ctx;
-	pthread_mutex_unlock(&server.lock);
-	SSL_CTX_free(old); /* the connections made from it keep it alive */
+	swap_ctx(ctx);
 	return 1;
 }
 
