@@ -67,19 +67,6 @@ class FakeSystemd:
         return times
 
 
-def wait_log(d, needle, since=0):
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        text = d.stderr()[since:]
-        if needle in text:
-            return text
-        time.sleep(0.02)
-    fail("roomd did not log %r; its stderr since:\n%s" % (needle, d.stderr()[since:][-3000:]))
-
-
-def rewrite(d):
-    with open(d.conf, "w") as f:
-        f.write(d.config_text())
 
 
 def main():
@@ -108,50 +95,50 @@ def main():
         d.server["log_level"] = "debug"
         d.server["port"] = 12345
         d.limits["room_unattached_max"] = 4
-        rewrite(d)
+        d.rewrite_config()
         d.proc.send_signal(signal.SIGHUP)
         sd.expect("RELOADING=1")
         sd.expect("READY=1")
-        text = wait_log(d, "need", mark)
+        text = d.wait_log("need", mark)
         check("applied log_level debug (was info)" in text and
               "[limits] room_unattached_max 4 (was 8) needs a restart" in text and
               "[server] port" not in text,
               "the reload line is not as expected:\n" + text)
         c = d.connect("after-reload")
         c.ping()
-        wait_log(d, "[debug] acceptor: connection from", mark)
+        d.wait_log("[debug] acceptor: connection from", mark)
         print("notify: SIGHUP: RELOADING=1, READY=1; %s" % text.strip().split("[warn] ", 1)[1])
 
         # log_target = syslog: one line on stderr says so, then none.
         mark = len(d.stderr())
         d.server["log_target"] = "syslog"
-        rewrite(d)
+        d.rewrite_config()
         d.proc.send_signal(signal.SIGHUP)
         sd.expect("RELOADING=1")
         sd.expect("READY=1")
-        wait_log(d, "reload: log lines go to syslog from now on", mark)
+        d.wait_log("reload: log lines go to syslog from now on", mark)
         quiet_from = len(d.stderr())
         d.connect("while-syslog").ping()
         time.sleep(0.2 * FACTOR)
         check(len(d.stderr()) == quiet_from, "lines still on stderr after log_target = syslog:\n"
               + d.stderr()[quiet_from:])
         d.server["log_target"] = "stderr"
-        rewrite(d)
+        d.rewrite_config()
         d.proc.send_signal(signal.SIGHUP)
         sd.expect("RELOADING=1")
         sd.expect("READY=1")
-        wait_log(d, "applied log_target stderr (was syslog)", quiet_from)
+        d.wait_log("applied log_target stderr (was syslog)", quiet_from)
         print("notify: log_target syslog then stderr: nothing on stderr in between")
 
         # A bad file: logged with file and line, nothing changes, roomd serves.
         mark = len(d.stderr())
         d.extra_ini = "[nonsense]\nkey = 1"
-        rewrite(d)
+        d.rewrite_config()
         bad_line = d.config_text().splitlines().index("[nonsense]") + 1
         d.proc.send_signal(signal.SIGHUP)
         sd.expect("RELOADING=1")
         e = sd.expect("READY=1")
-        text = wait_log(d, "is invalid, nothing changed", mark)
+        text = d.wait_log("is invalid, nothing changed", mark)
         check("%s:%d: [nonsense]: unknown section" % (d.conf, bad_line) in text,
               "the error does not name the file and line:\n" + text)
         check("STATUS=serving; the last reload failed (see the log)" in e[1], "status: %r" % e[1])

@@ -21,19 +21,6 @@ import time  # noqa: E402
 ENTRY_RE = rb"ENTRY: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\nCLIENT_NAME: (\S+)\nMESSAGE: ([^\n]*)\n\n\Z"
 
 
-def wait_log(d, needle, since=0):
-    deadline = time.monotonic() + TIMEOUT * 2
-    while time.monotonic() < deadline:
-        text = d.stderr()[since:]
-        if needle in text:
-            return text
-        time.sleep(0.02)
-    fail("roomd did not log %r; its stderr since:\n%s" % (needle, d.stderr()[since:][-3000:]))
-
-
-def rewrite(d):
-    with open(d.conf, "w") as f:
-        f.write(d.config_text())
 
 
 def history(c, ref, jid, name):
@@ -83,7 +70,7 @@ def main():
         d.server["log_level"] = "debug"
         d.limits.update({"history": 3, "max_message": 100, "rate": 300, "burst": 500,
                          "room_unattached_max": 4})
-        rewrite(d)
+        d.rewrite_config()
         for i in range(240):
             name, conn = senders[i % 2]
             text = "m%03d %s" % (i, "x" * 60)
@@ -112,7 +99,7 @@ def main():
         sent = orders["a"]
         print("reload-traffic: 4 members got all 240 messages once, in order, over the reload")
 
-        text = wait_log(d, "need", mark)
+        text = d.wait_log("need", mark)
         for needle in ("[server] applied log_level debug (was info)",
                        "[server] applied welcome New welcome. (was Old welcome.)",
                        "[limits] applied max_message 100 (was 300)",
@@ -138,7 +125,7 @@ def main():
         got = history(ctl["a"], ref, ids["a"], "a")
         check(got == sent[-2:] + [("b", "short")], "HISTORY after history 10 -> 3: %s" % got)
         # Debug lines now appear (log_level applied).
-        wait_log(d, "[debug]", mark)
+        d.wait_log("[debug]", mark)
         for c in ctl.values():
             c.ping()
         print("reload-traffic: WELCOME shows the new limits and text, max_message 100 enforced, "

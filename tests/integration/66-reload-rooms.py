@@ -19,22 +19,6 @@ import time  # noqa: E402
 REMOVED = b"This room was removed from the server's configuration: it closes when its last member leaves."
 
 
-def wait_log(d, needle, since=0):
-    deadline = time.monotonic() + TIMEOUT * 2
-    while time.monotonic() < deadline:
-        text = d.stderr()[since:]
-        if needle in text:
-            return text
-        time.sleep(0.02)
-    fail("roomd did not log %r; its stderr since:\n%s" % (needle, d.stderr()[since:][-3000:]))
-
-
-def reload(d, needle):
-    mark = len(d.stderr())
-    with open(d.conf, "w") as f:
-        f.write(d.config_text())
-    d.proc.send_signal(signal.SIGHUP)
-    return wait_log(d, needle, mark)
 
 
 def room_names(c):
@@ -64,7 +48,7 @@ def main():
         check(ref2 == 2, "gone has ref %d" % ref2)
 
         d.rooms = [("lobby", {"ref": 1, "topic": "New topic"}), ("fresh", {"ref": 7})]
-        text = reload(d, "changes applied")
+        text = d.reload("changes applied")
         for needle in ("[room:lobby] applied topic New topic (was Old topic)", "[room:gone] removed",
                        "[room:empty] removed", "[room:fresh] added",
                        "room gone removed from the config: it closes when its 1 member has left",
@@ -90,7 +74,7 @@ def main():
         b.expect_chat(ref2, "bob", "still here")
         # Its last member leaves: the room closes, and cannot be joined.
         b.leave(ref2, idg, "bob")
-        wait_log(d, "room gone closed")
+        d.wait_log("room gone closed")
         listed = room_names(a)
         check("gone" not in listed, "gone still listed after its last member left: %s" % listed)
         e = d.connect("eve")

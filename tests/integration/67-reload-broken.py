@@ -17,22 +17,6 @@ from roomtest import *  # noqa: E402,F401,F403
 import time  # noqa: E402
 
 
-def wait_log(d, needle, since=0):
-    deadline = time.monotonic() + TIMEOUT * 2
-    while time.monotonic() < deadline:
-        text = d.stderr()[since:]
-        if needle in text:
-            return text
-        time.sleep(0.02)
-    fail("roomd did not log %r; its stderr since:\n%s" % (needle, d.stderr()[since:][-3000:]))
-
-
-def reload(d, needle):
-    mark = len(d.stderr())
-    with open(d.conf, "w") as f:
-        f.write(d.config_text())
-    d.proc.send_signal(signal.SIGHUP)
-    return wait_log(d, needle, mark)
 
 
 def welcome(d, max_message, text):
@@ -85,7 +69,7 @@ def main():
         d.server["welcome"] = "Not applied."
         d.limits["max_message"] = "lots"
         d.extra_ini = "[nonsense]\nkey = 1"
-        text = reload(d, "is invalid, nothing changed")
+        text = d.reload("is invalid, nothing changed")
         lines = d.config_text().splitlines()
         for needle in ("%s:%d: [limits] max_message: 'lots'" % (d.conf, lines.index("max_message = lots") + 1),
                        "%s:%d: [nonsense]: unknown section" % (d.conf, lines.index("[nonsense]") + 1)):
@@ -104,7 +88,7 @@ def main():
         d.server["room_port_min"] = 40000
         d.server["room_port_max"] = 40100
         d.rooms = [("lobby", {"ref": 1, "port": 40200})]
-        text = reload(d, "changes applied")
+        text = d.reload("changes applied")
         for needle in ("[server] bind 127.0.0.1, ::1 (was 127.0.0.1) needs a restart",
                        "[server] room_port_min 40000 (was 0) needs a restart",
                        "[server] room_port_max 40100 (was 0) needs a restart",

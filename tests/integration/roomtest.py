@@ -607,6 +607,31 @@ class Daemon:
         except OSError:
             return ""
 
+    def wait_log(self, needle, since=0, timeout=None):
+        """Wait until needle appears in roomd's stderr after offset since;
+        returns that part of the log."""
+        deadline = time.monotonic() + (timeout if timeout is not None else 2 * TIMEOUT)
+        while time.monotonic() < deadline:
+            text = self.stderr()[since:]
+            if needle in text:
+                return text
+            time.sleep(0.02)
+        fail("roomd did not log %r; its stderr since:\n%s" % (needle, self.stderr()[since:][-3000:]))
+
+    def rewrite_config(self):
+        """Write config_text() (after a change of the limits or rooms) over
+        the daemon's config file."""
+        with open(self.conf, "w") as f:
+            f.write(self.config_text())
+
+    def reload(self, needle):
+        """Rewrite the config file, SIGHUP, and wait for needle in the log
+        lines that follow; returns them."""
+        mark = len(self.stderr())
+        self.rewrite_config()
+        self.proc.send_signal(signal.SIGHUP)
+        return self.wait_log(needle, mark)
+
     def sanitizer_report(self):
         text = self.stderr()
         for marker in SANITIZER_MARKERS:
