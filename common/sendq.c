@@ -236,9 +236,20 @@ int sendq_flush_via(struct sendq *q, sendq_writev_fn writev, void *ctx)
 	return 0;
 }
 
-void sendq_drop_unstarted(struct sendq *q)
+/* The pieces at the front that are started: those that begin within the
+ * written bytes of the head piece (q->off) plus the pinned ones. */
+static size_t started_pieces(const struct sendq *q, size_t pinned)
 {
-	size_t keep = q->count > 0 && q->off > 0 ? 1 : 0;
+	size_t mask = q->cap_slots - 1, n = 0, start = 0, want = q->off + pinned;
+
+	for (; n < q->count && start < want; n++)
+		start += q->ring[(q->head + n) & mask].len;
+	return n;
+}
+
+void sendq_drop_unstarted(struct sendq *q, size_t pinned)
+{
+	size_t keep = started_pieces(q, pinned);
 
 	while (q->count > keep) {
 		size_t tail = (q->head + q->count - 1) & (q->cap_slots - 1);
@@ -249,10 +260,10 @@ void sendq_drop_unstarted(struct sendq *q)
 	}
 }
 
-void sendq_drop_unstarted_if(struct sendq *q, int (*drop)(const struct sendq_piece *p, void *arg),
-			     void *arg)
+void sendq_drop_unstarted_if(struct sendq *q, size_t pinned,
+			     int (*drop)(const struct sendq_piece *p, void *arg), void *arg)
 {
-	size_t mask = q->cap_slots - 1, kept = q->count > 0 && q->off > 0 ? 1 : 0, n = q->count;
+	size_t mask = q->cap_slots - 1, kept = started_pieces(q, pinned), n = q->count;
 
 	for (size_t i = kept; i < n; i++) {
 		struct sendq_piece *p = &q->ring[(q->head + i) & mask];

@@ -97,13 +97,16 @@ typedef long (*sendq_writev_fn)(void *ctx, const struct iovec *iov, int n);
 int sendq_flush_via(struct sendq *q, sendq_writev_fn writev, void *ctx);
 
 /* Drop the pieces not yet started; a partly written one stays (whole) so
- * the client never sees half a frame. */
-void sendq_drop_unstarted(struct sendq *q);
+ * the client never sees half a frame. pinned: bytes after the written ones
+ * that the writer has already taken but not finished writing (a TLS record
+ * waiting for the socket, which must be written again from the same
+ * bytes): the pieces they lie in count as started. */
+void sendq_drop_unstarted(struct sendq *q, size_t pinned);
 
-/* Drop the pieces not yet started for which drop(piece, arg) says so
- * (each asked once, oldest first); the others keep their order. */
-void sendq_drop_unstarted_if(struct sendq *q, int (*drop)(const struct sendq_piece *p, void *arg),
-			     void *arg);
+/* Drop the pieces not yet started (as above) for which drop(piece, arg)
+ * says so (each asked once, oldest first); the others keep their order. */
+void sendq_drop_unstarted_if(struct sendq *q, size_t pinned,
+			     int (*drop)(const struct sendq_piece *p, void *arg), void *arg);
 
 static inline int sendq_empty(const struct sendq *q) { return q->count == 0; }
 

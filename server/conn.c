@@ -41,7 +41,7 @@ uint64_t conn_clock_ms(void)
 void conn_begin_close(struct conn *c, int cut_off)
 {
 	if (cut_off)
-		sendq_drop_unstarted(&c->out);
+		sendq_drop_unstarted(&c->out, c->io.committed);
 	if (!c->closing) {
 		c->closing = 1;
 		c->since_ms = conn_clock_ms();
@@ -473,7 +473,7 @@ static int queue_gap(struct conn *c, const char *data, size_t len)
 	 * client does not read at all, and no notice reaches it. */
 	if (c->gap_mark && c->out.sent < c->gap_mark && c->out.sent == c->gap_sent)
 		return -ENOBUFS;
-	sendq_drop_unstarted_if(&c->out, drop_numbered, &g);
+	sendq_drop_unstarted_if(&c->out, c->io.committed, drop_numbered, &g);
 	gap_note_bytes(&g, data, len);
 	for (size_t i = 0; i < g.n && rc == 0; i++)
 		rc = conn_queue_take(c, proto_write_gap(g.r[i].ref, g.r[i].first, g.r[i].last));

@@ -654,6 +654,7 @@ static struct conn *answer_leave(struct room *r, struct conn *c, struct member *
 
 	m->attached = NULL;
 	r->nattached--;
+	metrics_gauge_add_own(&r->metrics->attached, -1);
 	rconn(c)->attached_id = 0;
 	c->leaving_id = 0;
 	if (!answer) {

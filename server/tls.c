@@ -388,10 +388,10 @@ static long tls_writev(void *ctx, const struct iovec *iov, int n)
 	w = SSL_write(ts->ssl, chunk, (int)len);
 	saved = errno;
 	if (w > 0) {
-		ts->retry_len = 0;
+		ts->retry_len = s->committed = 0;
 		return w;
 	}
-	ts->retry_len = len;
+	ts->retry_len = s->committed = len;
 	return ssl_result(s, ts, w, saved, TRANSPORT_WRITE_WANTS_READ);
 }
 

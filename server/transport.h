@@ -21,6 +21,11 @@ struct transport_sock {
 	/* TRANSPORT_* below, set by the transport at each read or write and
 	 * read by the owner; always 0 for plain TCP. */
 	unsigned flags;
+	/* Bytes from the send queue's front (after what is written) that the
+	 * transport has taken and must be given again, unchanged, at its next
+	 * write (a TLS record waiting for the socket): the queue may not drop
+	 * them. Always 0 for plain TCP. */
+	size_t committed;
 };
 
 /* The last read's -EAGAIN waits for writability, or the last write's for

@@ -485,7 +485,7 @@ static void test_drop_unstarted_keeps_partial_head(void **state)
 	assert_true(q.off > 0 && q.off < bigsz);
 	assert_int_equal(q.bytes, bigsz - q.off + s1->len + s2->len);
 
-	sendq_drop_unstarted(&q);
+	sendq_drop_unstarted(&q, 0);
 	assert_int_equal(q.count, 1);
 	assert_int_equal(q.bytes, bigsz - q.off);
 	assert_int_equal(refs(big), 2);
@@ -515,6 +515,47 @@ static void test_drop_unstarted_keeps_partial_head(void **state)
 	close_pair(sv);
 }
 
+static int drop_all(const struct sendq_piece *p, void *arg)
+{
+	(void)p;
+	(*(int *)arg)++;
+	return 1;
+}
+
+/* Bytes a writer has taken but not finished (a TLS record waiting for the
+ * socket) pin the pieces they lie in: those stay, whole, and the rest go. */
+static void test_drop_unstarted_keeps_pinned(void **state)
+{
+	struct sendq q;
+	struct msg *a = mk("one\n"), *b = mk("two\n"), *c = mk("three\n"), *d = mk("four\n");
+	int asked = 0;
+
+	(void)state;
+	sendq_init(&q, 4096);
+	assert_int_equal(sendq_push(&q, a), 0);
+	assert_int_equal(sendq_push(&q, b), 0);
+	assert_int_equal(sendq_push(&q, c), 0);
+	/* 5 bytes pinned: all of a and the first byte of b. */
+	sendq_drop_unstarted(&q, 5);
+	assert_int_equal(q.count, 2);
+	assert_int_equal(q.bytes, a->len + b->len);
+	assert_int_equal(refs(c), 1);
+	/* Exactly a's bytes pinned: b is not started. */
+	sendq_drop_unstarted(&q, a->len);
+	assert_int_equal(q.count, 1);
+	assert_int_equal(refs(b), 1);
+	/* The filtered form keeps pinned pieces even when asked to drop all. */
+	assert_int_equal(sendq_push(&q, d), 0);
+	sendq_drop_unstarted_if(&q, a->len + 1, drop_all, &asked);
+	assert_int_equal(q.count, 2);
+	assert_int_equal(asked, 0);
+	sendq_fini(&q);
+	msg_unref(&a);
+	msg_unref(&b);
+	msg_unref(&c);
+	msg_unref(&d);
+}
+
 /* Nothing started: everything is dropped. */
 static void test_drop_unstarted_nothing_started(void **state)
 {
@@ -526,12 +567,12 @@ static void test_drop_unstarted_nothing_started(void **state)
 	(void)state;
 	make_pair(sv, 0);
 	sendq_init(&q, 4096);
-	sendq_drop_unstarted(&q); /* empty: nothing to do */
+	sendq_drop_unstarted(&q, 0); /* empty: nothing to do */
 	assert_true(sendq_empty(&q));
 	assert_int_equal(sendq_push(&q, a), 0);
 	assert_int_equal(sendq_push(&q, b), 0);
 	assert_int_equal(sendq_push(&q, a), 0);
-	sendq_drop_unstarted(&q);
+	sendq_drop_unstarted(&q, 0);
 	assert_true(sendq_empty(&q));
 	assert_int_equal(q.bytes, 0);
 	assert_int_equal(refs(a), 1);
@@ -769,7 +810,7 @@ static void test_drop_unstarted_merged_piece(void **state)
 	}
 	assert_int_equal(q.count, 1);
 	assert_int_equal(sendq_flush(&q, sv[0]), -EAGAIN);
-	sendq_drop_unstarted(&q);
+	sendq_drop_unstarted(&q, 0);
 	assert_int_equal(q.count, 1); /* started: kept whole */
 	for (;;) {
 		int rc = sendq_flush(&q, sv[0]);
@@ -811,7 +852,7 @@ static void test_drop_unstarted_if(void **state)
 		assert_int_equal(sendq_push(&q, m[i]), 0);
 	}
 	cost = q.cost;
-	sendq_drop_unstarted_if(&q, drop_odd, &asked);
+	sendq_drop_unstarted_if(&q, 0, drop_odd, &asked);
 	assert_int_equal(asked, 5);
 	assert_int_equal(q.count, 3);
 	assert_int_equal(q.bytes, 3);
@@ -833,6 +874,7 @@ int main(void)
 		cmocka_unit_test(test_shared_message),
 		cmocka_unit_test(test_eagain_then_complete),
 		cmocka_unit_test(test_drop_unstarted_keeps_partial_head),
+		cmocka_unit_test(test_drop_unstarted_keeps_pinned),
 		cmocka_unit_test(test_drop_unstarted_nothing_started),
 		cmocka_unit_test(test_peer_closed),
 		cmocka_unit_test(test_fini_releases),
