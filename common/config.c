@@ -139,7 +139,26 @@ static const struct key_spec room_keys[] = {
 enum { RK_NAME, RK_REF, RK_PORT, RK_HISTORY = 5 }; /* indexes into room_keys */
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const scope_names[] = { "server", "room" }; /* enum config_name_scope */
 static const char *const tls_modes[] = { "off", "optional", "required" }; /* enum config_tls_mode */
+static const char *const tls_versions[] = { "1.2", "1.3" };        /* enum config_tls_version */
+
+/* The names of an enum-valued key type, in enum order, and what its
+ * errors call it; NULL for a type that is not one of those. */
+static const char *const *enum_names(enum key_type type, size_t *n, const char **what)
+{
+#define ENUM_NAMES(t, names, text) \
+	case t: *n = sizeof(names) / sizeof(names[0]); *what = text; return names
+	switch (type) {
+	ENUM_NAMES(K_LEVEL, level_names, "a log level (error, warn, info, debug)");
+	ENUM_NAMES(K_SCOPE, scope_names, "a name scope (server, room)");
+	ENUM_NAMES(K_TLSMODE, tls_modes, "a TLS mode (off, optional, required)");
+	ENUM_NAMES(K_TLSVER, tls_versions, "a TLS version roomd accepts as a minimum (1.2, 1.3)");
+	default:
+		return NULL;
+	}
+#undef ENUM_NAMES
+}
 
 /* ---- state and error messages ---- */
 
@@ -669,6 +688,24 @@ static int set_addrs(const struct key_spec *ks, const char *v, char *field, char
 	return 0;
 }
 
+/* One of the names of an enum-valued key type (any case) into *field:
+ * 0, or -1 with the reason in why. */
+static int parse_enum(enum key_type type, const char *v, char sv[72], int *field, char *why,
+		      size_t whylen)
+{
+	const char *what;
+	size_t n;
+	const char *const *names = enum_names(type, &n, &what);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(v, names[i]) == 0) {
+			*field = (int)i;
+			return 0;
+		}
+	snprintf(why, whylen, "'%s' is not %s", shown(v, sv), what);
+	return -1;
+}
+
 /* Store value v of key ks into the struct at base. Returns 0, or -1 with
  * the reason in why. */
 static int set_value(const struct key_spec *ks, const char *v, void *base, char *why, size_t whylen)
@@ -708,20 +745,10 @@ static int set_value(const struct key_spec *ks, const char *v, void *base, char 
 		*(int *)(void *)field = b;
 		return 0;
 	case K_LEVEL:
-		for (b = LOG_ERROR; b <= LOG_DEBUG; b++)
-			if (strcasecmp(v, level_names[b]) == 0) {
-				*(int *)(void *)field = b;
-				return 0;
-			}
-		snprintf(why, whylen, "'%s' is not a log level (error, warn, info, debug)", shown(v, sv));
-		return -1;
 	case K_SCOPE:
-		if (strcasecmp(v, "server") == 0 || strcasecmp(v, "room") == 0) {
-			*(int *)(void *)field = strcasecmp(v, "room") == 0 ? CONFIG_SCOPE_ROOM : CONFIG_SCOPE_SERVER;
-			return 0;
-		}
-		snprintf(why, whylen, "'%s' is not a name scope (server, room)", shown(v, sv));
-		return -1;
+	case K_TLSMODE:
+	case K_TLSVER:
+		return parse_enum(ks->type, v, sv, (int *)(void *)field, why, whylen);
 	case K_TARGET:
 		if ((b = log_target_parse(v)) < 0) {
 			snprintf(why, whylen, "'%s' is not a log target (stderr, syslog)", shown(v, sv));
@@ -729,21 +756,6 @@ static int set_value(const struct key_spec *ks, const char *v, void *base, char 
 		}
 		*(int *)(void *)field = b;
 		return 0;
-	case K_TLSMODE:
-		for (b = 0; b < 3; b++)
-			if (strcasecmp(v, tls_modes[b]) == 0) {
-				*(int *)(void *)field = b;
-				return 0;
-			}
-		snprintf(why, whylen, "'%s' is not a TLS mode (off, optional, required)", shown(v, sv));
-		return -1;
-	case K_TLSVER:
-		if (strcmp(v, "1.2") == 0 || strcmp(v, "1.3") == 0) {
-			*(int *)(void *)field = strcmp(v, "1.3") == 0 ? CONFIG_TLS_13 : CONFIG_TLS_12;
-			return 0;
-		}
-		snprintf(why, whylen, "'%s' is not a TLS version roomd accepts as a minimum (1.2, 1.3)", shown(v, sv));
-		return -1;
 	}
 	return -1;
 }
@@ -1413,7 +1425,8 @@ static void quote_text(const char *v, char *out, size_t len)
 
 static void value_text(const struct key_spec *ks, const void *base, char *out, size_t len)
 {
-	const char *f = (const char *)base + ks->off;
+	const char *f = (const char *)base + ks->off, *const *names, *what;
+	size_t n;
 	int i;
 
 	switch (ks->type) {
@@ -1437,14 +1450,8 @@ static void value_text(const struct key_spec *ks, const void *base, char *out, s
 	i = *(const int *)(const void *)f;
 	if (ks->type == K_BOOL)
 		snprintf(out, len, "%s", i ? "true" : "false");
-	else if (ks->type == K_LEVEL)
-		snprintf(out, len, "%s", i >= 0 && i <= LOG_DEBUG ? level_names[i] : "?");
-	else if (ks->type == K_SCOPE)
-		snprintf(out, len, "%s", i == CONFIG_SCOPE_ROOM ? "room" : "server");
-	else if (ks->type == K_TLSMODE)
-		snprintf(out, len, "%s", i >= 0 && i < 3 ? tls_modes[i] : "?");
-	else if (ks->type == K_TLSVER)
-		snprintf(out, len, "%s", i == CONFIG_TLS_13 ? "1.3" : "1.2");
+	else if ((names = enum_names(ks->type, &n, &what)))
+		snprintf(out, len, "%s", i >= 0 && (size_t)i < n ? names[i] : "?");
 	else
 		snprintf(out, len, "%s", log_target_name((enum log_target)i));
 }

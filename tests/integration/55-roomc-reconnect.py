@@ -28,31 +28,6 @@ def daemon(db, port=None):
     return Daemon(server={"database": db}, limits=LIMITS, rooms={"lobby": {}, "dev": {}}, args=args)
 
 
-def wait_text(rc, pattern, what, timeout=None):
-    deadline = time.monotonic() + (timeout or 10 * TIMEOUT)
-    rx = re.compile(pattern, re.M)
-    while not rx.search(rc.text()):
-        if time.monotonic() > deadline:
-            fail("roomc: %s did not appear; stdout: %s" % (what, show(rc.out, 4000)))
-        rc._pump(min(deadline, time.monotonic() + 0.1))
-
-
-def away(alice, d_old, db, bob_lines):
-    """Stop alice, restart roomd on the same port, let bob say bob_lines,
-    continue alice. Returns the new daemon (started)."""
-    port = d_old.port
-    os.kill(alice.proc.pid, signal.SIGSTOP)
-    try:
-        d_old.stop()
-        d = daemon(db, port).start()
-        bob = d.connect("bob")
-        ref, bid, _, _ = bob.join("lobby", "bob")
-        for t in bob_lines:
-            bob.chat(ref, bid, "bob", t)
-            bob.expect_chat(ref, "bob", t)
-    finally:
-        os.kill(alice.proc.pid, signal.SIGCONT)
-    return d, bob, ref
 
 
 def main():
@@ -70,14 +45,14 @@ def main():
             alice.write("join dev\njoin lobby\nsay hi all\n")
             bob.expect(join_announce(ref, "alice"), timeout=2 * TIMEOUT, what="alice's join")
             bob.expect_chat(ref, "alice", "hi all")
-            wait_text(alice, r"^\[lobby\] alice: hi all$", "alice's say, echoed")
+            alice.wait_text(r"^\[lobby\] alice: hi all$", "alice's say, echoed")
             bob.chat(ref, bid, "bob", "before the restart")
-            wait_text(alice, r"^\[lobby\] bob: before the restart$", "bob's first message")
+            alice.wait_text(r"^\[lobby\] bob: before the restart$", "bob's first message")
 
             missed = ["while away %d" % i for i in range(3)]
             t0 = time.monotonic()
-            d2, bob, ref = away(alice, d1, db, missed)
-            wait_text(alice, r"^--- dev: nothing missed ---$(?s:.*)^--- lobby: (?s:.*)bob: while away 2$",
+            d2, bob, ref, _ = restart_while_stopped(alice, d1, lambda: daemon(db, d1.port), missed)
+            alice.wait_text(r"^--- dev: nothing missed ---$(?s:.*)^--- lobby: (?s:.*)bob: while away 2$",
                       "the catch-up of both rooms")
             print("reconnect: rejoined and caught up %.2f s after being continued"
                   % (time.monotonic() - t0))
@@ -100,9 +75,9 @@ def main():
             w.expect_chat(dref, "alice", "back again")
 
             flood = ["gone long %d" % i for i in range(9)]
-            d3, bob, ref = away(alice, d2, db, flood)
+            d3, bob, ref, _ = restart_while_stopped(alice, d2, lambda: daemon(db, d2.port), flood)
             d2 = None
-            wait_text(alice, r"^--- lobby: gap: more was said while disconnected than the history keeps;"
+            alice.wait_text(r"^--- lobby: gap: more was said while disconnected than the history keeps;"
                       r"(?s:.*)bob: gone long 8$", "the gap line and the history after it")
             out = alice.text()
             for t in flood:

@@ -27,31 +27,6 @@ def daemon(db, port=None):
     return Daemon(server={"database": db}, limits=LIMITS, rooms={"lobby": {}}, args=args)
 
 
-def wait_text(rc, pattern, what, timeout=None):
-    deadline = time.monotonic() + (timeout or 10 * TIMEOUT)
-    rx = re.compile(pattern, re.M)
-    while not rx.search(rc.text()):
-        if time.monotonic() > deadline:
-            fail("roomc: %s did not appear; stdout: %s" % (what, show(rc.out, 4000)))
-        rc._pump(min(deadline, time.monotonic() + 0.1))
-
-
-def away(alice, d_old, db, bob_lines):
-    """Stop alice, restart roomd on the same port, let bob say bob_lines,
-    continue alice. Returns the new daemon (started), bob and the ref."""
-    port = d_old.port
-    os.kill(alice.proc.pid, signal.SIGSTOP)
-    try:
-        d_old.stop()
-        d = daemon(db, port).start()
-        bob = d.connect("bob")
-        ref, bid, _, _ = bob.join("lobby", "bob")
-        for t in bob_lines:
-            bob.chat(ref, bid, "bob", t)
-            bob.expect_chat(ref, "bob", t)
-    finally:
-        os.kill(alice.proc.pid, signal.SIGCONT)
-    return d, bob, ref, bid
 
 
 def count(out, text):
@@ -81,16 +56,16 @@ def main():
         with alice:
             alice.write("join lobby\n")
             bob.expect(join_announce(ref, "alice"), timeout=2 * TIMEOUT, what="alice's join")
-            wait_text(alice, r"^history of lobby: 3 messages$", "the history at the join")
+            alice.wait_text(r"^history of lobby: 3 messages$", "the history at the join")
             for _ in range(3):
                 bob.chat(ref, bid, "bob", "ok")
                 bob.expect_chat(ref, "bob", "ok")
             wait_for_count(alice, "ok", 6)
 
-            d2, bob, ref, bid = away(alice, d1, db, ["ok", "ok", "new"])
-            wait_text(alice, r"^--- lobby: (?s:.*)bob: new$", "the catch-up")
+            d2, bob, ref, bid = restart_while_stopped(alice, d1, lambda: daemon(db, d1.port), ["ok", "ok", "new"])
+            alice.wait_text(r"^--- lobby: (?s:.*)bob: new$", "the catch-up")
             bob.chat(ref, bid, "bob", "live after")
-            wait_text(alice, r"bob: live after$", "a live message after the rejoin")
+            alice.wait_text(r"bob: live after$", "a live message after the rejoin")
             out = alice.text()
             check("--- lobby: 3 messages missed while disconnected ---\n" in out,
                   "not exactly 3 missed: %s" % show(out, 4000))
@@ -100,9 +75,9 @@ def main():
                   "'new' or 'live after' not printed once: %s" % show(out, 4000))
             print("resume: 3 missed messages (2 the same as seen ones) printed once each")
 
-            d3, bob, ref, bid = away(alice, d2, db, ["ok"] * 12)
+            d3, bob, ref, bid = restart_while_stopped(alice, d2, lambda: daemon(db, d2.port), ["ok"] * 12)
             d2 = None
-            wait_text(alice, r"^--- lobby: gap: more was said while disconnected than the history keeps;"
+            alice.wait_text(r"^--- lobby: gap: more was said while disconnected than the history keeps;"
                       r" its 10 oldest kept messages follow ---$", "the gap line")
             wait_for_count(alice, "ok", 18)
             alice._pump(time.monotonic() + 0.3)

@@ -297,27 +297,37 @@ class Conn:
             pass
 
     # -- receiving
+    # What a read raises when the peer reset the connection, and when
+    # nothing is there after all (a TLS connection adds its own: tlstest).
+    RESET_ERRORS = (ConnectionResetError,)
+    WAIT_ERRORS = (socket.timeout,)
+
+    def _pending(self):
+        """Bytes already received but not seen by select() (TLS)."""
+        return 0
+
     def _read_some(self, deadline):
         """Wait until bytes or EOF arrive (True) or the deadline passes (False)."""
         if self.eof:
             return False
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        sel = selectors.DefaultSelector()
-        try:
-            sel.register(self.sock, selectors.EVENT_READ)
-            if not sel.select(remaining):
+        if self._pending() == 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return False
-        finally:
-            sel.close()
+            sel = selectors.DefaultSelector()
+            try:
+                sel.register(self.sock, selectors.EVENT_READ)
+                if not sel.select(remaining):
+                    return False
+            finally:
+                sel.close()
         try:
             data = self.sock.recv(65536)
-        except ConnectionResetError:
+        except self.RESET_ERRORS:
             self.eof = True
             self.reset = True
             return True
-        except socket.timeout:
+        except self.WAIT_ERRORS:
             return False
         if not data:
             self.eof = True
@@ -765,6 +775,25 @@ class Daemon:
 
 # ---- roomc driver -------------------------------------------------------------
 
+
+def restart_while_stopped(roomc, d_old, start_daemon, lines, room="lobby"):
+    """Stop roomc (SIGSTOP), stop d_old, start the daemon start_daemon()
+    returns on the same port, and have a raw member bob join room and say
+    lines there; then continue roomc. Returns (daemon, bob, ref, join id)."""
+    os.kill(roomc.proc.pid, signal.SIGSTOP)
+    try:
+        d_old.stop()
+        d = start_daemon().start()
+        bob = d.connect("bob")
+        ref, bid, _, _ = bob.join(room, "bob")
+        for t in lines:
+            bob.chat(ref, bid, "bob", t)
+            bob.expect_chat(ref, "bob", t)
+    finally:
+        os.kill(roomc.proc.pid, signal.SIGCONT)
+    return d, bob, ref, bid
+
+
 class Roomc:
     """roomc with stdin/stdout/stderr as pipes (script mode, SPEC §3)."""
 
@@ -832,6 +861,16 @@ class Roomc:
 
     def text(self):
         return self.out.decode("utf-8", "replace")
+
+    def wait_text(self, pattern, what, timeout=None):
+        """Wait until the regular expression pattern (multi-line) matches
+        roomc's stdout."""
+        deadline = time.monotonic() + (timeout or 10 * TIMEOUT)
+        rx = re.compile(pattern, re.M)
+        while not rx.search(self.text()):
+            if time.monotonic() > deadline:
+                fail("roomc: %s did not appear; stdout: %s" % (what, show(self.out, 4000)))
+            self._pump(min(deadline, time.monotonic() + 0.1))
 
     def errtext(self):
         return self.err.decode("utf-8", "replace")

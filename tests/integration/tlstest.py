@@ -4,12 +4,10 @@ and TLSConn, a roomtest Conn over TLS (Python's ssl module)."""
 
 import hashlib
 import os
-import selectors
 import socket
 import ssl
 import subprocess
 import tempfile
-import time
 
 from roomtest import Conn, fail, HOST  # noqa: F401
 
@@ -85,31 +83,9 @@ class TLSConn(Conn):
     def peer_fingerprint(self):
         return fingerprint(self.sock.getpeercert(binary_form=True))
 
-    def _read_some(self, deadline):
-        if self.eof:
-            return False
+    RESET_ERRORS = (ConnectionResetError, ssl.SSLError)
+    WAIT_ERRORS = (socket.timeout, ssl.SSLWantReadError)
+
+    def _pending(self):
         # Decrypted bytes SSL holds are not seen by select().
-        if self.sock.pending() == 0:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            sel = selectors.DefaultSelector()
-            try:
-                sel.register(self.sock, selectors.EVENT_READ)
-                if not sel.select(remaining):
-                    return False
-            finally:
-                sel.close()
-        try:
-            data = self.sock.recv(65536)
-        except (ConnectionResetError, ssl.SSLError):
-            self.eof = True
-            self.reset = True
-            return True
-        except (socket.timeout, ssl.SSLWantReadError):
-            return False
-        if not data:
-            self.eof = True
-        else:
-            self.buf += data
-        return True
+        return self.sock.pending()
