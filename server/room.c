@@ -875,7 +875,7 @@ static struct msg *number_message(struct room *r, const struct msg *frame)
 		return NULL;
 	dst = msg_arena_reserve(&r->seq_arena, max);
 	if (dst) {
-		len = proto_fmt_seq(dst, max + 1, r->seq);
+		len = proto_fmt_seq(dst, max, r->seq);
 		memcpy(dst + len, frame->data, frame->len);
 		numbered = msg_arena_take(&r->seq_arena, len + frame->len);
 	}
