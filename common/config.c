@@ -693,8 +693,8 @@ static int set_addrs(const struct key_spec *ks, const char *v, char *field, char
 static int parse_enum(enum key_type type, const char *v, char sv[72], int *field, char *why,
 		      size_t whylen)
 {
-	const char *what;
-	size_t n;
+	const char *what = "";
+	size_t n = 0;
 	const char *const *names = enum_names(type, &n, &what);
 
 	for (size_t i = 0; i < n; i++)
@@ -1425,8 +1425,8 @@ static void quote_text(const char *v, char *out, size_t len)
 
 static void value_text(const struct key_spec *ks, const void *base, char *out, size_t len)
 {
-	const char *f = (const char *)base + ks->off, *const *names, *what;
-	size_t n;
+	const char *f = (const char *)base + ks->off, *const *names, *what = "";
+	size_t n = 0;
 	int i;
 
 	switch (ks->type) {
