@@ -303,7 +303,8 @@ static unsigned long room_value(struct room_metrics *rm, enum room_field f)
 	}
 }
 
-static void render_rooms(struct text *t)
+/* The per-room series of one snapshot; returns how many rooms it held. */
+static size_t render_rooms(struct text *t)
 {
 	size_t n, need;
 	struct room_metrics **v = rooms_snapshot(&n);
@@ -327,9 +328,13 @@ static void render_rooms(struct text *t)
 	for (size_t i = 0; i < n; i++)
 		room_unref(v[i]);
 	free(v);
+	return n;
 }
 
-static void render_server(struct text *t)
+/* The server-wide series; nrooms is the room count of the same scrape's
+ * snapshot, so roomd_rooms always matches the rooms listed above it (a
+ * room closing in between would otherwise be counted gone but listed). */
+static void render_server(struct text *t, size_t nrooms)
 {
 	head(t, "roomd_connections", "gauge", "Connections open now, by kind (control or room port).");
 	for (int k = 0; k < METRICS_CONN_KINDS; k++)
@@ -357,10 +362,7 @@ static void render_server(struct text *t)
 	for (int r = 0; r < METRICS_REFUSALS; r++)
 		put(t, "roomd_refusals_total{reason=\"%s\"} %lu\n", refusal_names[r], get(&M.refusals[r]));
 	head(t, "roomd_rooms", "gauge", "Rooms with a running thread.");
-	pthread_mutex_lock(&M.lock);
-	long nlive = M.nlive;
-	pthread_mutex_unlock(&M.lock);
-	put(t, "roomd_rooms %ld\n", nlive);
+	put(t, "roomd_rooms %zu\n", nrooms);
 	head(t, "roomd_store_queue_messages", "gauge", "Messages waiting for the store's writer.");
 	put(t, "roomd_store_queue_messages %ld\n", gauge(&M.store_queue));
 	head(t, "roomd_store_commit_failures_total", "counter", "Store commits that failed.");
@@ -385,8 +387,7 @@ char *metrics_render(size_t *len)
 {
 	struct text t = { 0 };
 
-	render_rooms(&t);
-	render_server(&t);
+	render_server(&t, render_rooms(&t));
 	if (t.failed || !t.p) {
 		free(t.p);
 		return NULL;
