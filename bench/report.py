@@ -3,7 +3,11 @@
 or (--check) into a pass/fail verdict on the performance acceptance.
 
 roomd's runs are "roomd" (members attached to the room port) and, when
-present, "roomd-plain" (members on the control connection: --plain).
+present, "roomd-plain" (members on the control connection: --plain) and
+"roomd-tls" (every connection over TLS: --tls). The TLS section compares
+labels W-closed-tls (roomd and roomd-tls run in turn) and "handshakes"
+(roombench --handshakes, plain and TLS). A workload bench/run.sh left out
+(WORKLOADS) is left out of the report.
 
 Each workload ran REPEAT times per server; the median run of each is the
 figure (by deliveries/s for closed loop, by p99 for fixed rate)."""
@@ -31,6 +35,10 @@ PLAIN_CPU_RATIO_MAX = 1.5  # plain members' CPU per delivery over attached ones'
 P99_RATIO_MAX = 1.25
 DB_COST_MAX = 0.10
 SCALE_SETUP_MAX = 10.0
+TLS = "roomd-tls"
+ALL_WORKLOADS = "a b c scale"
+TOOL_BUSY = 0.9  # roombench's own CPU share beyond which it set the rate
+TLS_CLOSED = ["a-closed-tls", "b-closed-tls"]
 
 
 def load(path):
@@ -59,6 +67,15 @@ def has_plain(runs, w):
     return (w, PLAIN) in runs
 
 
+def ran(runs, ws):
+    """The workloads of ws that bench/run.sh ran (WORKLOADS)."""
+    return [w for w in ws if (w, "limit") in runs]
+
+
+def has_tls(runs, w):
+    return (w, TLS) in runs and (w, "roomd") in runs
+
+
 def clean(rs):
     return all(r["lost"] == 0 and r["duplicated"] == 0 and r["reordered"] == 0
                and r["misrouted"] == 0 for r in rs)
@@ -67,7 +84,7 @@ def clean(rs):
 def checks(runs):
     """[(what, measured, bound, ok)] for every acceptance point."""
     out = []
-    for w in CLOSED:
+    for w in ran(runs, CLOSED):
         lim = median_run(runs[(w, "limit")], "deliveries_per_s")
         rd = median_run(runs[(w, "roomd")], "deliveries_per_s")
         ratio = rd["deliveries_per_s"] / lim["deliveries_per_s"]
@@ -77,13 +94,29 @@ def checks(runs):
                     else "NOT 0", "0", clean(runs[(w, "roomd")])))
         if has_plain(runs, w):
             out.extend(plain_checks(runs, w, lim, rd))
-    for w in RATE:
+    for w in ran(runs, RATE):
         lim = median_run(runs[(w, "limit")], "lat_p99_us")
         for srv in ("roomd", PLAIN) if has_plain(runs, w) else ("roomd",):
             rd = median_run(runs[(w, srv)], "lat_p99_us")
             ratio = rd["lat_p99_us"] / lim["lat_p99_us"]
             out.append((f"{w}: {srv}/limit p99 latency", f"{ratio:.2f}", f"<= {P99_RATIO_MAX}",
                         ratio <= P99_RATIO_MAX))
+    if ("scale-members", "roomd") in runs:
+        out.extend(scale_checks(runs))
+    for w in CLOSED:
+        if (w + "-db", "roomd-db") in runs:
+            cost = db_cost(runs, w)
+            out.append((f"{w}: throughput cost of persistence", f"{cost * 100:.1f} %",
+                        f"< {DB_COST_MAX * 100:.0f} %", cost < DB_COST_MAX))
+            out.append((f"{w}-db: roomd lost/duplicated/reordered",
+                        "0" if clean(runs[(w + "-db", "roomd-db")]) else "NOT 0", "0",
+                        clean(runs[(w + "-db", "roomd-db")])))
+    out.extend(tls_checks(runs))
+    return out
+
+
+def scale_checks(runs):
+    out = []
     m = runs[("scale-members", "roomd")][0]
     out.append(("10,000 idle attached members: RSS per member",
                 f"{m['daemon_rss_per_member_b']:.0f} B", f"<= {RSS_PER_MEMBER_MAX} B",
@@ -95,14 +128,23 @@ def checks(runs):
                 f"< {SCALE_SETUP_MAX:.0f} s", s["setup_s"] < SCALE_SETUP_MAX))
     out.append(("1,000 rooms: every room relays", f"{s['silent_rooms']} silent rooms", "0",
                 s["silent_rooms"] == 0 and clean([s])))
-    for w in CLOSED:
-        if (w + "-db", "roomd-db") in runs:
-            cost = db_cost(runs, w)
-            out.append((f"{w}: throughput cost of persistence", f"{cost * 100:.1f} %",
-                        f"< {DB_COST_MAX * 100:.0f} %", cost < DB_COST_MAX))
-            out.append((f"{w}-db: roomd lost/duplicated/reordered",
-                        "0" if clean(runs[(w + "-db", "roomd-db")]) else "NOT 0", "0",
-                        clean(runs[(w + "-db", "roomd-db")])))
+    return out
+
+
+def tls_checks(runs):
+    """Over TLS, every delivery still arrives, and every new connection
+    finishes its handshake and HELO. The cost has no bound: it is reported."""
+    out = []
+    for w in TLS_CLOSED:
+        if (w, TLS) in runs:
+            ok = clean(runs[(w, TLS)])
+            out.append((f"{w[0]}-closed over TLS: lost/duplicated/reordered",
+                        "0" if ok else "NOT 0", "0", ok))
+    if ("handshakes", TLS) in runs:
+        hs = runs[("handshakes", TLS)]
+        bad = sum(r["unfinished"] for r in hs) + sum(r["handshakes"] == 0 for r in hs)
+        out.append(("TLS handshakes: every connection answered", f"{bad} unfinished", "0",
+                    bad == 0))
     return out
 
 
@@ -158,7 +200,8 @@ def report(runs, args):
     p(f"- Machine: {machine()}.")
     p(f"- Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; each figure is the median "
       f"of {args.repeat} runs per server of {args.duration:g} s measured (after 1 s of warm-up), "
-      "servers restarted for every run, the limit server and roomd alternating.")
+      "servers restarted for every run, the limit server and roomd alternating."
+      + (f" Workloads run: {args.workloads}." if args.workloads != ALL_WORKLOADS else ""))
     pin = ("the server on CPU 0 and roombench on CPU 1 (`taskset`), so neither steals the "
            "other's core and the runs repeat; roombench polls without sleeping (`--spin`) "
            "once traffic starts, so no server pays to wake it"
@@ -176,7 +219,7 @@ def report(runs, args):
     p("| workload | limit deliveries/s | roomd deliveries/s | ratio | roomd msgs/s | "
       "roomd p99 µs | lost/dup/reordered | roomd CPU s | CPU µs/delivery roomd (limit) |")
     p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for w in CLOSED:
+    for w in ran(runs, CLOSED):
         lim = median_run(runs[(w, "limit")], "deliveries_per_s")
         for srv in ("roomd", PLAIN) if has_plain(runs, w) else ("roomd",):
             rd = median_run(runs[(w, srv)], "deliveries_per_s")
@@ -190,7 +233,7 @@ def report(runs, args):
     p()
     p("All runs of each workload (deliveries/s):")
     p()
-    for w in CLOSED:
+    for w in ran(runs, CLOSED):
         lims = ", ".join(fmt_int(r["deliveries_per_s"]) for r in runs[(w, "limit")])
         rds = ", ".join(fmt_int(r["deliveries_per_s"]) for r in runs[(w, "roomd")])
         pls = ", ".join(fmt_int(r["deliveries_per_s"]) for r in runs.get((w, PLAIN), []))
@@ -207,7 +250,7 @@ def report(runs, args):
     p()
     p("| workload | server | p50 µs | p99 µs | p999 µs | max µs | deliveries/s | p99 ratio |")
     p("|---|---|---:|---:|---:|---:|---:|---:|")
-    for w in RATE:
+    for w in ran(runs, RATE):
         lim = median_run(runs[(w, "limit")], "lat_p99_us")
         for srv in ("limit", "roomd", PLAIN) if has_plain(runs, w) else ("limit", "roomd"):
             r = median_run(runs[(w, srv)], "lat_p99_us")
@@ -219,12 +262,23 @@ def report(runs, args):
     p()
     p("All runs (p99 µs):")
     p()
-    for w in RATE:
+    for w in ran(runs, RATE):
         lims = ", ".join(f"{r['lat_p99_us']:,.0f}" for r in runs[(w, "limit")])
         rds = ", ".join(f"{r['lat_p99_us']:,.0f}" for r in runs[(w, "roomd")])
         pls = ", ".join(f"{r['lat_p99_us']:,.0f}" for r in runs.get((w, PLAIN), []))
         p(f"- {w}: limit {lims}; roomd {rds}" + (f"; roomd plain {pls}" if pls else ""))
     p()
+    if ("scale-members", "roomd") in runs:
+        scale_section(runs)
+    if any((w + "-db", "roomd-db") in runs for w in CLOSED):
+        db_section(runs)
+    if any(has_tls(runs, w) for w in TLS_CLOSED) or ("handshakes", TLS) in runs:
+        tls_section(runs)
+    acceptance_and_commands(runs)
+
+
+def scale_section(runs):
+    p = print
     p("## Scale")
     p()
     s = runs[("scale-rooms", "roomd")][0]
@@ -243,33 +297,114 @@ def report(runs, args):
       "RSS of the empty daemon) / members. Room threads have 256 KiB stacks, of which a "
       "few KiB are ever touched.")
     p()
-    if any((w + "-db", "roomd-db") in runs for w in CLOSED):
-        p("## Persistence (SQLite)")
+
+
+def db_section(runs):
+    p = print
+    p("## Persistence (SQLite)")
+    p()
+    p("The closed-loop workloads again, with `database =` set: every relayed message is "
+      "queued for the store's writer thread, which commits a batch every 100 ms or 1024 "
+      "messages (`synchronous = FULL`, WAL) and trims each room to its history length. "
+      "The writer runs on the daemon's core, like everything else of roomd.")
+    p()
+    p("| workload | off deliveries/s | on deliveries/s | cost | on msgs/s | on p99 µs |")
+    p("|---|---:|---:|---:|---:|---:|")
+    for w in CLOSED:
+        if (w + "-db", "roomd-db") not in runs:
+            continue
+        off = median_run(runs[(w, "roomd")], "deliveries_per_s")
+        on = median_run(runs[(w + "-db", "roomd-db")], "deliveries_per_s")
+        p(f"| {w[0]} | {fmt_int(off['deliveries_per_s'])} | {fmt_int(on['deliveries_per_s'])} | "
+          f"{db_cost(runs, w) * 100:.1f} % | {fmt_int(on['messages_per_s'])} | "
+          f"{on['lat_p99_us']:,.0f} |")
+    p()
+    p("Runs on this VM vary by 10-20 % from one to the next (see the lists above), so a "
+      "cost within that band is noise: workload c relays under 1,000 messages/s, which the "
+      "store absorbs at almost no cost, and a negative cost is the same noise the other way.")
+    p()
+    p("A batch inserts only the messages that survive its own retention trim (each room's "
+      "newest `history`), so the writer's work per batch is bounded by rooms x history, "
+      "not by the message rate (docs/OPERATIONS.md).")
+    p()
+
+
+def tls_section(runs):
+    p = print
+    p("## TLS")
+    p()
+    p("Workloads a and b (closed loop) with every connection over TLS: roomd with "
+      "`[tls] mode = required` and a self-signed EC P-256 certificate that bench/run.sh "
+      "makes for the run; roombench `--tls` (OpenSSL 3, no certificate verification: a "
+      "load generator) on the control port and the room ports. Each TLS run follows a "
+      "plain run of the same workload (the plain figures here are those runs', not the "
+      "throughput table's), so the ratio compares runs made side by side. Where the cost "
+      "goes: docs/PERFORMANCE.md, \"TLS cost\".")
+    p()
+    p("| workload | plain deliveries/s | TLS deliveries/s | TLS/plain | "
+      "CPU µs/delivery plain | CPU µs/delivery TLS | TLS p99 µs | TLS lost/dup/reordered |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for w in TLS_CLOSED:
+        if not has_tls(runs, w):
+            continue
+        pl = median_run(runs[(w, "roomd")], "deliveries_per_s")
+        tl = median_run(runs[(w, TLS)], "deliveries_per_s")
+        bad = sum(r["lost"] + r["duplicated"] + r["reordered"] for r in runs[(w, TLS)])
+        p(f"| {w[0]}: {WORKLOAD[w[0]]} | {fmt_int(pl['deliveries_per_s'])} | "
+          f"{fmt_int(tl['deliveries_per_s'])} | "
+          f"{tl['deliveries_per_s'] / pl['deliveries_per_s']:.2f} | {cpu_us(pl):.3f} | "
+          f"{cpu_us(tl):.3f} | {tl['lat_p99_us']:,.0f} | {bad} |")
+    p()
+    p("All runs (deliveries/s):")
+    p()
+    for w in TLS_CLOSED:
+        if has_tls(runs, w):
+            pls = ", ".join(fmt_int(r["deliveries_per_s"]) for r in runs[(w, "roomd")])
+            tls = ", ".join(fmt_int(r["deliveries_per_s"]) for r in runs[(w, TLS)])
+            p(f"- {w[0]}: plain {pls}; TLS {tls}")
+    p()
+    if ("handshakes", TLS) not in runs:
+        return
+    p("New connections (`roombench --handshakes`): 32 at a time, each connects, does a "
+      "full TLS handshake (roombench offers no session to resume), sends one `HELO`, "
+      "reads the reply and closes; the next starts at once. The plain row is the same "
+      "without TLS, the baseline the handshake adds to.")
+    p()
+    p("| connections | per second | connect to HELO reply p50 µs | p99 µs | "
+      "roomd CPU µs per connection | roombench CPU µs per connection |")
+    p("|---|---:|---:|---:|---:|---:|")
+    cpu, tool_bound = {}, []
+    for srv, name in (("roomd", "plain TCP"), (TLS, "TLS handshake")):
+        if ("handshakes", srv) not in runs:
+            continue
+        r = median_run(runs[("handshakes", srv)], "handshakes_per_s")
+        cpu[srv] = r["daemon_cpu_us_per_handshake"]
+        p(f"| {name} | {fmt_int(r['handshakes_per_s'])} | {r['lat_p50_us']:,.0f} | "
+          f"{r['lat_p99_us']:,.0f} | {r['daemon_cpu_us_per_handshake']:,.1f} | "
+          f"{r['bench_cpu_us_per_handshake']:,.1f} |")
+        if r["bench_cpu_s"] >= TOOL_BUSY * r["seconds"]:
+            tool_bound.append(name)
+    p()
+    if tool_bound:
+        p(f"roombench's core was busy {TOOL_BUSY:.0%} of the time or more for: "
+          f"{', '.join(tool_bound)}: there the rate is the tool's (a client's side of a "
+          "handshake costs about what the server's does), and roomd's CPU per connection "
+          "is the figure to go by.")
         p()
-        p("The closed-loop workloads again, with `database =` set: every relayed message is "
-          "queued for the store's writer thread, which commits a batch every 100 ms or 1024 "
-          "messages (`synchronous = FULL`, WAL) and trims each room to its history length. "
-          "The writer runs on the daemon's core, like everything else of roomd.")
+    for srv, name in (("roomd", "plain"), (TLS, "TLS")):
+        if ("handshakes", srv) in runs:
+            all_runs = ", ".join(fmt_int(r["handshakes_per_s"]) for r in runs[("handshakes", srv)])
+            p(f"- {name}: {all_runs} per second")
+    p()
+    if len(cpu) == 2:
+        p(f"A TLS handshake costs roomd about {cpu[TLS] - cpu['roomd']:,.0f} µs of CPU "
+          "beyond a plain connection's (the medians' difference): roomd's core does "
+          f"at most about {1e6 / cpu[TLS]:,.0f} TLS connections a second.")
         p()
-        p("| workload | off deliveries/s | on deliveries/s | cost | on msgs/s | on p99 µs |")
-        p("|---|---:|---:|---:|---:|---:|")
-        for w in CLOSED:
-            if (w + "-db", "roomd-db") not in runs:
-                continue
-            off = median_run(runs[(w, "roomd")], "deliveries_per_s")
-            on = median_run(runs[(w + "-db", "roomd-db")], "deliveries_per_s")
-            p(f"| {w[0]} | {fmt_int(off['deliveries_per_s'])} | {fmt_int(on['deliveries_per_s'])} | "
-              f"{db_cost(runs, w) * 100:.1f} % | {fmt_int(on['messages_per_s'])} | "
-              f"{on['lat_p99_us']:,.0f} |")
-        p()
-        p("Runs on this VM vary by 10-20 % from one to the next (see the lists above), so a "
-          "cost within that band is noise: workload c relays under 1,000 messages/s, which the "
-          "store absorbs at almost no cost, and a negative cost is the same noise the other way.")
-        p()
-        p("A batch inserts only the messages that survive its own retention trim (each room's "
-          "newest `history`), so the writer's work per batch is bounded by rooms x history, "
-          "not by the message rate (docs/OPERATIONS.md).")
-        p()
+
+
+def acceptance_and_commands(runs):
+    p = print
     p("## Acceptance")
     p()
     p("| point | measured | bound | |")
@@ -282,12 +417,17 @@ def report(runs, args):
     p("```sh")
     p("bench/run.sh                        # everything above; rewrites this file")
     p("REPEAT=1 DURATION=3 bench/run.sh    # a quick look")
+    p("TLS=0 WORKLOADS='a b' bench/run.sh  # some workloads, no TLS runs")
     p("# one workload by hand:")
     p("build/release/server/roomd -c bench/bench.ini &")
     p("build/release/bench/roombench -p 9700 -r 1 -m 100 -s 10 -w 8 -d 10 --pid $!")
     p("build/release/bench/roombench -p 9700 -r 1 -m 100 -s 10 -w 8 -d 10 --pid $! --plain")
     p("cc -O2 -o /tmp/limit_server ../shared/bench/limit_server.c && /tmp/limit_server 9800 &")
     p("build/release/bench/roombench -t limit -p 9800 -r 1 -m 100 -s 10 -w 8 -d 10 --pid $!")
+    p("# over TLS: bench.ini plus [tls] mode = required, cert, key (bench/run.sh writes one)")
+    p("build/release/server/roomd -c /tmp/bench-tls.ini &")
+    p("build/release/bench/roombench -p 9700 --tls -r 1 -m 100 -s 10 -w 8 -d 10 --pid $!")
+    p("build/release/bench/roombench -p 9700 --tls --handshakes -d 10 --pid $!")
     p("```")
 
 
@@ -298,6 +438,7 @@ def main():
     ap.add_argument("--duration", type=float, default=0)
     ap.add_argument("--pin", default="1")
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--workloads", default=ALL_WORKLOADS, help="bench/run.sh's WORKLOADS")
     args = ap.parse_args()
     runs = load(args.results)
     if args.check:

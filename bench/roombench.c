@@ -8,10 +8,18 @@
  * each delivery is checked (lost, duplicated, out of order, wrong room) and
  * timed. Reports one JSON line on stdout and a table on stderr.
  *
+ * --tls: every connection (control and room ports) speaks TLS through
+ * tlsconn.c, on the same buffers and the same loop: a connection's SSL is
+ * NULL for plain TCP, and the plain path only tests that pointer.
+ * --handshakes: instead of members, N connections at a time each do a
+ * (TLS handshake and a) HELO round trip and close, to measure the rate of
+ * new connections and the daemon's CPU per connection.
+ *
  * Ownership: one thread owns everything. Every socket is non-blocking and
  * in one epoll set; output is buffered per connection and written once
  * per loop pass, so the tool costs little next to the daemon it loads. */
 #include "hist.h"
+#include "tlsconn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,7 +45,8 @@
 #define NS 1000000000ull
 
 enum target { T_ROOMD, T_LIMIT };
-enum mstate { M_WAITING, M_JOINING, M_ATTACHING, M_READY };
+/* M_HELLO: a --handshakes connection waiting for its HELO reply. */
+enum mstate { M_WAITING, M_JOINING, M_ATTACHING, M_READY, M_HELLO };
 enum phase { P_SETUP, P_WARMUP, P_MEASURE, P_DRAIN, P_DONE };
 
 struct member;
@@ -46,6 +55,13 @@ struct bconn {
 	int fd;
 	int want_out, dirty;
 	struct member *m;
+	SSL *ssl;            /* --tls; NULL: plain TCP */
+	int handshaking;     /* TLS: the handshake is not done yet */
+	int tls_want;        /* TLS: what the handshake or a write waits for */
+	int read_wants_write; /* TLS: an SSL_read waits for the socket to take bytes */
+	size_t tls_retry;    /* TLS: the len a blocked SSL_write must be given again */
+	int closing;         /* --handshakes: done, closed after this event */
+	uint64_t t_open;     /* --handshakes: when it connected */
 	struct bconn *next_dirty;
 	char *out;
 	size_t outlen, outoff, outcap;
@@ -74,6 +90,8 @@ struct options {
 	const char *host, *label;
 	unsigned port;
 	int rooms, members, senders, bytes, window, plain, setup_par, spin, share;
+	int tls, handshakes, inflight;
+	const char *cafile;
 	double rate, duration, warmup, setup_limit;
 	long pid;
 };
@@ -81,7 +99,7 @@ struct options {
 static struct options opt = {
 	.target = T_ROOMD, .host = "127.0.0.1", .label = "", .port = 9000, .rooms = 1,
 	.members = 10, .senders = 1, .bytes = 100, .window = 8, .setup_par = 128, .share = 1,
-	.duration = 10, .warmup = 1, .setup_limit = 120, .pid = 0,
+	.duration = 10, .warmup = 1, .setup_limit = 120, .pid = 0, .inflight = 32,
 };
 
 /* The run: everything below is the bench thread's. */
@@ -202,7 +220,24 @@ static struct bconn *conn_open(struct member *m, unsigned port)
 	ev.data.ptr = c;
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
 		die("epoll_ctl: %s", strerror(errno));
+	if (opt.tls) {
+		/* The handshake starts when the socket is writable, i.e.
+		 * connected; until then flushes leave the output buffered. */
+		c->ssl = tlsc_new(c->fd);
+		c->handshaking = 1;
+		c->tls_want = TLSC_WANT_WRITE;
+		conn_interest(c, 1);
+	}
 	return c;
+}
+
+static void conn_close(struct bconn *c)
+{
+	if (c->ssl)
+		tlsc_free(c->ssl);
+	close(c->fd); /* also leaves the epoll set */
+	free(c->out);
+	free(c);
 }
 
 static void conn_append(struct bconn *c, const char *p, size_t n)
@@ -231,8 +266,98 @@ static void conn_append(struct bconn *c, const char *p, size_t n)
 	}
 }
 
+/* ---- TLS connections: the same buffers, through tlsconn.c ---- */
+
+static void take_lines(struct bconn *c);
+
+static void tls_interest(struct bconn *c)
+{
+	conn_interest(c, c->tls_want == TLSC_WANT_WRITE || c->read_wants_write);
+}
+
+/* Handshake if needed, then write the buffered output. Does nothing while
+ * an earlier step waits for the socket: its event calls again. */
+static void tls_flush(struct bconn *c)
+{
+	if (c->tls_want)
+		return;
+	if (c->handshaking) {
+		if (!tlsc_handshake(c->ssl, &c->tls_want, c->m->name)) {
+			tls_interest(c);
+			return;
+		}
+		c->handshaking = 0;
+	}
+	while (c->outoff < c->outlen) {
+		size_t len = c->tls_retry ? c->tls_retry : c->outlen - c->outoff;
+		long w = tlsc_write(c->ssl, c->out + c->outoff, len, &c->tls_want, c->m->name);
+		if (w < 0) {
+			c->tls_retry = len;
+			tls_interest(c);
+			return;
+		}
+		c->tls_retry = 0;
+		c->outoff += (size_t)w;
+	}
+	c->outoff = c->outlen = 0;
+	tls_interest(c);
+}
+
+/* Read and handle what the socket has, a bounded amount per event (the
+ * loop comes back while the socket stays readable; stopping only where
+ * SSL holds no decrypted bytes, which epoll could not report). */
+static void tls_read_all(struct bconn *c)
+{
+	size_t got = 0;
+	int want = 0;
+
+	while (!c->closing) {
+		long n = tlsc_read(c->ssl, c->in + c->inlen, IN_CAP - c->inlen, &want, c->m->name);
+		if (n < 0) {
+			c->read_wants_write = want == TLSC_WANT_WRITE;
+			tls_interest(c);
+			break;
+		}
+		if (n == 0)
+			die("%s: connection closed by the server", c->m->name);
+		c->inlen += (size_t)n;
+		got += (size_t)n;
+		now_ns = clock_ns();
+		take_lines(c);
+		if (got >= 4 * IN_CAP && SSL_pending(c->ssl) == 0)
+			break;
+	}
+}
+
+static void tls_writable(struct bconn *c)
+{
+	c->tls_want = 0;
+	if (c->read_wants_write) {
+		c->read_wants_write = 0;
+		tls_read_all(c);
+	}
+	if (!c->closing)
+		tls_flush(c);
+}
+
+static void tls_readable(struct bconn *c)
+{
+	if (c->tls_want == TLSC_WANT_READ) {
+		c->tls_want = 0;
+		tls_flush(c);
+	}
+	if (!c->handshaking)
+		tls_read_all(c);
+}
+
+/* ---- plain connections ---- */
+
 static void conn_flush(struct bconn *c)
 {
+	if (c->ssl) {
+		tls_flush(c);
+		return;
+	}
 	while (c->outoff < c->outlen) {
 		ssize_t w = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
 		if (w > 0) {
@@ -249,6 +374,15 @@ static void conn_flush(struct bconn *c)
 	}
 	c->outoff = c->outlen = 0;
 	conn_interest(c, 0);
+}
+
+/* EPOLLOUT: a full socket took bytes again, or a connect finished. */
+static void conn_writable(struct bconn *c)
+{
+	if (c->ssl)
+		tls_writable(c);
+	else
+		conn_flush(c);
 }
 
 static void flush_dirty(void)
@@ -476,6 +610,8 @@ static void on_error_line(struct member *m, const char *line, size_t len)
 		die("%s: error %d (%.*s)", m->name, m->error_code, (int)len, line);
 }
 
+static void hello_answered(struct bconn *c);
+
 static void on_roomd_line(struct bconn *c, const char *line, size_t len)
 {
 	struct member *m = c->m;
@@ -500,6 +636,8 @@ static void on_roomd_line(struct bconn *c, const char *line, size_t len)
 		}
 	} else if (memcmp(line, "ERROR_", 6) == 0) {
 		on_error_line(m, line, len);
+	} else if (m->state == M_HELLO && len >= 10 && memcmp(line, "StudentID:", 10) == 0) {
+		hello_answered(c); /* the HELO reply's last line */
 	}
 }
 
@@ -511,18 +649,11 @@ static void on_limit_line(struct bconn *c, const char *line, size_t len)
 		member_ready(c->m);
 }
 
-static void on_readable(struct bconn *c)
+/* Handle every complete line in c's input and keep the rest. */
+static void take_lines(struct bconn *c)
 {
-	ssize_t n = recv(c->fd, c->in + c->inlen, IN_CAP - c->inlen, 0);
 	size_t start = 0;
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0)
-		die("%s: connection closed by the server%s%s", c->m->name, n < 0 ? ": " : "",
-		    n < 0 ? strerror(errno) : "");
-	c->inlen += (size_t)n;
-	now_ns = clock_ns();
 	for (;;) {
 		char *nl = memchr(c->in + start, '\n', c->inlen - start);
 		size_t len;
@@ -539,6 +670,25 @@ static void on_readable(struct bconn *c)
 		die("%s: a line longer than %d bytes", c->m->name, IN_CAP);
 	memmove(c->in, c->in + start, c->inlen - start);
 	c->inlen -= start;
+}
+
+static void on_readable(struct bconn *c)
+{
+	ssize_t n;
+
+	if (c->ssl) {
+		tls_readable(c);
+		return;
+	}
+	n = recv(c->fd, c->in + c->inlen, IN_CAP - c->inlen, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0)
+		die("%s: connection closed by the server%s%s", c->m->name, n < 0 ? ": " : "",
+		    n < 0 ? strerror(errno) : "");
+	c->inlen += (size_t)n;
+	now_ns = clock_ns();
+	take_lines(c);
 }
 
 /* ---- phases ---- */
@@ -620,13 +770,111 @@ static void run(void)
 		for (int i = 0; i < n; i++) {
 			struct bconn *c = evs[i].data.ptr;
 			if (evs[i].events & EPOLLOUT)
-				conn_flush(c);
+				conn_writable(c);
 			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 				on_readable(c);
 		}
 		now_ns = clock_ns();
 		next_due = interval_ns ? paced_sends() : UINT64_MAX;
 		advance_phase();
+	}
+}
+
+/* ---- --handshakes: new connections, each a HELO round trip ---- */
+
+static struct member hello_member = { .state = M_HELLO, .sender = -1, .name = "hello" };
+static struct {
+	int inflight, unfinished;
+	uint64_t window_done;
+	double self_cpu_at_measure, self_cpu_at_end; /* roombench's own */
+} hello;
+
+/* roombench's own CPU seconds: with its core busy all the time, the tool,
+ * not the daemon, set the rate. */
+static double self_cpu_s(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return -1;
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* A new connection with its HELO queued (sent once the handshake is
+ * done). It closes first, so its port waits in TIME_WAIT; Linux reuses
+ * such ports for new loopback connections (net.ipv4.tcp_tw_reuse = 2, the
+ * default), so a long run does not run out of ephemeral ports. */
+static void hello_open(void)
+{
+	static const char helo[] = "HELO roombench\n";
+	struct bconn *c = conn_open(&hello_member, opt.port);
+
+	c->t_open = now_ns;
+	conn_append(c, helo, sizeof(helo) - 1);
+	hello.inflight++;
+}
+
+static void hello_answered(struct bconn *c)
+{
+	c->closing = 1;
+	if (phase == P_MEASURE) {
+		hello.window_done++;
+		hist_record(&lat, now_ns > c->t_open ? now_ns - c->t_open : 0);
+	}
+}
+
+static void advance_hello_phase(void)
+{
+	uint64_t warm = (uint64_t)(opt.warmup * NS), dur = (uint64_t)(opt.duration * NS);
+
+	if (phase == P_WARMUP && now_ns - t_ready >= warm) {
+		phase = P_MEASURE;
+		t_measure = now_ns;
+		cpu_at_measure = proc_cpu_s();
+		hello.self_cpu_at_measure = self_cpu_s();
+	} else if (phase == P_MEASURE && now_ns - t_measure >= dur) {
+		phase = P_DRAIN;
+		t_measure_end = t_drain = now_ns;
+		cpu_at_end = proc_cpu_s();
+		hello.self_cpu_at_end = self_cpu_s();
+	} else if (phase == P_DRAIN && (hello.inflight == 0 || now_ns - t_drain > DRAIN_NS)) {
+		hello.unfinished = hello.inflight;
+		phase = P_DONE;
+	}
+}
+
+/* Never spins (--spin): its own CPU time is one of its figures. */
+static void run_hellos(void)
+{
+	struct epoll_event evs[EVENTS];
+
+	t_start = t_ready = now_ns = clock_ns();
+	phase = P_WARMUP;
+	while (phase != P_DONE) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		int n;
+
+		while (sending() && hello.inflight < opt.inflight)
+			hello_open();
+		flush_dirty();
+		n = epoll_pwait2(epfd, evs, EVENTS, &ts, NULL);
+		if (n < 0 && errno != EINTR)
+			die("epoll_wait: %s", strerror(errno));
+		now_ns = clock_ns();
+		for (int i = 0; i < n; i++) {
+			struct bconn *c = evs[i].data.ptr;
+			if (evs[i].events & EPOLLOUT)
+				conn_writable(c);
+			if (!c->closing && evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				on_readable(c);
+			if (c->closing) {
+				conn_close(c);
+				hello.inflight--;
+			}
+		}
+		now_ns = clock_ns();
+		advance_hello_phase();
 	}
 }
 
@@ -654,7 +902,7 @@ static int report(long rss_base, long rss_ready)
 	for (int i = 0; i < opt.rooms; i++)
 		silent += room_got[i] == 0;
 	printf("{\"label\":\"%s\",\"target\":\"%s\",\"rooms\":%d,\"members\":%d,\"senders\":%d,"
-	       "\"bytes\":%d,\"mode\":\"%s\",\"window\":%d,\"rate\":%.0f,\"plain\":%d,"
+	       "\"bytes\":%d,\"mode\":\"%s\",\"window\":%d,\"rate\":%.0f,\"plain\":%d,\"tls\":%d,"
 	       "\"seconds\":%.3f,\"setup_s\":%.3f,\"messages_per_s\":%.0f,\"deliveries_per_s\":%.0f,"
 	       "\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f,\"lat_p999_us\":%.1f,\"lat_max_us\":%.1f,"
 	       "\"deliveries\":%" PRIu64 ",\"expected\":%" PRIu64 ",\"lost\":%" PRIu64
@@ -664,14 +912,14 @@ static int report(long rss_base, long rss_ready)
 	       "\"daemon_rss_ready_kib\":%ld,\"daemon_rss_per_member_b\":%.0f}\n",
 	       opt.label, opt.target == T_ROOMD ? "roomd" : "limit", opt.rooms, opt.members,
 	       opt.senders, opt.bytes, interval_ns ? "rate" : "closed", opt.window, opt.rate,
-	       opt.plain, secs, setup, (double)st.window_messages / secs,
+	       opt.plain, opt.tls, secs, setup, (double)st.window_messages / secs,
 	       (double)st.window_deliveries / secs, (double)hist_quantile(&lat, 0.50) / 1e3,
 	       (double)hist_quantile(&lat, 0.99) / 1e3, (double)hist_quantile(&lat, 0.999) / 1e3,
 	       (double)lat.max / 1e3, st.good, expected, lost, st.dup, st.reordered, st.foreign,
 	       skipped, silent, cpu, cpu_per, rss_peak, rss_base, rss_ready, per_member);
 	fflush(stdout);
 	fprintf(stderr,
-		"roombench %s %s: %d rooms x %d members, %d senders/room, %d B, %s\n"
+		"roombench %s %s: %d rooms x %d members, %d senders/room, %d B, %s%s\n"
 		"  setup            %10.3f s\n"
 		"  messages/s       %10.0f\n"
 		"  deliveries/s     %10.0f\n"
@@ -680,13 +928,47 @@ static int report(long rss_base, long rss_ready)
 		", skipped sends %" PRIu64 ", silent rooms %d)\n"
 		"  daemon           cpu %.2f s in %.1f s (%.3f us/delivery), rss peak %ld KiB, base %ld, ready %ld (%.0f B/member)\n",
 		opt.label, opt.target == T_ROOMD ? "roomd" : "limit", opt.rooms, opt.members,
-		opt.senders, opt.bytes, interval_ns ? "fixed rate" : "closed loop", setup,
+		opt.senders, opt.bytes, interval_ns ? "fixed rate" : "closed loop", opt.tls ? ", TLS" : "", setup,
 		(double)st.window_messages / secs, (double)st.window_deliveries / secs,
 		(double)hist_quantile(&lat, 0.50) / 1e3, (double)hist_quantile(&lat, 0.99) / 1e3,
 		(double)hist_quantile(&lat, 0.999) / 1e3, (double)lat.max / 1e3, lost, st.dup,
 		st.reordered, st.foreign, skipped, silent, cpu, secs, cpu_per, rss_peak, rss_base, rss_ready,
 		per_member);
 	return lost || st.dup || st.reordered || st.foreign || (opt.senders && silent) ? 3 : 0;
+}
+
+/* The --handshakes figures; 3 when a connection did not finish or none did. */
+static int report_hellos(void)
+{
+	double secs = (double)(t_measure_end - t_measure) / 1e9;
+	double cpu = cpu_at_end >= 0 && cpu_at_measure >= 0 ? cpu_at_end - cpu_at_measure : -1;
+	double rate = (double)hello.window_done / secs;
+	double cpu_per = cpu >= 0 && hello.window_done ? cpu * 1e6 / (double)hello.window_done : -1;
+	double self = hello.self_cpu_at_end - hello.self_cpu_at_measure;
+	double self_per = hello.window_done ? self * 1e6 / (double)hello.window_done : -1;
+	const char *what = opt.tls ? "TLS handshakes + HELO" : "connections + HELO";
+
+	printf("{\"label\":\"%s\",\"target\":\"roomd\",\"mode\":\"handshakes\",\"tls\":%d,"
+	       "\"inflight\":%d,\"seconds\":%.3f,\"handshakes\":%" PRIu64 ",\"handshakes_per_s\":%.0f,"
+	       "\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f,\"lat_max_us\":%.1f,\"unfinished\":%d,"
+	       "\"daemon_cpu_s\":%.2f,\"daemon_cpu_us_per_handshake\":%.1f,\"daemon_rss_peak_kib\":%ld,"
+	       "\"bench_cpu_s\":%.2f,\"bench_cpu_us_per_handshake\":%.1f}\n",
+	       opt.label, opt.tls, opt.inflight, secs, hello.window_done, rate,
+	       (double)hist_quantile(&lat, 0.50) / 1e3, (double)hist_quantile(&lat, 0.99) / 1e3,
+	       (double)lat.max / 1e3, hello.unfinished, cpu, cpu_per, proc_status_kib("VmHWM"), self,
+	       self_per);
+	fflush(stdout);
+	fprintf(stderr,
+		"roombench %s: %s, %d in flight\n"
+		"  per second       %10.0f\n"
+		"  connect to reply us  p50 %.1f  p99 %.1f  max %.1f\n"
+		"  unfinished       %d\n"
+		"  daemon           cpu %.2f s in %.1f s (%.1f us per connection)\n"
+		"  roombench        cpu %.2f s (%.1f us per connection)\n",
+		opt.label, what, opt.inflight, rate, (double)hist_quantile(&lat, 0.50) / 1e3,
+		(double)hist_quantile(&lat, 0.99) / 1e3, (double)lat.max / 1e3, hello.unfinished, cpu,
+		secs, cpu_per, self, self_per);
+	return hello.unfinished || !hello.window_done ? 3 : 0;
 }
 
 /* ---- command line ---- */
@@ -712,13 +994,26 @@ static void usage(FILE *f)
 		"      --pid PID             the daemon: report its CPU seconds and RSS\n"
 		"      --spin                poll without sleeping once traffic starts: the\n"
 		"                            server never pays to wake the tool (give the tool\n"
-		"                            a core of its own)\n"
+		"                            a core of its own; not with --handshakes)\n"
 		"      --setup-parallel N    members being set up at once (default 128)\n"
 		"      --setup-limit S       give up if setup takes longer (default 120)\n"
+		"      --tls                 roomd: every connection (control and room ports)\n"
+		"                            speaks TLS; the server's certificate is not\n"
+		"                            verified (a load generator) unless --cafile\n"
+		"      --cafile FILE         --tls: verify the server's certificate against\n"
+		"                            these PEM CAs, and that it names --host\n"
+		"      --handshakes          roomd: no members; for the duration, connections\n"
+		"                            that each do a full TLS handshake (with --tls; no\n"
+		"                            session resumption) and one HELO round trip, then\n"
+		"                            close: reports them per second, the daemon's and\n"
+		"                            roombench's own CPU per connection\n"
+		"      --inflight N          --handshakes: connections at once (default 32)\n"
 		"  -l, --label TEXT          a label for the JSON line\n"
 		"  -h, --help\n"
 		"Prints one JSON line on stdout and a table on stderr; exits 1 on any\n"
-		"setup or connection failure. Stops by itself.\n");
+		"setup or connection failure, 3 when the run completed but a check failed\n"
+		"(a delivery lost, duplicated, reordered or misrouted, a silent room; a\n"
+		"connection of --handshakes unfinished). Stops by itself.\n");
 }
 
 static long num_arg(const char *s, long min, long max, const char *what)
@@ -745,7 +1040,8 @@ static double secs_arg(const char *s, const char *what)
 
 static void parse_args(int argc, char **argv)
 {
-	enum { O_WARMUP = 256, O_PLAIN, O_PID, O_SETUP_PAR, O_SETUP_LIMIT, O_SPIN, O_SHARE };
+	enum { O_WARMUP = 256, O_PLAIN, O_PID, O_SETUP_PAR, O_SETUP_LIMIT, O_SPIN, O_SHARE, O_TLS,
+	       O_CAFILE, O_HANDSHAKES, O_INFLIGHT };
 	static const struct option lo[] = {
 		{ "target", 1, 0, 't' },	 { "host", 1, 0, 'H' },	   { "port", 1, 0, 'p' },
 		{ "rooms", 1, 0, 'r' },		 { "members", 1, 0, 'm' }, { "senders", 1, 0, 's' },
@@ -754,6 +1050,8 @@ static void parse_args(int argc, char **argv)
 		{ "plain", 0, 0, O_PLAIN },	 { "pid", 1, 0, O_PID },
 		{ "setup-parallel", 1, 0, O_SETUP_PAR }, { "setup-limit", 1, 0, O_SETUP_LIMIT },
 		{ "spin", 0, 0, O_SPIN },	 { "share", 1, 0, O_SHARE },
+		{ "tls", 0, 0, O_TLS },		 { "cafile", 1, 0, O_CAFILE },
+		{ "handshakes", 0, 0, O_HANDSHAKES }, { "inflight", 1, 0, O_INFLIGHT },
 		{ "label", 1, 0, 'l' },		 { "help", 0, 0, 'h' },	   { 0, 0, 0, 0 },
 	};
 	int o;
@@ -778,6 +1076,10 @@ static void parse_args(int argc, char **argv)
 		case O_PLAIN: opt.plain = 1; break;
 		case O_SPIN: opt.spin = 1; break;
 		case O_SHARE: opt.share = (int)num_arg(optarg, 1, 1000, "--share"); break;
+		case O_TLS: opt.tls = 1; break;
+		case O_CAFILE: opt.cafile = optarg; break;
+		case O_HANDSHAKES: opt.handshakes = 1; break;
+		case O_INFLIGHT: opt.inflight = (int)num_arg(optarg, 1, 10000, "--inflight"); break;
 		case O_PID: opt.pid = num_arg(optarg, 1, 1L << 30, "--pid"); break;
 		case O_SETUP_PAR: opt.setup_par = (int)num_arg(optarg, 1, 100000, "--setup-parallel"); break;
 		case O_SETUP_LIMIT: opt.setup_limit = secs_arg(optarg, "--setup-limit"); break;
@@ -790,6 +1092,10 @@ static void parse_args(int argc, char **argv)
 		die("unexpected argument '%s' (see --help)", argv[optind]);
 	if (opt.share > 1 && opt.target == T_LIMIT)
 		die("--share: the limit server's connections hold one room each");
+	if ((opt.tls || opt.handshakes) && opt.target == T_LIMIT)
+		die("--tls, --handshakes: roomd only (the limit server speaks plain TCP)");
+	if (opt.cafile && !opt.tls)
+		die("--cafile: only with --tls");
 	if (opt.senders > opt.members)
 		die("--senders %d is more than --members %d", opt.senders, opt.members);
 	if (opt.duration <= 0)
@@ -826,6 +1132,9 @@ static void raise_fd_limit(void)
 	rlim_t ctl = (rlim_t)((opt.rooms + opt.share - 1) / opt.share) * (rlim_t)opt.members;
 	rlim_t need = ctl + (opt.plain || opt.target == T_LIMIT ? 0 : (rlim_t)opt.rooms * (rlim_t)opt.members) + 64;
 
+	if (opt.handshakes)
+		need = (rlim_t)opt.inflight + 64;
+
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
@@ -842,11 +1151,17 @@ int main(int argc, char **argv)
 	parse_args(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
-	make_members();
+	if (opt.tls)
+		tlsc_init(opt.cafile, opt.host);
 	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		die("epoll_create1: %s", strerror(errno));
-	rss_base = proc_status_kib("VmRSS");
 	cpu_at_measure = cpu_at_end = -1;
+	if (opt.handshakes) {
+		run_hellos();
+		return report_hellos();
+	}
+	make_members();
+	rss_base = proc_status_kib("VmRSS");
 	run();
 	return report(rss_base, rss_ready_kib);
 }
