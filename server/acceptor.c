@@ -460,11 +460,16 @@ static void shutdown_all(struct acceptor *acc)
 
 int acceptor_step(struct acceptor *acc, int timeout_ms)
 {
-	/* Deliveries left over from the last slice: do not sleep. */
-	int rc = loop_step(&acc->loop, acc->pend_head ? 0 : timeout_ms);
+	int rc;
 
+	/* No wake-up is owed while this thread waits: what was relayed
+	 * between two passes (a reload's notice, from the tick hook) goes
+	 * now (acceptor_run defers the relays' wake-ups). */
+	mailbox_flush_wakes();
+	/* Deliveries left over from the last slice: do not sleep. */
+	rc = loop_step(&acc->loop, acc->pend_head ? 0 : timeout_ms);
 	/* The rooms this pass relayed to, woken once each, now that it is
-	 * done (acceptor_run defers their wake-ups). */
+	 * done. */
 	mailbox_flush_wakes();
 	if (rc < 0)
 		return -1;
