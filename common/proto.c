@@ -246,6 +246,10 @@ static void finish_message(struct proto_parser *p, char *buf, struct proto_msg *
 			out->field[i] = out->field[0] + out->len[0];
 			continue;
 		}
+		/* Most values hold no '\r': nothing to move (a CHAT's text was
+		 * copied a byte at a time, for every message). */
+		const char *cr = memchr(buf + r, '\r', e - r);
+		w = r = cr ? (size_t)(cr - buf) : e;
 		for (; r < e; r++) {
 			if (buf[r] == '\r' && r + 1 < e && buf[r + 1] == '\n')
 				continue;
@@ -650,17 +654,39 @@ int proto_text_forges_field(const char *text, size_t len)
 	return 0;
 }
 
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* By hand, not strtol (which would also accept leading white space and
+ * '+', which the wire may not, and costs ~200 instructions: a room parses
+ * a ROOM_REF and a JOIN_ID for every CHAT). */
 int proto_parse_int(const char *s, long min, long max, long *out)
 {
-	char *end;
+	const char *d;
+	unsigned long u = 0, limit;
 	long v;
+	int neg;
 
-	/* strtol would accept leading white space and '+': the wire may not. */
-	if (!s || !((*s >= '0' && *s <= '9') || *s == '-'))
+	if (!s)
 		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || v < min || v > max)
+	neg = *s == '-';
+	d = s + neg;
+	if (!is_digit(*d))
+		return -1;
+	/* the magnitude's bound: LONG_MIN's is one more than LONG_MAX's */
+	limit = neg ? (unsigned long)LONG_MAX + 1 : (unsigned long)LONG_MAX;
+	for (; is_digit(*d); d++) {
+		unsigned long digit = (unsigned long)(*d - '0');
+		if (u > (limit - digit) / 10)
+			return -1; /* out of range, as strtol's ERANGE */
+		u = u * 10 + digit;
+	}
+	if (*d)
+		return -1;
+	v = !neg ? (long)u : u == (unsigned long)LONG_MAX + 1 ? LONG_MIN : -(long)u;
+	if (v < min || v > max)
 		return -1;
 	*out = v;
 	return 0;
@@ -753,12 +779,49 @@ static size_t named_fmt(char *dst, size_t cap, const char *head, const char *val
 	return len;
 }
 
-/* A ref (or JOIN_ID) as the decimal text of the wire: its length. */
+/* v in decimal, as "%ld" writes it, into num (not NUL-terminated): its
+ * length. By hand: snprintf costs ~600 instructions, and a CHAT's ref and
+ * a room's HISTORY head are formatted for every message relayed. */
 static size_t fmt_number(char num[24], long v)
 {
-	int n = snprintf(num, 24, "%ld", v);
+	char rev[24];
+	/* the magnitude as unsigned: -LONG_MIN does not fit a long */
+	unsigned long u = v < 0 ? 0UL - (unsigned long)v : (unsigned long)v;
+	size_t n = 0, len = 0;
 
-	return n > 0 ? (size_t)n : 0;
+	do {
+		rev[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u > 0);
+	if (v < 0)
+		num[len++] = '-';
+	while (n > 0)
+		num[len++] = rev[--n];
+	return len;
+}
+
+/* Appends what fmt_number() writes of v at *len in out. */
+static void append_number(char *out, size_t *len, long v)
+{
+	*len += fmt_number(out + *len, v);
+}
+
+static void append_text(char *out, size_t *len, const char *text, size_t n)
+{
+	memcpy(out + *len, text, n);
+	*len += n;
+}
+
+/* Deliver what snprintf would: len bytes of text, cut to cap - 1 and
+ * NUL-terminated when cap > 0; the full length either way. */
+static size_t put_text(char *dst, size_t cap, const char *text, size_t len)
+{
+	if (cap > 0) {
+		size_t n = len < cap ? len : cap - 1;
+		memcpy(dst, text, n);
+		dst[n] = '\0';
+	}
+	return len;
 }
 
 size_t proto_fmt_chat(char *dst, size_t cap, long ref, const char *name, const char *text,
@@ -847,9 +910,16 @@ struct msg *proto_write_private_from(const char *from, const char *text)
 
 size_t proto_fmt_history_head(char *dst, size_t cap, long ref, long count)
 {
-	int n = snprintf(dst, cap, "HISTORY: %ld\nCOUNT: %ld\n", ref, count);
+	char out[sizeof("HISTORY: \nCOUNT: \n") + 2 * 24];
+	size_t len = 0;
 
-	return n < 0 ? 0 : (size_t)n;
+	/* The room sizes a HISTORY reply with it for every message kept. */
+	append_text(out, &len, "HISTORY: ", 9);
+	append_number(out, &len, ref);
+	append_text(out, &len, "\nCOUNT: ", 8);
+	append_number(out, &len, count);
+	append_text(out, &len, "\n", 1);
+	return put_text(dst, cap, out, len);
 }
 
 struct msg *proto_write_history_head(long ref, long count)
@@ -871,9 +941,14 @@ size_t proto_fmt_history_entry(char *dst, size_t cap, const char *time, const ch
 
 size_t proto_fmt_seq(char *dst, size_t cap, long seq)
 {
-	int n = snprintf(dst, cap, "SEQ: %ld\n", seq);
+	char out[sizeof("SEQ: \n") + 24];
+	size_t len = 0;
 
-	return n < 0 ? 0 : (size_t)n;
+	/* Once per message relayed while a member asked for numbers. */
+	append_text(out, &len, "SEQ: ", 5);
+	append_number(out, &len, seq);
+	append_text(out, &len, "\n", 1);
+	return put_text(dst, cap, out, len);
 }
 
 size_t proto_fmt_history_after_head(char *dst, size_t cap, long ref, long first, long last,

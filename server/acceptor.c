@@ -17,7 +17,8 @@
  * in every thread and read here through a signalfd; SIGHUP and each loop
  * pass are handed to the daemon's hooks (reload, watchdog), on this thread;
  * a reload switches this thread's config between two passes
- * (acceptor_reconfigure).
+ * (acceptor_reconfigure). The CHATs it relays to a room wake that room
+ * once, at the end of the pass (mailbox_defer_wakes, from acceptor_run).
  *
  * Deliveries are applied in slices of ACC_APPLY_SLICE per loop pass (a
  * fan-out's member counts for its messages), with
@@ -35,6 +36,7 @@
 #include "iptable.h"
 #include "log.h"
 #include "loop.h"
+#include "mailbox.h"
 #include "metrics.h"
 #include "msg.h"
 #include "net.h"
@@ -458,8 +460,18 @@ static void shutdown_all(struct acceptor *acc)
 
 int acceptor_step(struct acceptor *acc, int timeout_ms)
 {
+	int rc;
+
+	/* No wake-up is owed while this thread waits: what was relayed
+	 * between two passes (a reload's notice, from the tick hook) goes
+	 * now (acceptor_run defers the relays' wake-ups). */
+	mailbox_flush_wakes();
 	/* Deliveries left over from the last slice: do not sleep. */
-	if (loop_step(&acc->loop, acc->pend_head ? 0 : timeout_ms) < 0)
+	rc = loop_step(&acc->loop, acc->pend_head ? 0 : timeout_ms);
+	/* The rooms this pass relayed to, woken once each, now that it is
+	 * done. */
+	mailbox_flush_wakes();
+	if (rc < 0)
 		return -1;
 	/* Every pass: a room thread wakes us as it exits, and its
 	 * descriptors go now rather than at the next deadline. */
@@ -471,6 +483,10 @@ int acceptor_run(struct acceptor *acc)
 {
 	int rc, wait = ACC_SWEEP_MS;
 
+	/* A pass's relays to a room wake it once, at the end of the pass: it
+	 * neither preempts this thread at the first one (on a shared CPU) nor
+	 * wakes once per message. */
+	mailbox_defer_wakes(1);
 	do {
 		rc = acceptor_step(acc, wait);
 		/* The tick (the watchdog) runs every pass, so a pass that hangs
@@ -479,6 +495,7 @@ int acceptor_run(struct acceptor *acc)
 		if (wait > ACC_SWEEP_MS || wait < 0)
 			wait = ACC_SWEEP_MS;
 	} while (rc == 0);
+	mailbox_defer_wakes(0);
 	if (acc->hooks.stopping)
 		acc->hooks.stopping(acc->hooks.arg);
 	shutdown_all(acc);

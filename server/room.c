@@ -251,7 +251,12 @@ static void post_event(struct room *r, struct room_event *ev, int type, long joi
 	ev->msg = m;
 	if (name)
 		snprintf(ev->name, sizeof(ev->name), "%s", name);
-	mailbox_post(&r->mbox, &ev->mail);
+	/* A relay may wake the room at the end of the poster's pass (the
+	 * acceptor's: mailbox_defer_wakes), with that pass's other relays. */
+	if (type == EV_RELAY)
+		mailbox_post_deferrable(&r->mbox, &ev->mail);
+	else
+		mailbox_post(&r->mbox, &ev->mail);
 }
 
 int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,

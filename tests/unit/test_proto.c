@@ -993,6 +993,34 @@ static void test_parse_int(void **state)
 	}
 }
 
+/* The limits of a long, as strtol took them: each end in, one past out. */
+static void test_parse_int_long_limits(void **state)
+{
+	static const struct int_case cases[] = {
+		{ "9223372036854775807", LONG_MIN, LONG_MAX, 1, LONG_MAX },
+		{ "-9223372036854775808", LONG_MIN, LONG_MAX, 1, LONG_MIN },
+		{ "9223372036854775808", LONG_MIN, LONG_MAX, 0, 0 },
+		{ "-9223372036854775809", LONG_MIN, LONG_MAX, 0, 0 },
+		{ "-0", -1, 1, 1, 0 },
+		{ "--5", -10, 10, 0, 0 },
+		{ "-+5", -10, 10, 0, 0 },
+		{ "5-", -10, 10, 0, 0 },
+	};
+
+	(void)state;
+	assert_int_equal(LONG_MAX, 9223372036854775807L); /* the strings above */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct int_case *c = &cases[i];
+		long v = -4242;
+		int r = proto_parse_int(c->s, c->min, c->max, &v);
+
+		if (r != (c->ok ? 0 : -1) || (c->ok && v != c->v))
+			fail_msg("proto_parse_int(\"%s\", %ld, %ld): returned %d value %ld", c->s,
+				 c->min, c->max, r, v);
+	}
+	assert_int_equal(proto_parse_int(NULL, 0, 1, &(long){ 0 }), -1);
+}
+
 /* No leading white space of any kind, like the leading space. */
 static void test_parse_int_leading_white_space(void **state)
 {
@@ -1438,6 +1466,38 @@ static void test_error_codes(void **state)
 	assert_string_equal(PROTO_LEFT_TEXT, " has left this chatroom.");
 }
 
+/* The heads formatted by hand write what snprintf wrote: every digit
+ * count and sign, and cut to the buffer as snprintf cuts (the length is
+ * the whole one either way). */
+static void test_number_heads_as_snprintf(void **state)
+{
+	const long v[] = { 0, 1, 9, 10, 99, 100, 12345, -1, -10, -987654321, 1000000000000L,
+			   LONG_MAX, LONG_MIN };
+	const size_t caps[] = { 0, 1, 5, 10, 64 };
+	const size_t nv = sizeof(v) / sizeof(v[0]), nc = sizeof(caps) / sizeof(caps[0]);
+
+	(void)state;
+	for (size_t i = 0; i < nv; i++) {
+		for (size_t k = 0; k < nc; k++) {
+			char want[128], got[128];
+			size_t cap = caps[k];
+			int n;
+
+			memset(want, 'x', sizeof(want));
+			memset(got, 'x', sizeof(got));
+			n = snprintf(want, cap, "HISTORY: %ld\nCOUNT: %ld\n", v[i], v[nv - 1 - i]);
+			assert_int_equal(proto_fmt_history_head(got, cap, v[i], v[nv - 1 - i]), n);
+			assert_memory_equal(got, want, sizeof(got));
+			memset(want, 'x', sizeof(want));
+			memset(got, 'x', sizeof(got));
+			n = snprintf(want, cap, "SEQ: %ld\n", v[i]);
+			assert_int_equal(proto_fmt_seq(got, cap, v[i]), n);
+			assert_memory_equal(got, want, sizeof(got));
+		}
+	}
+	assert_int_equal(proto_fmt_history_head(NULL, 0, 7, 12), strlen("HISTORY: 7\nCOUNT: 12\n"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1466,6 +1526,8 @@ int main(void)
 		cmocka_unit_test(test_quiet_then_next_request),
 		cmocka_unit_test(test_ignored_counted),
 		cmocka_unit_test(test_forged_field_lines),
+		cmocka_unit_test(test_number_heads_as_snprintf),
+		cmocka_unit_test(test_parse_int_long_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
