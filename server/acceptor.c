@@ -64,6 +64,7 @@ struct acceptor {
 	const struct config *cfg;
 	struct registry *reg;
 	struct store *store;   /* NULL: persistence off */
+	struct cluster *cluster; /* NULL: a single node */
 	struct rooms *rooms;   /* the room threads' lifecycle */
 	struct control ctl;
 	struct mailbox mbox;   /* fan-outs, batches and requests from the room threads */
@@ -553,7 +554,7 @@ static void log_listening(const struct acceptor *acc)
 static int open_rooms(struct acceptor *acc)
 {
 	const struct room_uplink up = { .mbox = &acc->mbox, .ips = acc->ips,
-					.control_port = acc->ctl.port };
+					.control_port = acc->ctl.port, .cluster = acc->cluster };
 
 	acc->rooms = rooms_create(acc->cfg, acc->reg, acc->store, &up);
 	if (!acc->rooms) {
@@ -566,11 +567,11 @@ static int open_rooms(struct acceptor *acc)
 
 struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg, unsigned port)
 {
-	return acceptor_open(cfg, reg, NULL, port);
+	return acceptor_open(cfg, reg, NULL, NULL, port);
 }
 
 struct acceptor *acceptor_open(const struct config *cfg, struct registry *reg, struct store *store,
-			       unsigned port)
+			       struct cluster *cluster, unsigned port)
 {
 	struct acceptor *acc = calloc(1, sizeof(*acc));
 	int rc;
@@ -580,6 +581,7 @@ struct acceptor *acceptor_open(const struct config *cfg, struct registry *reg, s
 	acc->cfg = cfg;
 	acc->reg = reg;
 	acc->store = store;
+	acc->cluster = cluster;
 	acc->sigfd = -1;
 	acc->loop.epfd = -1;
 	acc->ips = iptable_create(cfg);
@@ -604,7 +606,7 @@ struct acceptor *acceptor_open(const struct config *cfg, struct registry *reg, s
 	}
 	acc->loop.max_conns = cfg->max_clients;
 	acc->loop.conn_size = sizeof(struct control_conn);
-	acc->ctl = (struct control){ .cfg = cfg, .reg = reg, .store = store,
+	acc->ctl = (struct control){ .cfg = cfg, .reg = reg, .store = store, .cluster = cluster,
 				     .peers = { peer_reachable, peer_send, acc } };
 	if (listen_control(acc, port) < 0)
 		goto fail;

@@ -8,6 +8,7 @@
  * hand announcements and chat to the room's thread through its mailbox;
  * they never write to a socket themselves. */
 #include "control.h"
+#include "cluster.h"
 #include "config.h"
 #include "conn.h"
 #include "log.h"
@@ -242,6 +243,12 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 	}
 	if ((long)cc->nms >= ctl->cfg->max_rooms_per_client)
 		return join_error(c, PROTO_E_SERVER_FULL, room);
+	/* Cluster mode: a joiner starts receiving with its own join entry,
+	 * which only a Redis that takes appends can give it. */
+	if (ctl->cluster && !cluster_accepting(ctl->cluster)) {
+		control_reply_error(c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
+		return CONTROL_OK;
+	}
 	/* A name another connection holds is refused before any room is
 	 * opened for it (SPEC 2.1: names are server wide). Only this thread
 	 * changes names, so the answer holds until registry_join. */
@@ -386,6 +393,11 @@ static enum control_result handle_chat(struct control *ctl, struct conn *c, cons
 	}
 	if (proto_text_forges_field(m->field[PROTO_F_CHAT_TEXT], m->len[PROTO_F_CHAT_TEXT])) {
 		control_reply_error(c, PROTO_E_MALFORMED, PROTO_FORGED_LINE_TEXT);
+		return CONTROL_OK;
+	}
+	/* Cluster mode: never a local-only relay (docs/CLUSTER.md). */
+	if (ctl->cluster && !cluster_accepting(ctl->cluster)) {
+		control_reply_error(c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
 		return CONTROL_OK;
 	}
 	out = proto_write_chat_at(nm->ref, nm->ms->name, m->field[PROTO_F_CHAT_TEXT],

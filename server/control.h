@@ -91,6 +91,9 @@ struct control {
 	struct rooms *rooms;        /* opens and retires the room threads */
 	struct control_peers peers; /* for a private message to another connection */
 	unsigned port;              /* the control port actually bound */
+	struct cluster *cluster;    /* NULL: a single node; else names the
+				     * cluster's state (error 11 while Redis
+				     * cannot take messages) */
 };
 
 enum control_result {

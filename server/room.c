@@ -46,6 +46,7 @@
  * stops reading its room connections until the acceptor has drained it to
  * half and wakes it: flooders slow down through TCP, readers lose nothing. */
 #include "room.h"
+#include "cluster.h"
 #include "config.h"
 #include "conn.h"
 #include "delivery.h"
@@ -70,7 +71,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum room_event_type { EV_ADD, EV_REMOVE, EV_RELAY, EV_HISTORY, EV_STOP, EV_CONFIG };
+enum room_event_type { EV_ADD, EV_REMOVE, EV_RELAY, EV_HISTORY, EV_STOP, EV_CONFIG, EV_STREAM };
 
 struct room_event {
 	struct mail mail;  /* mail.type is an enum room_event_type */
@@ -96,6 +97,7 @@ struct room_event {
 	const struct config *cfg; /* EV_CONFIG: the snapshot to switch to (a reference) */
 	long history;     /* EV_CONFIG: messages to keep from now on */
 	int numbered;     /* EV_ADD: the member asked for sequence numbers */
+	struct cluster_entry *entry; /* EV_STREAM: an entry of the room's stream */
 	char name[CONFIG_NAME_MAX + 1];
 };
 
@@ -143,6 +145,8 @@ struct member {
 				* connection is closing, nothing more goes there */
 	int numbered;          /* it asked for sequence numbers: so does the
 				* room connection it attaches (§7.7) */
+	int waiting;           /* cluster mode: nothing goes to it before its
+				* own join entry comes back from the stream */
 	struct member *next;   /* the room's delivery list */
 };
 
@@ -219,6 +223,9 @@ struct room {
 						  * the room port */
 	size_t departed_next;
 	unsigned long holds;            /* times input was held */
+	struct cluster_room *cr;        /* cluster mode: the room's stream (NULL: a
+					 * single node); opened before the thread
+					 * starts, closed by room_free */
 };
 
 
@@ -305,6 +312,7 @@ void room_event_free(struct room_event *ev)
 		delivery_free(ev->answer);
 		free(ev->req);
 		free(ev->member);
+		free(ev->entry);
 		config_release(ev->cfg);
 	}
 	free(ev);
@@ -469,7 +477,7 @@ static void deliver(struct room *r, struct member *m, struct msg *msg)
  * forms (seq) or of the plain frames? */
 static int fanout_member(const struct member *m, int seq)
 {
-	return !m->attached && !m->unreachable && m->numbered == seq;
+	return !m->attached && !m->unreachable && !m->waiting && m->numbered == seq;
 }
 
 static struct delivery_fanout **fanout_of(struct room *r, int seq)
@@ -547,7 +555,7 @@ static void broadcast(struct room *r, struct msg *msg, struct msg *numbered)
 			hand_over(r, 1, numbered ? numbered : frame);
 	}
 	for (struct member *m = r->members; m && r->nattached > 0; m = m->next)
-		if (m->attached)
+		if (m->attached && !m->waiting)
 			deliver(r, m, m->numbered && numbered ? numbered : frame);
 	msg_unref(&frame);
 }
@@ -592,6 +600,7 @@ static void add_member(struct room *r, struct room_event *ev)
 	m->ctl_fd = ev->ctl_fd;
 	m->ctl_id = ev->ctl_id;
 	m->numbered = ev->numbered;
+	m->waiting = r->cr != NULL;
 	r->nnumbered += (size_t)m->numbered;
 	snprintf(m->peer, sizeof(m->peer), "%s", ev->peer);
 	m->leave_req = ev->req;
@@ -1016,6 +1025,75 @@ static void reconfigure(struct room *r, struct room_event *ev)
 	config_release(old);
 }
 
+/* ---- cluster mode: the room's events go through its stream ---- */
+
+/* Called on the cluster thread (under the room's cluster lock, so r is
+ * alive): an entry of the room's stream, in stream order, for its mailbox. */
+static void stream_entry(void *arg, struct cluster_entry *e)
+{
+	struct room *r = arg;
+	struct room_event *ev = calloc(1, sizeof(*ev));
+
+	if (!ev) {
+		log_error("room %s: out of memory: a stream entry is not relayed on this node", r->name);
+		free(e);
+		return;
+	}
+	ev->entry = e;
+	post_event(r, ev, EV_STREAM, 0, NULL, -1, 0, NULL);
+}
+
+/* A locally originated event is not relayed here: it is appended to the
+ * stream, and relayed when it comes back (stream_taken), on every node in
+ * the same order. Consumes ev->msg. */
+static void to_stream(struct room *r, struct room_event *ev)
+{
+	int kind = ev->mail.type == EV_ADD ? CLUSTER_JOIN
+		 : ev->mail.type == EV_REMOVE ? CLUSTER_LEAVE
+		 : ev->record ? CLUSTER_MSG : CLUSTER_NOTICE;
+	int rc = cluster_append(r->cr, kind, ev->msg, ev->record ? &ev->chat : NULL, ev->name,
+				ev->join_id);
+
+	if (rc < 0)
+		log_warn("room %s: %s: a %s is not relayed", r->name,
+			 rc == -EAGAIN ? "the cluster's Redis cannot take messages now" : "out of memory",
+			 kind == CLUSTER_MSG ? "member's message" : "notice");
+	msg_unref(&ev->msg);
+}
+
+/* An entry read back from the stream: ev->msg becomes its frame, relayed
+ * (and, for a member's message, numbered and kept) as a local event is in
+ * a single node. A joiner of this node starts receiving with its own join
+ * entry; an entry from before the room opened here is only kept. */
+static void stream_taken(struct room *r, struct room_event *ev)
+{
+	const struct cluster_entry *e = ev->entry;
+	struct proto_chat_layout at;
+	struct msg *frame = cluster_entry_frame(e, r->ref, &at);
+	struct member *m;
+
+	if (!frame) {
+		log_error("room %s: out of memory: a stream entry is not relayed on this node", r->name);
+		return;
+	}
+	if (e->history_only) {
+		r->seq = r->seq < PROTO_SEQ_MAX ? r->seq + 1 : 1;
+		if (r->hist_cap && history_keep(r, frame->data + at.name_off, at.name_len,
+						frame->data + at.text_off, at.text_len,
+						(time_t)(e->when_ms / 1000), r->seq))
+			atomic_store(&r->kept, 1);
+		msg_unref(&frame);
+		return;
+	}
+	if (e->kind == CLUSTER_JOIN && e->join_id && (m = find_member(r, e->join_id)) && m->waiting) {
+		members_changed(r);
+		m->waiting = 0;
+	}
+	ev->msg = frame;
+	ev->record = e->kind == CLUSTER_MSG;
+	ev->chat = at;
+}
+
 static void handle_mail(struct room *r)
 {
 	struct mail *all = mailbox_take_all(&r->mbox), *next;
@@ -1030,7 +1108,14 @@ static void handle_mail(struct room *r)
 			add_member(r, ev);
 			break;
 		case EV_REMOVE:
+			if (r->cr) { /* the leaver's name, for the member registry */
+				struct member *gone = find_member(r, ev->join_id);
+				snprintf(ev->name, sizeof(ev->name), "%s", gone ? gone->name : "");
+			}
 			resume = remove_member(r, ev);
+			break;
+		case EV_STREAM:
+			stream_taken(r, ev);
 			break;
 		case EV_HISTORY:
 			history_reply(r, ev);
@@ -1047,6 +1132,8 @@ static void handle_mail(struct room *r)
 		default:
 			break;
 		}
+		if (ev->msg && r->cr && ev->mail.type != EV_STREAM)
+			to_stream(r, ev);
 		if (ev->msg && ev->record) {
 			count_message(r, ev->msg);
 			numbered = number_message(r, ev->msg);
@@ -1332,6 +1419,12 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 			  &where);
 	if (!out) {
 		reply_error(r, c, PROTO_E_SERVER, "out of memory");
+		return;
+	}
+	if (r->cr) { /* relayed when it comes back from the stream */
+		if (cluster_append(r->cr, CLUSTER_MSG, out, &where, NULL, 0) < 0)
+			reply_error(r, c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
+		msg_unref(&out);
 		return;
 	}
 	count_message(r, out);
@@ -1683,6 +1776,13 @@ static int bind_room_port(const struct config *cfg, unsigned port, struct net_li
 
 static void room_free(struct room *r)
 {
+	/* No stream entry comes after this; those queued are freed. */
+	cluster_room_close(r->cr);
+	for (struct mail *m = mailbox_take_all(&r->mbox), *next; m; m = next) {
+		next = m->next;
+		if (m->type == EV_STREAM)
+			room_event_free((struct room_event *)m);
+	}
 	loop_fini(&r->loop);
 	net_listeners_close(&r->lis);
 	mailbox_fini(&r->mbox);
@@ -1754,7 +1854,12 @@ struct room *room_start(const struct config *cfg, const struct room_uplink *up, 
 		*err = -ENOMEM;
 		return NULL;
 	}
-	if ((rc = mailbox_init(&r->mbox)) < 0) {
+	if ((rc = mailbox_init(&r->mbox)) == 0 && up->cluster &&
+	    !(r->cr = cluster_room_open(up->cluster, ref, (long)r->hist_cap, stream_entry, r))) {
+		mailbox_fini(&r->mbox);
+		rc = -ENOMEM;
+	}
+	if (rc < 0) {
 		delivery_backlog_unref(r->backlog);
 		config_release(r->cfg);
 		free(r->hist);

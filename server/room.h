@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct cluster;
 struct config;
 struct iptable;
 struct mailbox;
@@ -30,6 +31,9 @@ struct room_uplink {
 				* It outlives every room thread. */
 	struct iptable *ips;   /* per-address counts, shared by every port (it locks) */
 	unsigned control_port; /* named in the error a JOIN on the room port gets */
+	struct cluster *cluster; /* NULL: a single node; else every event goes
+				  * through the room's Redis stream and comes
+				  * back from it (cluster.h, docs/CLUSTER.md) */
 };
 
 /* Bind the room port (port 0 with a range: the first free port of the

@@ -11,6 +11,7 @@
  * the registry locks itself, the store queues for its writer, and a room
  * is told to stop through its own mailbox. */
 #include "rooms.h"
+#include "cluster.h"
 #include "config.h"
 #include "conn.h"
 #include "iptable.h"
@@ -34,6 +35,24 @@ struct rooms {
 	struct room **retiring;  /* rooms asked to stop, not yet joined */
 	size_t nretiring, retiring_cap;
 };
+
+/* The ref of a new on-demand room: in cluster mode the one every node
+ * derives from the name (cluster_name_ref), unless another room holds it
+ * here (logged: that room's ref then differs between nodes). */
+static long new_ref(struct rooms *rs, const char *name)
+{
+	struct room_info other;
+	long ref;
+
+	if (!rs->up.cluster)
+		return registry_next_ref(rs->reg);
+	ref = cluster_name_ref(name);
+	if (registry_find_ref(rs->reg, ref, &other) < 0)
+		return ref;
+	log_error("rooms: room %s: its cluster ref %ld is room %s's here: it gets a local one", name,
+		  ref, other.name);
+	return registry_next_ref(rs->reg);
+}
 
 struct rooms *rooms_create(const struct config *cfg, struct registry *reg, struct store *store,
 			   const struct room_uplink *up)
@@ -183,7 +202,7 @@ enum proto_err rooms_open(struct rooms *rs, struct conn *c, const char *name,
 	}
 	/* Only this thread creates rooms, so the ref cannot be taken meanwhile;
 	 * a dormant room keeps its ref. */
-	ref = known ? info->ref : registry_next_ref(rs->reg);
+	ref = known ? info->ref : new_ref(rs, name);
 	room = room_start(rs->cfg, &rs->up, rs->store, name, ref, 0,
 			  known ? info->max_members : 0, known ? info->history : rs->cfg->history, &err);
 	if (!room) {

@@ -1,0 +1,122 @@
+/* cluster.h - rooms that span several roomd nodes through Redis
+ * (docs/CLUSTER.md): every event of a room goes through the room's Redis
+ * stream, and each node relays the stream's entries to its local members in
+ * stream order.
+ *
+ * One cluster thread per node owns every Redis connection (per shard: one
+ * for appends and bookkeeping, one for XREAD) and the per-room read
+ * positions; room threads and the acceptor never wait on Redis. A room
+ * thread registers its room (cluster_room_open), posts its events as
+ * appends (cluster_append, returns at once), and receives the entries read
+ * back through its callback, called on the cluster thread (it posts them to
+ * its own mailbox). cluster_accepting() is an atomic read for any thread.
+ * Pure helpers (entry codec, consistent hash, reaping decisions) are
+ * exposed for the unit tests. */
+#ifndef ROOMD_CLUSTER_H
+#define ROOMD_CLUSTER_H
+
+#include <stddef.h>
+
+#include "proto.h"
+
+struct config;
+struct msg;
+struct cluster;
+struct cluster_room;
+
+/* The description of error 11 for a member's message Redis cannot take. */
+#define CLUSTER_DOWN_TEXT "the cluster's Redis cannot take messages now; try again"
+
+/* What a stream entry is. */
+enum cluster_kind {
+	CLUSTER_MSG = 'm',    /* a member's message: numbered, kept in the history */
+	CLUSTER_NOTICE = 'n', /* a server notice (a topic change): relayed only */
+	CLUSTER_JOIN = 'j',   /* a join announcement */
+	CLUSTER_LEAVE = 'l',  /* a leave announcement */
+};
+
+/* An entry read back from a room's stream, handed to the room, which
+ * frees it (free()). The frame is "CHAT: <ref>" then body: the body is the
+ * same on every node, the ref the local one. */
+struct cluster_entry {
+	int kind;                    /* enum cluster_kind */
+	long join_id;                /* CLUSTER_JOIN appended by this node's
+				      * incarnation: the joiner's JOIN_ID; else 0 */
+	int history_only;            /* from before the room opened here: kept
+				      * in its history, not relayed */
+	long long when_ms;           /* when Redis took it (its id's time) */
+	struct proto_chat_layout at; /* CLUSTER_MSG: name and text, in body */
+	size_t body_len;
+	char body[];
+};
+
+/* Called on the cluster thread with each entry of the room's stream, in
+ * stream order; the callee owns e. */
+typedef void (*cluster_entry_fn)(void *arg, struct cluster_entry *e);
+
+/* Connect to the shards of cfg's [cluster] (logged; an unreachable Redis
+ * is retried with back-off by the thread) and start the cluster thread.
+ * maxlen: the entries each stream keeps at least (MAXLEN ~). 0, or -1 with
+ * err set. Start-up only. */
+int cluster_start(const struct config *cfg, long maxlen, struct cluster **out, char *err,
+		  size_t errlen);
+
+/* Stop the thread (what is queued is given a bounded time to go out) and
+ * free everything. Every room must be closed first. NULL: nothing. */
+void cluster_stop(struct cluster *cl);
+
+/* Nonzero while a member's message can be appended: every shard is
+ * connected and the append queue is below its bound. Any thread. */
+int cluster_accepting(struct cluster *cl);
+
+/* This node's id and incarnation as written in Redis ("node/incarnation"). */
+const char *cluster_self(const struct cluster *cl);
+
+/* The ROOM_REF of an on-demand room in cluster mode: derived from its name
+ * alone, so every node gives it the same ref with no round trip, and it is
+ * the same after a restart. Above every ref a config may use by position. */
+long cluster_name_ref(const char *name);
+
+/* Register room ref (its stream) on this node: the thread reads its last
+ * history entries (handed with history_only), then every entry after them,
+ * to fn(arg, ...). NULL when out of memory. The room's thread. */
+struct cluster_room *cluster_room_open(struct cluster *cl, long ref, long history,
+				       cluster_entry_fn fn, void *arg);
+
+/* Unregister: after this returns fn is never called again. NULL: nothing. */
+void cluster_room_close(struct cluster_room *cr);
+
+/* Append an event to the room's stream: kind, the CHAT frame (its first
+ * line, the ref, is not stored), where the member's name and text lie in it
+ * (CLUSTER_MSG), the member's name and JOIN_ID (CLUSTER_JOIN, CLUSTER_LEAVE:
+ * the member registry that reaping reads). A CLUSTER_MSG is refused while
+ * !cluster_accepting() (-EAGAIN); the others are always queued (a joiner
+ * waits for its own join entry, and a leave must be announced), and kept
+ * until Redis takes them. 0, -EAGAIN or -ENOMEM. The room's thread. */
+int cluster_append(struct cluster_room *cr, int kind, const struct msg *frame,
+		   const struct proto_chat_layout *at, const char *name, long join_id);
+
+/* The frame of entry e for room ref (*at: where name and text lie, for a
+ * CLUSTER_MSG). NULL when out of memory. */
+struct msg *cluster_entry_frame(const struct cluster_entry *e, long ref, struct proto_chat_layout *at);
+
+/* ---- pure helpers (unit tests) ---- */
+
+/* The shard of room ref among n: a consistent hash (adding a shard moves
+ * only about 1/n of the rooms). */
+unsigned cluster_shard_of(long ref, unsigned n);
+
+/* An entry as read from Redis: its fields and values, nfields pairs; id is
+ * the entry id ("ms-seq"); self the "node/incarnation" of this node. NULL
+ * when malformed (logged by the caller) or out of memory. */
+struct cluster_entry *cluster_entry_decode(const char *id, const char *const *fields,
+					   const size_t *lens, size_t nfields, const char *self);
+
+/* Is member field f ("node/incarnation/join_id") of incarnation dead? */
+int cluster_member_of(const char *f, const char *dead);
+
+/* Does "node/incarnation" x belong to an earlier incarnation of node_id
+ * than self (the restarted node reaps it at once)? */
+int cluster_earlier_self(const char *x, const char *self);
+
+#endif
