@@ -102,6 +102,10 @@ struct append {
 	char name[CONFIG_NAME_MAX + 1];
 	int has_at;
 	int reaped;             /* a dead node's member: its registry entry is gone */
+	int unsure;             /* sent when the connection failed: Redis may
+				 * have taken it; looked for before a resend */
+	unsigned long long uid; /* "u": this node's number for it, so a resend
+				 * never makes a duplicate */
 	struct proto_chat_layout at; /* relative to body */
 	size_t body_len;
 	char body[];
@@ -121,6 +125,7 @@ struct cluster {
 	/* cluster thread only */
 	struct cluster_room *rooms;
 	struct mail *q_head, **q_tail; /* appends in order */
+	unsigned long long next_uid;
 	uint64_t next_beat;
 };
 
@@ -402,6 +407,7 @@ static redisReply *commandv(struct cluster *cl, struct shard *s, int argc, const
 
 static void queue_append(struct cluster *cl, struct append *a)
 {
+	a->uid = ++cl->next_uid;
 	a->mail.next = NULL;
 	*cl->q_tail = &a->mail;
 	cl->q_tail = &a->mail.next;
@@ -419,7 +425,7 @@ static void append_done(struct cluster *cl, struct append *a)
 static int pipeline_append(struct cluster *cl, struct shard *s, const struct append *a)
 {
 	char key[CLUSTER_KEY_LEN], maxlen[24], kind[2] = { (char)a->kind, 0 }, num[4][24];
-	char origin[CLUSTER_SELF_LEN + 24], mkey[CLUSTER_KEY_LEN], nkey[CLUSTER_SELF_LEN + 24],
+	char origin[CLUSTER_SELF_LEN + 24], uid[CLUSTER_SELF_LEN + 24], mkey[CLUSTER_KEY_LEN], nkey[CLUSTER_SELF_LEN + 24],
 		ref[24];
 	const char *argv[20];
 	size_t lens[20];
@@ -428,10 +434,11 @@ static int pipeline_append(struct cluster *cl, struct shard *s, const struct app
 	snprintf(key, sizeof(key), "roomd:{%ld}:s", a->ref);
 	snprintf(maxlen, sizeof(maxlen), "%ld", cl->maxlen);
 	snprintf(origin, sizeof(origin), "%s/%ld", cl->self, a->join_id);
+	snprintf(uid, sizeof(uid), "%s/%llu", cl->self, a->uid);
 #define ARG(s_, l_) (argv[n] = (s_), lens[n++] = (l_))
 	ARG("XADD", 4); ARG(key, strlen(key)); ARG("MAXLEN", 6); ARG("~", 1);
 	ARG(maxlen, strlen(maxlen)); ARG("*", 1); ARG("t", 1); ARG(kind, 1);
-	ARG("b", 1); ARG(a->body, a->body_len);
+	ARG("b", 1); ARG(a->body, a->body_len); ARG("u", 1); ARG(uid, strlen(uid));
 	if (a->has_at) {
 		snprintf(num[0], 24, "%zu", a->at.name_off);
 		snprintf(num[1], 24, "%zu", a->at.name_len);
@@ -462,6 +469,68 @@ static int pipeline_append(struct cluster *cl, struct shard *s, const struct app
 	return sent;
 }
 
+/* Did Redis take a, sent before the connection failed? Its uid is looked
+ * for among the stream's newest entries (what one batch can have added).
+ * 1 yes, 0 no, -1 the shard is down. */
+static int taken_before(struct cluster *cl, struct shard *s, const struct append *a)
+{
+	char key[CLUSTER_KEY_LEN], uid[CLUSTER_SELF_LEN + 24], count[16];
+	const char *argv[] = { "XREVRANGE", key, "+", "-", "COUNT", count };
+	redisReply *rep;
+	int found = 0;
+
+	snprintf(key, sizeof(key), "roomd:{%ld}:s", a->ref);
+	snprintf(uid, sizeof(uid), "%s/%llu", cl->self, a->uid);
+	snprintf(count, sizeof(count), "%d", 4 * CLUSTER_BATCH);
+	if (!(rep = commandv(cl, s, 6, argv)))
+		return -1;
+	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && !found; i++) {
+		const redisReply *kv = rep->element[i]->elements == 2 ? rep->element[i]->element[1] : NULL;
+
+		for (size_t k = 0; kv && kv->type == REDIS_REPLY_ARRAY && k + 1 < kv->elements; k += 2)
+			if (kv->element[k]->str && !strcmp(kv->element[k]->str, "u") &&
+			    kv->element[k + 1]->str && !strcmp(kv->element[k + 1]->str, uid))
+				found = 1;
+	}
+	freeReplyObject(rep);
+	return found;
+}
+
+static void unqueue(struct cluster *cl, struct append *a)
+{
+	for (struct mail **l = &cl->q_head; *l; l = &(*l)->next)
+		if (*l == &a->mail) {
+			*l = a->mail.next;
+			if (!*l)
+				cl->q_tail = l;
+			break;
+		}
+	append_done(cl, a);
+}
+
+/* The appends of shard si sent before a connection failure that Redis
+ * took after all leave the queue; the others are sent again. 0, or -1
+ * when the shard went down again. */
+static int settle_unsure(struct cluster *cl, unsigned si)
+{
+	struct mail *m, *next;
+
+	for (m = cl->q_head; m; m = next) {
+		struct append *a = (struct append *)m;
+		int rc;
+
+		next = m->next;
+		if (a->shard != si || !a->unsure)
+			continue;
+		if ((rc = taken_before(cl, &cl->shard[si], a)) < 0)
+			return -1;
+		a->unsure = 0;
+		if (rc == 1)
+			unqueue(cl, a);
+	}
+	return 0;
+}
+
 /* Send up to CLUSTER_BATCH of shard si's queued appends in one pipeline,
  * then read their replies: the ones Redis took leave the queue. */
 static void flush_shard(struct cluster *cl, unsigned si)
@@ -471,6 +540,8 @@ static void flush_shard(struct cluster *cl, unsigned si)
 	int sent[CLUSTER_BATCH];
 	size_t n = 0;
 
+	if (settle_unsure(cl, si) < 0)
+		return;
 	for (struct mail *m = cl->q_head; m && n < CLUSTER_BATCH; m = m->next)
 		if (((struct append *)m)->shard == si) {
 			batch[n] = (struct append *)m;
@@ -483,6 +554,8 @@ static void flush_shard(struct cluster *cl, unsigned si)
 
 			if (redisGetReply(s->w, (void **)&rep) != REDIS_OK || !rep) {
 				shard_down(cl, s, s->w->errstr[0] ? s->w->errstr : "no reply");
+				for (size_t j = i; j < n; j++)
+					batch[j]->unsure = 1;
 				return;
 			}
 			if (rep->type == REDIS_REPLY_ERROR)
@@ -491,15 +564,7 @@ static void flush_shard(struct cluster *cl, unsigned si)
 					  rep->str);
 			freeReplyObject(rep);
 		}
-		/* Taken (or refused, logged): out of the queue. */
-		for (struct mail **l = &cl->q_head; *l; l = &(*l)->next)
-			if (*l == &batch[i]->mail) {
-				*l = batch[i]->mail.next;
-				if (!*l)
-					cl->q_tail = l;
-				break;
-			}
-		append_done(cl, batch[i]);
+		unqueue(cl, batch[i]); /* taken (or refused, logged) */
 	}
 }
 
