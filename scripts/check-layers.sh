@@ -47,7 +47,7 @@ cluster   mailbox
 room      cluster conn delivery iptable loop mailbox metrics store
 rooms     cluster conn iptable metrics registry room store
 control   cluster conn metrics registry room rooms store
-acceptor  conn control delivery iptable loop mailbox metrics registry room rooms
+acceptor  cluster conn control delivery iptable loop mailbox metrics registry room rooms
 service   acceptor tls
 main      acceptor cluster metrics registry service store tls
 """

@@ -28,6 +28,7 @@
  * ACC_HOLD_ENTRIES wait here, control requests (which may relay more) wait
  * too. */
 #include "acceptor.h"
+#include "cluster.h"
 #include "config.h"
 #include "conn.h"
 #include "control.h"
@@ -235,6 +236,23 @@ static void apply_room_request(struct acceptor *acc, struct room_request *rq)
 	free(rq);
 }
 
+/* Cluster mode: the answer to a request of a control connection (which
+ * reads on if it was paused for it), or a private message from another
+ * node. Consumes q. */
+static void apply_cluster_answer(struct acceptor *acc, struct cluster_req *q)
+{
+	struct conn *c = acceptor_conn(acc, q->ctl_fd, (uint64_t)q->ctl_id);
+
+	if (c && c->closing)
+		c = NULL;
+	if (control_cluster_answer(&acc->ctl, c, q) && c) {
+		loop_mark_dirty(&acc->loop, c);
+		loop_process(&acc->loop, c);
+	} else if (c) {
+		loop_mark_dirty(&acc->loop, c);
+	}
+}
+
 /* The frames of fan-out f for its member t: queued on the connection as
  * the pieces they make (one per block), if it is still a member. */
 static void apply_target(struct acceptor *acc, const struct delivery_fanout *f,
@@ -291,6 +309,13 @@ static void apply_deliveries(struct acceptor *acc, size_t budget)
 				pend_pop(acc);
 				delivery_fanout_free(f);
 			}
+			continue;
+		}
+		if (acc->pend_head->type == CLUSTER_MAIL_ANSWER) {
+			struct cluster_req *q = (struct cluster_req *)acc->pend_head;
+			pend_pop(acc);
+			apply_cluster_answer(acc, q);
+			budget--;
 			continue;
 		}
 		if (acc->pend_head->type == DELIVERY_MAIL_ROOM_REQUEST) {
@@ -443,6 +468,8 @@ static void stop_rooms(struct acceptor *acc)
 	if (acc->rooms_stopped)
 		return;
 	acc->stop = 1; /* no request may reach a room from now on */
+	if (acc->cluster) /* nothing more comes from the cluster thread */
+		cluster_set_acceptor(acc->cluster, NULL);
 	rooms_stop_all(acc->rooms);
 	acc->rooms_stopped = 1;
 	take_deliveries(acc);
@@ -610,6 +637,8 @@ struct acceptor *acceptor_open(const struct config *cfg, struct registry *reg, s
 				     .peers = { peer_reachable, peer_send, acc } };
 	if (listen_control(acc, port) < 0)
 		goto fail;
+	if (cluster)
+		cluster_set_acceptor(cluster, &acc->mbox);
 	if (open_rooms(acc) < 0)
 		goto fail;
 	log_listening(acc);

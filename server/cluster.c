@@ -54,11 +54,12 @@
 #define CLUSTER_STOP_MS 1000       /* what is queued at shutdown gets this long */
 #define CLUSTER_ID_LEN 48          /* a stream id "ms-seq" as text */
 #define CLUSTER_KEY_LEN 64
+#define CLUSTER_LIST_MAX 4096      /* rooms a LIST_ROOMS answer holds at most */
 #define CLUSTER_SELF_LEN (CONFIG_ID_MAX + 24)
 /* On-demand refs: above any ref a config gives by position or key. */
 #define CLUSTER_REF_BASE 0x100000L
 
-enum { CM_OPEN, CM_CLOSE, CM_APPEND };
+enum { CM_OPEN, CM_CLOSE, CM_APPEND, CM_REQ };
 
 struct shard {
 	char host[CONFIG_HOST_MAX];
@@ -87,6 +88,7 @@ struct cluster_room {
 	/* cluster thread only (set before the open is posted) */
 	long ref, history;
 	unsigned shard;
+	char name[CONFIG_NAME_MAX + 1];
 	char key[CLUSTER_KEY_LEN];
 	char last_id[CLUSTER_ID_LEN]; /* the last entry relayed (or the tail at open) */
 	int ready;              /* last_id is known */
@@ -122,12 +124,20 @@ struct cluster {
 	atomic_int stop;
 	atomic_int all_up;       /* every shard connected */
 	atomic_long queued;      /* CLUSTER_MSG appends not yet taken by Redis */
+	pthread_mutex_t acc_lock; /* guards acc_mbox: posted to under it, so
+				   * clearing it stops every post at once */
+	struct mailbox *acc_mbox; /* answers, private messages (NULL: none) */
 	/* cluster thread only */
 	struct cluster_room *rooms;
 	struct mail *q_head, **q_tail; /* appends in order */
 	unsigned long long next_uid;
+	char inbox[CLUSTER_KEY_LEN + CLUSTER_SELF_LEN]; /* private messages to this node */
+	char inbox_id[CLUSTER_ID_LEN];                  /* the last one taken */
 	uint64_t next_beat;
 };
+
+static void take_inbox(struct cluster *cl, const redisReply *entries);
+static int acceptor_set(struct cluster *cl);
 
 static uint64_t now_ms(void)
 {
@@ -650,12 +660,27 @@ static void take_xread(struct cluster *cl, const redisReply *rep)
 		struct cluster_room *cr;
 
 		if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 ||
-		    st->element[0]->type != REDIS_REPLY_STRING ||
-		    !(cr = room_of_key(cl, st->element[0]->str)) || !cr->ready)
+		    st->element[0]->type != REDIS_REPLY_STRING)
+			continue;
+		if (!strcmp(st->element[0]->str, cl->inbox)) {
+			take_inbox(cl, st->element[1]);
+			continue;
+		}
+		if (!(cr = room_of_key(cl, st->element[0]->str)) || !cr->ready)
 			continue; /* closed meanwhile */
 		for (size_t j = 0; j < st->element[1]->elements; j++)
 			take_entry(cl, cr, st->element[1]->element[j], 0);
 	}
+}
+
+/* LIST_ROOMS lists the rooms of every node: this one is known by name. */
+static void list_room(struct cluster *cl, const struct cluster_room *cr)
+{
+	char ref[24];
+	const char *argv[] = { "HSET", "roomd:rooms", cr->name, ref };
+
+	snprintf(ref, sizeof(ref), "%ld", cr->ref);
+	freeReplyObject(commandv(cl, &cl->shard[0], 4, argv));
 }
 
 /* A room new here: its tail is where it starts, its last history entries
@@ -678,6 +703,7 @@ static void init_room(struct cluster *cl, struct cluster_room *cr)
 		for (size_t i = rep->elements; i > 0 && cr->history > 0; i--)
 			take_entry(cl, cr, rep->element[i - 1], 1);
 		cr->ready = 1;
+		list_room(cl, cr);
 	} else {
 		log_error("cluster: room %ld: XREVRANGE: %s", cr->ref,
 			  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
@@ -702,11 +728,13 @@ static void start_read(struct cluster *cl, unsigned si)
 	char count[16], block[16];
 	int done = 0;
 
+	int inbox = si == 0 && acceptor_set(cl);
+
 	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
 		n += cr->shard == si && cr->ready;
-	if (!s->up || s->reading || n == 0)
+	if (!s->up || s->reading || n + (size_t)inbox == 0)
 		return;
-	if (!(argv = malloc((6 + 2 * n) * sizeof(*argv)))) {
+	if (!(argv = malloc((8 + 2 * n) * sizeof(*argv)))) {
 		log_error("cluster: out of memory: streams not read this pass");
 		return;
 	}
@@ -717,9 +745,13 @@ static void start_read(struct cluster *cl, unsigned si)
 	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
 		if (cr->shard == si && cr->ready)
 			argv[k++] = cr->key;
+	if (inbox)
+		argv[k++] = cl->inbox;
 	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
 		if (cr->shard == si && cr->ready)
 			argv[k++] = cr->last_id;
+	if (inbox)
+		argv[k++] = cl->inbox_id;
 	redisAppendCommandArgv(s->r, (int)k, argv, NULL);
 	free(argv);
 	while (!done)
@@ -811,6 +843,28 @@ static long reap_room(struct cluster *cl, unsigned si, const char *dead, const c
 	return n;
 }
 
+/* The names incarnation dead held are free again. */
+static void reap_names(struct cluster *cl, const char *dead)
+{
+	struct shard *s0 = &cl->shard[0];
+	char nkey[CLUSTER_SELF_LEN + 24];
+	const char *argv[] = { "SMEMBERS", nkey };
+	redisReply *names;
+
+	snprintf(nkey, sizeof(nkey), "roomd:node:%s:names", dead);
+	names = commandv(cl, s0, 2, argv);
+	for (size_t i = 0; names && names->type == REDIS_REPLY_ARRAY && i < names->elements && s0->up; i++) {
+		redisReply *v = redisCommand(s0->w, "GET roomd:name:%s", names->element[i]->str);
+
+		if (v && v->type == REDIS_REPLY_STRING && cluster_member_of(v->str, dead))
+			freeReplyObject(redisCommand(s0->w, "DEL roomd:name:%s", names->element[i]->str));
+		freeReplyObject(v);
+	}
+	freeReplyObject(names);
+	if (s0->up)
+		freeReplyObject(redisCommand(s0->w, "DEL %s", nkey));
+}
+
 /* Incarnation dead is gone: whoever wins the claim announces its members
  * as left, once. */
 static void reap(struct cluster *cl, const char *dead)
@@ -843,8 +897,11 @@ static void reap(struct cluster *cl, const char *dead)
 		if (cl->shard[si].up)
 			freeReplyObject(redisCommand(cl->shard[si].w, "DEL %s", nkey));
 	}
-	if (s0->up)
+	reap_names(cl, dead);
+	if (s0->up) {
+		freeReplyObject(redisCommand(s0->w, "DEL roomd:inbox:%s", dead));
 		freeReplyObject(redisCommand(s0->w, "SREM roomd:nodes %s", dead));
+	}
 	log_info("cluster: node %s is gone: %ld member%s announced as left", dead, n, n == 1 ? "" : "s");
 }
 
@@ -904,6 +961,283 @@ static void heartbeat(struct cluster *cl)
 		check_others(cl, now);
 }
 
+/* ---- the acceptor's requests ---- */
+
+static int acceptor_set(struct cluster *cl)
+{
+	int set;
+
+	pthread_mutex_lock(&cl->acc_lock);
+	set = cl->acc_mbox != NULL;
+	pthread_mutex_unlock(&cl->acc_lock);
+	return set;
+}
+
+/* q to the acceptor's mailbox (freed when it has none any more). */
+static void post_acceptor(struct cluster *cl, struct cluster_req *q)
+{
+	pthread_mutex_lock(&cl->acc_lock);
+	if (cl->acc_mbox) {
+		q->mail.type = CLUSTER_MAIL_ANSWER;
+		mailbox_post(cl->acc_mbox, &q->mail);
+		q = NULL;
+	}
+	pthread_mutex_unlock(&cl->acc_lock);
+	cluster_req_free(q);
+}
+
+static void answer(struct cluster *cl, struct cluster_req *q)
+{
+	if (q->kind == CLUSTER_REQ_RELEASE || q->kind == CLUSTER_REQ_EXT)
+		cluster_req_free(q);
+	else
+		post_acceptor(cl, q);
+}
+
+/* "self/fd/id": what a name's key holds for its connection. */
+static void holder_of(const struct cluster *cl, const struct cluster_req *q, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%d/%llu", cl->self, q->ctl_fd, q->ctl_id);
+}
+
+static void serve_claim(struct cluster *cl, struct shard *s0, struct cluster_req *q)
+{
+	char holder[CLUSTER_SELF_LEN + 48];
+	redisReply *rep;
+
+	holder_of(cl, q, holder, sizeof(holder));
+	rep = redisCommand(s0->w, "SET roomd:name:%s %s NX", q->name, holder);
+	if (!rep) {
+		shard_down(cl, s0, s0->w->errstr);
+		q->result = -EAGAIN;
+		return;
+	}
+	if (rep->type == REDIS_REPLY_STATUS) {
+		freeReplyObject(rep);
+		freeReplyObject(redisCommand(s0->w, "SADD roomd:node:%s:names %s", cl->self, q->name));
+		q->result = 0;
+		return;
+	}
+	freeReplyObject(rep);
+	rep = redisCommand(s0->w, "GET roomd:name:%s", q->name);
+	q->result = !rep ? -EAGAIN
+		  : rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, holder) ? 0 : -EEXIST;
+	freeReplyObject(rep);
+}
+
+static void serve_release(struct cluster *cl, struct shard *s0, struct cluster_req *q)
+{
+	char holder[CLUSTER_SELF_LEN + 48];
+	redisReply *rep;
+
+	holder_of(cl, q, holder, sizeof(holder));
+	rep = redisCommand(s0->w, "GET roomd:name:%s", q->name);
+	if (rep && rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, holder))
+		freeReplyObject(redisCommand(s0->w, "DEL roomd:name:%s", q->name));
+	freeReplyObject(rep);
+	freeReplyObject(redisCommand(s0->w, "SREM roomd:node:%s:names %s", cl->self, q->name));
+}
+
+/* Add an item to q's list (bounded by the caller). */
+static int add_item(struct cluster_req *q, const char *name, long ref, long count)
+{
+	struct cluster_item *it = realloc(q->items, (q->nitems + 1) * sizeof(*it));
+
+	if (!it)
+		return -ENOMEM;
+	q->items = it;
+	it += q->nitems++;
+	snprintf(it->name, sizeof(it->name), "%s", name);
+	it->ref = ref;
+	it->count = count;
+	return 0;
+}
+
+static void serve_rooms(struct cluster *cl, struct shard *s0, struct cluster_req *q)
+{
+	const char *argv[] = { "HGETALL", "roomd:rooms" };
+	redisReply *rep = commandv(cl, s0, 2, argv);
+
+	q->result = rep ? 0 : -EAGAIN;
+	for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements &&
+			   q->nitems < CLUSTER_LIST_MAX; i += 2) {
+		long ref = atol(rep->element[i + 1]->str);
+		struct shard *s = &cl->shard[cluster_shard_of(ref, cl->nshards)];
+		redisReply *n = s->up ? redisCommand(s->w, "HLEN roomd:{%ld}:members", ref) : NULL;
+
+		if (add_item(q, rep->element[i]->str, ref,
+			     n && n->type == REDIS_REPLY_INTEGER ? (long)n->integer : 0) < 0)
+			q->result = -ENOMEM;
+		freeReplyObject(n);
+	}
+	freeReplyObject(rep);
+}
+
+static void serve_members(struct cluster *cl, struct cluster_req *q)
+{
+	struct shard *s = &cl->shard[cluster_shard_of(q->ref, cl->nshards)];
+	redisReply *rep = s->up ? redisCommand(s->w, "HVALS roomd:{%ld}:members", q->ref) : NULL;
+
+	q->result = rep ? 0 : -EAGAIN;
+	for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
+		if (add_item(q, rep->element[i]->str, q->ref, 0) < 0)
+			q->result = -ENOMEM;
+	freeReplyObject(rep);
+}
+
+/* A private message: to the holder's node's inbox, if it is another node. */
+static void serve_private(struct cluster *cl, struct shard *s0, struct cluster_req *q)
+{
+	redisReply *rep = redisCommand(s0->w, "GET roomd:name:%s", q->name), *ext;
+	char node[CLUSTER_SELF_LEN + 48], *slash;
+
+	q->result = -ENOENT;
+	if (!rep || rep->type != REDIS_REPLY_STRING) {
+		q->result = rep ? -ENOENT : -EAGAIN;
+		freeReplyObject(rep);
+		return;
+	}
+	snprintf(node, sizeof(node), "%s", rep->str);
+	freeReplyObject(rep);
+	if (cluster_member_of(node, cl->self)) {
+		q->result = 1;
+		return;
+	}
+	ext = redisCommand(s0->w, "EXISTS roomd:ext:%s", node);
+	if (ext && ext->type == REDIS_REPLY_INTEGER && ext->integer == 1) {
+		char *conn_part = strrchr(node, '/');
+		*conn_part = '\0';
+		slash = strrchr(node, '/');
+		*conn_part = '/';
+		*slash = '\0'; /* node: "node/inc", slash + 1: "fd/id" */
+		rep = redisCommand(s0->w, "XADD roomd:inbox:%s MAXLEN ~ 1000 * n %s f %s c %s x %b", node,
+				   q->name, q->from, slash + 1, q->text, q->text_len);
+		q->result = rep && rep->type == REDIS_REPLY_STRING ? 0 : -EAGAIN;
+		freeReplyObject(rep);
+	}
+	freeReplyObject(ext);
+}
+
+static void serve(struct cluster *cl, struct cluster_req *q)
+{
+	struct shard *s0 = &cl->shard[0];
+	char holder[CLUSTER_SELF_LEN + 48];
+
+	q->result = -EAGAIN;
+	if (!s0->up) {
+		answer(cl, q);
+		return;
+	}
+	switch (q->kind) {
+	case CLUSTER_REQ_CLAIM:
+		serve_claim(cl, s0, q);
+		break;
+	case CLUSTER_REQ_RELEASE:
+		serve_release(cl, s0, q);
+		break;
+	case CLUSTER_REQ_EXT:
+		holder_of(cl, q, holder, sizeof(holder));
+		freeReplyObject(redisCommand(s0->w, "SET roomd:ext:%s 1 EX 86400", holder));
+		break;
+	case CLUSTER_REQ_ROOMS:
+		serve_rooms(cl, s0, q);
+		break;
+	case CLUSTER_REQ_MEMBERS:
+		serve_members(cl, q);
+		break;
+	case CLUSTER_REQ_PRIVATE:
+		serve_private(cl, s0, q);
+		break;
+	default:
+		break;
+	}
+	answer(cl, q);
+}
+
+/* Private messages from other nodes, for the acceptor to deliver. */
+static void take_inbox(struct cluster *cl, const redisReply *entries)
+{
+	for (size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i < entries->elements; i++) {
+		const redisReply *e = entries->element[i], *kv;
+		const char *to = NULL, *from = NULL, *conn = NULL, *text = NULL;
+		size_t text_len = 0;
+		struct cluster_req *q;
+
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+			continue;
+		snprintf(cl->inbox_id, sizeof(cl->inbox_id), "%s", e->element[0]->str);
+		kv = e->element[1];
+		for (size_t k = 0; kv->type == REDIS_REPLY_ARRAY && k + 1 < kv->elements; k += 2) {
+			const char *f = kv->element[k]->str, *v = kv->element[k + 1]->str;
+			if (!f || !v)
+				continue;
+			if (!strcmp(f, "n"))
+				to = v;
+			else if (!strcmp(f, "f"))
+				from = v;
+			else if (!strcmp(f, "c"))
+				conn = v;
+			else if (!strcmp(f, "x"))
+				text = v, text_len = (size_t)kv->element[k + 1]->len;
+		}
+		if (!to || !from || !conn || !text ||
+		    !(q = cluster_req_new(CLUSTER_REQ_FROM, atoi(conn), 0, text, text_len))) {
+			log_error("cluster: a private message from another node is lost (malformed, or "
+				  "out of memory)");
+			continue;
+		}
+		q->ctl_id = strtoull(strchr(conn, '/') ? strchr(conn, '/') + 1 : "0", NULL, 10);
+		snprintf(q->name, sizeof(q->name), "%s", to);
+		snprintf(q->from, sizeof(q->from), "%s", from);
+		post_acceptor(cl, q);
+	}
+}
+
+struct cluster_req *cluster_req_new(int kind, int fd, unsigned long long id, const char *text,
+				    size_t len)
+{
+	struct cluster_req *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return NULL;
+	q->kind = kind;
+	q->ctl_fd = fd;
+	q->ctl_id = id;
+	if (text) {
+		if (!(q->text = malloc(len + 1))) {
+			free(q);
+			return NULL;
+		}
+		memcpy(q->text, text, len);
+		q->text[len] = '\0';
+		q->text_len = len;
+	}
+	return q;
+}
+
+void cluster_req_free(struct cluster_req *q)
+{
+	if (q) {
+		free(q->items);
+		free(q->text);
+	}
+	free(q);
+}
+
+void cluster_set_acceptor(struct cluster *cl, struct mailbox *mb)
+{
+	pthread_mutex_lock(&cl->acc_lock);
+	cl->acc_mbox = mb;
+	pthread_mutex_unlock(&cl->acc_lock);
+	mailbox_wake(&cl->mbox);
+}
+
+void cluster_request(struct cluster *cl, struct cluster_req *q)
+{
+	q->mail.type = CM_REQ;
+	mailbox_post(&cl->mbox, &q->mail);
+}
+
 /* ---- the thread ---- */
 
 static void take_mail(struct cluster *cl)
@@ -927,6 +1261,9 @@ static void take_mail(struct cluster *cl)
 				}
 			pthread_mutex_destroy(&cr->lock);
 			free(cr);
+			break;
+		case CM_REQ:
+			serve((struct cluster *)cl, (struct cluster_req *)all);
 			break;
 		default:
 			queue_append(cl, (struct append *)all);
@@ -1028,6 +1365,7 @@ int cluster_start(const struct config *cfg, long maxlen, struct cluster **out, c
 		free(cl);
 		return -1;
 	}
+	pthread_mutex_init(&cl->acc_lock, NULL);
 	cl->nshards = (unsigned)n;
 	for (unsigned i = 0; i < cl->nshards; i++) {
 		snprintf(cl->shard[i].host, sizeof(cl->shard[i].host), "%s", host[i]);
@@ -1037,6 +1375,8 @@ int cluster_start(const struct config *cfg, long maxlen, struct cluster **out, c
 	cl->maxlen = maxlen;
 	cl->q_tail = &cl->q_head;
 	set_self(cl, cfg);
+	snprintf(cl->inbox, sizeof(cl->inbox), "roomd:inbox:%s", cl->self);
+	snprintf(cl->inbox_id, sizeof(cl->inbox_id), "0-0");
 	log_info("cluster: node %s, %u Redis shard%s", cl->self, cl->nshards, n == 1 ? "" : "s");
 	connect_due(cl); /* at once, so the configured rooms start with Redis up */
 	/* The thread takes no signal: the acceptor's signalfd does. */
@@ -1063,7 +1403,7 @@ void cluster_stop(struct cluster *cl)
 	atomic_store(&cl->stop, 1);
 	mailbox_wake(&cl->mbox);
 	pthread_join(cl->thread, NULL);
-	take_mail(cl);
+	take_mail(cl); /* requests left are answered -EAGAIN (shards down) */
 	for (struct mail *m = cl->q_head, *next; m; m = next) {
 		next = m->next;
 		append_done(cl, (struct append *)m);
@@ -1083,6 +1423,7 @@ void cluster_stop(struct cluster *cl)
 		free(cr);
 	}
 	mailbox_fini(&cl->mbox);
+	pthread_mutex_destroy(&cl->acc_lock);
 	free(cl);
 }
 
@@ -1096,7 +1437,7 @@ const char *cluster_self(const struct cluster *cl)
 	return cl->self;
 }
 
-struct cluster_room *cluster_room_open(struct cluster *cl, long ref, long history,
+struct cluster_room *cluster_room_open(struct cluster *cl, const char *name, long ref, long history,
 				       cluster_entry_fn fn, void *arg)
 {
 	struct cluster_room *cr = calloc(1, sizeof(*cr));
@@ -1111,6 +1452,7 @@ struct cluster_room *cluster_room_open(struct cluster *cl, long ref, long histor
 	cr->ref = ref;
 	cr->history = history;
 	cr->shard = cluster_shard_of(ref, cl->nshards);
+	snprintf(cr->name, sizeof(cr->name), "%s", name);
 	snprintf(cr->key, sizeof(cr->key), "roomd:{%ld}:s", ref);
 	cr->open_m = (struct cl_mail){ { NULL, CM_OPEN }, cr };
 	cr->close_m = (struct cl_mail){ { NULL, CM_CLOSE }, cr };

@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 
+#include "config.h"
+#include "mailbox.h"
 #include "proto.h"
 
 struct config;
@@ -77,10 +79,10 @@ const char *cluster_self(const struct cluster *cl);
  * the same after a restart. Above every ref a config may use by position. */
 long cluster_name_ref(const char *name);
 
-/* Register room ref (its stream) on this node: the thread reads its last
+/* Register room ref, called name (listed cluster-wide), on this node: the thread reads its last
  * history entries (handed with history_only), then every entry after them,
  * to fn(arg, ...). NULL when out of memory. The room's thread. */
-struct cluster_room *cluster_room_open(struct cluster *cl, long ref, long history,
+struct cluster_room *cluster_room_open(struct cluster *cl, const char *name, long ref, long history,
 				       cluster_entry_fn fn, void *arg);
 
 /* Unregister: after this returns fn is never called again. NULL: nothing. */
@@ -99,6 +101,63 @@ int cluster_append(struct cluster_room *cr, int kind, const struct msg *frame,
 /* The frame of entry e for room ref (*at: where name and text lie, for a
  * CLUSTER_MSG). NULL when out of memory. */
 struct msg *cluster_entry_frame(const struct cluster_entry *e, long ref, struct proto_chat_layout *at);
+
+/* ---- requests of the acceptor (names, lists, private messages) ---- */
+
+/* The mail type of an answered request in the acceptor's mailbox (apart
+ * from delivery.h's). */
+#define CLUSTER_MAIL_ANSWER 0x434c
+
+enum cluster_req_kind {
+	CLUSTER_REQ_CLAIM,   /* name for connection (fd, id): 0 or -EEXIST */
+	CLUSTER_REQ_RELEASE, /* name no longer held by (fd, id): no answer */
+	CLUSTER_REQ_EXT,     /* (fd, id) used an extension: private messages reach it; no answer */
+	CLUSTER_REQ_ROOMS,   /* every room of the cluster, with its member count */
+	CLUSTER_REQ_MEMBERS, /* the members of room ref, on every node */
+	CLUSTER_REQ_PRIVATE, /* text from "from" to name: 0 sent, 1 the holder is on
+			      * this node (the caller delivers), -ENOENT nobody */
+	CLUSTER_REQ_FROM,    /* from the cluster: a private message for (fd, id)
+			      * holding name, from another node */
+};
+
+/* A room or a member in a list answer. */
+struct cluster_item {
+	char name[CONFIG_NAME_MAX + 1];
+	long ref, count;
+};
+
+/* A request: posted by the acceptor (cluster_request), answered in place
+ * and posted back to the acceptor's mailbox as CLUSTER_MAIL_ANSWER. */
+struct cluster_req {
+	struct mail mail;              /* first */
+	int kind;                      /* enum cluster_req_kind */
+	int ctl_fd;                    /* the control connection that waits */
+	unsigned long long ctl_id;
+	char name[CONFIG_NAME_MAX + 1];
+	char from[CONFIG_NAME_MAX + 1];
+	char room[CONFIG_NAME_MAX + 1]; /* CLAIM: the room the JOIN asked for */
+	long ref;
+	int result;                    /* 0, or -EEXIST, -ENOENT, -EAGAIN (Redis down) */
+	struct cluster_item *items;    /* ROOMS, MEMBERS */
+	size_t nitems;
+	char *text;                    /* PRIVATE, FROM */
+	size_t text_len;
+};
+
+/* A request of kind for control connection (fd, id), with text (len
+ * bytes, NULL: none) copied. NULL when out of memory. */
+struct cluster_req *cluster_req_new(int kind, int fd, unsigned long long id, const char *text,
+				    size_t len);
+void cluster_req_free(struct cluster_req *q);
+
+/* Where answers and private messages from other nodes go (the acceptor's
+ * mailbox, which must outlive the cluster thread's use: set it before the
+ * first request, NULL it before the mailbox goes). Start-up. */
+void cluster_set_acceptor(struct cluster *cl, struct mailbox *mb);
+
+/* Hand q to the cluster thread (it owns it until the answer comes back,
+ * or frees it: RELEASE, EXT). Any thread. */
+void cluster_request(struct cluster *cl, struct cluster_req *q);
 
 /* ---- pure helpers (unit tests) ---- */
 

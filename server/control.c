@@ -215,6 +215,47 @@ static enum control_result join_error(struct conn *c, enum proto_err err, const 
 	return CONTROL_OK;
 }
 
+/* ---- cluster mode: what only Redis knows (cluster.h) ---- */
+
+/* Tell the cluster thread something that needs no answer (a name
+ * released, the extension opt-in); out of memory it is logged. */
+static void cluster_tell(struct control *ctl, struct conn *c, int kind, const char *name)
+{
+	struct cluster_req *q;
+
+	if (!ctl->cluster)
+		return;
+	if (!(q = cluster_req_new(kind, c->fd, c->id, NULL, 0))) {
+		log_error("control: %s: out of memory telling the cluster", c->peer);
+		return;
+	}
+	if (name)
+		snprintf(q->name, sizeof(q->name), "%s", name);
+	cluster_request(ctl->cluster, q);
+}
+
+/* Ask the cluster thread q for c, which reads no further request until the
+ * answer (control_cluster_answer). */
+static enum control_result cluster_ask(struct control *ctl, struct conn *c, struct cluster_req *q)
+{
+	if (!q) {
+		control_reply_error(c, PROTO_E_SERVER, "out of memory");
+		return CONTROL_OK;
+	}
+	c->paused = 1;
+	cluster_request(ctl->cluster, q);
+	return CONTROL_OK;
+}
+
+static int has_name(const struct conn *c, const char *name);
+
+/* name is no longer one of c's: free it cluster-wide. */
+static void release_if_unused(struct control *ctl, struct conn *c, const char *name)
+{
+	if (ctl->cluster && ctl->cfg->name_scope == CONFIG_SCOPE_SERVER && !has_name(c, name))
+		cluster_tell(ctl, c, CLUSTER_REQ_RELEASE, name);
+}
+
 static int name_held_elsewhere(struct control *ctl, const struct conn *c, const char *name)
 {
 	struct member_info holder;
@@ -223,13 +264,13 @@ static int name_held_elsewhere(struct control *ctl, const struct conn *c, const 
 	return rc == -EEXIST || (rc == 0 && holder.conn_id != c->id);
 }
 
+static enum control_result join_named(struct control *ctl, struct conn *c, const char *room,
+				      const char *name);
+
 static enum control_result handle_join(struct control *ctl, struct conn *c, const struct proto_msg *m)
 {
 	const char *room = m->field[PROTO_F_JOIN_ROOM], *name = m->field[PROTO_F_JOIN_NAME];
 	struct control_conn *cc = control_conn(c);
-	struct membership ms, *stored;
-	struct room_info info;
-	enum proto_err err;
 
 	if (!config_name_valid(ctl->cfg, room, m->len[PROTO_F_JOIN_ROOM]) ||
 	    !config_name_valid(ctl->cfg, name, m->len[PROTO_F_JOIN_NAME]))
@@ -254,6 +295,28 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 	 * changes names, so the answer holds until registry_join. */
 	if (ctl->cfg->name_scope == CONFIG_SCOPE_SERVER && name_held_elsewhere(ctl, c, name))
 		return join_error(c, PROTO_E_NAME_IN_USE, room);
+	/* Cluster mode: a name new to c is claimed in Redis first (the join
+	 * goes on when the answer comes: control_cluster_answer). */
+	if (ctl->cluster && ctl->cfg->name_scope == CONFIG_SCOPE_SERVER && !has_name(c, name)) {
+		struct cluster_req *q = cluster_req_new(CLUSTER_REQ_CLAIM, c->fd, c->id, NULL, 0);
+
+		if (q) {
+			snprintf(q->name, sizeof(q->name), "%s", name);
+			snprintf(q->room, sizeof(q->room), "%s", room);
+		}
+		return cluster_ask(ctl, c, q);
+	}
+	return join_named(ctl, c, room, name);
+}
+
+/* The rest of a JOIN, once name is c's (cluster-wide in cluster mode). */
+static enum control_result join_named(struct control *ctl, struct conn *c, const char *room,
+				      const char *name)
+{
+	struct membership ms, *stored;
+	struct room_info info;
+	enum proto_err err;
+
 	err = open_room(ctl, c, room, &info);
 	if (err != PROTO_OK)
 		return join_error(c, err, room);
@@ -289,6 +352,17 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 	return CONTROL_OK;
 }
 
+/* ms is over: c forgets it, and (cluster mode) its name is freed in Redis
+ * once no other membership of c uses it. */
+static void forget_membership(struct control *ctl, struct conn *c, struct membership *ms)
+{
+	char name[CONFIG_NAME_MAX + 1];
+
+	snprintf(name, sizeof(name), "%s", ms->name);
+	control_remove_membership(c, ms->join_id);
+	release_if_unused(ctl, c, name);
+}
+
 /* End membership ms of c; the leave is announced to the other members.
  * With self (LEAVE_CHATROOM: the LEFT_CHATROOM reply and the leaver's own
  * copy of the announcement), the room sends self back after everything it
@@ -307,7 +381,7 @@ static void end_membership(struct control *ctl, struct conn *c, struct membershi
 	 * this removal, its mailbox being in order. A later JOIN restarts it
 	 * under the same ref if it was kept dormant, else under a new one. */
 	close_if_empty(ctl, ms->ref, ms->room);
-	control_remove_membership(c, ms->join_id);
+	forget_membership(ctl, c, ms);
 }
 
 /* A LEAVE_CHATROOM that membership join_id of c made on its room port
@@ -336,7 +410,7 @@ void control_leave_from_room(struct control *ctl, struct conn *c, long join_id)
 	registry_leave(ctl->reg, ms->join_id);
 	room_remove_member_here(ms->room, ms->leave, ms->join_id, note, self);
 	close_if_empty(ctl, ms->ref, ms->room);
-	control_remove_membership(c, ms->join_id);
+	forget_membership(ctl, c, ms);
 }
 
 /* A request that names a membership of c (ROOM_REF, JOIN_ID, CLIENT_NAME),
@@ -456,6 +530,14 @@ static enum control_result handle_list_rooms(struct control *ctl, struct conn *c
 		control_reply_error(c, PROTO_E_MALFORMED, "bad LIST_ROOMS (OFFSET=n LIMIT=n DORMANT=1)");
 		return CONTROL_OK;
 	}
+	if (ctl->cluster) { /* every node's rooms: Redis knows them */
+		struct cluster_req *cq = cluster_req_new(CLUSTER_REQ_ROOMS, c->fd, c->id, NULL, 0);
+
+		if (cq) /* the page asked for, kept in the request */
+			cq->ref = q.offset, cq->nitems = 0, cq->result = 0, cq->text_len = (size_t)q.limit,
+			cq->room[0] = (char)q.dormant;
+		return cluster_ask(ctl, c, cq);
+	}
 	trim_dormant(ctl);
 	page = malloc((size_t)(q.limit > 0 ? q.limit : 1) * sizeof(*page));
 	/* The page and the total are copied under one lock: they agree. */
@@ -496,6 +578,13 @@ static enum control_result handle_list_members(struct control *ctl, struct conn 
 		return CONTROL_OK;
 	}
 	trim_dormant(ctl);
+	if (ctl->cluster) { /* every node's members: Redis knows them */
+		struct cluster_req *q = cluster_req_new(CLUSTER_REQ_MEMBERS, c->fd, c->id, NULL, 0);
+
+		if (q)
+			q->ref = ref;
+		return cluster_ask(ctl, c, q);
+	}
 	if (registry_find_ref(ctl->reg, ref, &info) < 0) {
 		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
 		return CONTROL_OK;
@@ -549,6 +638,17 @@ static enum control_result handle_private(struct control *ctl, struct conn *c, c
 		return CONTROL_OK;
 	}
 	rc = registry_name_holder(ctl->reg, to, &holder);
+	if (rc == -ENOENT && ctl->cluster && ctl->cfg->name_scope == CONFIG_SCOPE_SERVER) {
+		/* Not here: perhaps on another node. */
+		struct cluster_req *q = cluster_req_new(CLUSTER_REQ_PRIVATE, c->fd, c->id,
+							m->field[PROTO_F_PRIV_TEXT],
+							m->len[PROTO_F_PRIV_TEXT]);
+		if (q) {
+			snprintf(q->name, sizeof(q->name), "%s", to);
+			snprintf(q->from, sizeof(q->from), "%s", from);
+		}
+		return cluster_ask(ctl, c, q);
+	}
 	if (rc == -EEXIST) {
 		control_reply_error(c, PROTO_E_NAME_IN_USE, "the recipient's name is held by several connections");
 		return CONTROL_OK;
@@ -709,8 +809,10 @@ static int resolve_membership(struct control *ctl, struct conn *c, const struct 
 enum control_result control_handle(struct control *ctl, struct conn *c, const struct proto_msg *m)
 {
 	/* Using an extension is the opt-in to extension frames. */
-	if (m->kind >= PROTO_WELCOME && m->kind <= PROTO_HISTORY_AFTER)
+	if (m->kind >= PROTO_WELCOME && m->kind <= PROTO_HISTORY_AFTER && !control_conn(c)->ext) {
 		control_conn(c)->ext = 1;
+		cluster_tell(ctl, c, CLUSTER_REQ_EXT, NULL); /* other nodes may now write to it */
+	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		const struct command *cmd = &commands[i];
 		struct named_membership nm;
@@ -744,4 +846,125 @@ void control_forget_memberships(struct conn *c)
 	for (size_t i = 0; i < cc->nms; i++)
 		room_event_free(cc->ms[i].leave);
 	cc->nms = 0;
+}
+
+/* ---- cluster answers ---- */
+
+/* A cluster-wide LIST_ROOMS: the page asked for (offset q->ref, limit
+ * q->text_len, as handle_list_rooms stored them) of the rooms by name; the
+ * port and topic of a room open here, 0 and "" for the others. Rooms
+ * without members anywhere count as dormant unless open here. */
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct cluster_item *)a)->name, ((const struct cluster_item *)b)->name);
+}
+
+static void answer_rooms(struct control *ctl, struct conn *c, struct cluster_req *q)
+{
+	long offset = q->ref, limit = (long)q->text_len, total = 0, n = 0;
+	int dormant = q->room[0] != 0;
+	struct room_info info;
+
+	qsort(q->items, q->nitems, sizeof(*q->items), by_name);
+	for (size_t i = 0; i < q->nitems; i++) {
+		int here = registry_find_ref(ctl->reg, q->items[i].ref, &info) == 0 && info.room;
+		int live = here || q->items[i].count > 0;
+
+		q->items[i].name[CONFIG_NAME_MAX] = (char)(live != dormant); /* listed */
+		total += live != dormant;
+	}
+	for (size_t i = 0; i < q->nitems; i++)
+		if (q->items[i].name[CONFIG_NAME_MAX] && total > offset && n < (limit > 0 ? limit : total))
+			n += 0; /* counted below */
+	n = total - offset < 0 ? 0 : total - offset;
+	if (limit > 0 && n > limit)
+		n = limit;
+	reply(c, proto_write_rooms_head(n, total));
+	for (size_t i = 0, k = 0, sent = 0; i < q->nitems && sent < (size_t)n; i++) {
+		int here;
+
+		if (!q->items[i].name[CONFIG_NAME_MAX] || (long)k++ < offset)
+			continue;
+		q->items[i].name[CONFIG_NAME_MAX] = '\0';
+		here = registry_find_ref(ctl->reg, q->items[i].ref, &info) == 0;
+		reply(c, proto_write_room_entry(q->items[i].name, q->items[i].ref,
+						here && info.room ? info.port : 0, q->items[i].count,
+						here ? info.topic : ""));
+		sent++;
+	}
+}
+
+static void answer_members(struct control *ctl, struct conn *c, struct cluster_req *q)
+{
+	struct room_info info;
+
+	if (q->nitems == 0 && registry_find_ref(ctl->reg, q->ref, &info) < 0) {
+		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
+		return;
+	}
+	reply(c, proto_write_members_head(q->ref, (long)q->nitems));
+	for (size_t i = 0; i < q->nitems; i++)
+		reply(c, proto_write_member_entry(q->items[i].name));
+}
+
+/* A private message from another node for c, if c still holds the name
+ * and opted in to extension frames. */
+static void deliver_private(struct conn *c, const struct cluster_req *q)
+{
+	if (!c || !control_conn(c)->ext || !has_name(c, q->name)) {
+		log_info("control: a private message from another node to %s: its connection is gone", q->name);
+		return;
+	}
+	reply(c, proto_write_private_from(q->from, q->text));
+}
+
+/* A PRIVATE_MESSAGE whose recipient is not on this node, as Redis says. */
+static void answer_private(struct control *ctl, struct conn *c, struct cluster_req *q)
+{
+	struct member_info holder;
+	struct msg *out;
+
+	if (q->result == 1 && registry_name_holder(ctl->reg, q->name, &holder) == 0 &&
+	    ctl->peers.reachable(ctl->peers.arg, holder.fd, holder.conn_id) &&
+	    (out = proto_write_private_from(q->from, q->text))) {
+		/* here after all (it joined meanwhile) */
+		ctl->peers.send(ctl->peers.arg, holder.fd, holder.conn_id, out);
+		msg_unref(&out);
+		q->result = 0;
+	}
+	if (q->result == 0)
+		reply(c, proto_write_private_sent(q->name, 1));
+	else if (q->result == -EAGAIN)
+		control_reply_error(c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
+	else
+		control_reply_error(c, PROTO_E_NO_ROOM, "no such user");
+}
+
+int control_cluster_answer(struct control *ctl, struct conn *c, struct cluster_req *q)
+{
+	int resume = c != NULL && q->kind != CLUSTER_REQ_FROM;
+
+	if (q->kind == CLUSTER_REQ_FROM)
+		deliver_private(c, q);
+	else if (!c && q->kind == CLUSTER_REQ_CLAIM && q->result == 0)
+		cluster_request(ctl->cluster, (q->kind = CLUSTER_REQ_RELEASE, q)), q = NULL; /* closed meanwhile */
+	else if (c && q->result == -EAGAIN && q->kind != CLUSTER_REQ_PRIVATE)
+		control_reply_error(c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
+	else if (c && q->kind == CLUSTER_REQ_CLAIM) {
+		if (q->result == 0) {
+			join_named(ctl, c, q->room, q->name);
+			release_if_unused(ctl, c, q->name); /* the join failed */
+		} else {
+			join_error(c, PROTO_E_NAME_IN_USE, q->room);
+		}
+	} else if (c && q->kind == CLUSTER_REQ_ROOMS)
+		answer_rooms(ctl, c, q);
+	else if (c && q->kind == CLUSTER_REQ_MEMBERS)
+		answer_members(ctl, c, q);
+	else if (c && q->kind == CLUSTER_REQ_PRIVATE)
+		answer_private(ctl, c, q);
+	if (resume)
+		c->paused = 0;
+	cluster_req_free(q);
+	return resume;
 }

@@ -1855,7 +1855,7 @@ struct room *room_start(const struct config *cfg, const struct room_uplink *up, 
 		return NULL;
 	}
 	if ((rc = mailbox_init(&r->mbox)) == 0 && up->cluster &&
-	    !(r->cr = cluster_room_open(up->cluster, ref, (long)r->hist_cap, stream_entry, r))) {
+	    !(r->cr = cluster_room_open(up->cluster, name, ref, (long)r->hist_cap, stream_entry, r))) {
 		mailbox_fini(&r->mbox);
 		rc = -ENOMEM;
 	}
