@@ -533,9 +533,11 @@ static enum control_result handle_list_rooms(struct control *ctl, struct conn *c
 	if (ctl->cluster) { /* every node's rooms: Redis knows them */
 		struct cluster_req *cq = cluster_req_new(CLUSTER_REQ_ROOMS, c->fd, c->id, NULL, 0);
 
-		if (cq) /* the page asked for, kept in the request */
-			cq->ref = q.offset, cq->nitems = 0, cq->result = 0, cq->text_len = (size_t)q.limit,
+		if (cq) { /* the page asked for, kept in the request */
+			cq->ref = q.offset;
+			cq->text_len = (size_t)q.limit;
 			cq->room[0] = (char)q.dormant;
+		}
 		return cluster_ask(ctl, c, cq);
 	}
 	trim_dormant(ctl);
@@ -859,37 +861,37 @@ static int by_name(const void *a, const void *b)
 	return strcmp(((const struct cluster_item *)a)->name, ((const struct cluster_item *)b)->name);
 }
 
+/* Is item listed by a LIST_ROOMS (dormant: DORMANT=1)? */
+static int room_listed(struct control *ctl, const struct cluster_item *it, int dormant)
+{
+	struct room_info info;
+	int live = it->count > 0 || (registry_find_ref(ctl->reg, it->ref, &info) == 0 && info.room);
+
+	return live != dormant;
+}
+
 static void answer_rooms(struct control *ctl, struct conn *c, struct cluster_req *q)
 {
-	long offset = q->ref, limit = (long)q->text_len, total = 0, n = 0;
+	long offset = q->ref, limit = (long)q->text_len, total = 0, n;
 	int dormant = q->room[0] != 0;
 	struct room_info info;
 
 	qsort(q->items, q->nitems, sizeof(*q->items), by_name);
-	for (size_t i = 0; i < q->nitems; i++) {
-		int here = registry_find_ref(ctl->reg, q->items[i].ref, &info) == 0 && info.room;
-		int live = here || q->items[i].count > 0;
-
-		q->items[i].name[CONFIG_NAME_MAX] = (char)(live != dormant); /* listed */
-		total += live != dormant;
-	}
 	for (size_t i = 0; i < q->nitems; i++)
-		if (q->items[i].name[CONFIG_NAME_MAX] && total > offset && n < (limit > 0 ? limit : total))
-			n += 0; /* counted below */
+		total += room_listed(ctl, &q->items[i], dormant);
 	n = total - offset < 0 ? 0 : total - offset;
-	if (limit > 0 && n > limit)
+	if (n > limit)
 		n = limit;
 	reply(c, proto_write_rooms_head(n, total));
 	for (size_t i = 0, k = 0, sent = 0; i < q->nitems && sent < (size_t)n; i++) {
+		const struct cluster_item *it = &q->items[i];
 		int here;
 
-		if (!q->items[i].name[CONFIG_NAME_MAX] || (long)k++ < offset)
+		if (!room_listed(ctl, it, dormant) || (long)k++ < offset)
 			continue;
-		q->items[i].name[CONFIG_NAME_MAX] = '\0';
-		here = registry_find_ref(ctl->reg, q->items[i].ref, &info) == 0;
-		reply(c, proto_write_room_entry(q->items[i].name, q->items[i].ref,
-						here && info.room ? info.port : 0, q->items[i].count,
-						here ? info.topic : ""));
+		here = registry_find_ref(ctl->reg, it->ref, &info) == 0;
+		reply(c, proto_write_room_entry(it->name, it->ref, here && info.room ? info.port : 0,
+						it->count, here ? info.topic : ""));
 		sent++;
 	}
 }
@@ -946,8 +948,11 @@ int control_cluster_answer(struct control *ctl, struct conn *c, struct cluster_r
 
 	if (q->kind == CLUSTER_REQ_FROM)
 		deliver_private(c, q);
-	else if (!c && q->kind == CLUSTER_REQ_CLAIM && q->result == 0)
-		cluster_request(ctl->cluster, (q->kind = CLUSTER_REQ_RELEASE, q)), q = NULL; /* closed meanwhile */
+	else if (!c && q->kind == CLUSTER_REQ_CLAIM && q->result == 0) {
+		q->kind = CLUSTER_REQ_RELEASE; /* closed meanwhile: the name goes back */
+		cluster_request(ctl->cluster, q);
+		return 0;
+	}
 	else if (c && q->result == -EAGAIN && q->kind != CLUSTER_REQ_PRIVATE)
 		control_reply_error(c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
 	else if (c && q->kind == CLUSTER_REQ_CLAIM) {
