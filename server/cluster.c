@@ -123,7 +123,7 @@ struct cluster {
 	pthread_t thread;
 	atomic_int stop;
 	atomic_int all_up;       /* every shard connected */
-	atomic_long queued;      /* CLUSTER_MSG appends not yet taken by Redis */
+	atomic_long queued;      /* message and notice appends not yet taken by Redis */
 	pthread_mutex_t acc_lock; /* guards acc_mbox: posted to under it, so
 				   * clearing it stops every post at once */
 	struct mailbox *acc_mbox; /* answers, private messages (NULL: none) */
@@ -425,7 +425,7 @@ static void queue_append(struct cluster *cl, struct append *a)
 
 static void append_done(struct cluster *cl, struct append *a)
 {
-	if (a->kind == CLUSTER_MSG)
+	if (a->kind == CLUSTER_MSG || a->kind == CLUSTER_NOTICE)
 		atomic_fetch_sub(&cl->queued, 1);
 	free(a);
 }
@@ -1478,7 +1478,9 @@ int cluster_append(struct cluster_room *cr, int kind, const struct msg *frame,
 	size_t head = nl ? (size_t)(nl - frame->data) : 0;
 	struct append *a;
 
-	if (kind == CLUSTER_MSG && !cluster_accepting(cl))
+	/* Messages and notices are what a client can make many of: bounded.
+	 * Joins need accepting() at the JOIN; leaves are at most the joins. */
+	if ((kind == CLUSTER_MSG || kind == CLUSTER_NOTICE) && !cluster_accepting(cl))
 		return -EAGAIN;
 	if (!nl || !(a = calloc(1, sizeof(*a) + frame->len - head)))
 		return -ENOMEM;
@@ -1496,7 +1498,7 @@ int cluster_append(struct cluster_room *cr, int kind, const struct msg *frame,
 	}
 	a->body_len = frame->len - head;
 	memcpy(a->body, nl, a->body_len);
-	if (kind == CLUSTER_MSG)
+	if (kind == CLUSTER_MSG || kind == CLUSTER_NOTICE)
 		atomic_fetch_add(&cl->queued, 1);
 	mailbox_post(&cl->mbox, &a->mail);
 	return 0;

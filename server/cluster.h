@@ -91,10 +91,10 @@ void cluster_room_close(struct cluster_room *cr);
 /* Append an event to the room's stream: kind, the CHAT frame (its first
  * line, the ref, is not stored), where the member's name and text lie in it
  * (CLUSTER_MSG), the member's name and JOIN_ID (CLUSTER_JOIN, CLUSTER_LEAVE:
- * the member registry that reaping reads). A CLUSTER_MSG is refused while
- * !cluster_accepting() (-EAGAIN); the others are always queued (a joiner
- * waits for its own join entry, and a leave must be announced), and kept
- * until Redis takes them. 0, -EAGAIN or -ENOMEM. The room's thread. */
+ * the member registry that reaping reads). A CLUSTER_MSG or CLUSTER_NOTICE
+ * is refused while !cluster_accepting() (-EAGAIN); joins and leaves are
+ * always queued (a joiner waits for its own join entry, and a leave must be
+ * announced). Everything queued is kept until Redis takes it. 0, -EAGAIN or -ENOMEM. The room's thread. */
 int cluster_append(struct cluster_room *cr, int kind, const struct msg *frame,
 		   const struct proto_chat_layout *at, const char *name, long join_id);
 

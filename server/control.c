@@ -6,7 +6,14 @@
  * Acceptor thread only. Handlers validate, update the registry (which takes
  * its own lock briefly), queue the reply on the requesting connection and
  * hand announcements and chat to the room's thread through its mailbox;
- * they never write to a socket themselves. */
+ * they never write to a socket themselves.
+ *
+ * Cluster mode (ctl->cluster): what only Redis knows is asked of the
+ * cluster thread (cluster_request: a JOIN's name claim, LIST_ROOMS,
+ * LIST_MEMBERS, a PRIVATE_MESSAGE to a name not held here); the connection
+ * reads no further request (c->paused) until the answer comes back as
+ * mail to the acceptor, which hands it to control_cluster_answer. A CHAT or
+ * JOIN while Redis cannot take messages gets error 11. */
 #include "control.h"
 #include "cluster.h"
 #include "config.h"

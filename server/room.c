@@ -40,6 +40,17 @@
  * to the acceptor (struct room_request), which owns the membership, and a
  * LEAVE's answer comes back here with the member's removal.
  *
+ * Cluster mode (up.cluster, docs/CLUSTER.md): an event made here (a join,
+ * a leave, a CHAT from either port, a notice) is not relayed here but
+ * appended to the room's Redis stream (cluster_append, to the cluster
+ * thread); what the cluster thread reads back from the stream comes to the
+ * mailbox as EV_STREAM, in stream order, and is relayed, numbered and kept
+ * exactly as a local event is on a single node. A joiner is in the
+ * delivery list from its EV_ADD but "waiting": it gets nothing before its
+ * own join entry, so every member on every node sees the one order. A
+ * CHAT Redis cannot take gets error 11 (room port) or is refused by the
+ * acceptor before it is posted (control port).
+ *
  * Back-pressure: what the room has handed the acceptor and the acceptor has
  * not applied yet is counted in its delivery_backlog. Over the bound
  * (DELIVERY_BACKLOG_*, checked before each room-port request) the room
