@@ -1471,7 +1471,8 @@ void cluster_room_close(struct cluster_room *cr)
 }
 
 int cluster_append(struct cluster_room *cr, int kind, const struct msg *frame,
-		   const struct proto_chat_layout *at, const char *name, long join_id)
+		   const struct proto_chat_layout *at, const char *name, long join_id,
+		   int admitted)
 {
 	struct cluster *cl = cr->cl;
 	const char *nl = memchr(frame->data, '\n', frame->len);
@@ -1480,7 +1481,7 @@ int cluster_append(struct cluster_room *cr, int kind, const struct msg *frame,
 
 	/* Messages and notices are what a client can make many of: bounded.
 	 * Joins need accepting() at the JOIN; leaves are at most the joins. */
-	if ((kind == CLUSTER_MSG || kind == CLUSTER_NOTICE) && !cluster_accepting(cl))
+	if ((kind == CLUSTER_MSG || kind == CLUSTER_NOTICE) && !admitted && !cluster_accepting(cl))
 		return -EAGAIN;
 	if (!nl || !(a = calloc(1, sizeof(*a) + frame->len - head)))
 		return -ENOMEM;

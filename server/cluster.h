@@ -94,9 +94,13 @@ void cluster_room_close(struct cluster_room *cr);
  * the member registry that reaping reads). A CLUSTER_MSG or CLUSTER_NOTICE
  * is refused while !cluster_accepting() (-EAGAIN); joins and leaves are
  * always queued (a joiner waits for its own join entry, and a leave must be
- * announced). Everything queued is kept until Redis takes it. 0, -EAGAIN or -ENOMEM. The room's thread. */
+ * announced), and so is one admitted already (a control-port CHAT the
+ * acceptor checked cluster_accepting() for: its sender got no error, so it
+ * must not be dropped; the acceptor's check bounds them). Everything queued
+ * is kept until Redis takes it. 0, -EAGAIN or -ENOMEM. The room's thread. */
 int cluster_append(struct cluster_room *cr, int kind, const struct msg *frame,
-		   const struct proto_chat_layout *at, const char *name, long join_id);
+		   const struct proto_chat_layout *at, const char *name, long join_id,
+		   int admitted);
 
 /* The frame of entry e for room ref (*at: where name and text lie, for a
  * CLUSTER_MSG). NULL when out of memory. */

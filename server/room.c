@@ -1062,8 +1062,9 @@ static void to_stream(struct room *r, struct room_event *ev)
 	int kind = ev->mail.type == EV_ADD ? CLUSTER_JOIN
 		 : ev->mail.type == EV_REMOVE ? CLUSTER_LEAVE
 		 : ev->record ? CLUSTER_MSG : CLUSTER_NOTICE;
+	/* A control-port CHAT was admitted by the acceptor's check already. */
 	int rc = cluster_append(r->cr, kind, ev->msg, ev->record ? &ev->chat : NULL, ev->name,
-				ev->join_id);
+				ev->join_id, ev->mail.type == EV_RELAY && ev->record);
 
 	if (rc < 0)
 		log_warn("room %s: %s: a %s is not relayed", r->name,
@@ -1433,7 +1434,7 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 		return;
 	}
 	if (r->cr) { /* relayed when it comes back from the stream */
-		if (cluster_append(r->cr, CLUSTER_MSG, out, &where, NULL, 0) < 0)
+		if (cluster_append(r->cr, CLUSTER_MSG, out, &where, NULL, 0, 0) < 0)
 			reply_error(r, c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
 		msg_unref(&out);
 		return;
