@@ -41,6 +41,7 @@
 
 #define CLUSTER_QUEUE_MAX 4096     /* member messages waiting for Redis */
 #define CLUSTER_BATCH 512          /* appends pipelined per shard per pass */
+#define CLUSTER_BATCH_BYTES (4 << 20) /* ...and their bytes (a message may be 1 MiB) */
 #define CLUSTER_READ_COUNT 256     /* entries per stream per XREAD */
 #define CLUSTER_BLOCK_MS 100       /* XREAD BLOCK: how soon a new room is read */
 #define CLUSTER_TTL_MS 3000        /* a node's liveness key */
@@ -548,14 +549,16 @@ static void flush_shard(struct cluster *cl, unsigned si)
 	struct shard *s = &cl->shard[si];
 	struct append *batch[CLUSTER_BATCH];
 	int sent[CLUSTER_BATCH];
-	size_t n = 0;
+	size_t n = 0, bytes = 0;
 
 	if (settle_unsure(cl, si) < 0)
 		return;
-	for (struct mail *m = cl->q_head; m && n < CLUSTER_BATCH; m = m->next)
+	for (struct mail *m = cl->q_head; m && n < CLUSTER_BATCH && bytes < CLUSTER_BATCH_BYTES;
+	     m = m->next)
 		if (((struct append *)m)->shard == si) {
 			batch[n] = (struct append *)m;
 			sent[n] = pipeline_append(cl, s, batch[n]);
+			bytes += batch[n]->body_len;
 			n++;
 		}
 	for (size_t i = 0; i < n && s->up; i++) {
@@ -874,6 +877,8 @@ static void reap(struct cluster *cl, const char *dead)
 	redisReply *rep;
 	long n = 0;
 
+	if (!s0->up) /* an earlier reap of this pass lost it */
+		return;
 	snprintf(claim, sizeof(claim), "roomd:reaped:%s", dead);
 	rep = redisCommand(s0->w, "SET %s %s NX EX 86400", claim, cl->self);
 	if (!rep) {
