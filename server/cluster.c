@@ -57,7 +57,7 @@
 #define CLUSTER_KEY_LEN 64
 #define CLUSTER_LIST_MAX 4096      /* rooms a LIST_ROOMS answer holds at most */
 #define CLUSTER_SELF_LEN (CONFIG_ID_MAX + 24)
-/* On-demand refs: above any ref a config gives by position or key. */
+/* On-demand refs (Redis counts them): above any ref a config gives by position. */
 #define CLUSTER_REF_BASE 0x100000L
 
 enum { CM_OPEN, CM_CLOSE, CM_APPEND, CM_REQ };
@@ -164,15 +164,6 @@ unsigned cluster_shard_of(long ref, unsigned n)
 	return b < 0 ? 0 : (unsigned)b;
 }
 
-long cluster_name_ref(const char *name)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		h = (h ^ *p) * 16777619u;
-	return CLUSTER_REF_BASE + (long)(h % (uint32_t)(PROTO_ID_MAX - CLUSTER_REF_BASE));
-}
-
 int cluster_member_of(const char *f, const char *dead)
 {
 	size_t n = strlen(dead);
@@ -262,8 +253,9 @@ struct cluster_entry *cluster_entry_decode(const char *id, const char *const *fi
 	e->body_len = re.blen;
 	if (re.has_at)
 		e->at = (struct proto_chat_layout){ re.no, re.nl, re.to, re.tl };
-	/* Our own join: "self/join_id" (only this incarnation's joiners wait). */
-	if (e->kind == CLUSTER_JOIN && re.o && re.olen > sl + 1 && !memcmp(re.o, self, sl) &&
+	/* Our own join or leave: "self/join_id" (only this incarnation's
+	 * members wait for them). */
+	if ((e->kind == CLUSTER_JOIN || e->kind == CLUSTER_LEAVE) && re.o && re.olen > sl + 1 && !memcmp(re.o, self, sl) &&
 	    re.o[sl] == '/') {
 		size_t id_v;
 		if (parse_size(re.o + sl + 1, re.olen - sl - 1, &id_v) == 0)
@@ -458,7 +450,7 @@ static int pipeline_append(struct cluster *cl, struct shard *s, const struct app
 		ARG("no", 2); ARG(num[0], strlen(num[0])); ARG("nl", 2); ARG(num[1], strlen(num[1]));
 		ARG("to", 2); ARG(num[2], strlen(num[2])); ARG("tl", 2); ARG(num[3], strlen(num[3]));
 	}
-	if (a->kind == CLUSTER_JOIN) {
+	if (a->kind == CLUSTER_JOIN || (a->kind == CLUSTER_LEAVE && !a->reaped)) {
 		ARG("o", 1);
 		ARG(origin, strlen(origin));
 	}
@@ -1005,12 +997,52 @@ static void holder_of(const struct cluster *cl, const struct cluster_req *q, cha
 	snprintf(out, len, "%s/%d/%llu", cl->self, q->ctl_fd, q->ctl_id);
 }
 
+/* The ref of room q->room: the one Redis holds for the name, or a new one
+ * (INCR), kept with HSETNX so that two nodes racing agree. */
+static void serve_ref(struct shard *s0, struct cluster_req *q)
+{
+	redisReply *rep = redisCommand(s0->w, "HGET roomd:refs %s", q->room), *n;
+
+	q->ref = 0;
+	if (rep && rep->type == REDIS_REPLY_STRING) {
+		q->ref = atol(rep->str);
+	} else if (rep && (n = redisCommand(s0->w, "INCR roomd:ref_next"))) {
+		if (n->type == REDIS_REPLY_INTEGER && n->integer > 0 &&
+		    n->integer < PROTO_ID_MAX - CLUSTER_REF_BASE) {
+			long ref = CLUSTER_REF_BASE + (long)n->integer;
+			redisReply *set = redisCommand(s0->w, "HSETNX roomd:refs %s %ld", q->room, ref);
+
+			if (set && set->type == REDIS_REPLY_INTEGER && set->integer == 1) {
+				q->ref = ref;
+			} else if (set) { /* another node was first */
+				redisReply *again = redisCommand(s0->w, "HGET roomd:refs %s", q->room);
+				if (again && again->type == REDIS_REPLY_STRING)
+					q->ref = atol(again->str);
+				freeReplyObject(again);
+			}
+			freeReplyObject(set);
+		}
+		freeReplyObject(n);
+	}
+	freeReplyObject(rep);
+	if (q->ref <= 0 || q->ref > PROTO_ID_MAX) {
+		log_error("cluster: no ref for room %s from Redis", q->room);
+		q->ref = 0;
+		q->result = -EAGAIN;
+	}
+}
+
 static void serve_claim(struct cluster *cl, struct shard *s0, struct cluster_req *q)
 {
 	char holder[CLUSTER_SELF_LEN + 48];
 	redisReply *rep;
 
 	holder_of(cl, q, holder, sizeof(holder));
+	if (!q->name[0]) { /* name_scope room: only the ref */
+		q->result = 0;
+		serve_ref(s0, q);
+		return;
+	}
 	rep = redisCommand(s0->w, "SET roomd:name:%s %s NX", q->name, holder);
 	if (!rep) {
 		shard_down(cl, s0, s0->w->errstr);
@@ -1021,6 +1053,7 @@ static void serve_claim(struct cluster *cl, struct shard *s0, struct cluster_req
 		freeReplyObject(rep);
 		freeReplyObject(redisCommand(s0->w, "SADD roomd:node:%s:names %s", cl->self, q->name));
 		q->result = 0;
+		serve_ref(s0, q);
 		return;
 	}
 	freeReplyObject(rep);
@@ -1028,6 +1061,8 @@ static void serve_claim(struct cluster *cl, struct shard *s0, struct cluster_req
 	q->result = !rep ? -EAGAIN
 		  : rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, holder) ? 0 : -EEXIST;
 	freeReplyObject(rep);
+	if (q->result == 0)
+		serve_ref(s0, q);
 }
 
 static void serve_release(struct cluster *cl, struct shard *s0, struct cluster_req *q)

@@ -42,8 +42,9 @@ enum cluster_kind {
  * same on every node, the ref the local one. */
 struct cluster_entry {
 	int kind;                    /* enum cluster_kind */
-	long join_id;                /* CLUSTER_JOIN appended by this node's
-				      * incarnation: the joiner's JOIN_ID; else 0 */
+	long join_id;                /* CLUSTER_JOIN or CLUSTER_LEAVE appended by
+				      * this node's incarnation: the member's
+				      * JOIN_ID; else 0 */
 	int history_only;            /* from before the room opened here: kept
 				      * in its history, not relayed */
 	long long when_ms;           /* when Redis took it (its id's time) */
@@ -73,11 +74,6 @@ int cluster_accepting(struct cluster *cl);
 
 /* This node's id and incarnation as written in Redis ("node/incarnation"). */
 const char *cluster_self(const struct cluster *cl);
-
-/* The ROOM_REF of an on-demand room in cluster mode: derived from its name
- * alone, so every node gives it the same ref with no round trip, and it is
- * the same after a restart. Above every ref a config may use by position. */
-long cluster_name_ref(const char *name);
 
 /* Register room ref, called name (listed cluster-wide), on this node: the thread reads its last
  * history entries (handed with history_only), then every entry after them,
@@ -113,7 +109,9 @@ struct msg *cluster_entry_frame(const struct cluster_entry *e, long ref, struct 
 #define CLUSTER_MAIL_ANSWER 0x434c
 
 enum cluster_req_kind {
-	CLUSTER_REQ_CLAIM,   /* name for connection (fd, id): 0 or -EEXIST */
+	CLUSTER_REQ_CLAIM,   /* a JOIN: name (unless "") for connection (fd, id), and
+			      * the ref of room (allocated once, kept in Redis):
+			      * 0 with ref set, or -EEXIST (the name is taken) */
 	CLUSTER_REQ_RELEASE, /* name no longer held by (fd, id): no answer */
 	CLUSTER_REQ_EXT,     /* (fd, id) used an extension: private messages reach it; no answer */
 	CLUSTER_REQ_ROOMS,   /* every room of the cluster, with its member count */

@@ -302,13 +302,17 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 	 * changes names, so the answer holds until registry_join. */
 	if (ctl->cfg->name_scope == CONFIG_SCOPE_SERVER && name_held_elsewhere(ctl, c, name))
 		return join_error(c, PROTO_E_NAME_IN_USE, room);
-	/* Cluster mode: a name new to c is claimed in Redis first (the join
-	 * goes on when the answer comes: control_cluster_answer). */
-	if (ctl->cluster && ctl->cfg->name_scope == CONFIG_SCOPE_SERVER && !has_name(c, name)) {
+	/* Cluster mode: the name is claimed in Redis (names are cluster
+	 * wide) and the room's ref looked up or allocated there (one ref per
+	 * name cluster-wide); the join goes on when the answer comes
+	 * (control_cluster_answer). */
+	if (ctl->cluster) {
 		struct cluster_req *q = cluster_req_new(CLUSTER_REQ_CLAIM, c->fd, c->id, NULL, 0);
 
 		if (q) {
-			snprintf(q->name, sizeof(q->name), "%s", name);
+			if (ctl->cfg->name_scope == CONFIG_SCOPE_SERVER)
+				snprintf(q->name, sizeof(q->name), "%s", name);
+			snprintf(q->from, sizeof(q->from), "%s", name);
 			snprintf(q->room, sizeof(q->room), "%s", room);
 		}
 		return cluster_ask(ctl, c, q);
@@ -949,27 +953,38 @@ static void answer_private(struct control *ctl, struct conn *c, struct cluster_r
 		control_reply_error(c, PROTO_E_NO_ROOM, "no such user");
 }
 
+/* A JOIN's claim answered: the join goes on under the room's cluster ref;
+ * a name claimed for a join that then failed is released again. */
+static void answer_claim(struct control *ctl, struct conn *c, struct cluster_req *q)
+{
+	if (q->result == 0) {
+		rooms_set_cluster_ref(ctl->rooms, q->ref);
+		join_named(ctl, c, q->room, q->from);
+		rooms_set_cluster_ref(ctl->rooms, 0);
+	} else if (q->result == -EEXIST) {
+		join_error(c, PROTO_E_NAME_IN_USE, q->room);
+	} else {
+		control_reply_error(c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
+	}
+	if (q->name[0] && q->result != -EEXIST)
+		release_if_unused(ctl, c, q->name);
+}
+
 int control_cluster_answer(struct control *ctl, struct conn *c, struct cluster_req *q)
 {
 	int resume = c != NULL && q->kind != CLUSTER_REQ_FROM;
 
 	if (q->kind == CLUSTER_REQ_FROM)
 		deliver_private(c, q);
-	else if (!c && q->kind == CLUSTER_REQ_CLAIM && q->result == 0) {
+	else if (!c && q->kind == CLUSTER_REQ_CLAIM && q->result != -EEXIST && q->name[0]) {
 		q->kind = CLUSTER_REQ_RELEASE; /* closed meanwhile: the name goes back */
 		cluster_request(ctl->cluster, q);
 		return 0;
-	}
+	} else if (c && q->kind == CLUSTER_REQ_CLAIM)
+		answer_claim(ctl, c, q);
 	else if (c && q->result == -EAGAIN && q->kind != CLUSTER_REQ_PRIVATE)
 		control_reply_error(c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
-	else if (c && q->kind == CLUSTER_REQ_CLAIM) {
-		if (q->result == 0) {
-			join_named(ctl, c, q->room, q->name);
-			release_if_unused(ctl, c, q->name); /* the join failed */
-		} else {
-			join_error(c, PROTO_E_NAME_IN_USE, q->room);
-		}
-	} else if (c && q->kind == CLUSTER_REQ_ROOMS)
+	else if (c && q->kind == CLUSTER_REQ_ROOMS)
 		answer_rooms(ctl, c, q);
 	else if (c && q->kind == CLUSTER_REQ_MEMBERS)
 		answer_members(ctl, c, q);

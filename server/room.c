@@ -158,6 +158,9 @@ struct member {
 				* room connection it attaches (§7.7) */
 	int waiting;           /* cluster mode: nothing goes to it before its
 				* own join entry comes back from the stream */
+	struct room_event *leave_ev; /* cluster mode: its LEAVE, held until its
+				      * own leave entry comes back (it gets the
+				      * room's order up to there, then LEFT) */
 	struct member *next;   /* the room's delivery list */
 };
 
@@ -234,6 +237,8 @@ struct room {
 						  * the room port */
 	size_t departed_next;
 	unsigned long holds;            /* times input was held */
+	uint64_t stop_at;               /* cluster mode: EV_STOP came while leaves were
+					 * held: stop when they are answered, or then */
 	struct cluster_room *cr;        /* cluster mode: the room's stream (NULL: a
 					 * single node); opened before the thread
 					 * starts, closed by room_free */
@@ -256,6 +261,10 @@ static char mailbox_marker, backlog_marker;
  * the fan-out the acceptor can hand a room faster than it relays. */
 #define ROOM_RELAYS_POSTED_MAX 256
 #define ROOM_STOP_FLUSH_MS 700 /* part of the daemon's 2 s shutdown budget */
+/* Cluster mode: a stopping room waits this long for the leave entries of
+ * its last leavers (a Redis round trip or two), checking this often. */
+#define ROOM_LEAVE_WAIT_MS 500
+#define ROOM_LEAVE_POLL_MS 50
 
 /* ---- posting (any thread) ---- */
 
@@ -1077,16 +1086,27 @@ static void to_stream(struct room *r, struct room_event *ev)
  * (and, for a member's message, numbered and kept) as a local event is in
  * a single node. A joiner of this node starts receiving with its own join
  * entry; an entry from before the room opened here is only kept. */
-static void stream_taken(struct room *r, struct room_event *ev)
+static struct conn *release_leave(struct room *r, struct member *m);
+static int holds_leaves(const struct room *r);
+
+static struct conn *stream_taken(struct room *r, struct room_event *ev)
 {
 	const struct cluster_entry *e = ev->entry;
 	struct proto_chat_layout at;
 	struct msg *frame = cluster_entry_frame(e, r->ref, &at);
+	struct conn *resume = NULL;
 	struct member *m;
 
+	/* A leaver of this node: its answer first, then the others get the
+	 * announcement. */
+	if (e->kind == CLUSTER_LEAVE && e->join_id && (m = find_member(r, e->join_id)) && m->leave_ev) {
+		resume = release_leave(r, m);
+		if (r->stop_at && !holds_leaves(r))
+			r->stopping = 1; /* the stop that waited for it */
+	}
 	if (!frame) {
 		log_error("room %s: out of memory: a stream entry is not relayed on this node", r->name);
-		return;
+		return resume;
 	}
 	if (e->history_only) {
 		r->seq = r->seq < PROTO_SEQ_MAX ? r->seq + 1 : 1;
@@ -1095,7 +1115,7 @@ static void stream_taken(struct room *r, struct room_event *ev)
 						(time_t)(e->when_ms / 1000), r->seq))
 			atomic_store(&r->kept, 1);
 		msg_unref(&frame);
-		return;
+		return resume;
 	}
 	if (e->kind == CLUSTER_JOIN && e->join_id && (m = find_member(r, e->join_id)) && m->waiting) {
 		members_changed(r);
@@ -1104,6 +1124,72 @@ static void stream_taken(struct room *r, struct room_event *ev)
 	ev->msg = frame;
 	ev->record = e->kind == CLUSTER_MSG;
 	ev->chat = at;
+	return resume;
+}
+
+/* Cluster mode, a LEAVE (self: LEFT_CHATROOM and the leaver's copy of the
+ * announcement): the leaver stays in the delivery list until its own leave
+ * entry comes back, so it gets everything the stream ordered before its
+ * leave, then its answer, then nothing (stream_taken). Returns 0 when ev is
+ * held so (its announcement appended), -1 when the leave is to be carried
+ * out now: no such member, a DISCONNECT's (nobody waits for the answer),
+ * or Redis cannot take appends now (the leave is not held up by an
+ * outage; its announcement is still appended). */
+static int hold_leave(struct room *r, struct room_event *ev)
+{
+	struct member *m = find_member(r, ev->join_id);
+
+	if (!m || !ev->self || m->leave_ev || !cluster_accepting(r->up.cluster))
+		return -1;
+	to_stream(r, ev);
+	m->leave_ev = ev;
+	return 0;
+}
+
+/* Carry out a held leave now (its entry came back, or the room stops).
+ * Returns the room connection that may read on, as remove_member does. */
+static struct conn *release_leave(struct room *r, struct member *m)
+{
+	struct room_event *ev = m->leave_ev;
+	struct conn *resume;
+
+	m->leave_ev = NULL;
+	resume = remove_member(r, ev);
+	msg_unref(&ev->msg);
+	msg_unref(&ev->self);
+	room_event_free(ev);
+	return resume;
+}
+
+static int holds_leaves(const struct room *r)
+{
+	for (const struct member *m = r->members; m; m = m->next)
+		if (m->leave_ev)
+			return 1;
+	return 0;
+}
+
+/* EV_STOP: at once, unless leaves are held (cluster mode): their entries
+ * are waited for, up to ROOM_LEAVE_WAIT_MS (room_main), so the last
+ * leavers of a room still get its order up to their leave. */
+static void stop_when_answered(struct room *r)
+{
+	if (holds_leaves(r))
+		r->stop_at = conn_clock_ms() + ROOM_LEAVE_WAIT_MS;
+	else
+		r->stopping = 1;
+}
+
+/* The room stops: the leaves still held are answered now. */
+static void release_all_leaves(struct room *r)
+{
+	struct member *m = r->members, *next;
+
+	for (; m; m = next) {
+		next = m->next;
+		if (m->leave_ev)
+			release_leave(r, m);
+	}
 }
 
 static void handle_mail(struct room *r)
@@ -1123,17 +1209,19 @@ static void handle_mail(struct room *r)
 			if (r->cr) { /* the leaver's name, for the member registry */
 				struct member *gone = find_member(r, ev->join_id);
 				snprintf(ev->name, sizeof(ev->name), "%s", gone ? gone->name : "");
+				if (hold_leave(r, ev) == 0)
+					continue; /* ev is the member's now */
 			}
 			resume = remove_member(r, ev);
 			break;
 		case EV_STREAM:
-			stream_taken(r, ev);
+			resume = stream_taken(r, ev);
 			break;
 		case EV_HISTORY:
 			history_reply(r, ev);
 			break;
 		case EV_STOP:
-			r->stopping = 1;
+			stop_when_answered(r);
 			break;
 		case EV_CONFIG:
 			reconfigure(r, ev);
@@ -1431,6 +1519,11 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 			  &where);
 	if (!out) {
 		reply_error(r, c, PROTO_E_SERVER, "out of memory");
+		return;
+	}
+	if (r->cr && q->m->leave_ev) { /* its LEAVE is under way: as gone */
+		msg_unref(&out);
+		reply_error(r, c, PROTO_E_NOT_MEMBER, NULL);
 		return;
 	}
 	if (r->cr) { /* relayed when it comes back from the stream */
@@ -1733,8 +1826,13 @@ static void *room_main(void *arg)
 	/* Only deadlines need a timeout; an idle room sleeps. (The loop
 	 * handles the mailbox before the requests: an attach may depend on a
 	 * membership change.) */
-	while (!r->stopping && loop_step(&r->loop, r->loop.nconns > 0 ? LOOP_SWEEP_MS : -1) == 0)
-		continue;
+	while (!r->stopping && loop_step(&r->loop, r->stop_at ? ROOM_LEAVE_POLL_MS
+					 : r->loop.nconns > 0 ? LOOP_SWEEP_MS : -1) == 0) {
+		if (r->stop_at && conn_clock_ms() >= r->stop_at) {
+			release_all_leaves(r); /* their entries are late: answered now */
+			r->stopping = 1;
+		}
+	}
 	/* Shutdown: queued output gets a bounded time to leave. */
 	loop_drain(&r->loop, ROOM_STOP_FLUSH_MS);
 	/* Release: everything the thread did happens-before the acceptor's
@@ -1808,6 +1906,10 @@ static void room_free(struct room *r)
 	while (r->members) {
 		struct member *m = r->members;
 		r->members = m->next;
+		if (m->leave_ev) { /* a thread that never ran its stop */
+			msg_unref(&m->leave_ev->self);
+			room_event_free(m->leave_ev);
+		}
 		free(m->leave_req);
 		free(m);
 	}

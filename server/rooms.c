@@ -34,19 +34,25 @@ struct rooms {
 	struct room_uplink up;   /* what every room thread posts to */
 	struct room **retiring;  /* rooms asked to stop, not yet joined */
 	size_t nretiring, retiring_cap;
+	long cluster_ref;        /* cluster mode: the ref Redis holds for the room
+				  * the JOIN being served opens (0: none) */
 };
 
-/* The ref of a new on-demand room: in cluster mode the one every node
- * derives from the name (cluster_name_ref), unless another room holds it
- * here (logged: that room's ref then differs between nodes). */
+void rooms_set_cluster_ref(struct rooms *rs, long ref)
+{
+	rs->cluster_ref = ref;
+}
+
+/* The ref of a new on-demand room: in cluster mode the one Redis holds for
+ * its name (the same on every node, allocated once), unless another room
+ * holds it here (logged: that room's ref then differs between nodes). */
 static long new_ref(struct rooms *rs, const char *name)
 {
 	struct room_info other;
-	long ref;
+	long ref = rs->cluster_ref;
 
-	if (!rs->up.cluster)
+	if (!rs->up.cluster || ref <= 0)
 		return registry_next_ref(rs->reg);
-	ref = cluster_name_ref(name);
 	if (registry_find_ref(rs->reg, ref, &other) < 0)
 		return ref;
 	log_error("rooms: room %s: its cluster ref %ld is room %s's here: it gets a local one", name,

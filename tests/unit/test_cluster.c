@@ -1,5 +1,5 @@
 /* test_cluster.c - the parts of cluster mode with logic and no Redis: the
- * consistent hash of rooms over shards, the name-derived ROOM_REF, the
+ * consistent hash of rooms over shards, the
  * stream entry codec (decode, frame rebuilt with the local ref), the
  * reaping decisions (whose member, an earlier incarnation of this node),
  * and the [cluster] config checks. */
@@ -36,23 +36,6 @@ static void test_shard_of(void **state)
 	}
 	for (int i = 0; i < 4; i++) /* about 1000 each */
 		assert_true(count[i] > 800 && count[i] < 1200);
-}
-
-static void test_name_ref(void **state)
-{
-	long a = cluster_name_ref("lobby"), b = cluster_name_ref("Lobby");
-
-	(void)state;
-	assert_int_equal(a, cluster_name_ref("lobby"));
-	assert_int_not_equal(a, b);
-	for (int i = 0; i < 1000; i++) {
-		char name[16];
-		long ref;
-
-		snprintf(name, sizeof(name), "room%d", i);
-		ref = cluster_name_ref(name);
-		assert_true(ref >= 0x100000L && ref <= PROTO_ID_MAX);
-	}
 }
 
 /* The fields of an entry as Redis returns them. */
@@ -218,7 +201,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_shard_of),
-		cmocka_unit_test(test_name_ref),
 		cmocka_unit_test(test_entry_codec),
 		cmocka_unit_test(test_entry_join),
 		cmocka_unit_test(test_entry_malformed),
