@@ -241,8 +241,20 @@ static void apply_room_request(struct acceptor *acc, struct room_request *rq)
  * node. Consumes q. */
 static void apply_cluster_answer(struct acceptor *acc, struct cluster_req *q)
 {
-	struct conn *c = acceptor_conn(acc, q->ctl_fd, (uint64_t)q->ctl_id);
+	struct conn *c;
 
+	if (q->kind == CLUSTER_REQ_REAPED) {
+		/* The cluster announced this node's members as left: their
+		 * connections close (what they have queued goes first). */
+		for (size_t i = 0; i < acc->loop.nconns; i++) {
+			c = acc->loop.conns[i];
+			if (!c->closing && control_conn(c)->nms > 0)
+				loop_close(&acc->loop, c, 0);
+		}
+		cluster_req_free(q);
+		return;
+	}
+	c = acceptor_conn(acc, q->ctl_fd, (uint64_t)q->ctl_id);
 	if (c && c->closing)
 		c = NULL;
 	if (control_cluster_answer(&acc->ctl, c, q) && c) {

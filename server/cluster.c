@@ -109,13 +109,16 @@ struct append {
 				 * have taken it; looked for before a resend */
 	unsigned long long uid; /* "u": this node's number for it, so a resend
 				 * never makes a duplicate */
+	unsigned gen;           /* the incarnation it was made in (cl->gen) */
 	struct proto_chat_layout at; /* relative to body */
 	size_t body_len;
 	char body[];
 };
 
 struct cluster {
-	char self[CLUSTER_SELF_LEN];  /* "node/incarnation" */
+	char self[CLUSTER_SELF_LEN];  /* "node/incarnation" (cluster thread, after start) */
+	char node_id[CONFIG_ID_MAX + 1]; /* [cluster] node_id ("": derived) */
+	unsigned port;                /* the control port, for a derived id */
 	char password[CONFIG_ID_MAX * 4 + 1];
 	long maxlen;
 	struct shard shard[CONFIG_CLUSTER_SHARDS];
@@ -125,6 +128,7 @@ struct cluster {
 	atomic_int stop;
 	atomic_int all_up;       /* every shard connected */
 	atomic_long queued;      /* message and notice appends not yet taken by Redis */
+	atomic_uint gen;         /* incarnations since start: a reaped node takes a new one */
 	pthread_mutex_t acc_lock; /* guards acc_mbox: posted to under it, so
 				   * clearing it stops every post at once */
 	struct mailbox *acc_mbox; /* answers, private messages (NULL: none) */
@@ -138,7 +142,9 @@ struct cluster {
 };
 
 static void take_inbox(struct cluster *cl, const redisReply *entries);
+static void hand_entry(struct cluster_room *cr, struct cluster_entry *e);
 static int acceptor_set(struct cluster *cl);
+static void post_acceptor(struct cluster *cl, struct cluster_req *q);
 
 static uint64_t now_ms(void)
 {
@@ -423,15 +429,24 @@ static void append_done(struct cluster *cl, struct append *a)
 	free(a);
 }
 
-/* The commands of one append into s's pipeline: XADD, then the member
- * registry's update for a join or a leave. How many were sent. */
+/* A leave's announcement and its member's removal from the registry, in
+ * one step: KEYS the stream and the members hash, ARGV the member's field,
+ * MAXLEN, then the entry's fields. Nothing when the member is not there. */
+static const char leave_script[] =
+	"if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 then "
+	"return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3)) "
+	"end return false";
+
+/* The commands of one append into s's pipeline: XADD (a leave's through
+ * leave_script), then the member registry's update for a join. How many
+ * were sent. */
 static int pipeline_append(struct cluster *cl, struct shard *s, const struct append *a)
 {
 	char key[CLUSTER_KEY_LEN], maxlen[24], kind[2] = { (char)a->kind, 0 }, num[4][24];
 	char origin[CLUSTER_SELF_LEN + 24], uid[CLUSTER_SELF_LEN + 24], mkey[CLUSTER_KEY_LEN], nkey[CLUSTER_SELF_LEN + 24],
 		ref[24];
-	const char *argv[20];
-	size_t lens[20];
+	const char *argv[24];
+	size_t lens[24];
 	int n = 0, sent = 1;
 
 	snprintf(key, sizeof(key), "roomd:{%ld}:s", a->ref);
@@ -439,8 +454,18 @@ static int pipeline_append(struct cluster *cl, struct shard *s, const struct app
 	snprintf(origin, sizeof(origin), "%s/%ld", cl->self, a->join_id);
 	snprintf(uid, sizeof(uid), "%s/%llu", cl->self, a->uid);
 #define ARG(s_, l_) (argv[n] = (s_), lens[n++] = (l_))
-	ARG("XADD", 4); ARG(key, strlen(key)); ARG("MAXLEN", 6); ARG("~", 1);
-	ARG(maxlen, strlen(maxlen)); ARG("*", 1); ARG("t", 1); ARG(kind, 1);
+	snprintf(mkey, sizeof(mkey), "roomd:{%ld}:members", a->ref);
+	if (a->kind == CLUSTER_LEAVE && !a->reaped) {
+		/* Announced only if the member is still registered: a reaper
+		 * that announced it already removed it (exactly once). */
+		ARG("EVAL", 4); ARG(leave_script, strlen(leave_script)); ARG("2", 1);
+		ARG(key, strlen(key)); ARG(mkey, strlen(mkey)); ARG(origin, strlen(origin));
+		ARG(maxlen, strlen(maxlen));
+	} else {
+		ARG("XADD", 4); ARG(key, strlen(key)); ARG("MAXLEN", 6); ARG("~", 1);
+		ARG(maxlen, strlen(maxlen)); ARG("*", 1);
+	}
+	ARG("t", 1); ARG(kind, 1);
 	ARG("b", 1); ARG(a->body, a->body_len); ARG("u", 1); ARG(uid, strlen(uid));
 	if (a->has_at) {
 		snprintf(num[0], 24, "%zu", a->at.name_off);
@@ -456,20 +481,34 @@ static int pipeline_append(struct cluster *cl, struct shard *s, const struct app
 	}
 #undef ARG
 	redisAppendCommandArgv(s->w, n, argv, lens);
-	snprintf(mkey, sizeof(mkey), "roomd:{%ld}:members", a->ref);
-	if (a->reaped)
-		return sent;
 	if (a->kind == CLUSTER_JOIN) {
 		snprintf(nkey, sizeof(nkey), "roomd:node:%s:rooms", cl->self);
 		snprintf(ref, sizeof(ref), "%ld", a->ref);
 		redisAppendCommand(s->w, "HSET %s %s %s", mkey, origin, a->name);
 		redisAppendCommand(s->w, "SADD %s %s", nkey, ref);
 		sent += 2;
-	} else if (a->kind == CLUSTER_LEAVE) {
-		redisAppendCommand(s->w, "HDEL %s %s", mkey, origin);
-		sent++;
 	}
 	return sent;
+}
+
+/* leave_script found a's member gone (a reaper announced it): its room
+ * here, if one of its members waits for that leave, is told so, with an
+ * entry it does not relay. */
+static void leave_not_announced(struct cluster *cl, const struct append *a)
+{
+	struct cluster_entry *e = calloc(1, sizeof(*e) + 1);
+	struct cluster_room *cr;
+
+	for (cr = cl->rooms; cr && cr->ref != a->ref; cr = cr->next)
+		continue;
+	if (!cr || !e) {
+		free(e);
+		return;
+	}
+	e->kind = CLUSTER_LEAVE;
+	e->join_id = a->join_id;
+	e->not_relayed = 1;
+	hand_entry(cr, e);
 }
 
 /* Did Redis take a, sent before the connection failed? Its uid is looked
@@ -534,6 +573,29 @@ static int settle_unsure(struct cluster *cl, unsigned si)
 	return 0;
 }
 
+/* Appends made before this node was reaped (its members' leaves were
+ * announced by the reaper; what they said after is not to come after
+ * that) are dropped, logged. */
+static void drop_stale(struct cluster *cl, unsigned si)
+{
+	unsigned gen = atomic_load(&cl->gen);
+	struct mail *m, *next;
+	long n = 0;
+
+	for (m = cl->q_head; m; m = next) {
+		struct append *a = (struct append *)m;
+
+		next = m->next;
+		if (a->shard == si && a->gen != gen && !a->reaped) {
+			unqueue(cl, a);
+			n++;
+		}
+	}
+	if (n)
+		log_warn("cluster: %ld event%s of this node's previous incarnation dropped (its members "
+			 "were announced as left)", n, n == 1 ? "" : "s");
+}
+
 /* Send up to CLUSTER_BATCH of shard si's queued appends in one pipeline,
  * then read their replies: the ones Redis took leave the queue. */
 static void flush_shard(struct cluster *cl, unsigned si)
@@ -545,6 +607,7 @@ static void flush_shard(struct cluster *cl, unsigned si)
 
 	if (settle_unsure(cl, si) < 0)
 		return;
+	drop_stale(cl, si);
 	for (struct mail *m = cl->q_head; m && n < CLUSTER_BATCH && bytes < CLUSTER_BATCH_BYTES;
 	     m = m->next)
 		if (((struct append *)m)->shard == si) {
@@ -567,6 +630,8 @@ static void flush_shard(struct cluster *cl, unsigned si)
 				log_error("cluster: Redis refused %s of room %ld: %s",
 					  k == 0 ? "an append" : "a member registry update", batch[i]->ref,
 					  rep->str);
+			else if (k == 0 && rep->type == REDIS_REPLY_NIL)
+				leave_not_announced(cl, batch[i]);
 			freeReplyObject(rep);
 		}
 		unqueue(cl, batch[i]); /* taken (or refused, logged) */
@@ -938,6 +1003,32 @@ static void check_others(struct cluster *cl, uint64_t now)
 	freeReplyObject(nodes);
 }
 
+static void set_self(struct cluster *cl, const char *node_id, unsigned port);
+
+/* Another node judged this one dead (it was cut off from Redis, or
+ * stopped, for longer than the TTL) and announced its members as left:
+ * this node goes on as a new incarnation, and every membership here ends
+ * (the acceptor closes their connections; their leaves, announced
+ * already, are dropped with the rest of the old incarnation's events). */
+static void became_reaped(struct cluster *cl)
+{
+	struct cluster_req *q = cluster_req_new(CLUSTER_REQ_REAPED, -1, 0, NULL, 0);
+
+	log_error("cluster: node %s was judged dead by the cluster (cut off from Redis for more "
+		  "than %d ms): its members were announced as left; closing their connections",
+		  cl->self, CLUSTER_TTL_MS);
+	atomic_fetch_add(&cl->gen, 1);
+	set_self(cl, cl->node_id, cl->port);
+	snprintf(cl->inbox, sizeof(cl->inbox), "roomd:inbox:%s", cl->self);
+	snprintf(cl->inbox_id, sizeof(cl->inbox_id), "0-0");
+	log_info("cluster: now node %s", cl->self);
+	cl->next_beat = 0;
+	if (q)
+		post_acceptor(cl, q);
+	else
+		log_error("cluster: out of memory: the memberships of the reaped node stay");
+}
+
 static void heartbeat(struct cluster *cl)
 {
 	struct shard *s0 = &cl->shard[0];
@@ -954,6 +1045,10 @@ static void heartbeat(struct cluster *cl)
 	}
 	freeReplyObject(rep);
 	freeReplyObject(redisCommand(s0->w, "SADD roomd:nodes %s", cl->self));
+	rep = s0->up ? redisCommand(s0->w, "EXISTS roomd:reaped:%s", cl->self) : NULL;
+	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
+		became_reaped(cl);
+	freeReplyObject(rep);
 	if (s0->up)
 		check_others(cl, now);
 }
@@ -1369,17 +1464,18 @@ static void *cluster_main(void *arg)
 
 /* ---- the API ---- */
 
-static void set_self(struct cluster *cl, const struct config *cfg)
+/* "node/incarnation": a new incarnation per start (and per reaping), the
+ * wall-clock ms, so later ones are bigger. */
+static void set_self(struct cluster *cl, const char *node_id, unsigned port)
 {
 	char host[CONFIG_HOST_MAX] = "";
 	struct timespec ts;
 	long long inc;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	/* A new incarnation per start (wall-clock ms: later starts are bigger). */
 	inc = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	if (cfg->cluster_node_id[0]) {
-		snprintf(cl->self, sizeof(cl->self), "%s/%lld", cfg->cluster_node_id, inc);
+	if (node_id[0]) {
+		snprintf(cl->self, sizeof(cl->self), "%s/%lld", node_id, inc);
 		return;
 	}
 	if (gethostname(host, sizeof(host) - 1) < 0)
@@ -1387,7 +1483,7 @@ static void set_self(struct cluster *cl, const struct config *cfg)
 	for (char *p = host; *p; p++)
 		if (*p == '/' || *p == ' ' || *p == '{' || *p == '}')
 			*p = '_';
-	snprintf(cl->self, sizeof(cl->self), "%.*s-%u/%lld", CONFIG_ID_MAX - 6, host, cfg->port, inc);
+	snprintf(cl->self, sizeof(cl->self), "%.*s-%u/%lld", CONFIG_ID_MAX - 6, host, port, inc);
 }
 
 int cluster_start(const struct config *cfg, long maxlen, struct cluster **out, char *err,
@@ -1414,7 +1510,9 @@ int cluster_start(const struct config *cfg, long maxlen, struct cluster **out, c
 	snprintf(cl->password, sizeof(cl->password), "%s", cfg->cluster_password);
 	cl->maxlen = maxlen;
 	cl->q_tail = &cl->q_head;
-	set_self(cl, cfg);
+	snprintf(cl->node_id, sizeof(cl->node_id), "%s", cfg->cluster_node_id);
+	cl->port = cfg->port;
+	set_self(cl, cl->node_id, cl->port);
 	snprintf(cl->inbox, sizeof(cl->inbox), "roomd:inbox:%s", cl->self);
 	snprintf(cl->inbox_id, sizeof(cl->inbox_id), "0-0");
 	log_info("cluster: node %s, %u Redis shard%s", cl->self, cl->nshards, n == 1 ? "" : "s");
@@ -1470,11 +1568,6 @@ void cluster_stop(struct cluster *cl)
 int cluster_accepting(struct cluster *cl)
 {
 	return atomic_load(&cl->all_up) && atomic_load(&cl->queued) < CLUSTER_QUEUE_MAX;
-}
-
-const char *cluster_self(const struct cluster *cl)
-{
-	return cl->self;
 }
 
 struct cluster_room *cluster_room_open(struct cluster *cl, const char *name, long ref, long history,
@@ -1539,6 +1632,7 @@ int cluster_append(struct cluster_room *cr, int kind, const struct msg *frame,
 	}
 	a->body_len = frame->len - head;
 	memcpy(a->body, nl, a->body_len);
+	a->gen = atomic_load(&cl->gen);
 	if (kind == CLUSTER_MSG || kind == CLUSTER_NOTICE)
 		atomic_fetch_add(&cl->queued, 1);
 	mailbox_post(&cl->mbox, &a->mail);

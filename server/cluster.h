@@ -47,6 +47,9 @@ struct cluster_entry {
 				      * JOIN_ID; else 0 */
 	int history_only;            /* from before the room opened here: kept
 				      * in its history, not relayed */
+	int not_relayed;             /* CLUSTER_LEAVE of this node that Redis did
+				      * not announce (the member was reaped):
+				      * only ends the member's wait (no body) */
 	long long when_ms;           /* when Redis took it (its id's time) */
 	struct proto_chat_layout at; /* CLUSTER_MSG: name and text, in body */
 	size_t body_len;
@@ -71,9 +74,6 @@ void cluster_stop(struct cluster *cl);
 /* Nonzero while a member's message can be appended: every shard is
  * connected and the append queue is below its bound. Any thread. */
 int cluster_accepting(struct cluster *cl);
-
-/* This node's id and incarnation as written in Redis ("node/incarnation"). */
-const char *cluster_self(const struct cluster *cl);
 
 /* Register room ref, called name (listed cluster-wide), on this node: the thread reads its last
  * history entries (handed with history_only), then every entry after them,
@@ -120,6 +120,11 @@ enum cluster_req_kind {
 			      * this node (the caller delivers), -ENOENT nobody */
 	CLUSTER_REQ_FROM,    /* from the cluster: a private message for (fd, id)
 			      * holding name, from another node */
+	CLUSTER_REQ_REAPED,  /* from the cluster: this node was cut off from Redis
+			      * long enough to be judged dead, and its members
+			      * were announced as left by another node: every
+			      * membership here must end (this node carries on
+			      * as a new incarnation) */
 };
 
 /* A room or a member in a list answer. */

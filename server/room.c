@@ -1104,6 +1104,10 @@ static struct conn *stream_taken(struct room *r, struct room_event *ev)
 		if (r->stop_at && !holds_leaves(r))
 			r->stopping = 1; /* the stop that waited for it */
 	}
+	if (e->not_relayed) {
+		msg_unref(&frame);
+		return resume;
+	}
 	if (!frame) {
 		log_error("room %s: out of memory: a stream entry is not relayed on this node", r->name);
 		return resume;
