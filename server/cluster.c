@@ -207,6 +207,7 @@ static int parse_size(const char *s, size_t len, size_t *out)
 struct raw_entry {
 	const char *b, *t, *o;
 	size_t blen, olen;
+	size_t seq;
 	size_t no, nl, to, tl;
 	int has_at;
 };
@@ -226,6 +227,8 @@ static int raw_fields(struct raw_entry *re, const char *const *f, const size_t *
 			re->t = v;
 		else if (len[i] == 1 && k[0] == 'o')
 			re->o = v, re->olen = vl;
+		else if (len[i] == 1 && k[0] == 's' && parse_size(v, vl, &re->seq) < 0)
+			return -1;
 		else if (len[i] == 2 && (!memcmp(k, "no", 2) || !memcmp(k, "nl", 2) ||
 					 !memcmp(k, "to", 2) || !memcmp(k, "tl", 2))) {
 			size_t *dst = k[0] == 'n' ? (k[1] == 'o' ? &re->no : &re->nl)
@@ -254,6 +257,7 @@ struct cluster_entry *cluster_entry_decode(const char *id, const char *const *fi
 	if (!(e = calloc(1, sizeof(*e) + re.blen + 1)))
 		return NULL;
 	e->kind = re.t[0];
+	e->seq = e->kind == CLUSTER_MSG ? (long)re.seq : 0;
 	e->when_ms = atoll(id);
 	memcpy(e->body, re.b, re.blen);
 	e->body_len = re.blen;
@@ -437,13 +441,21 @@ static const char leave_script[] =
 	"return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3)) "
 	"end return false";
 
+/* A member's message with its number in the room (§7.7), the same on
+ * every node: KEYS the stream and the room's counter, ARGV MAXLEN then
+ * the entry's fields. */
+static const char msg_script[] =
+	"local n = redis.call('INCR', KEYS[2]) "
+	"return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 's', n, unpack(ARGV, 2))";
+
 /* The commands of one append into s's pipeline: XADD (a leave's through
- * leave_script), then the member registry's update for a join. How many
- * were sent. */
+ * leave_script, a member's message through msg_script), then the member
+ * registry's update for a join. How many were sent. */
 static int pipeline_append(struct cluster *cl, struct shard *s, const struct append *a)
 {
 	char key[CLUSTER_KEY_LEN], maxlen[24], kind[2] = { (char)a->kind, 0 }, num[4][24];
-	char origin[CLUSTER_SELF_LEN + 24], uid[CLUSTER_SELF_LEN + 24], mkey[CLUSTER_KEY_LEN], nkey[CLUSTER_SELF_LEN + 24],
+	char origin[CLUSTER_SELF_LEN + 24], uid[CLUSTER_SELF_LEN + 24], mkey[CLUSTER_KEY_LEN],
+		skey[CLUSTER_KEY_LEN], nkey[CLUSTER_SELF_LEN + 24],
 		ref[24];
 	const char *argv[24];
 	size_t lens[24];
@@ -455,12 +467,16 @@ static int pipeline_append(struct cluster *cl, struct shard *s, const struct app
 	snprintf(uid, sizeof(uid), "%s/%llu", cl->self, a->uid);
 #define ARG(s_, l_) (argv[n] = (s_), lens[n++] = (l_))
 	snprintf(mkey, sizeof(mkey), "roomd:{%ld}:members", a->ref);
+	snprintf(skey, sizeof(skey), "roomd:{%ld}:seq", a->ref);
 	if (a->kind == CLUSTER_LEAVE && !a->reaped) {
 		/* Announced only if the member is still registered: a reaper
 		 * that announced it already removed it (exactly once). */
 		ARG("EVAL", 4); ARG(leave_script, strlen(leave_script)); ARG("2", 1);
 		ARG(key, strlen(key)); ARG(mkey, strlen(mkey)); ARG(origin, strlen(origin));
 		ARG(maxlen, strlen(maxlen));
+	} else if (a->kind == CLUSTER_MSG) {
+		ARG("EVAL", 4); ARG(msg_script, strlen(msg_script)); ARG("2", 1);
+		ARG(key, strlen(key)); ARG(skey, strlen(skey)); ARG(maxlen, strlen(maxlen));
 	} else {
 		ARG("XADD", 4); ARG(key, strlen(key)); ARG("MAXLEN", 6); ARG("~", 1);
 		ARG(maxlen, strlen(maxlen)); ARG("*", 1);

@@ -51,6 +51,8 @@ struct cluster_entry {
 				      * not announce (the member was reaped):
 				      * only ends the member's wait (no body) */
 	long long when_ms;           /* when Redis took it (its id's time) */
+	long seq;                    /* CLUSTER_MSG: its number in the room
+				      * (§7.7), counted by Redis; 0: none */
 	struct proto_chat_layout at; /* CLUSTER_MSG: name and text, in body */
 	size_t body_len;
 	char body[];

@@ -1112,6 +1112,9 @@ static struct conn *stream_taken(struct room *r, struct room_event *ev)
 		log_error("room %s: out of memory: a stream entry is not relayed on this node", r->name);
 		return resume;
 	}
+	/* The room's numbers are Redis's, the same on every node. */
+	if (e->kind == CLUSTER_MSG && e->seq > 0 && e->seq <= PROTO_SEQ_MAX)
+		r->seq = e->seq - 1;
 	if (e->history_only) {
 		r->seq = r->seq < PROTO_SEQ_MAX ? r->seq + 1 : 1;
 		if (r->hist_cap && history_keep(r, frame->data + at.name_off, at.name_len,

@@ -64,12 +64,13 @@ static void test_entry_codec(void **state)
 	snprintf(to, sizeof(to), "%zu", at.text_off - head);
 	snprintf(tl, sizeof(tl), "%zu", at.text_len);
 	{
-		const char *kv[] = { "t", "m", "b", nl, "no", no, "nl", nl_s, "to", to, "tl", tl,
-				     "u", "n1/5/9" };
-		e = decode("1700000000123-0", kv, 7, "n1/5");
+		const char *kv[] = { "s", "42", "t", "m", "b", nl, "no", no, "nl", nl_s, "to", to,
+				     "tl", tl, "u", "n1/5/9" };
+		e = decode("1700000000123-0", kv, 8, "n1/5");
 	}
 	assert_non_null(e);
 	assert_int_equal(e->kind, CLUSTER_MSG);
+	assert_int_equal(e->seq, 42); /* the room's number, counted by Redis */
 	assert_int_equal(e->when_ms, 1700000000123LL);
 	assert_int_equal(e->join_id, 0);
 	/* Rebuilt for a node whose ref is another: only the head differs. */
