@@ -1204,6 +1204,32 @@ static int add_item(struct cluster_req *q, const char *name, long ref, long coun
 	return 0;
 }
 
+/* Every room's member count: one HLEN each, pipelined on the room's
+ * shard, the replies read back in the same order (0 for a shard down). */
+static void count_members(struct cluster *cl, struct cluster_req *q)
+{
+	for (size_t i = 0; i < q->nitems; i++) {
+		struct shard *s = &cl->shard[cluster_shard_of(q->items[i].ref, cl->nshards)];
+
+		if (s->up)
+			redisAppendCommand(s->w, "HLEN roomd:{%ld}:members", q->items[i].ref);
+	}
+	for (size_t i = 0; i < q->nitems; i++) {
+		unsigned si = cluster_shard_of(q->items[i].ref, cl->nshards);
+		struct shard *s = &cl->shard[si];
+		redisReply *n = NULL;
+
+		if (!s->up)
+			continue;
+		if (redisGetReply(s->w, (void **)&n) != REDIS_OK || !n) {
+			shard_down(cl, s, s->w->errstr[0] ? s->w->errstr : "no reply");
+			continue;
+		}
+		q->items[i].count = n->type == REDIS_REPLY_INTEGER ? (long)n->integer : 0;
+		freeReplyObject(n);
+	}
+}
+
 static void serve_rooms(struct cluster *cl, struct shard *s0, struct cluster_req *q)
 {
 	const char *argv[] = { "HGETALL", "roomd:rooms" };
@@ -1211,17 +1237,11 @@ static void serve_rooms(struct cluster *cl, struct shard *s0, struct cluster_req
 
 	q->result = rep ? 0 : -EAGAIN;
 	for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements &&
-			   q->nitems < CLUSTER_LIST_MAX; i += 2) {
-		long ref = atol(rep->element[i + 1]->str);
-		struct shard *s = &cl->shard[cluster_shard_of(ref, cl->nshards)];
-		redisReply *n = s->up ? redisCommand(s->w, "HLEN roomd:{%ld}:members", ref) : NULL;
-
-		if (add_item(q, rep->element[i]->str, ref,
-			     n && n->type == REDIS_REPLY_INTEGER ? (long)n->integer : 0) < 0)
+			   q->nitems < CLUSTER_LIST_MAX; i += 2)
+		if (add_item(q, rep->element[i]->str, atol(rep->element[i + 1]->str), 0) < 0)
 			q->result = -ENOMEM;
-		freeReplyObject(n);
-	}
 	freeReplyObject(rep);
+	count_members(cl, q);
 }
 
 static void serve_members(struct cluster *cl, struct cluster_req *q)
