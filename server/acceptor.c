@@ -206,10 +206,11 @@ static void apply_one(struct acceptor *acc, struct delivery_batch *b, struct del
 		return;
 	}
 	loop_mark_dirty(&acc->loop, c);
-	if (d->ack == DELIVERY_LEAVE) {
-		/* The LEAVE is answered: go on with its next requests. */
+	if (d->ack == DELIVERY_LEAVE || d->ack == DELIVERY_JOINED) {
+		/* The LEAVE (JOIN) is answered: go on with its next requests. */
 		c->paused = 0;
-		c->leaving_id = 0;
+		if (d->ack == DELIVERY_LEAVE)
+			c->leaving_id = 0;
 		loop_process(&acc->loop, c);
 	}
 }

@@ -207,12 +207,17 @@ static int request_history(struct conn *c, struct room *room, long join_id, long
 	return 0;
 }
 
-static void reply_joined(struct control *ctl, struct conn *c, const struct membership *ms)
+static struct msg *joined_reply(struct control *ctl, struct conn *c, const struct membership *ms)
 {
 	char ip[NET_ADDRSTRLEN + CONFIG_HOST_MAX];
 
 	our_address(ctl, c, ip, sizeof(ip));
-	reply(c, proto_write_joined(ms->room_name, ip, ms->port, ms->ref, ms->join_id));
+	return proto_write_joined(ms->room_name, ip, ms->port, ms->ref, ms->join_id);
+}
+
+static void reply_joined(struct control *ctl, struct conn *c, const struct membership *ms)
+{
+	reply(c, joined_reply(ctl, c, ms));
 }
 
 static enum control_result join_error(struct conn *c, enum proto_err err, const char *room)
@@ -325,6 +330,7 @@ static enum control_result join_named(struct control *ctl, struct conn *c, const
 				      const char *name)
 {
 	struct membership ms, *stored;
+	struct msg *joined;
 	struct room_info info;
 	enum proto_err err;
 
@@ -351,15 +357,24 @@ static enum control_result join_named(struct control *ctl, struct conn *c, const
 		return join_error(c, PROTO_E_SERVER, room);
 	}
 	stored = control_membership(c, ms.join_id);
-	if (room_add_member(info.room, ms.join_id, name, c->fd, c->id, c->peer, c->seq,
-			    announcement(info.ref, name, PROTO_JOINED_TEXT), &stored->leave) < 0) {
+	/* Cluster mode: the room sends JOINED itself once the join is in the
+	 * room's stream (c reads on then), so that whatever anyone says after
+	 * the joiner has JOINED comes after its join, on every node. */
+	joined = ctl->cluster ? joined_reply(ctl, c, stored) : NULL;
+	if ((ctl->cluster && !joined) ||
+	    room_add_member_joined(info.room, ms.join_id, name, c->fd, c->id, c->peer, c->seq,
+				   announcement(info.ref, name, PROTO_JOINED_TEXT), joined,
+				   &stored->leave) < 0) {
 		control_remove_membership(c, ms.join_id);
 		registry_leave(ctl->reg, ms.join_id);
 		close_if_empty(ctl, info.ref, info.room);
 		return join_error(c, PROTO_E_SERVER, room);
 	}
 	log_debug("control: %s joined %s as %s (join id %ld)", c->peer, room, name, ms.join_id);
-	reply_joined(ctl, c, stored);
+	if (ctl->cluster)
+		c->paused = 1;
+	else
+		reply_joined(ctl, c, stored);
 	return CONTROL_OK;
 }
 
@@ -972,7 +987,11 @@ static void answer_claim(struct control *ctl, struct conn *c, struct cluster_req
 
 int control_cluster_answer(struct control *ctl, struct conn *c, struct cluster_req *q)
 {
-	int resume = c != NULL && q->kind != CLUSTER_REQ_FROM;
+	int resume;
+
+	/* What c waited for is here (a JOIN may pause it again, for JOINED). */
+	if (c && q->kind != CLUSTER_REQ_FROM)
+		c->paused = 0;
 
 	if (q->kind == CLUSTER_REQ_FROM)
 		deliver_private(c, q);
@@ -990,8 +1009,7 @@ int control_cluster_answer(struct control *ctl, struct conn *c, struct cluster_r
 		answer_members(ctl, c, q);
 	else if (c && q->kind == CLUSTER_REQ_PRIVATE)
 		answer_private(ctl, c, q);
-	if (resume)
-		c->paused = 0;
+	resume = c && q->kind != CLUSTER_REQ_FROM && !c->paused;
 	cluster_req_free(q);
 	return resume;
 }

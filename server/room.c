@@ -158,6 +158,8 @@ struct member {
 				* room connection it attaches (§7.7) */
 	int waiting;           /* cluster mode: nothing goes to it before its
 				* own join entry comes back from the stream */
+	struct msg *joined;    /* cluster mode: its JOINED reply, sent then */
+	struct delivery_batch *joined_answer; /* ...in this batch, preallocated */
 	struct room_event *leave_ev; /* cluster mode: its LEAVE, held until its
 				      * own leave entry comes back (it gets the
 				      * room's order up to there, then LEFT) */
@@ -285,6 +287,14 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 		    uint64_t ctl_id, const char *ctl_peer, int numbered, struct msg *announce,
 		    struct room_event **leave)
 {
+	return room_add_member_joined(r, join_id, name, ctl_fd, ctl_id, ctl_peer, numbered, announce,
+				      NULL, leave);
+}
+
+int room_add_member_joined(struct room *r, long join_id, const char *name, int ctl_fd,
+			   uint64_t ctl_id, const char *ctl_peer, int numbered, struct msg *announce,
+			   struct msg *joined, struct room_event **leave)
+{
 	struct room_event *ev = calloc(1, sizeof(*ev));
 
 	/* The member's place in the delivery list, the leave event and the
@@ -297,8 +307,16 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 	if (ev) {
 		ev->req = room_request_create(ROOM_REQ_LEAVE);
 		ev->member = calloc(1, sizeof(*ev->member));
+		ev->self = joined; /* EV_ADD: the JOINED reply it holds */
+		if (joined)
+			ev->answer = delivery_batch_create(1);
 	}
-	if (!ev || !ev->req || !ev->member || !*leave || !(*leave)->answer) {
+	if (!ev || !ev->req || !ev->member || !*leave || !(*leave)->answer ||
+	    (joined && !ev->answer)) {
+		if (ev)
+			msg_unref(&ev->self);
+		else
+			msg_unref(&joined);
 		room_event_free(ev);
 		room_event_free(*leave);
 		*leave = NULL;
@@ -421,6 +439,7 @@ static void pending_remove(struct room *r, struct conn *c)
 }
 
 static void post_batch(struct room *r);
+static void drop_joined(struct member *m);
 
 /* The set of members delivered to through the acceptor is about to change:
  * the open fan-out, whose member list is that of before, goes now. */
@@ -621,6 +640,10 @@ static void add_member(struct room *r, struct room_event *ev)
 	m->ctl_id = ev->ctl_id;
 	m->numbered = ev->numbered;
 	m->waiting = r->cr != NULL;
+	m->joined = ev->self; /* EV_ADD with a JOINED to send (cluster mode) */
+	ev->self = NULL;
+	m->joined_answer = ev->answer;
+	ev->answer = NULL;
 	r->nnumbered += (size_t)m->numbered;
 	snprintf(m->peer, sizeof(m->peer), "%s", ev->peer);
 	m->leave_req = ev->req;
@@ -734,6 +757,7 @@ static struct conn *remove_member(struct room *r, struct room_event *ev)
 	 * room connection closes. */
 	if (m->attached)
 		loop_close(&r->loop, m->attached, 0);
+	drop_joined(m);
 	free(m->leave_req);
 	r->nnumbered -= (size_t)m->numbered;
 	*link = m->next;
@@ -1089,6 +1113,27 @@ static void to_stream(struct room *r, struct room_event *ev)
 static struct conn *release_leave(struct room *r, struct member *m);
 static int holds_leaves(const struct room *r);
 
+/* Cluster mode: m's join is in the stream: its JOINED reply goes to its
+ * control connection now, before the join announcement (the connection
+ * reads on once it is delivered). */
+static void send_joined(struct room *r, struct member *m)
+{
+	if (!m->joined)
+		return;
+	delivery_add(&m->joined_answer, m->joined, m->ctl_fd, m->ctl_id, m->join_id, DELIVERY_JOINED);
+	delivery_post(r->up.mbox, m->joined_answer, r->backlog);
+	m->joined_answer = NULL;
+	msg_unref(&m->joined);
+}
+
+/* m's held JOINED, never sent (it left first, or the room ends). */
+static void drop_joined(struct member *m)
+{
+	msg_unref(&m->joined);
+	delivery_free(m->joined_answer);
+	m->joined_answer = NULL;
+}
+
 static struct conn *stream_taken(struct room *r, struct room_event *ev)
 {
 	const struct cluster_entry *e = ev->entry;
@@ -1126,6 +1171,7 @@ static struct conn *stream_taken(struct room *r, struct room_event *ev)
 	}
 	if (e->kind == CLUSTER_JOIN && e->join_id && (m = find_member(r, e->join_id)) && m->waiting) {
 		members_changed(r);
+		send_joined(r, m);
 		m->waiting = 0;
 	}
 	ev->msg = frame;
@@ -1917,6 +1963,7 @@ static void room_free(struct room *r)
 			msg_unref(&m->leave_ev->self);
 			room_event_free(m->leave_ev);
 		}
+		drop_joined(m);
 		free(m->leave_req);
 		free(m);
 	}

@@ -67,6 +67,15 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 		    uint64_t ctl_id, const char *ctl_peer, int numbered, struct msg *announce,
 		    struct room_event **leave);
 
+/* The same, with joined (cluster mode: the JOINED_CHATROOM reply, taken
+ * over; NULL: none): the room delivers it to the control connection when
+ * the member's own join entry comes back from the room's stream, just
+ * before that announcement, and the connection then reads on (the caller
+ * paused it). */
+int room_add_member_joined(struct room *r, long join_id, const char *name, int ctl_fd,
+			   uint64_t ctl_id, const char *ctl_peer, int numbered, struct msg *announce,
+			   struct msg *joined, struct room_event **leave);
+
 /* A member left: stop delivering to it (close its room connection), then
  * relay announce to the remaining members. Consumes leave. When self is
  * not NULL (LEAVE_CHATROOM) it goes back to the leaver's control
