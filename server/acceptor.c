@@ -17,7 +17,10 @@
  * in every thread and read here through a signalfd; SIGHUP and each loop
  * pass are handed to the daemon's hooks (reload, watchdog), on this thread;
  * a reload switches this thread's config between two passes
- * (acceptor_reconfigure).
+ * (acceptor_reconfigure). In cluster mode the cluster thread posts to
+ * acc->mbox too (CLUSTER_MAIL_ANSWER: the answer to a request a control
+ * connection waits for, a private message from another node, or word that
+ * this node was reaped), applied in order with the rest.
  *
  * Deliveries are applied in slices of ACC_APPLY_SLICE per loop pass (a
  * fan-out's member counts for its messages), with

@@ -1,24 +1,37 @@
 /* cluster.c - the cluster thread: every Redis connection of this node, the
  * per-room stream positions, appends, the relay of entries to the rooms,
- * liveness and the reaping of dead nodes (docs/CLUSTER.md).
+ * the acceptor's requests (names, refs, lists, private messages), liveness
+ * and the reaping of dead nodes (docs/CLUSTER.md).
  *
- * Threads: the cluster thread alone touches the shards, the room list and
- * the append queue (everything under "cluster thread only"). Room threads
- * post to the cluster's mailbox (cluster_room_open/close, cluster_append)
- * and read cluster_accepting's atomics; a room's callback is called on the
+ * Threads: the cluster thread alone touches the shards, the room list, the
+ * append queue and this node's identity (everything under "cluster thread
+ * only"). Room threads post to the cluster's mailbox (cluster_room_open/
+ * close, cluster_append), the acceptor its requests (cluster_request), and
+ * both read cluster_accepting's atomics. A room's callback is called on the
  * cluster thread under the room's lock, which cluster_room_close takes to
- * stop it for good. The hiredis contexts are blocking sockets with a send
- * and receive timeout; the XREAD one is only read once poll() says it is
- * readable, so the thread waits on the mailbox and every XREAD at once.
+ * stop it for good; answers go to the acceptor's mailbox under acc_lock,
+ * which cluster_set_acceptor takes. The hiredis contexts are blocking
+ * sockets with a send and receive timeout; the XREAD one is only read once
+ * poll() says it is readable, so the thread waits on the mailbox and every
+ * XREAD at once.
  *
  * Keys (one room's share the hash tag {ref}, so they sit in one slot):
- *   roomd:{REF}:s             the room's stream (fields t, b, no nl to tl, o)
- *   roomd:{REF}:members       hash "node/inc/join_id" -> name (for reaping)
+ *   roomd:{REF}:s             the room's stream (fields t, b, no nl to tl,
+ *                             s, o, u)
+ *   roomd:{REF}:seq           the room's message counter (msg_script)
+ *   roomd:{REF}:members       hash "node/inc/join_id" -> name
  *   roomd:node:NODE/INC:rooms set of refs with members of that incarnation
  *                             (on each shard: the refs of its rooms)
- *   roomd:nodes               set of "node/inc" (shard 0)
- *   roomd:alive:NODE/INC      liveness, PX CLUSTER_TTL_MS (shard 0)
- *   roomd:reaped:NODE/INC     the reaper's claim, SET NX (shard 0) */
+ * and on shard 0:
+ *   roomd:name:NAME           "node/inc/fd/id" of the connection holding it
+ *   roomd:node:NODE/INC:names the names that incarnation holds
+ *   roomd:ext:NODE/INC/FD/ID  that connection takes extension frames
+ *   roomd:refs, roomd:ref_next  on-demand rooms' refs (HSETNX), the counter
+ *   roomd:rooms               name -> ref of every room opened (LIST_ROOMS)
+ *   roomd:inbox:NODE/INC      private messages for that node (a stream)
+ *   roomd:nodes               set of "node/inc"
+ *   roomd:alive:NODE/INC      liveness, PX CLUSTER_TTL_MS
+ *   roomd:reaped:NODE/INC     the reaper's claim, SET NX */
 #include "cluster.h"
 
 #include "config.h"

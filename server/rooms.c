@@ -7,6 +7,9 @@
  * mailbox, rooms added started, rooms removed closed once empty, topics
  * set and announced.
  *
+ * In cluster mode an on-demand room's ref is the one Redis holds for its
+ * name (rooms_set_cluster_ref, from the JOIN's cluster request).
+ *
  * Acceptor thread only: struct rooms (the retiring list) is this thread's;
  * the registry locks itself, the store queues for its writer, and a room
  * is told to stop through its own mailbox. */
