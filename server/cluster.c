@@ -56,6 +56,9 @@
 #define CLUSTER_BATCH 512          /* appends pipelined per shard per pass */
 #define CLUSTER_BATCH_BYTES (4 << 20) /* ...and their bytes (a message may be 1 MiB) */
 #define CLUSTER_READ_COUNT 256     /* entries per stream per XREAD */
+/* A room with this many entries handed and not taken is not read until it
+ * catches up (its mailbox stays bounded: at most this plus one XREAD). */
+#define CLUSTER_ROOM_INFLIGHT_MAX 1024
 #define CLUSTER_BLOCK_MS 100       /* XREAD BLOCK: how soon a new room is read */
 #define CLUSTER_TTL_MS 3000        /* a node's liveness key */
 #define CLUSTER_BEAT_MS 1000       /* refreshed, and the others checked, this often */
@@ -99,6 +102,8 @@ struct cluster_room {
 	int closed;
 	cluster_entry_fn fn;
 	void *arg;
+	atomic_long inflight;   /* entries handed to the room, not yet taken */
+	atomic_int held;        /* the room's relay backlog is over its bound */
 	/* cluster thread only (set before the open is posted) */
 	long ref, history;
 	unsigned shard;
@@ -688,10 +693,12 @@ static void flush_appends(struct cluster *cl)
 static void hand_entry(struct cluster_room *cr, struct cluster_entry *e)
 {
 	pthread_mutex_lock(&cr->lock);
-	if (cr->closed)
+	if (cr->closed) {
 		free(e);
-	else
+	} else {
+		atomic_fetch_add(&cr->inflight, 1);
 		cr->fn(cr->arg, e);
+	}
 	pthread_mutex_unlock(&cr->lock);
 }
 
@@ -807,8 +814,16 @@ static void init_rooms(struct cluster *cl)
 			init_room(cl, cr);
 }
 
-/* Send one XREAD over every ready room of shard si (from each room's last
- * entry relayed), unless one is outstanding. */
+/* Is cr, of shard si, read in the next XREAD: its position known, and the
+ * room keeping up (not held by its backlog, its mailbox not full)? */
+static int readable(struct cluster_room *cr, unsigned si)
+{
+	return cr->shard == si && cr->ready && !atomic_load(&cr->held) &&
+	       atomic_load(&cr->inflight) < CLUSTER_ROOM_INFLIGHT_MAX;
+}
+
+/* Send one XREAD over every readable room of shard si (from each room's
+ * last entry relayed), unless one is outstanding. */
 static void start_read(struct cluster *cl, unsigned si)
 {
 	struct shard *s = &cl->shard[si];
@@ -820,7 +835,7 @@ static void start_read(struct cluster *cl, unsigned si)
 	int inbox = si == 0 && acceptor_set(cl);
 
 	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
-		n += cr->shard == si && cr->ready;
+		n += (size_t)readable(cr, si);
 	if (!s->up || s->reading || n + (size_t)inbox == 0)
 		return;
 	if (!(argv = malloc((8 + 2 * n) * sizeof(*argv)))) {
@@ -832,12 +847,12 @@ static void start_read(struct cluster *cl, unsigned si)
 	argv[k++] = "XREAD", argv[k++] = "COUNT", argv[k++] = count, argv[k++] = "BLOCK";
 	argv[k++] = block, argv[k++] = "STREAMS";
 	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
-		if (cr->shard == si && cr->ready)
+		if (readable(cr, si))
 			argv[k++] = cr->key;
 	if (inbox)
 		argv[k++] = cl->inbox;
 	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
-		if (cr->shard == si && cr->ready)
+		if (readable(cr, si))
 			argv[k++] = cr->last_id;
 	if (inbox)
 		argv[k++] = cl->inbox_id;
@@ -1640,6 +1655,19 @@ struct cluster_room *cluster_room_open(struct cluster *cl, const char *name, lon
 	cr->close_m = (struct cl_mail){ { NULL, CM_CLOSE }, cr };
 	mailbox_post(&cl->mbox, &cr->open_m.mail);
 	return cr;
+}
+
+void cluster_room_taken(struct cluster_room *cr)
+{
+	/* Back under the bound: the thread reads the room again now. */
+	if (atomic_fetch_sub(&cr->inflight, 1) == CLUSTER_ROOM_INFLIGHT_MAX)
+		mailbox_wake(&cr->cl->mbox);
+}
+
+void cluster_room_hold(struct cluster_room *cr, int held)
+{
+	if (atomic_exchange(&cr->held, held) && !held)
+		mailbox_wake(&cr->cl->mbox);
 }
 
 void cluster_room_close(struct cluster_room *cr)

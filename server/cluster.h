@@ -83,6 +83,14 @@ int cluster_accepting(struct cluster *cl);
 struct cluster_room *cluster_room_open(struct cluster *cl, const char *name, long ref, long history,
 				       cluster_entry_fn fn, void *arg);
 
+/* The room took an entry fn handed it (call once per entry, from its
+ * mailbox): a room with many not taken is not read until it catches up. */
+void cluster_room_taken(struct cluster_room *cr);
+
+/* The room's relay backlog is over its bound (held) or back under it: its
+ * stream is not read meanwhile. Any thread. */
+void cluster_room_hold(struct cluster_room *cr, int held);
+
 /* Unregister: after this returns fn is never called again. NULL: nothing. */
 void cluster_room_close(struct cluster_room *cr);
 

@@ -1245,6 +1245,8 @@ static void release_all_leaves(struct room *r)
 	}
 }
 
+static void hold_input(struct room *r);
+
 static void handle_mail(struct room *r)
 {
 	struct mail *all = mailbox_take_all(&r->mbox), *next;
@@ -1268,6 +1270,7 @@ static void handle_mail(struct room *r)
 			resume = remove_member(r, ev);
 			break;
 		case EV_STREAM:
+			cluster_room_taken(r->cr);
 			resume = stream_taken(r, ev);
 			break;
 		case EV_HISTORY:
@@ -1305,6 +1308,10 @@ static void handle_mail(struct room *r)
 		if (resume && resume->in.len > 0)
 			loop_process(&r->loop, resume);
 	}
+	/* Cluster mode: traffic from other nodes fills the backlog too, with
+	 * no room-port request to check it: hold here as well. */
+	if (r->cr && !r->input_held && delivery_backlog_over(r->backlog, 0, 0))
+		hold_input(r);
 }
 
 static void reply_error(struct room *r, struct conn *c, enum proto_err err, const char *detail);
@@ -1791,6 +1798,8 @@ static void hold_input(struct room *r)
 		log_info("room %s: relay backlog at the acceptor over its bound: room port input "
 			 "paused until it drains (not logged again)", r->name);
 	r->input_held = 1;
+	if (r->cr) /* nor the room's stream, from other nodes */
+		cluster_room_hold(r->cr, 1);
 	for (size_t i = 0; i < r->loop.nconns; i++) {
 		r->loop.conns[i]->paused = 1;
 		loop_mark_dirty(&r->loop, r->loop.conns[i]); /* the flush drops EPOLLIN */
@@ -1819,6 +1828,8 @@ static int input_halted(void *arg)
 static void release_input(struct room *r)
 {
 	r->input_held = 0;
+	if (r->cr)
+		cluster_room_hold(r->cr, 0);
 	for (size_t i = 0; i < r->loop.nconns && !r->input_held; i++) {
 		struct conn *c = r->loop.conns[i];
 		c->paused = c->leaving_id != 0; /* a LEAVE still waits for its answer */
