@@ -1179,7 +1179,8 @@ static void serve_claim(struct cluster *cl, struct shard *s0, struct cluster_req
 	holder_of(cl, q, holder, sizeof(holder));
 	if (!q->name[0]) { /* name_scope room: only the ref */
 		q->result = 0;
-		serve_ref(s0, q);
+		if (q->need_ref)
+			serve_ref(s0, q);
 		return;
 	}
 	rep = redisCommand(s0->w, "SET roomd:name:%s %s NX", q->name, holder);
@@ -1192,7 +1193,8 @@ static void serve_claim(struct cluster *cl, struct shard *s0, struct cluster_req
 		freeReplyObject(rep);
 		freeReplyObject(redisCommand(s0->w, "SADD roomd:node:%s:names %s", cl->self, q->name));
 		q->result = 0;
-		serve_ref(s0, q);
+		if (q->need_ref)
+			serve_ref(s0, q);
 		return;
 	}
 	freeReplyObject(rep);
@@ -1200,7 +1202,7 @@ static void serve_claim(struct cluster *cl, struct shard *s0, struct cluster_req
 	q->result = !rep ? -EAGAIN
 		  : rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, holder) ? 0 : -EEXIST;
 	freeReplyObject(rep);
-	if (q->result == 0)
+	if (q->result == 0 && q->need_ref)
 		serve_ref(s0, q);
 }
 

@@ -120,8 +120,8 @@ struct msg *cluster_entry_frame(const struct cluster_entry *e, long ref, struct 
 
 enum cluster_req_kind {
 	CLUSTER_REQ_CLAIM,   /* a JOIN: name (unless "") for connection (fd, id), and
-			      * the ref of room (allocated once, kept in Redis):
-			      * 0 with ref set, or -EEXIST (the name is taken) */
+			      * with need_ref the ref of room (allocated once, kept
+			      * in Redis): 0 (ref set), or -EEXIST (name taken) */
 	CLUSTER_REQ_RELEASE, /* name no longer held by (fd, id): no answer */
 	CLUSTER_REQ_EXT,     /* (fd, id) used an extension: private messages reach it; no answer */
 	CLUSTER_REQ_ROOMS,   /* every room of the cluster, with its member count */
@@ -153,6 +153,8 @@ struct cluster_req {
 	char name[CONFIG_NAME_MAX + 1];
 	char from[CONFIG_NAME_MAX + 1];
 	char room[CONFIG_NAME_MAX + 1]; /* CLAIM: the room the JOIN asked for */
+	int need_ref;                  /* CLAIM: the room is not known here: its
+					* ref from Redis (allocated if new) */
 	long ref;
 	int result;                    /* 0, or -EEXIST, -ENOENT, -EAGAIN (Redis down) */
 	struct cluster_item *items;    /* ROOMS, MEMBERS */

@@ -312,9 +312,15 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 	 * name cluster-wide); the join goes on when the answer comes
 	 * (control_cluster_answer). */
 	if (ctl->cluster) {
-		struct cluster_req *q = cluster_req_new(CLUSTER_REQ_CLAIM, c->fd, c->id, NULL, 0);
+		struct room_info here;
+		int need_ref = registry_find_room(ctl->reg, room, &here) < 0;
+		enum proto_err err = need_ref ? rooms_may_open(ctl->rooms, c, room) : PROTO_OK;
+		struct cluster_req *q;
 
-		if (q) {
+		if (err != PROTO_OK) /* refused here: nothing allocated in Redis */
+			return join_error(c, err, room);
+		if ((q = cluster_req_new(CLUSTER_REQ_CLAIM, c->fd, c->id, NULL, 0))) {
+			q->need_ref = need_ref;
 			if (ctl->cfg->name_scope == CONFIG_SCOPE_SERVER)
 				snprintf(q->name, sizeof(q->name), "%s", name);
 			snprintf(q->from, sizeof(q->from), "%s", name);
