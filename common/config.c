@@ -123,6 +123,10 @@ static const struct key_spec global_keys[] = {
 	{ "tls", "ca", K_TEXT, G(tls_ca), 0, INI_LINESZ },
 	{ "tls", "min_version", K_TLSVER, G(tls_min_version), 0, 0 },
 	{ "tls", "verify_clients", K_BOOL, G(tls_verify_clients), 0, 1 },
+	{ "cluster", "redis", K_TEXT, G(cluster_redis), 0, CONFIG_CLUSTER_LEN - 1 },
+	{ "cluster", "node_id", K_TEXT, G(cluster_node_id), 0, CONFIG_ID_MAX },
+	{ "cluster", "password", K_TEXT, G(cluster_password), 0, CONFIG_ID_MAX * 4 },
+	{ "cluster", "tls", K_BOOL, G(cluster_tls), 0, 1 },
 };
 #define NGLOBAL (sizeof global_keys / sizeof global_keys[0])
 
@@ -815,12 +819,12 @@ static void begin_section(struct load *ld, size_t i, struct section_ctx *sc)
 		}
 	if (strcmp(it->name, "server") == 0 || strcmp(it->name, "limits") == 0 ||
 	    strcmp(it->name, "features") == 0 || strcmp(it->name, "metrics") == 0 ||
-	    strcmp(it->name, "tls") == 0) {
+	    strcmp(it->name, "tls") == 0 || strcmp(it->name, "cluster") == 0) {
 		sc->skip = 0;
 		return;
 	}
 	if (!is_room_section(it->name)) {
-		report(ld, it->line, "[%s]: unknown section (expected [server], [limits], [features], [metrics], [tls] or [room:NAME])",
+		report(ld, it->line, "[%s]: unknown section (expected [server], [limits], [features], [metrics], [tls], [cluster] or [room:NAME])",
 		       it->name);
 		return;
 	}
@@ -1005,6 +1009,39 @@ static void check_tls(struct load *ld)
 	if (c->tls_verify_clients && !c->tls_ca[0])
 		cross(ld, (const char *const[]){ "verify_clients", "ca", NULL },
 		      "verify_clients needs ca, the CA certificates that sign the clients' certificates");
+}
+
+/* [cluster]: a list of Redis addresses roomd can use, a node id that can
+ * be part of a Redis key, no TLS yet, and no SQLite store next to it (the
+ * room's stream is its history: docs/CLUSTER.md). */
+static void check_cluster(struct load *ld)
+{
+	char host[CONFIG_CLUSTER_SHARDS][CONFIG_HOST_MAX];
+	unsigned port[CONFIG_CLUSTER_SHARDS];
+	const struct config *c = &ld->cfg;
+
+	for (const char *p = c->cluster_node_id; *p; p++)
+		if (*p == ' ' || *p == '{' || *p == '}' || *p == '/') {
+			cross(ld, (const char *const[]){ "node_id", NULL },
+			      "a node id may not contain a space, '{', '}' or '/'");
+			break;
+		}
+	if (!c->cluster_redis[0]) {
+		if (c->cluster_node_id[0] || c->cluster_password[0] || c->cluster_tls)
+			cross(ld, (const char *const[]){ "node_id", "password", "tls", NULL },
+			      "[cluster] needs redis = HOST:PORT");
+		return;
+	}
+	if (config_cluster_shards(c->cluster_redis, host, port, CONFIG_CLUSTER_SHARDS) < 0)
+		cross(ld, (const char *const[]){ "redis", NULL },
+		      "expected HOST:PORT, or several separated by commas (at most %d)",
+		      CONFIG_CLUSTER_SHARDS);
+	if (c->cluster_tls)
+		cross(ld, (const char *const[]){ "tls", NULL }, "TLS to Redis is not supported yet");
+	if (config_persistent(c))
+		cross(ld, (const char *const[]){ "redis", "database", NULL },
+		      "the SQLite store cannot be used with [cluster]: a room's Redis stream is its "
+		      "history (docs/CLUSTER.md); remove one of them");
 }
 
 static const char *room_sec(const struct load *ld, size_t r)
@@ -1213,6 +1250,7 @@ static void load_checked(struct load *ld)
 	check_server(ld);
 	check_tls(ld);
 	resolve_paths(ld);
+	check_cluster(ld);
 	check_rooms(ld);
 	check_agreement(ld);
 }
@@ -1257,6 +1295,54 @@ void config_fini(struct config *cfg)
 	cfg->nrooms = 0;
 }
 
+int config_clustered(const struct config *cfg)
+{
+	return cfg->cluster_redis[0] != '\0';
+}
+
+/* One "HOST:PORT" item of len bytes, spaces around it allowed. */
+static int cluster_item(const char *s, size_t len, char *host, unsigned *port)
+{
+	const char *colon;
+	long p;
+	char num[8];
+
+	while (len && *s == ' ')
+		s++, len--;
+	while (len && s[len - 1] == ' ')
+		len--;
+	colon = memrchr(s, ':', len);
+	if (!colon || colon == s || (size_t)(colon - s) >= CONFIG_HOST_MAX ||
+	    len - (size_t)(colon - s) - 1 >= sizeof num)
+		return -1;
+	memcpy(num, colon + 1, len - (size_t)(colon - s) - 1);
+	num[len - (size_t)(colon - s) - 1] = '\0';
+	if (parse_long(num, &p) < 0 || p < 1 || p > 65535)
+		return -1;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	if (has_bad_byte(K_HOST, host))
+		return -1;
+	*port = (unsigned)p;
+	return 0;
+}
+
+int config_cluster_shards(const char *redis, char (*host)[CONFIG_HOST_MAX], unsigned *port,
+			  size_t max)
+{
+	size_t n = 0;
+
+	for (const char *s = redis;; n++) {
+		size_t len = strcspn(s, ",");
+
+		if (n == max || cluster_item(s, len, host[n], &port[n]) < 0)
+			return -1;
+		if (!s[len])
+			return (int)n + 1;
+		s += len + 1;
+	}
+}
+
 int config_persistent(const struct config *cfg)
 {
 	return cfg->database[0] != '\0' && strcmp(cfg->database, ":memory:") != 0;
@@ -1285,7 +1371,8 @@ int config_name_valid(const struct config *cfg, const char *name, size_t len)
 void config_each_key(void (*fn)(const char *section, const char *key, void *arg), void *arg)
 {
 	for (size_t i = 0; i < NGLOBAL; i++)
-		if (strcmp(global_keys[i].section, "tls") != 0)
+		if (strcmp(global_keys[i].section, "tls") != 0 &&
+		    strcmp(global_keys[i].section, "cluster") != 0)
 			fn(global_keys[i].section, global_keys[i].name, arg);
 	for (size_t i = 0; i < NROOMKEYS; i++)
 		fn("room", room_keys[i].name, arg);
@@ -1429,6 +1516,11 @@ static void value_text(const struct key_spec *ks, const void *base, char *out, s
 	size_t n = 0;
 	int i;
 
+	/* A secret is never printed (roomd -t, a reload's log): only whether it is set. */
+	if (ks->section && strcmp(ks->name, "password") == 0) {
+		snprintf(out, len, "%s", *f ? "(set)" : "");
+		return;
+	}
 	switch (ks->type) {
 	case K_ADDRS:
 	case K_HOST:
@@ -1577,4 +1669,11 @@ int config_keep_value(struct config *dst, const struct config *src, const char *
 	else
 		memcpy((char *)rd + ks->off, (const char *)rs + ks->off, field_size(ks, NULL, 0, 0));
 	return 0;
+}
+
+void config_each_cluster_key(void (*fn)(const char *section, const char *key, void *arg), void *arg)
+{
+	for (size_t i = 0; i < NGLOBAL; i++)
+		if (strcmp(global_keys[i].section, "cluster") == 0)
+			fn(global_keys[i].section, global_keys[i].name, arg);
 }

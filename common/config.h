@@ -33,6 +33,8 @@
 #define CONFIG_PATH_MAX 4096
 #define CONFIG_MAX_AGE_MAX 3153600000L /* 100 years of seconds */
 #define CONFIG_END_QUIET_MAX 10000 /* end_quiet_ms: 10 s */
+#define CONFIG_CLUSTER_SHARDS 16 /* Redis addresses in [cluster] redis */
+#define CONFIG_CLUSTER_LEN 1024  /* [cluster] redis as written */
 
 /* [server] name_scope: a CLIENT_NAME belongs to one control connection
  * server wide (SPEC 2.1), or, as before, only within a room. */
@@ -115,6 +117,12 @@ struct config {
 	int tls_min_version;               /* enum config_tls_version */
 	int tls_verify_clients;            /* a client certificate signed by ca is required */
 
+	/* [cluster]: "" redis = a single node (docs/CLUSTER.md) */
+	char cluster_redis[CONFIG_CLUSTER_LEN]; /* HOST:PORT[, HOST:PORT...]: the Redis shards */
+	char cluster_node_id[CONFIG_ID_MAX + 1]; /* "": derived from the host name and port */
+	char cluster_password[CONFIG_ID_MAX * 4 + 1]; /* Redis AUTH; "": none */
+	int cluster_tls;                   /* TLS to Redis (not supported yet: refused) */
+
 	struct room_conf *rooms;   /* the [room:*] sections, in file order */
 	size_t nrooms;
 
@@ -168,6 +176,15 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 /* Free what config_load allocated (not for a shared snapshot: release it). */
 void config_fini(struct config *cfg);
 
+/* Nonzero when cfg has a [cluster] redis (cluster mode). */
+int config_clustered(const struct config *cfg);
+
+/* Split [cluster] redis into its shards: host (CONFIG_HOST_MAX each) and
+ * port of each, at most max; returns how many, or -1 when an item is not
+ * HOST:PORT (a name or an address; port 1..65535) or there are too many. */
+int config_cluster_shards(const char *redis, char (*host)[CONFIG_HOST_MAX], unsigned *port,
+			  size_t max);
+
 /* Nonzero when cfg asks for a database file (persistence on). */
 int config_persistent(const struct config *cfg);
 
@@ -179,6 +196,8 @@ void config_each_key(void (*fn)(const char *section, const char *key, void *arg)
 /* The [tls] keys, the same way (section "tls"): listed apart so that a
  * caller of config_each_key sees the sections it always did. */
 void config_each_tls_key(void (*fn)(const char *section, const char *key, void *arg), void *arg);
+/* The [cluster] keys, the same way (section "cluster"). */
+void config_each_cluster_key(void (*fn)(const char *section, const char *key, void *arg), void *arg);
 
 /* Compare two loaded configs key by key (a SIGHUP reload against the
  * running config): fn(section, key, arg) for every [server], [limits] or

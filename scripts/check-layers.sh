@@ -43,12 +43,13 @@ tls       transport
 conn      iptable metrics transport
 loop      conn iptable metrics tls
 delivery  mailbox
-room      conn delivery iptable loop mailbox metrics store
-rooms     conn iptable metrics registry room store
-control   conn metrics registry room rooms store
-acceptor  conn control delivery iptable loop mailbox metrics registry room rooms
+cluster   mailbox
+room      cluster conn delivery iptable loop mailbox metrics store
+rooms     cluster conn iptable metrics registry room store
+control   cluster conn metrics registry room rooms store
+acceptor  cluster conn control delivery iptable loop mailbox metrics registry room rooms
 service   acceptor tls
-main      acceptor metrics registry service store tls
+main      acceptor cluster metrics registry service store tls
 """
 
 import os

@@ -12,6 +12,8 @@ PACKAGES="$PACKAGES libsystemd-dev man-db groff-base dpkg-dev lintian adduser ut
 PACKAGES="$PACKAGES libmicrohttpd-dev"
 # TLS ([tls]): OpenSSL 3 to build with, its command line for the tests' throw-away CA.
 PACKAGES="$PACKAGES libssl-dev openssl"
+# [cluster]: hiredis to build with; redis-server for the cluster's process tests.
+PACKAGES="$PACKAGES libhiredis-dev redis-server"
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

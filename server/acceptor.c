@@ -19,6 +19,10 @@
  * a reload switches this thread's config between two passes
  * (acceptor_reconfigure). The CHATs it relays to a room wake that room
  * once, at the end of the pass (mailbox_defer_wakes, from acceptor_run).
+ * In cluster mode the cluster thread posts to
+ * acc->mbox too (CLUSTER_MAIL_ANSWER: the answer to a request a control
+ * connection waits for, a private message from another node, or word that
+ * this node was reaped), applied in order with the rest.
  *
  * Deliveries are applied in slices of ACC_APPLY_SLICE per loop pass (a
  * fan-out's member counts for its messages), with
@@ -29,6 +33,7 @@
  * ACC_HOLD_ENTRIES wait here, control requests (which may relay more) wait
  * too. */
 #include "acceptor.h"
+#include "cluster.h"
 #include "config.h"
 #include "conn.h"
 #include "control.h"
@@ -66,6 +71,7 @@ struct acceptor {
 	const struct config *cfg;
 	struct registry *reg;
 	struct store *store;   /* NULL: persistence off */
+	struct cluster *cluster; /* NULL: a single node */
 	struct rooms *rooms;   /* the room threads' lifecycle */
 	struct control ctl;
 	struct mailbox mbox;   /* fan-outs, batches and requests from the room threads */
@@ -206,10 +212,11 @@ static void apply_one(struct acceptor *acc, struct delivery_batch *b, struct del
 		return;
 	}
 	loop_mark_dirty(&acc->loop, c);
-	if (d->ack == DELIVERY_LEAVE) {
-		/* The LEAVE is answered: go on with its next requests. */
+	if (d->ack == DELIVERY_LEAVE || d->ack == DELIVERY_JOINED) {
+		/* The LEAVE (JOIN) is answered: go on with its next requests. */
 		c->paused = 0;
-		c->leaving_id = 0;
+		if (d->ack == DELIVERY_LEAVE)
+			c->leaving_id = 0;
 		loop_process(&acc->loop, c);
 	}
 }
@@ -234,6 +241,35 @@ static void apply_room_request(struct acceptor *acc, struct room_request *rq)
 		}
 	}
 	free(rq);
+}
+
+/* Cluster mode: the answer to a request of a control connection (which
+ * reads on if it was paused for it), or a private message from another
+ * node. Consumes q. */
+static void apply_cluster_answer(struct acceptor *acc, struct cluster_req *q)
+{
+	struct conn *c;
+
+	if (q->kind == CLUSTER_REQ_REAPED) {
+		/* The cluster announced this node's members as left: their
+		 * connections close (what they have queued goes first). */
+		for (size_t i = 0; i < acc->loop.nconns; i++) {
+			c = acc->loop.conns[i];
+			if (!c->closing && control_conn(c)->nms > 0)
+				loop_close(&acc->loop, c, 0);
+		}
+		cluster_req_free(q);
+		return;
+	}
+	c = acceptor_conn(acc, q->ctl_fd, (uint64_t)q->ctl_id);
+	if (c && c->closing)
+		c = NULL;
+	if (control_cluster_answer(&acc->ctl, c, q) && c) {
+		loop_mark_dirty(&acc->loop, c);
+		loop_process(&acc->loop, c);
+	} else if (c) {
+		loop_mark_dirty(&acc->loop, c);
+	}
 }
 
 /* The frames of fan-out f for its member t: queued on the connection as
@@ -292,6 +328,13 @@ static void apply_deliveries(struct acceptor *acc, size_t budget)
 				pend_pop(acc);
 				delivery_fanout_free(f);
 			}
+			continue;
+		}
+		if (acc->pend_head->type == CLUSTER_MAIL_ANSWER) {
+			struct cluster_req *q = (struct cluster_req *)acc->pend_head;
+			pend_pop(acc);
+			apply_cluster_answer(acc, q);
+			budget--;
 			continue;
 		}
 		if (acc->pend_head->type == DELIVERY_MAIL_ROOM_REQUEST) {
@@ -444,6 +487,8 @@ static void stop_rooms(struct acceptor *acc)
 	if (acc->rooms_stopped)
 		return;
 	acc->stop = 1; /* no request may reach a room from now on */
+	if (acc->cluster) /* nothing more comes from the cluster thread */
+		cluster_set_acceptor(acc->cluster, NULL);
 	rooms_stop_all(acc->rooms);
 	acc->rooms_stopped = 1;
 	take_deliveries(acc);
@@ -570,7 +615,7 @@ static void log_listening(const struct acceptor *acc)
 static int open_rooms(struct acceptor *acc)
 {
 	const struct room_uplink up = { .mbox = &acc->mbox, .ips = acc->ips,
-					.control_port = acc->ctl.port };
+					.control_port = acc->ctl.port, .cluster = acc->cluster };
 
 	acc->rooms = rooms_create(acc->cfg, acc->reg, acc->store, &up);
 	if (!acc->rooms) {
@@ -583,11 +628,11 @@ static int open_rooms(struct acceptor *acc)
 
 struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg, unsigned port)
 {
-	return acceptor_open(cfg, reg, NULL, port);
+	return acceptor_open(cfg, reg, NULL, NULL, port);
 }
 
 struct acceptor *acceptor_open(const struct config *cfg, struct registry *reg, struct store *store,
-			       unsigned port)
+			       struct cluster *cluster, unsigned port)
 {
 	struct acceptor *acc = calloc(1, sizeof(*acc));
 	int rc;
@@ -597,6 +642,7 @@ struct acceptor *acceptor_open(const struct config *cfg, struct registry *reg, s
 	acc->cfg = cfg;
 	acc->reg = reg;
 	acc->store = store;
+	acc->cluster = cluster;
 	acc->sigfd = -1;
 	acc->loop.epfd = -1;
 	acc->ips = iptable_create(cfg);
@@ -621,10 +667,12 @@ struct acceptor *acceptor_open(const struct config *cfg, struct registry *reg, s
 	}
 	acc->loop.max_conns = cfg->max_clients;
 	acc->loop.conn_size = sizeof(struct control_conn);
-	acc->ctl = (struct control){ .cfg = cfg, .reg = reg, .store = store,
+	acc->ctl = (struct control){ .cfg = cfg, .reg = reg, .store = store, .cluster = cluster,
 				     .peers = { peer_reachable, peer_send, acc } };
 	if (listen_control(acc, port) < 0)
 		goto fail;
+	if (cluster)
+		cluster_set_acceptor(cluster, &acc->mbox);
 	if (open_rooms(acc) < 0)
 		goto fail;
 	log_listening(acc);

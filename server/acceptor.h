@@ -7,6 +7,7 @@
 #ifndef ROOMD_ACCEPTOR_H
 #define ROOMD_ACCEPTOR_H
 
+struct cluster;
 struct config;
 struct registry;
 struct store;
@@ -15,11 +16,12 @@ struct conn;
 
 /* Set up the control port (cfg->bind, port), the signal descriptor, the
  * configured rooms, which keep their history in store (NULL: persistence
- * off; it must outlive the acceptor). Returns NULL with a message logged on
+ * off; it must outlive the acceptor), and go through cluster's Redis
+ * streams (NULL: a single node; it must outlive the acceptor). Returns NULL with a message logged on
  * failure. Must be called before any other thread exists (it blocks
  * SIGINT/SIGTERM/SIGHUP). */
 struct acceptor *acceptor_open(const struct config *cfg, struct registry *reg, struct store *store,
-			       unsigned port);
+			       struct cluster *cluster, unsigned port);
 
 /* acceptor_open() without a store (tests and fuzz targets). */
 struct acceptor *acceptor_create(const struct config *cfg, struct registry *reg, unsigned port);

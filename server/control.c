@@ -6,8 +6,16 @@
  * Acceptor thread only. Handlers validate, update the registry (which takes
  * its own lock briefly), queue the reply on the requesting connection and
  * hand announcements and chat to the room's thread through its mailbox;
- * they never write to a socket themselves. */
+ * they never write to a socket themselves.
+ *
+ * Cluster mode (ctl->cluster): what only Redis knows is asked of the
+ * cluster thread (cluster_request: a JOIN's name claim, LIST_ROOMS,
+ * LIST_MEMBERS, a PRIVATE_MESSAGE to a name not held here); the connection
+ * reads no further request (c->paused) until the answer comes back as
+ * mail to the acceptor, which hands it to control_cluster_answer. A CHAT or
+ * JOIN while Redis cannot take messages gets error 11. */
 #include "control.h"
+#include "cluster.h"
 #include "config.h"
 #include "conn.h"
 #include "log.h"
@@ -199,12 +207,17 @@ static int request_history(struct conn *c, struct room *room, long join_id, long
 	return 0;
 }
 
-static void reply_joined(struct control *ctl, struct conn *c, const struct membership *ms)
+static struct msg *joined_reply(struct control *ctl, struct conn *c, const struct membership *ms)
 {
 	char ip[NET_ADDRSTRLEN + CONFIG_HOST_MAX];
 
 	our_address(ctl, c, ip, sizeof(ip));
-	reply(c, proto_write_joined(ms->room_name, ip, ms->port, ms->ref, ms->join_id));
+	return proto_write_joined(ms->room_name, ip, ms->port, ms->ref, ms->join_id);
+}
+
+static void reply_joined(struct control *ctl, struct conn *c, const struct membership *ms)
+{
+	reply(c, joined_reply(ctl, c, ms));
 }
 
 static enum control_result join_error(struct conn *c, enum proto_err err, const char *room)
@@ -212,6 +225,47 @@ static enum control_result join_error(struct conn *c, enum proto_err err, const 
 	log_debug("control: %s: join %s refused: %s", c->peer, room, proto_err_text(err));
 	control_reply_error(c, err, NULL);
 	return CONTROL_OK;
+}
+
+/* ---- cluster mode: what only Redis knows (cluster.h) ---- */
+
+/* Tell the cluster thread something that needs no answer (a name
+ * released, the extension opt-in); out of memory it is logged. */
+static void cluster_tell(struct control *ctl, struct conn *c, int kind, const char *name)
+{
+	struct cluster_req *q;
+
+	if (!ctl->cluster)
+		return;
+	if (!(q = cluster_req_new(kind, c->fd, c->id, NULL, 0))) {
+		log_error("control: %s: out of memory telling the cluster", c->peer);
+		return;
+	}
+	if (name)
+		snprintf(q->name, sizeof(q->name), "%s", name);
+	cluster_request(ctl->cluster, q);
+}
+
+/* Ask the cluster thread q for c, which reads no further request until the
+ * answer (control_cluster_answer). */
+static enum control_result cluster_ask(struct control *ctl, struct conn *c, struct cluster_req *q)
+{
+	if (!q) {
+		control_reply_error(c, PROTO_E_SERVER, "out of memory");
+		return CONTROL_OK;
+	}
+	c->paused = 1;
+	cluster_request(ctl->cluster, q);
+	return CONTROL_OK;
+}
+
+static int has_name(const struct conn *c, const char *name);
+
+/* name is no longer one of c's: free it cluster-wide. */
+static void release_if_unused(struct control *ctl, struct conn *c, const char *name)
+{
+	if (ctl->cluster && ctl->cfg->name_scope == CONFIG_SCOPE_SERVER && !has_name(c, name))
+		cluster_tell(ctl, c, CLUSTER_REQ_RELEASE, name);
 }
 
 static int name_held_elsewhere(struct control *ctl, const struct conn *c, const char *name)
@@ -222,13 +276,13 @@ static int name_held_elsewhere(struct control *ctl, const struct conn *c, const 
 	return rc == -EEXIST || (rc == 0 && holder.conn_id != c->id);
 }
 
+static enum control_result join_named(struct control *ctl, struct conn *c, const char *room,
+				      const char *name);
+
 static enum control_result handle_join(struct control *ctl, struct conn *c, const struct proto_msg *m)
 {
 	const char *room = m->field[PROTO_F_JOIN_ROOM], *name = m->field[PROTO_F_JOIN_NAME];
 	struct control_conn *cc = control_conn(c);
-	struct membership ms, *stored;
-	struct room_info info;
-	enum proto_err err;
 
 	if (!config_name_valid(ctl->cfg, room, m->len[PROTO_F_JOIN_ROOM]) ||
 	    !config_name_valid(ctl->cfg, name, m->len[PROTO_F_JOIN_NAME]))
@@ -242,11 +296,50 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 	}
 	if ((long)cc->nms >= ctl->cfg->max_rooms_per_client)
 		return join_error(c, PROTO_E_SERVER_FULL, room);
+	/* Cluster mode: a joiner starts receiving with its own join entry,
+	 * which only a Redis that takes appends can give it. */
+	if (ctl->cluster && !cluster_accepting(ctl->cluster)) {
+		control_reply_error(c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
+		return CONTROL_OK;
+	}
 	/* A name another connection holds is refused before any room is
 	 * opened for it (SPEC 2.1: names are server wide). Only this thread
 	 * changes names, so the answer holds until registry_join. */
 	if (ctl->cfg->name_scope == CONFIG_SCOPE_SERVER && name_held_elsewhere(ctl, c, name))
 		return join_error(c, PROTO_E_NAME_IN_USE, room);
+	/* Cluster mode: the name is claimed in Redis (names are cluster
+	 * wide) and the room's ref looked up or allocated there (one ref per
+	 * name cluster-wide); the join goes on when the answer comes
+	 * (control_cluster_answer). */
+	if (ctl->cluster) {
+		struct room_info here;
+		int need_ref = registry_find_room(ctl->reg, room, &here) < 0;
+		enum proto_err err = need_ref ? rooms_may_open(ctl->rooms, c, room) : PROTO_OK;
+		struct cluster_req *q;
+
+		if (err != PROTO_OK) /* refused here: nothing allocated in Redis */
+			return join_error(c, err, room);
+		if ((q = cluster_req_new(CLUSTER_REQ_CLAIM, c->fd, c->id, NULL, 0))) {
+			q->need_ref = need_ref;
+			if (ctl->cfg->name_scope == CONFIG_SCOPE_SERVER)
+				snprintf(q->name, sizeof(q->name), "%s", name);
+			snprintf(q->from, sizeof(q->from), "%s", name);
+			snprintf(q->room, sizeof(q->room), "%s", room);
+		}
+		return cluster_ask(ctl, c, q);
+	}
+	return join_named(ctl, c, room, name);
+}
+
+/* The rest of a JOIN, once name is c's (cluster-wide in cluster mode). */
+static enum control_result join_named(struct control *ctl, struct conn *c, const char *room,
+				      const char *name)
+{
+	struct membership ms, *stored;
+	struct msg *joined;
+	struct room_info info;
+	enum proto_err err;
+
 	err = open_room(ctl, c, room, &info);
 	if (err != PROTO_OK)
 		return join_error(c, err, room);
@@ -270,16 +363,36 @@ static enum control_result handle_join(struct control *ctl, struct conn *c, cons
 		return join_error(c, PROTO_E_SERVER, room);
 	}
 	stored = control_membership(c, ms.join_id);
-	if (room_add_member(info.room, ms.join_id, name, c->fd, c->id, c->peer, c->seq,
-			    announcement(info.ref, name, PROTO_JOINED_TEXT), &stored->leave) < 0) {
+	/* Cluster mode: the room sends JOINED itself once the join is in the
+	 * room's stream (c reads on then), so that whatever anyone says after
+	 * the joiner has JOINED comes after its join, on every node. */
+	joined = ctl->cluster ? joined_reply(ctl, c, stored) : NULL;
+	if ((ctl->cluster && !joined) ||
+	    room_add_member_joined(info.room, ms.join_id, name, c->fd, c->id, c->peer, c->seq,
+				   announcement(info.ref, name, PROTO_JOINED_TEXT), joined,
+				   &stored->leave) < 0) {
 		control_remove_membership(c, ms.join_id);
 		registry_leave(ctl->reg, ms.join_id);
 		close_if_empty(ctl, info.ref, info.room);
 		return join_error(c, PROTO_E_SERVER, room);
 	}
 	log_debug("control: %s joined %s as %s (join id %ld)", c->peer, room, name, ms.join_id);
-	reply_joined(ctl, c, stored);
+	if (ctl->cluster)
+		c->paused = 1;
+	else
+		reply_joined(ctl, c, stored);
 	return CONTROL_OK;
+}
+
+/* ms is over: c forgets it, and (cluster mode) its name is freed in Redis
+ * once no other membership of c uses it. */
+static void forget_membership(struct control *ctl, struct conn *c, struct membership *ms)
+{
+	char name[CONFIG_NAME_MAX + 1];
+
+	snprintf(name, sizeof(name), "%s", ms->name);
+	control_remove_membership(c, ms->join_id);
+	release_if_unused(ctl, c, name);
 }
 
 /* End membership ms of c; the leave is announced to the other members.
@@ -300,7 +413,7 @@ static void end_membership(struct control *ctl, struct conn *c, struct membershi
 	 * this removal, its mailbox being in order. A later JOIN restarts it
 	 * under the same ref if it was kept dormant, else under a new one. */
 	close_if_empty(ctl, ms->ref, ms->room);
-	control_remove_membership(c, ms->join_id);
+	forget_membership(ctl, c, ms);
 }
 
 /* A LEAVE_CHATROOM that membership join_id of c made on its room port
@@ -329,7 +442,7 @@ void control_leave_from_room(struct control *ctl, struct conn *c, long join_id)
 	registry_leave(ctl->reg, ms->join_id);
 	room_remove_member_here(ms->room, ms->leave, ms->join_id, note, self);
 	close_if_empty(ctl, ms->ref, ms->room);
-	control_remove_membership(c, ms->join_id);
+	forget_membership(ctl, c, ms);
 }
 
 /* A request that names a membership of c (ROOM_REF, JOIN_ID, CLIENT_NAME),
@@ -388,6 +501,11 @@ static enum control_result handle_chat(struct control *ctl, struct conn *c, cons
 		control_reply_error(c, PROTO_E_MALFORMED, PROTO_FORGED_LINE_TEXT);
 		return CONTROL_OK;
 	}
+	/* Cluster mode: never a local-only relay (docs/CLUSTER.md). */
+	if (ctl->cluster && !cluster_accepting(ctl->cluster)) {
+		control_reply_error(c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
+		return CONTROL_OK;
+	}
 	out = proto_write_chat_at(nm->ref, nm->ms->name, m->field[PROTO_F_CHAT_TEXT],
 				  m->len[PROTO_F_CHAT_TEXT], &where);
 	if (!out || room_relay(room, out, &where) < 0)
@@ -444,6 +562,16 @@ static enum control_result handle_list_rooms(struct control *ctl, struct conn *c
 		control_reply_error(c, PROTO_E_MALFORMED, "bad LIST_ROOMS (OFFSET=n LIMIT=n DORMANT=1)");
 		return CONTROL_OK;
 	}
+	if (ctl->cluster) { /* every node's rooms: Redis knows them */
+		struct cluster_req *cq = cluster_req_new(CLUSTER_REQ_ROOMS, c->fd, c->id, NULL, 0);
+
+		if (cq) { /* the page asked for, kept in the request */
+			cq->ref = q.offset;
+			cq->text_len = (size_t)q.limit;
+			cq->room[0] = (char)q.dormant;
+		}
+		return cluster_ask(ctl, c, cq);
+	}
 	trim_dormant(ctl);
 	page = malloc((size_t)(q.limit > 0 ? q.limit : 1) * sizeof(*page));
 	/* The page and the total are copied under one lock: they agree. */
@@ -484,6 +612,13 @@ static enum control_result handle_list_members(struct control *ctl, struct conn 
 		return CONTROL_OK;
 	}
 	trim_dormant(ctl);
+	if (ctl->cluster) { /* every node's members: Redis knows them */
+		struct cluster_req *q = cluster_req_new(CLUSTER_REQ_MEMBERS, c->fd, c->id, NULL, 0);
+
+		if (q)
+			q->ref = ref;
+		return cluster_ask(ctl, c, q);
+	}
 	if (registry_find_ref(ctl->reg, ref, &info) < 0) {
 		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
 		return CONTROL_OK;
@@ -537,6 +672,17 @@ static enum control_result handle_private(struct control *ctl, struct conn *c, c
 		return CONTROL_OK;
 	}
 	rc = registry_name_holder(ctl->reg, to, &holder);
+	if (rc == -ENOENT && ctl->cluster && ctl->cfg->name_scope == CONFIG_SCOPE_SERVER) {
+		/* Not here: perhaps on another node. */
+		struct cluster_req *q = cluster_req_new(CLUSTER_REQ_PRIVATE, c->fd, c->id,
+							m->field[PROTO_F_PRIV_TEXT],
+							m->len[PROTO_F_PRIV_TEXT]);
+		if (q) {
+			snprintf(q->name, sizeof(q->name), "%s", to);
+			snprintf(q->from, sizeof(q->from), "%s", from);
+		}
+		return cluster_ask(ctl, c, q);
+	}
 	if (rc == -EEXIST) {
 		control_reply_error(c, PROTO_E_NAME_IN_USE, "the recipient's name is held by several connections");
 		return CONTROL_OK;
@@ -697,8 +843,10 @@ static int resolve_membership(struct control *ctl, struct conn *c, const struct 
 enum control_result control_handle(struct control *ctl, struct conn *c, const struct proto_msg *m)
 {
 	/* Using an extension is the opt-in to extension frames. */
-	if (m->kind >= PROTO_WELCOME && m->kind <= PROTO_HISTORY_AFTER)
+	if (m->kind >= PROTO_WELCOME && m->kind <= PROTO_HISTORY_AFTER && !control_conn(c)->ext) {
 		control_conn(c)->ext = 1;
+		cluster_tell(ctl, c, CLUSTER_REQ_EXT, NULL); /* other nodes may now write to it */
+	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		const struct command *cmd = &commands[i];
 		struct named_membership nm;
@@ -732,4 +880,142 @@ void control_forget_memberships(struct conn *c)
 	for (size_t i = 0; i < cc->nms; i++)
 		room_event_free(cc->ms[i].leave);
 	cc->nms = 0;
+}
+
+/* ---- cluster answers ---- */
+
+/* A cluster-wide LIST_ROOMS: the page asked for (offset q->ref, limit
+ * q->text_len, as handle_list_rooms stored them) of the rooms by name; the
+ * port and topic of a room open here, 0 and "" for the others. Rooms
+ * without members anywhere count as dormant unless open here. */
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct cluster_item *)a)->name, ((const struct cluster_item *)b)->name);
+}
+
+/* Is item listed by a LIST_ROOMS (dormant: DORMANT=1)? */
+static int room_listed(struct control *ctl, const struct cluster_item *it, int dormant)
+{
+	struct room_info info;
+	int live = it->count > 0 || (registry_find_ref(ctl->reg, it->ref, &info) == 0 && info.room);
+
+	return live != dormant;
+}
+
+static void answer_rooms(struct control *ctl, struct conn *c, struct cluster_req *q)
+{
+	long offset = q->ref, limit = (long)q->text_len, total = 0, n;
+	int dormant = q->room[0] != 0;
+	struct room_info info;
+
+	qsort(q->items, q->nitems, sizeof(*q->items), by_name);
+	for (size_t i = 0; i < q->nitems; i++)
+		total += room_listed(ctl, &q->items[i], dormant);
+	n = total - offset < 0 ? 0 : total - offset;
+	if (n > limit)
+		n = limit;
+	reply(c, proto_write_rooms_head(n, total));
+	for (size_t i = 0, k = 0, sent = 0; i < q->nitems && sent < (size_t)n; i++) {
+		const struct cluster_item *it = &q->items[i];
+		int here;
+
+		if (!room_listed(ctl, it, dormant) || (long)k++ < offset)
+			continue;
+		here = registry_find_ref(ctl->reg, it->ref, &info) == 0;
+		reply(c, proto_write_room_entry(it->name, it->ref, here && info.room ? info.port : 0,
+						it->count, here ? info.topic : ""));
+		sent++;
+	}
+}
+
+static void answer_members(struct control *ctl, struct conn *c, struct cluster_req *q)
+{
+	struct room_info info;
+
+	if (q->nitems == 0 && registry_find_ref(ctl->reg, q->ref, &info) < 0) {
+		control_reply_error(c, PROTO_E_NO_ROOM, NULL);
+		return;
+	}
+	reply(c, proto_write_members_head(q->ref, (long)q->nitems));
+	for (size_t i = 0; i < q->nitems; i++)
+		reply(c, proto_write_member_entry(q->items[i].name));
+}
+
+/* A private message from another node for c, if c still holds the name
+ * and opted in to extension frames. */
+static void deliver_private(struct conn *c, const struct cluster_req *q)
+{
+	if (!c || !control_conn(c)->ext || !has_name(c, q->name)) {
+		log_info("control: a private message from another node to %s: its connection is gone", q->name);
+		return;
+	}
+	reply(c, proto_write_private_from(q->from, q->text));
+}
+
+/* A PRIVATE_MESSAGE whose recipient is not on this node, as Redis says. */
+static void answer_private(struct control *ctl, struct conn *c, struct cluster_req *q)
+{
+	struct member_info holder;
+	struct msg *out;
+
+	if (q->result == 1 && registry_name_holder(ctl->reg, q->name, &holder) == 0 &&
+	    ctl->peers.reachable(ctl->peers.arg, holder.fd, holder.conn_id) &&
+	    (out = proto_write_private_from(q->from, q->text))) {
+		/* here after all (it joined meanwhile) */
+		ctl->peers.send(ctl->peers.arg, holder.fd, holder.conn_id, out);
+		msg_unref(&out);
+		q->result = 0;
+	}
+	if (q->result == 0)
+		reply(c, proto_write_private_sent(q->name, 1));
+	else if (q->result == -EAGAIN)
+		control_reply_error(c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
+	else
+		control_reply_error(c, PROTO_E_NO_ROOM, "no such user");
+}
+
+/* A JOIN's claim answered: the join goes on under the room's cluster ref;
+ * a name claimed for a join that then failed is released again. */
+static void answer_claim(struct control *ctl, struct conn *c, struct cluster_req *q)
+{
+	if (q->result == 0) {
+		rooms_set_cluster_ref(ctl->rooms, q->ref);
+		join_named(ctl, c, q->room, q->from);
+		rooms_set_cluster_ref(ctl->rooms, 0);
+	} else if (q->result == -EEXIST) {
+		join_error(c, PROTO_E_NAME_IN_USE, q->room);
+	} else {
+		control_reply_error(c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
+	}
+	if (q->name[0] && q->result != -EEXIST)
+		release_if_unused(ctl, c, q->name);
+}
+
+int control_cluster_answer(struct control *ctl, struct conn *c, struct cluster_req *q)
+{
+	int resume;
+
+	/* What c waited for is here (a JOIN may pause it again, for JOINED). */
+	if (c && q->kind != CLUSTER_REQ_FROM)
+		c->paused = 0;
+
+	if (q->kind == CLUSTER_REQ_FROM)
+		deliver_private(c, q);
+	else if (!c && q->kind == CLUSTER_REQ_CLAIM && q->result != -EEXIST && q->name[0]) {
+		q->kind = CLUSTER_REQ_RELEASE; /* closed meanwhile: the name goes back */
+		cluster_request(ctl->cluster, q);
+		return 0;
+	} else if (c && q->kind == CLUSTER_REQ_CLAIM)
+		answer_claim(ctl, c, q);
+	else if (c && q->result == -EAGAIN && q->kind != CLUSTER_REQ_PRIVATE)
+		control_reply_error(c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
+	else if (c && q->kind == CLUSTER_REQ_ROOMS)
+		answer_rooms(ctl, c, q);
+	else if (c && q->kind == CLUSTER_REQ_MEMBERS)
+		answer_members(ctl, c, q);
+	else if (c && q->kind == CLUSTER_REQ_PRIVATE)
+		answer_private(ctl, c, q);
+	resume = c && q->kind != CLUSTER_REQ_FROM && !c->paused;
+	cluster_req_free(q);
+	return resume;
 }

@@ -91,6 +91,9 @@ struct control {
 	struct rooms *rooms;        /* opens and retires the room threads */
 	struct control_peers peers; /* for a private message to another connection */
 	unsigned port;              /* the control port actually bound */
+	struct cluster *cluster;    /* NULL: a single node; else names the
+				     * cluster's state (error 11 while Redis
+				     * cannot take messages) */
 };
 
 enum control_result {
@@ -116,5 +119,11 @@ void control_leave_from_room(struct control *ctl, struct conn *c, long join_id);
 
 /* Free c's memberships without announcing (shutdown: rooms are gone). */
 void control_forget_memberships(struct conn *c);
+
+/* Cluster mode: the answer q to a request c made (c NULL: gone
+ * meanwhile), or a private message from another node for c. Consumes q.
+ * Nonzero when c was paused for it and may read on now. */
+struct cluster_req;
+int control_cluster_answer(struct control *ctl, struct conn *c, struct cluster_req *q);
 
 #endif

@@ -27,6 +27,9 @@ enum delivery_kind {
 	DELIVERY_HISTORY, /* the answer to a HISTORY: the batch's pieces (NULL:
 			   * it failed), in the space reserved for it; the
 			   * connection resumes once they are written */
+	DELIVERY_JOINED,  /* cluster mode, the answer to a JOIN (sent by the room
+			   * once the join is in the room's stream): delivered,
+			   * then the connection resumes reading requests */
 };
 
 /* One message for one membership of a control connection. */

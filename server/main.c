@@ -4,6 +4,7 @@
  * flush. systemd notifications and the SIGHUP reload are service.c's,
  * called from the loop. Exits non-zero only for start-up failures. */
 #include "acceptor.h"
+#include "cluster.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -297,6 +298,25 @@ static int open_store(const struct config *cfg, struct stored *st, struct store 
 	return 0;
 }
 
+/* Cluster mode: the streams keep at least what the biggest history of a
+ * room may ask for, and never fewer than CLUSTER_MIN_MAXLEN entries (a
+ * node that lags behind must still find what it has not read). */
+#define CLUSTER_MIN_MAXLEN 1000
+static int start_cluster(const struct config *cfg, struct cluster **out)
+{
+	long maxlen = cfg->history > CLUSTER_MIN_MAXLEN ? cfg->history : CLUSTER_MIN_MAXLEN;
+	char err[512];
+
+	for (size_t i = 0; i < cfg->nrooms; i++)
+		if (cfg->rooms[i].history > maxlen)
+			maxlen = cfg->rooms[i].history;
+	if (cluster_start(cfg, maxlen, out, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -304,6 +324,7 @@ int main(int argc, char **argv)
 	struct registry *reg;
 	struct acceptor *acc;
 	struct store *store = NULL;
+	struct cluster *cluster = NULL;
 	struct stored st;
 	struct service svc;
 	char err[4096];
@@ -315,6 +336,7 @@ int main(int argc, char **argv)
 		/* "SECTION KEY" a line, "room KEY" for [room:NAME] keys. */
 		config_each_key(print_key, NULL);
 		config_each_tls_key(print_key, NULL);
+		config_each_cluster_key(print_key, NULL);
 		return 0;
 	}
 	/* A shared snapshot: the room threads hold it, and a reload replaces
@@ -372,11 +394,19 @@ int main(int argc, char **argv)
 		config_release(cfg);
 		return 1;
 	}
-	acc = acceptor_open(cfg, reg, store, cfg->port);
+	if (config_clustered(cfg) && start_cluster(cfg, &cluster) < 0) {
+		free(st.topics);
+		store_close(store);
+		registry_destroy(reg);
+		config_release(cfg);
+		return 1;
+	}
+	acc = acceptor_open(cfg, reg, store, cluster, cfg->port);
 	if (acc)
 		apply_stored(&st);
 	free(st.topics);
 	if (!acc) {
+		cluster_stop(cluster);
 		store_close(store);
 		registry_destroy(reg);
 		config_release(cfg);
@@ -386,6 +416,7 @@ int main(int argc, char **argv)
 	if (metrics_start(cfg->metrics_listen, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		acceptor_destroy(acc);
+		cluster_stop(cluster);
 		store_close(store);
 		registry_destroy(reg);
 		config_release(cfg);
@@ -397,6 +428,7 @@ int main(int argc, char **argv)
 	rc = acceptor_run(acc);
 	metrics_stop();
 	acceptor_destroy(acc); /* every room thread is gone: nothing more is queued */
+	cluster_stop(cluster); /* after the rooms: their last appends get a bounded time */
 	store_close(store);    /* commits what is queued: nothing accepted is lost */
 	registry_destroy(reg);
 	tls_fini();

@@ -40,12 +40,24 @@
  * to the acceptor (struct room_request), which owns the membership, and a
  * LEAVE's answer comes back here with the member's removal.
  *
+ * Cluster mode (up.cluster, docs/CLUSTER.md): an event made here (a join,
+ * a leave, a CHAT from either port, a notice) is not relayed here but
+ * appended to the room's Redis stream (cluster_append, to the cluster
+ * thread); what the cluster thread reads back from the stream comes to the
+ * mailbox as EV_STREAM, in stream order, and is relayed, numbered and kept
+ * exactly as a local event is on a single node. A joiner is in the
+ * delivery list from its EV_ADD but "waiting": it gets nothing before its
+ * own join entry, so every member on every node sees the one order. A
+ * CHAT Redis cannot take gets error 11 (room port) or is refused by the
+ * acceptor before it is posted (control port).
+ *
  * Back-pressure: what the room has handed the acceptor and the acceptor has
  * not applied yet is counted in its delivery_backlog. Over the bound
  * (DELIVERY_BACKLOG_*, checked before each room-port request) the room
  * stops reading its room connections until the acceptor has drained it to
  * half and wakes it: flooders slow down through TCP, readers lose nothing. */
 #include "room.h"
+#include "cluster.h"
 #include "config.h"
 #include "conn.h"
 #include "delivery.h"
@@ -70,7 +82,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum room_event_type { EV_ADD, EV_REMOVE, EV_RELAY, EV_HISTORY, EV_STOP, EV_CONFIG };
+enum room_event_type { EV_ADD, EV_REMOVE, EV_RELAY, EV_HISTORY, EV_STOP, EV_CONFIG, EV_STREAM };
 
 struct room_event {
 	struct mail mail;  /* mail.type is an enum room_event_type */
@@ -96,6 +108,7 @@ struct room_event {
 	const struct config *cfg; /* EV_CONFIG: the snapshot to switch to (a reference) */
 	long history;     /* EV_CONFIG: messages to keep from now on */
 	int numbered;     /* EV_ADD: the member asked for sequence numbers */
+	struct cluster_entry *entry; /* EV_STREAM: an entry of the room's stream */
 	char name[CONFIG_NAME_MAX + 1];
 };
 
@@ -143,6 +156,13 @@ struct member {
 				* connection is closing, nothing more goes there */
 	int numbered;          /* it asked for sequence numbers: so does the
 				* room connection it attaches (§7.7) */
+	int waiting;           /* cluster mode: nothing goes to it before its
+				* own join entry comes back from the stream */
+	struct msg *joined;    /* cluster mode: its JOINED reply, sent then */
+	struct delivery_batch *joined_answer; /* ...in this batch, preallocated */
+	struct room_event *leave_ev; /* cluster mode: its LEAVE, held until its
+				      * own leave entry comes back (it gets the
+				      * room's order up to there, then LEFT) */
 	struct member *next;   /* the room's delivery list */
 };
 
@@ -219,6 +239,11 @@ struct room {
 						  * the room port */
 	size_t departed_next;
 	unsigned long holds;            /* times input was held */
+	uint64_t stop_at;               /* cluster mode: EV_STOP came while leaves were
+					 * held: stop when they are answered, or then */
+	struct cluster_room *cr;        /* cluster mode: the room's stream (NULL: a
+					 * single node); opened before the thread
+					 * starts, closed by room_free */
 };
 
 
@@ -238,6 +263,10 @@ static char mailbox_marker, backlog_marker;
  * the fan-out the acceptor can hand a room faster than it relays. */
 #define ROOM_RELAYS_POSTED_MAX 256
 #define ROOM_STOP_FLUSH_MS 700 /* part of the daemon's 2 s shutdown budget */
+/* Cluster mode: a stopping room waits this long for the leave entries of
+ * its last leavers (a Redis round trip or two), checking this often. */
+#define ROOM_LEAVE_WAIT_MS 500
+#define ROOM_LEAVE_POLL_MS 50
 
 /* ---- posting (any thread) ---- */
 
@@ -263,6 +292,14 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 		    uint64_t ctl_id, const char *ctl_peer, int numbered, struct msg *announce,
 		    struct room_event **leave)
 {
+	return room_add_member_joined(r, join_id, name, ctl_fd, ctl_id, ctl_peer, numbered, announce,
+				      NULL, leave);
+}
+
+int room_add_member_joined(struct room *r, long join_id, const char *name, int ctl_fd,
+			   uint64_t ctl_id, const char *ctl_peer, int numbered, struct msg *announce,
+			   struct msg *joined, struct room_event **leave)
+{
 	struct room_event *ev = calloc(1, sizeof(*ev));
 
 	/* The member's place in the delivery list, the leave event and the
@@ -275,8 +312,16 @@ int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 	if (ev) {
 		ev->req = room_request_create(ROOM_REQ_LEAVE);
 		ev->member = calloc(1, sizeof(*ev->member));
+		ev->self = joined; /* EV_ADD: the JOINED reply it holds */
+		if (joined)
+			ev->answer = delivery_batch_create(1);
 	}
-	if (!ev || !ev->req || !ev->member || !*leave || !(*leave)->answer) {
+	if (!ev || !ev->req || !ev->member || !*leave || !(*leave)->answer ||
+	    (joined && !ev->answer)) {
+		if (ev)
+			msg_unref(&ev->self);
+		else
+			msg_unref(&joined);
 		room_event_free(ev);
 		room_event_free(*leave);
 		*leave = NULL;
@@ -310,6 +355,7 @@ void room_event_free(struct room_event *ev)
 		delivery_free(ev->answer);
 		free(ev->req);
 		free(ev->member);
+		free(ev->entry);
 		config_release(ev->cfg);
 	}
 	free(ev);
@@ -398,6 +444,7 @@ static void pending_remove(struct room *r, struct conn *c)
 }
 
 static void post_batch(struct room *r);
+static void drop_joined(struct member *m);
 
 /* The set of members delivered to through the acceptor is about to change:
  * the open fan-out, whose member list is that of before, goes now. */
@@ -474,7 +521,7 @@ static void deliver(struct room *r, struct member *m, struct msg *msg)
  * forms (seq) or of the plain frames? */
 static int fanout_member(const struct member *m, int seq)
 {
-	return !m->attached && !m->unreachable && m->numbered == seq;
+	return !m->attached && !m->unreachable && !m->waiting && m->numbered == seq;
 }
 
 static struct delivery_fanout **fanout_of(struct room *r, int seq)
@@ -552,7 +599,7 @@ static void broadcast(struct room *r, struct msg *msg, struct msg *numbered)
 			hand_over(r, 1, numbered ? numbered : frame);
 	}
 	for (struct member *m = r->members; m && r->nattached > 0; m = m->next)
-		if (m->attached)
+		if (m->attached && !m->waiting)
 			deliver(r, m, m->numbered && numbered ? numbered : frame);
 	msg_unref(&frame);
 }
@@ -597,6 +644,11 @@ static void add_member(struct room *r, struct room_event *ev)
 	m->ctl_fd = ev->ctl_fd;
 	m->ctl_id = ev->ctl_id;
 	m->numbered = ev->numbered;
+	m->waiting = r->cr != NULL;
+	m->joined = ev->self; /* EV_ADD with a JOINED to send (cluster mode) */
+	ev->self = NULL;
+	m->joined_answer = ev->answer;
+	ev->answer = NULL;
 	r->nnumbered += (size_t)m->numbered;
 	snprintf(m->peer, sizeof(m->peer), "%s", ev->peer);
 	m->leave_req = ev->req;
@@ -710,6 +762,7 @@ static struct conn *remove_member(struct room *r, struct room_event *ev)
 	 * room connection closes. */
 	if (m->attached)
 		loop_close(&r->loop, m->attached, 0);
+	drop_joined(m);
 	free(m->leave_req);
 	r->nnumbered -= (size_t)m->numbered;
 	*link = m->next;
@@ -1021,6 +1074,184 @@ static void reconfigure(struct room *r, struct room_event *ev)
 	config_release(old);
 }
 
+/* ---- cluster mode: the room's events go through its stream ---- */
+
+/* Called on the cluster thread (under the room's cluster lock, so r is
+ * alive): an entry of the room's stream, in stream order, for its mailbox. */
+static void stream_entry(void *arg, struct cluster_entry *e)
+{
+	struct room *r = arg;
+	struct room_event *ev = calloc(1, sizeof(*ev));
+
+	if (!ev) {
+		log_error("room %s: out of memory: a stream entry is not relayed on this node", r->name);
+		free(e);
+		return;
+	}
+	ev->entry = e;
+	post_event(r, ev, EV_STREAM, 0, NULL, -1, 0, NULL);
+}
+
+/* A locally originated event is not relayed here: it is appended to the
+ * stream, and relayed when it comes back (stream_taken), on every node in
+ * the same order. Consumes ev->msg. */
+static void to_stream(struct room *r, struct room_event *ev)
+{
+	int kind = ev->mail.type == EV_ADD ? CLUSTER_JOIN
+		 : ev->mail.type == EV_REMOVE ? CLUSTER_LEAVE
+		 : ev->record ? CLUSTER_MSG : CLUSTER_NOTICE;
+	/* A control-port CHAT was admitted by the acceptor's check already. */
+	int rc = cluster_append(r->cr, kind, ev->msg, ev->record ? &ev->chat : NULL, ev->name,
+				ev->join_id, ev->mail.type == EV_RELAY && ev->record);
+
+	if (rc < 0)
+		log_warn("room %s: %s: a %s is not relayed", r->name,
+			 rc == -EAGAIN ? "the cluster's Redis cannot take messages now" : "out of memory",
+			 kind == CLUSTER_MSG ? "member's message" : "notice");
+	msg_unref(&ev->msg);
+}
+
+/* An entry read back from the stream: ev->msg becomes its frame, relayed
+ * (and, for a member's message, numbered and kept) as a local event is in
+ * a single node. A joiner of this node starts receiving with its own join
+ * entry; an entry from before the room opened here is only kept. */
+static struct conn *release_leave(struct room *r, struct member *m);
+static int holds_leaves(const struct room *r);
+
+/* Cluster mode: m's join is in the stream: its JOINED reply goes to its
+ * control connection now, before the join announcement (the connection
+ * reads on once it is delivered). */
+static void send_joined(struct room *r, struct member *m)
+{
+	if (!m->joined)
+		return;
+	delivery_add(&m->joined_answer, m->joined, m->ctl_fd, m->ctl_id, m->join_id, DELIVERY_JOINED);
+	delivery_post(r->up.mbox, m->joined_answer, r->backlog);
+	m->joined_answer = NULL;
+	msg_unref(&m->joined);
+}
+
+/* m's held JOINED, never sent (it left first, or the room ends). */
+static void drop_joined(struct member *m)
+{
+	msg_unref(&m->joined);
+	delivery_free(m->joined_answer);
+	m->joined_answer = NULL;
+}
+
+static struct conn *stream_taken(struct room *r, struct room_event *ev)
+{
+	const struct cluster_entry *e = ev->entry;
+	struct proto_chat_layout at;
+	struct msg *frame = cluster_entry_frame(e, r->ref, &at);
+	struct conn *resume = NULL;
+	struct member *m;
+
+	/* A leaver of this node: its answer first, then the others get the
+	 * announcement. */
+	if (e->kind == CLUSTER_LEAVE && e->join_id && (m = find_member(r, e->join_id)) && m->leave_ev) {
+		resume = release_leave(r, m);
+		if (r->stop_at && !holds_leaves(r))
+			r->stopping = 1; /* the stop that waited for it */
+	}
+	if (e->not_relayed) {
+		msg_unref(&frame);
+		return resume;
+	}
+	if (!frame) {
+		log_error("room %s: out of memory: a stream entry is not relayed on this node", r->name);
+		return resume;
+	}
+	/* The room's numbers are Redis's, the same on every node. */
+	if (e->kind == CLUSTER_MSG && e->seq > 0 && e->seq <= PROTO_SEQ_MAX)
+		r->seq = e->seq - 1;
+	if (e->history_only) {
+		r->seq = r->seq < PROTO_SEQ_MAX ? r->seq + 1 : 1;
+		if (r->hist_cap && history_keep(r, frame->data + at.name_off, at.name_len,
+						frame->data + at.text_off, at.text_len,
+						(time_t)(e->when_ms / 1000), r->seq))
+			atomic_store(&r->kept, 1);
+		msg_unref(&frame);
+		return resume;
+	}
+	if (e->kind == CLUSTER_JOIN && e->join_id && (m = find_member(r, e->join_id)) && m->waiting) {
+		members_changed(r);
+		send_joined(r, m);
+		m->waiting = 0;
+	}
+	ev->msg = frame;
+	ev->record = e->kind == CLUSTER_MSG;
+	ev->chat = at;
+	return resume;
+}
+
+/* Cluster mode, a LEAVE (self: LEFT_CHATROOM and the leaver's copy of the
+ * announcement): the leaver stays in the delivery list until its own leave
+ * entry comes back, so it gets everything the stream ordered before its
+ * leave, then its answer, then nothing (stream_taken). Returns 0 when ev is
+ * held so (its announcement appended), -1 when the leave is to be carried
+ * out now: no such member, a DISCONNECT's (nobody waits for the answer),
+ * or Redis cannot take appends now (the leave is not held up by an
+ * outage; its announcement is still appended). */
+static int hold_leave(struct room *r, struct room_event *ev)
+{
+	struct member *m = find_member(r, ev->join_id);
+
+	if (!m || !ev->self || m->leave_ev || !cluster_accepting(r->up.cluster))
+		return -1;
+	to_stream(r, ev);
+	m->leave_ev = ev;
+	return 0;
+}
+
+/* Carry out a held leave now (its entry came back, or the room stops).
+ * Returns the room connection that may read on, as remove_member does. */
+static struct conn *release_leave(struct room *r, struct member *m)
+{
+	struct room_event *ev = m->leave_ev;
+	struct conn *resume;
+
+	m->leave_ev = NULL;
+	resume = remove_member(r, ev);
+	msg_unref(&ev->msg);
+	msg_unref(&ev->self);
+	room_event_free(ev);
+	return resume;
+}
+
+static int holds_leaves(const struct room *r)
+{
+	for (const struct member *m = r->members; m; m = m->next)
+		if (m->leave_ev)
+			return 1;
+	return 0;
+}
+
+/* EV_STOP: at once, unless leaves are held (cluster mode): their entries
+ * are waited for, up to ROOM_LEAVE_WAIT_MS (room_main), so the last
+ * leavers of a room still get its order up to their leave. */
+static void stop_when_answered(struct room *r)
+{
+	if (holds_leaves(r))
+		r->stop_at = conn_clock_ms() + ROOM_LEAVE_WAIT_MS;
+	else
+		r->stopping = 1;
+}
+
+/* The room stops: the leaves still held are answered now. */
+static void release_all_leaves(struct room *r)
+{
+	struct member *m = r->members, *next;
+
+	for (; m; m = next) {
+		next = m->next;
+		if (m->leave_ev)
+			release_leave(r, m);
+	}
+}
+
+static void hold_input(struct room *r);
+
 static void handle_mail(struct room *r)
 {
 	struct mail *all = mailbox_take_all(&r->mbox), *next;
@@ -1035,13 +1266,23 @@ static void handle_mail(struct room *r)
 			add_member(r, ev);
 			break;
 		case EV_REMOVE:
+			if (r->cr) { /* the leaver's name, for the member registry */
+				struct member *gone = find_member(r, ev->join_id);
+				snprintf(ev->name, sizeof(ev->name), "%s", gone ? gone->name : "");
+				if (hold_leave(r, ev) == 0)
+					continue; /* ev is the member's now */
+			}
 			resume = remove_member(r, ev);
+			break;
+		case EV_STREAM:
+			cluster_room_taken(r->cr);
+			resume = stream_taken(r, ev);
 			break;
 		case EV_HISTORY:
 			history_reply(r, ev);
 			break;
 		case EV_STOP:
-			r->stopping = 1;
+			stop_when_answered(r);
 			break;
 		case EV_CONFIG:
 			reconfigure(r, ev);
@@ -1052,6 +1293,8 @@ static void handle_mail(struct room *r)
 		default:
 			break;
 		}
+		if (ev->msg && r->cr && ev->mail.type != EV_STREAM)
+			to_stream(r, ev);
 		if (ev->msg && ev->record) {
 			count_message(r, ev->msg);
 			numbered = number_message(r, ev->msg);
@@ -1070,6 +1313,10 @@ static void handle_mail(struct room *r)
 		if (resume && resume->in.len > 0)
 			loop_process(&r->loop, resume);
 	}
+	/* Cluster mode: traffic from other nodes fills the backlog too, with
+	 * no room-port request to check it: hold here as well. */
+	if (r->cr && !r->input_held && delivery_backlog_over(r->backlog, 0, 0))
+		hold_input(r);
 }
 
 static void reply_error(struct room *r, struct conn *c, enum proto_err err, const char *detail);
@@ -1339,6 +1586,17 @@ static void handle_chat(struct room *r, struct conn *c, const struct proto_msg *
 		reply_error(r, c, PROTO_E_SERVER, "out of memory");
 		return;
 	}
+	if (r->cr && q->m->leave_ev) { /* its LEAVE is under way: as gone */
+		msg_unref(&out);
+		reply_error(r, c, PROTO_E_NOT_MEMBER, NULL);
+		return;
+	}
+	if (r->cr) { /* relayed when it comes back from the stream */
+		if (cluster_append(r->cr, CLUSTER_MSG, out, &where, NULL, 0, 0) < 0)
+			reply_error(r, c, PROTO_E_SERVER, CLUSTER_DOWN_TEXT);
+		msg_unref(&out);
+		return;
+	}
 	count_message(r, out);
 	numbered = number_message(r, out);
 	broadcast(r, out, numbered);
@@ -1545,6 +1803,8 @@ static void hold_input(struct room *r)
 		log_info("room %s: relay backlog at the acceptor over its bound: room port input "
 			 "paused until it drains (not logged again)", r->name);
 	r->input_held = 1;
+	if (r->cr) /* nor the room's stream, from other nodes */
+		cluster_room_hold(r->cr, 1);
 	for (size_t i = 0; i < r->loop.nconns; i++) {
 		r->loop.conns[i]->paused = 1;
 		loop_mark_dirty(&r->loop, r->loop.conns[i]); /* the flush drops EPOLLIN */
@@ -1573,6 +1833,8 @@ static int input_halted(void *arg)
 static void release_input(struct room *r)
 {
 	r->input_held = 0;
+	if (r->cr)
+		cluster_room_hold(r->cr, 0);
 	for (size_t i = 0; i < r->loop.nconns && !r->input_held; i++) {
 		struct conn *c = r->loop.conns[i];
 		c->paused = c->leaving_id != 0; /* a LEAVE still waits for its answer */
@@ -1633,8 +1895,13 @@ static void *room_main(void *arg)
 	/* Only deadlines need a timeout; an idle room sleeps. (The loop
 	 * handles the mailbox before the requests: an attach may depend on a
 	 * membership change.) */
-	while (!r->stopping && loop_step(&r->loop, r->loop.nconns > 0 ? LOOP_SWEEP_MS : -1) == 0)
-		continue;
+	while (!r->stopping && loop_step(&r->loop, r->stop_at ? ROOM_LEAVE_POLL_MS
+					 : r->loop.nconns > 0 ? LOOP_SWEEP_MS : -1) == 0) {
+		if (r->stop_at && conn_clock_ms() >= r->stop_at) {
+			release_all_leaves(r); /* their entries are late: answered now */
+			r->stopping = 1;
+		}
+	}
 	/* Shutdown: queued output gets a bounded time to leave. */
 	loop_drain(&r->loop, ROOM_STOP_FLUSH_MS);
 	/* Release: everything the thread did happens-before the acceptor's
@@ -1688,6 +1955,13 @@ static int bind_room_port(const struct config *cfg, unsigned port, struct net_li
 
 static void room_free(struct room *r)
 {
+	/* No stream entry comes after this; those queued are freed. */
+	cluster_room_close(r->cr);
+	for (struct mail *m = mailbox_take_all(&r->mbox), *next; m; m = next) {
+		next = m->next;
+		if (m->type == EV_STREAM)
+			room_event_free((struct room_event *)m);
+	}
 	loop_fini(&r->loop);
 	net_listeners_close(&r->lis);
 	mailbox_fini(&r->mbox);
@@ -1701,6 +1975,11 @@ static void room_free(struct room *r)
 	while (r->members) {
 		struct member *m = r->members;
 		r->members = m->next;
+		if (m->leave_ev) { /* a thread that never ran its stop */
+			msg_unref(&m->leave_ev->self);
+			room_event_free(m->leave_ev);
+		}
+		drop_joined(m);
 		free(m->leave_req);
 		free(m);
 	}
@@ -1759,7 +2038,12 @@ struct room *room_start(const struct config *cfg, const struct room_uplink *up, 
 		*err = -ENOMEM;
 		return NULL;
 	}
-	if ((rc = mailbox_init(&r->mbox)) < 0) {
+	if ((rc = mailbox_init(&r->mbox)) == 0 && up->cluster &&
+	    !(r->cr = cluster_room_open(up->cluster, name, ref, (long)r->hist_cap, stream_entry, r))) {
+		mailbox_fini(&r->mbox);
+		rc = -ENOMEM;
+	}
+	if (rc < 0) {
 		delivery_backlog_unref(r->backlog);
 		config_release(r->cfg);
 		free(r->hist);

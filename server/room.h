@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct cluster;
 struct config;
 struct iptable;
 struct mailbox;
@@ -30,6 +31,9 @@ struct room_uplink {
 				* It outlives every room thread. */
 	struct iptable *ips;   /* per-address counts, shared by every port (it locks) */
 	unsigned control_port; /* named in the error a JOIN on the room port gets */
+	struct cluster *cluster; /* NULL: a single node; else every event goes
+				  * through the room's Redis stream and comes
+				  * back from it (cluster.h, docs/CLUSTER.md) */
 };
 
 /* Bind the room port (port 0 with a range: the first free port of the
@@ -62,6 +66,15 @@ struct room_event;
 int room_add_member(struct room *r, long join_id, const char *name, int ctl_fd,
 		    uint64_t ctl_id, const char *ctl_peer, int numbered, struct msg *announce,
 		    struct room_event **leave);
+
+/* The same, with joined (cluster mode: the JOINED_CHATROOM reply, taken
+ * over; NULL: none): the room delivers it to the control connection when
+ * the member's own join entry comes back from the room's stream, just
+ * before that announcement, and the connection then reads on (the caller
+ * paused it). */
+int room_add_member_joined(struct room *r, long join_id, const char *name, int ctl_fd,
+			   uint64_t ctl_id, const char *ctl_peer, int numbered, struct msg *announce,
+			   struct msg *joined, struct room_event **leave);
 
 /* A member left: stop delivering to it (close its room connection), then
  * relay announce to the remaining members. Consumes leave. When self is

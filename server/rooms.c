@@ -7,10 +7,14 @@
  * mailbox, rooms added started, rooms removed closed once empty, topics
  * set and announced.
  *
+ * In cluster mode an on-demand room's ref is the one Redis holds for its
+ * name (rooms_set_cluster_ref, from the JOIN's cluster request).
+ *
  * Acceptor thread only: struct rooms (the retiring list) is this thread's;
  * the registry locks itself, the store queues for its writer, and a room
  * is told to stop through its own mailbox. */
 #include "rooms.h"
+#include "cluster.h"
 #include "config.h"
 #include "conn.h"
 #include "iptable.h"
@@ -33,7 +37,34 @@ struct rooms {
 	struct room_uplink up;   /* what every room thread posts to */
 	struct room **retiring;  /* rooms asked to stop, not yet joined */
 	size_t nretiring, retiring_cap;
+	long cluster_ref;        /* cluster mode: the ref Redis holds for the room
+				  * the JOIN being served opens (0: none) */
+	char charged[CONFIG_NAME_MAX + 1]; /* cluster mode: the room whose
+				  * room_create_rate token rooms_may_open took
+				  * ("": none): rooms_open takes no second one */
 };
+
+void rooms_set_cluster_ref(struct rooms *rs, long ref)
+{
+	rs->cluster_ref = ref;
+}
+
+/* The ref of a new on-demand room: in cluster mode the one Redis holds for
+ * its name (the same on every node, allocated once), unless another room
+ * holds it here (logged: that room's ref then differs between nodes). */
+static long new_ref(struct rooms *rs, const char *name)
+{
+	struct room_info other;
+	long ref = rs->cluster_ref;
+
+	if (!rs->up.cluster || ref <= 0)
+		return registry_next_ref(rs->reg);
+	if (registry_find_ref(rs->reg, ref, &other) < 0)
+		return ref;
+	log_error("rooms: room %s: its cluster ref %ld is room %s's here: it gets a local one", name,
+		  ref, other.name);
+	return registry_next_ref(rs->reg);
+}
 
 struct rooms *rooms_create(const struct config *cfg, struct registry *reg, struct store *store,
 			   const struct room_uplink *up)
@@ -155,6 +186,33 @@ void rooms_close_if_empty(struct rooms *rs, long ref, struct room *room)
 
 /* ---- opening ---- */
 
+/* Starting a room (a thread, a port, a name kept) is the dearest
+ * request: room_create_rate a minute per address. */
+static enum proto_err charge_creation(struct rooms *rs, struct conn *c, const char *name)
+{
+	if (c->ipe && iptable_create_room(c->ipt, c->ipe, conn_clock_ms()) < 0) {
+		log_info("control: %s: room %s not created: over room_create_rate (%ld a minute)",
+			 c->peer, name, rs->cfg->room_create_rate);
+		metrics_refusal(METRICS_REFUSE_ROOM_CREATE_RATE);
+		return PROTO_E_RATE;
+	}
+	return PROTO_OK;
+}
+
+enum proto_err rooms_may_open(struct rooms *rs, struct conn *c, const char *name)
+{
+	enum proto_err err;
+
+	rs->charged[0] = '\0';
+	if (!rs->cfg->room_creation)
+		return PROTO_E_FORBIDDEN;
+	if (registry_room_count(rs->reg) >= rs->cfg->max_rooms)
+		return PROTO_E_SERVER_FULL;
+	if ((err = charge_creation(rs, c, name)) == PROTO_OK)
+		snprintf(rs->charged, sizeof(rs->charged), "%s", name);
+	return err;
+}
+
 enum proto_err rooms_open(struct rooms *rs, struct conn *c, const char *name,
 			  struct room_info *info)
 {
@@ -173,17 +231,13 @@ enum proto_err rooms_open(struct rooms *rs, struct conn *c, const char *name,
 		return PROTO_E_FORBIDDEN;
 	if (registry_room_count(rs->reg) >= rs->cfg->max_rooms)
 		return PROTO_E_SERVER_FULL;
-	/* Starting a room (a thread, a port, a name kept) is the dearest
-	 * request: room_create_rate a minute per address. */
-	if (c->ipe && iptable_create_room(c->ipt, c->ipe, conn_clock_ms()) < 0) {
-		log_info("control: %s: room %s not created: over room_create_rate (%ld a minute)",
-			 c->peer, name, rs->cfg->room_create_rate);
-		metrics_refusal(METRICS_REFUSE_ROOM_CREATE_RATE);
+	if (strcmp(rs->charged, name) == 0)
+		rs->charged[0] = '\0'; /* its token is taken already */
+	else if (charge_creation(rs, c, name) != PROTO_OK)
 		return PROTO_E_RATE;
-	}
 	/* Only this thread creates rooms, so the ref cannot be taken meanwhile;
 	 * a dormant room keeps its ref. */
-	ref = known ? info->ref : registry_next_ref(rs->reg);
+	ref = known ? info->ref : new_ref(rs, name);
 	room = room_start(rs->cfg, &rs->up, rs->store, name, ref, 0,
 			  known ? info->max_members : 0, known ? info->history : rs->cfg->history, &err);
 	if (!room) {

@@ -54,6 +54,17 @@ enum proto_err rooms_open(struct rooms *rs, struct conn *c, const char *name,
  * running ones in next. Failures are logged; nothing is undone. */
 void rooms_reconfigure(struct rooms *rs, const struct config *next);
 
+/* Cluster mode, before a JOIN asks Redis for the ref of room name, which
+ * is not known here: the checks rooms_open makes to start it (room
+ * creation allowed, max_rooms, room_create_rate, whose token is taken now
+ * and not again by the next rooms_open of that name), so that refused
+ * JOINs allocate nothing in Redis. PROTO_OK or the joiner's error. */
+enum proto_err rooms_may_open(struct rooms *rs, struct conn *c, const char *name);
+
+/* Cluster mode: the ref the room opened by the next rooms_open gets if it
+ * is new here, as Redis allocated it for its name (0: none). */
+void rooms_set_cluster_ref(struct rooms *rs, long ref);
+
 /* Retire room ref's thread if it is on demand and empty (its last member
  * left, or a join into a room just opened failed): it stops after what is
  * already in its mailbox, and the room goes dormant or is forgotten. */

@@ -142,6 +142,10 @@ static const struct { const char *section, *key, *why; } restart_keys[] = {
 	{ "limits", "history_max_age", "the store's writer reads it at start" },
 	{ "metrics", "listen", "the metrics socket is opened at start" },
 	{ "tls", "mode", "every port's TLS mode is set at start" },
+	{ "cluster", "redis", "the cluster's Redis connections are opened at start" },
+	{ "cluster", "node_id", "other nodes know this node by it" },
+	{ "cluster", "password", "the cluster's Redis connections are opened at start" },
+	{ "cluster", "tls", "the cluster's Redis connections are opened at start" },
 	{ "room", "port", "the room's port is bound when it opens" },
 	{ "room", "ref", "members and clients hold the room's ref" },
 };

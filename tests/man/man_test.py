@@ -83,7 +83,7 @@ def man_keys(page):
 
 
 def conf_keys(conf):
-    """Keys set in [server]/[limits]/[features]/[metrics]/[tls], and the room keys the
+    """Keys set in [server]/[limits]/[features]/[metrics]/[tls]/[cluster], and the room keys the
     comment before the room sections lists (';   KEY   text')."""
     keys, section = set(), None
     with open(conf) as f:
@@ -98,7 +98,7 @@ def conf_keys(conf):
                 keys.add(("room", m.group(1)))
                 continue
             m = re.match(r"([a-z_]+)\s*=", s)
-            if m and section in ("server", "limits", "features", "metrics", "tls"):
+            if m and section in ("server", "limits", "features", "metrics", "tls", "cluster"):
                 keys.add((section, m.group(1)))
     return keys
 
