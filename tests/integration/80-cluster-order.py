@@ -11,13 +11,17 @@ attaches at once. Checked exactly:
     list as the first joiner's, from its own join announcement on (the
     late joiner across its control -> room connection hand-off);
   * each sender's messages arrive in order 0..39, none lost, none twice;
-  * a LEAVE on n3 is then the last frame of every stream, once.
+  * a LEAVE on n3 is then the last frame of every stream, once;
+  * a3 and a new plain member q3 (n3) leave while n1 and n2 chat: each leaver's
+    stream is exactly the room's order from its join to its own leave
+    (nothing missed between its LEAVE and its leave's place in the order,
+    nothing after), the others' streams go on as one order.
 """
 import os
 import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clustertest import *  # noqa: E402,F401,F403
-from roomtest import TIMEOUT, check, leave_announce, leave_req, left_reply, run  # noqa: E402
+from roomtest import TIMEOUT, check, fail, leave_announce, leave_req, left_reply, run  # noqa: E402
 
 PER_SENDER = 40
 BURST = 5
@@ -69,6 +73,46 @@ def main():
             check(count_of(m.chats(), announced(leaver.name, False)) == 1,
                   "%s: the leave of %s arrived %d times" % (m.label, leaver.name,
                                                            count_of(m.chats(), announced(leaver.name, False))))
+
+        # Leaves while n1 and n2 chat: a leaver gets the room's frames up to
+        # its own leave announcement, all of them, and nothing after it.
+        talkers = [m for m in stayers if m.node is not leaver.node]
+        q3 = cl.member(2, "q3", "order")
+        pump(stayers + [q3], lambda: all(m.chats()[-1] == announced("q3") for m in stayers),
+             5 * TIMEOUT, "q3's join")
+        stayers.append(q3)
+        leavers = [m for m in stayers if m.node is leaver.node]     # a3 (attached), q3 (plain)
+        for k in range(4):
+            for m in talkers:
+                for _ in range(BURST):
+                    m.chat(payload(m.name, m.sent))
+            if k == 1:
+                for m in leavers:
+                    m.ctl.send(leave_req(m.ref, m.jid, m.name))
+        stayers = [m for m in stayers if m not in leavers]
+        pump(stayers + leavers, lambda: all(announced(x.name, False) in m.chats()
+                                            for m in stayers for x in leavers)
+             and all(m.own_leave for m in leavers)
+             and all(m.chats()[-1] == first.chats()[-1] for m in stayers)
+             and all(first.chats().count(f) == 1 for f in [(t.name, payload(t.name, t.sent - 1))
+                                                             for t in talkers]),
+             10 * TIMEOUT, "the leaves and the talkers' messages")
+        settle(stayers + leavers, 0.5)
+        check_slices(first, stayers[1:], "order after the leaves under traffic")
+        check_senders(first.chats(), senders, "order after the leaves under traffic")
+        rs = first.chats()
+        for m in leavers:
+            end = rs.index(announced(m.name, False))
+            want = rs[rs.index(announced(m.name)):end + 1]
+            s = m.chats()
+            if s != want:
+                k = next(i for i in range(max(len(s), len(want)))
+                         if i >= len(s) or i >= len(want) or s[i] != want[i])
+                fail("%s left with LEAVE while others chatted: it got %d CHATs, the room ordered %d "
+                     "from its join to its leave; first difference at %d:\n  room: %s\n  it:   %s"
+                     % (m.label, len(s), len(want), k, want[max(0, k - 2):k + 4], s[max(0, k - 2):k + 4]))
+            check([e for e in m.events if e[0] == "left"] == [("left", m.ref, str(m.jid))],
+                  "%s: LEFT_CHATROOM replies: %s" % (m.label, [e for e in m.events if e[0] == "left"]))
 
 
 run(main)
