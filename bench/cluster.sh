@@ -18,6 +18,8 @@
 #   SINGLE      1: also the single-node runs of the same workloads (1)
 #   OUT         where the JSON lines and logs go (a new directory under /tmp)
 #   REDIS_SERVER  the redis-server binary (default: the one on PATH)
+#   ROOMD, BENCH  roomd and roombench to run (default: build/release's,
+#               built first)
 #
 # Prints one JSON line per run on stdout (and into $OUT/cluster.jsonl), as
 # bench/run.sh's: roombench's line with "server" ("cluster" or "roomd")
@@ -25,8 +27,8 @@
 # during the run, setup included), "redis_calls_per_msg" (that over the
 # messages relayed: deliveries / members), "redis_commands" (calls per
 # command) and "nodes_cpu_s" (CPU seconds of the three nodes). Everything
-# binds 127.0.0.1; Redis gets a free port (never 6379) and a directory of
-# its own with AOF on; the script stops what it started on any exit.
+# binds 127.0.0.1 on free ports (never 6379); Redis gets a directory of its
+# own with AOF on; the script stops what it started on any exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -38,16 +40,16 @@ SINGLE=${SINGLE:-1}
 OUT=${OUT:-$(mktemp -d /tmp/roombench-cluster.XXXXXX)}
 mkdir -p "$OUT"
 REDIS_SERVER=${REDIS_SERVER:-$(command -v redis-server || true)}
-NODE_PORTS=(9710 9711 9712)
-SINGLE_PORT=9720
 RESULTS=$OUT/cluster.jsonl
 
 die() { echo "bench/cluster.sh: $*" >&2; exit 1; }
 
 [ -x "$REDIS_SERVER" ] || die "no redis-server (scripts/setup.sh installs it; or set REDIS_SERVER)"
-scripts/build.sh release >/dev/null
-ROOMD=$ROOT/build/release/server/roomd
-BENCH=$ROOT/build/release/bench/roombench
+if [ -z "${ROOMD:-}" ] || [ -z "${BENCH:-}" ]; then
+	scripts/build.sh release >/dev/null
+fi
+ROOMD=${ROOMD:-$ROOT/build/release/server/roomd}
+BENCH=${BENCH:-$ROOT/build/release/bench/roombench}
 ulimit -n "$(ulimit -Hn)"
 
 PIDS=()
@@ -62,11 +64,19 @@ trap stop_all EXIT
 
 pin() { if [ "$PIN" = 1 ]; then echo "taskset -c $1"; fi; }
 
-free_port() {
-	python3 -c 'import socket
-while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
-    if p != 6379: print(p); break'
+# free_ports N: N distinct loopback ports nobody listens on now (never 6379).
+free_ports() {
+	python3 - "$1" <<'PY'
+import socket, sys
+held = []
+while len(held) < int(sys.argv[1]):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    if s.getsockname()[1] == 6379:
+        continue
+    held.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in held))
+PY
 }
 
 wait_port() {
@@ -109,7 +119,7 @@ cpu_of() {
 
 start_redis() {
 	REDIS_DIR=$(mktemp -d "$OUT/redis.XXXXXX")
-	REDIS_PORT=$(free_port)
+	REDIS_PORT=$(free_ports 1)
 	$(pin 0) "$REDIS_SERVER" --port "$REDIS_PORT" --bind 127.0.0.1 --appendonly yes \
 		--dir "$REDIS_DIR" --save '' --daemonize no --logfile "$REDIS_DIR/redis.log" &
 	REDIS_PID=$!
@@ -120,6 +130,7 @@ start_redis() {
 start_cluster() {
 	local label=$1 i
 	start_redis
+	read -r -a NODE_PORTS <<<"$(free_ports 3)"
 	for i in 0 1 2; do
 		{
 			cat bench/bench.ini
@@ -133,6 +144,7 @@ start_cluster() {
 }
 
 start_single() {
+	SINGLE_PORT=$(free_ports 1)
 	$(pin 0) "$ROOMD" -c bench/bench.ini -p "$SINGLE_PORT" 2>"$OUT/$1.single.log" &
 	PIDS+=($!)
 	wait_port "$SINGLE_PORT"
