@@ -394,9 +394,6 @@ class Member:
     def errors(self):
         return [(a, b) for k, a, b in self.events if k == "error"]
 
-    def closed(self):
-        return any(c.eof for c in self.conns)
-
 
 def pump(members, until, timeout, what):
     """Read every member's connections until until() is true (then return)
@@ -435,33 +432,8 @@ def settle(members, seconds):
     pump(members, lambda: time.monotonic() >= end, seconds + 1.0, "the end of a quiet period")
 
 
-def wait_chats(members, count_of, timeout=None, what="the messages"):
-    """Until every member m has at least count_of(m) CHATs."""
-    pump(members, lambda: all(len(m.chats()) >= count_of(m) for m in members),
-         timeout if timeout is not None else 5 * TIMEOUT, what)
-
-
 def payload(name, n):
     return "%s#%d" % (name, n)
-
-
-def same_streams(members, what, start=None):
-    """Every member's CHAT list (from its own join on, or from index
-    start[m]) is the same list; returns it."""
-    ref_m, ref_s = None, None
-    for m in members:
-        s = m.chats()[start[m] if start else 0:]
-        if ref_s is None:
-            ref_m, ref_s = m, s
-            continue
-        if s != ref_s:
-            k = next((i for i in range(max(len(s), len(ref_s)))
-                      if i >= len(s) or i >= len(ref_s) or s[i] != ref_s[i]))
-            fail("%s: %s and %s received different streams (%d and %d CHATs); first difference "
-                 "at %d:\n  %s: %s\n  %s: %s"
-                 % (what, ref_m.label, m.label, len(ref_s), len(s), k,
-                    ref_m.label, ref_s[max(0, k - 2):k + 3], m.label, s[max(0, k - 2):k + 3]))
-    return ref_s
 
 
 def check_senders(stream, senders, what, complete=True):
