@@ -6,7 +6,10 @@
  * until the sender receives its own copy) or a fixed rate per sender.
  * Every payload carries the sender, a sequence number and a send time, so
  * each delivery is checked (lost, duplicated, out of order, wrong room) and
- * timed. Reports one JSON line on stdout and a table on stderr.
+ * timed. Reports one JSON line on stdout and a table on stderr. With
+ * --servers, the members are spread over the nodes of a roomd cluster
+ * (issue 15): a room's members on every node, each sender's copies relayed
+ * back through the cluster.
  *
  * --tls: every connection (control and room ports) speaks TLS through
  * tlsconn.c, on the same buffers and the same loop: a connection's SSL is
@@ -87,7 +90,7 @@ struct sender {
 
 struct options {
 	enum target target;
-	const char *host, *label;
+	const char *host, *label, *servers;
 	unsigned port;
 	int rooms, members, senders, bytes, window, plain, setup_par, spin, share;
 	int tls, handshakes, inflight;
@@ -104,7 +107,15 @@ static struct options opt = {
 
 /* The run: everything below is the bench thread's. */
 static int epfd;
-static struct sockaddr_in server_addr;
+/* The servers (--servers; else the one of --host/--port): member idx of
+ * every room talks to server idx mod nservers, so each room spans them all
+ * and a --share group (one idx) stays on one server. */
+#define MAX_SERVERS 16
+static struct server {
+	struct sockaddr_in addr;
+	unsigned port;
+} servers[MAX_SERVERS];
+static int nservers;
 static struct member *members;
 static struct sender *senders;
 static uint64_t *room_got; /* payload deliveries per room */
@@ -202,9 +213,16 @@ static void conn_interest(struct bconn *c, int out)
 	c->want_out = out;
 }
 
+static const struct server *member_server(const struct member *m)
+{
+	return &servers[m->idx % nservers];
+}
+
+/* A connection of m to port of m's server (its control port, or the room
+ * port its JOINED named). */
 static struct bconn *conn_open(struct member *m, unsigned port)
 {
-	struct sockaddr_in a = server_addr;
+	struct sockaddr_in a = member_server(m)->addr;
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct bconn *c = xcalloc(1, sizeof(*c));
 	int one = 1;
@@ -215,7 +233,7 @@ static struct bconn *conn_open(struct member *m, unsigned port)
 		die("socket: %s (raise the descriptor limit: ulimit -n)", strerror(errno));
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(c->fd, (struct sockaddr *)&a, sizeof(a)) < 0 && errno != EINPROGRESS)
-		die("connect to %s:%u: %s", opt.host, port, strerror(errno));
+		die("connect to %s:%u: %s", inet_ntoa(a.sin_addr), port, strerror(errno));
 	c->m = m;
 	ev.data.ptr = c;
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
@@ -428,7 +446,7 @@ static void start_group(int g)
 	int groups_per_idx = (opt.rooms + opt.share - 1) / opt.share;
 	int first = g % groups_per_idx * opt.share, idx = g / groups_per_idx;
 	struct member *m0 = &members[first * opt.members + idx];
-	struct bconn *c = conn_open(m0, opt.port);
+	struct bconn *c = conn_open(m0, member_server(m0)->port);
 
 	for (int r = first; r < group_end(first); r++) {
 		members[r * opt.members + idx].ctl = c;
@@ -808,7 +826,7 @@ static double self_cpu_s(void)
 static void hello_open(void)
 {
 	static const char helo[] = "HELO roombench\n";
-	struct bconn *c = conn_open(&hello_member, opt.port);
+	struct bconn *c = conn_open(&hello_member, member_server(&hello_member)->port);
 
 	c->t_open = now_ns;
 	conn_append(c, helo, sizeof(helo) - 1);
@@ -980,6 +998,9 @@ static void usage(FILE *f)
 		"  -t, --target roomd|limit  the server's protocol (default roomd)\n"
 		"  -H, --host ADDR           server address, IPv4 (default 127.0.0.1)\n"
 		"  -p, --port PORT           control port, or the limit server's port (default 9000)\n"
+		"      --servers LIST        roomd nodes of a cluster, ADDR:PORT,ADDR:PORT,... (at\n"
+		"                            most 16; instead of -H/-p): member i of each room\n"
+		"                            uses node i mod n\n"
 		"  -r, --rooms N             rooms (default 1)\n"
 		"  -m, --members N           members per room, senders included (default 10)\n"
 		"  -s, --senders N           senders per room (default 1)\n"
@@ -1038,10 +1059,43 @@ static double secs_arg(const char *s, const char *what)
 	return v;
 }
 
+static void add_server(const char *host, unsigned port, const char *what)
+{
+	struct server *sv = &servers[nservers];
+
+	if (nservers == MAX_SERVERS)
+		die("%s: at most %d servers", what, MAX_SERVERS);
+	if (inet_pton(AF_INET, host, &sv->addr.sin_addr) != 1)
+		die("%s: '%s' is not an IPv4 address", what, host);
+	sv->addr.sin_family = AF_INET;
+	sv->port = port;
+	nservers++;
+}
+
+/* --servers ADDR:PORT,ADDR:PORT,... */
+static void parse_servers(const char *list)
+{
+	char buf[1024], *save = NULL;
+
+	if (strlen(list) >= sizeof(buf))
+		die("--servers: list too long");
+	strcpy(buf, list);
+	for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *colon = strrchr(item, ':');
+
+		if (!colon)
+			die("--servers: '%s' is not ADDR:PORT", item);
+		*colon = '\0';
+		add_server(item, (unsigned)num_arg(colon + 1, 1, 65535, "--servers port"), "--servers");
+	}
+	if (!nservers)
+		die("--servers: no server in '%s'", list);
+}
+
 static void parse_args(int argc, char **argv)
 {
 	enum { O_WARMUP = 256, O_PLAIN, O_PID, O_SETUP_PAR, O_SETUP_LIMIT, O_SPIN, O_SHARE, O_TLS,
-	       O_CAFILE, O_HANDSHAKES, O_INFLIGHT };
+	       O_CAFILE, O_HANDSHAKES, O_INFLIGHT, O_SERVERS };
 	static const struct option lo[] = {
 		{ "target", 1, 0, 't' },	 { "host", 1, 0, 'H' },	   { "port", 1, 0, 'p' },
 		{ "rooms", 1, 0, 'r' },		 { "members", 1, 0, 'm' }, { "senders", 1, 0, 's' },
@@ -1052,6 +1106,7 @@ static void parse_args(int argc, char **argv)
 		{ "spin", 0, 0, O_SPIN },	 { "share", 1, 0, O_SHARE },
 		{ "tls", 0, 0, O_TLS },		 { "cafile", 1, 0, O_CAFILE },
 		{ "handshakes", 0, 0, O_HANDSHAKES }, { "inflight", 1, 0, O_INFLIGHT },
+		{ "servers", 1, 0, O_SERVERS },
 		{ "label", 1, 0, 'l' },		 { "help", 0, 0, 'h' },	   { 0, 0, 0, 0 },
 	};
 	int o;
@@ -1083,6 +1138,7 @@ static void parse_args(int argc, char **argv)
 		case O_PID: opt.pid = num_arg(optarg, 1, 1L << 30, "--pid"); break;
 		case O_SETUP_PAR: opt.setup_par = (int)num_arg(optarg, 1, 100000, "--setup-parallel"); break;
 		case O_SETUP_LIMIT: opt.setup_limit = secs_arg(optarg, "--setup-limit"); break;
+		case O_SERVERS: opt.servers = optarg; break;
 		case 'l': opt.label = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -1102,9 +1158,10 @@ static void parse_args(int argc, char **argv)
 		die("--duration must be above 0");
 	if (opt.rate > 0)
 		interval_ns = (uint64_t)(1e9 / opt.rate);
-	if (inet_pton(AF_INET, opt.host, &server_addr.sin_addr) != 1)
-		die("--host: '%s' is not an IPv4 address", opt.host);
-	server_addr.sin_family = AF_INET;
+	if (opt.servers)
+		parse_servers(opt.servers);
+	else
+		add_server(opt.host, opt.port, "--host");
 }
 
 static void make_members(void)
