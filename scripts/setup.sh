@@ -3,7 +3,7 @@
 # Idempotent; needs root (or sudo) only when something is missing.
 set -eu
 
-PACKAGES="build-essential cmake pkg-config libiniparser-dev libcmocka-dev libedit-dev python3 netcat-openbsd valgrind iproute2 clang libclang-rt-14-dev libsqlite3-dev sqlite3 redis-server"
+PACKAGES="build-essential cmake pkg-config libiniparser-dev libcmocka-dev libedit-dev python3 netcat-openbsd valgrind iproute2 clang libclang-rt-14-dev libsqlite3-dev sqlite3"
 # The systemd integration (sd_notify), the manual pages' check, the Debian
 # package and its test (dpkg-shlibdeps, lintian, adduser, setpriv/prlimit
 # in util-linux, systemd-analyze in systemd).
