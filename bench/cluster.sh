@@ -16,6 +16,7 @@
 #   DURATION    measured seconds per run (10)
 #   PIN         1: the servers (nodes, Redis) on CPU 0, roombench on CPU 1 (1)
 #   SINGLE      1: also the single-node runs of the same workloads (1)
+#   WORKLOADS   which of a b to run (a b; others are ignored)
 #   OUT         where the JSON lines and logs go (a new directory under /tmp)
 #   REDIS_SERVER  the redis-server binary (default: the one on PATH)
 #   ROOMD, BENCH  roomd and roombench to run (default: build/release's,
@@ -206,8 +207,10 @@ compare() {
 : >"$RESULTS"
 echo "bench/cluster.sh: results in $OUT" >&2
 # bench/run.sh's workloads a and b, closed loop, then at a fixed rate.
-compare a-closed -r 1 -m 100 -s 10 -b 100 -w 8 -d "$DURATION"
-compare b-closed -r 50 -m 20 -s 2 -b 100 -w 8 -d "$DURATION"
-compare a-rate -r 1 -m 100 -s 10 -b 100 -R 500 -d "$DURATION"
-compare b-rate -r 50 -m 20 -s 2 -b 100 -R 100 -d "$DURATION"
+WORKLOADS=${WORKLOADS:-a b}
+want() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+if want a; then compare a-closed -r 1 -m 100 -s 10 -b 100 -w 8 -d "$DURATION"; fi
+if want b; then compare b-closed -r 50 -m 20 -s 2 -b 100 -w 8 -d "$DURATION"; fi
+if want a; then compare a-rate -r 1 -m 100 -s 10 -b 100 -R 500 -d "$DURATION"; fi
+if want b; then compare b-rate -r 50 -m 20 -s 2 -b 100 -R 100 -d "$DURATION"; fi
 echo "bench/cluster.sh: done, $(wc -l <"$RESULTS") runs in $RESULTS" >&2

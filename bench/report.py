@@ -6,7 +6,10 @@ roomd's runs are "roomd" (members attached to the room port) and, when
 present, "roomd-plain" (members on the control connection: --plain) and
 "roomd-tls" (every connection over TLS: --tls). The TLS section compares
 labels W-closed-tls (roomd and roomd-tls run in turn) and "handshakes"
-(roombench --handshakes, plain and TLS). A workload bench/run.sh left out
+(roombench --handshakes, plain and TLS). The cluster section compares
+bench/cluster.sh's runs, labels W-closed-cl and W-rate-cl: "cluster" (one
+Redis, three nodes, members spread over them) and "roomd" (one node, run
+in turn). A workload bench/run.sh left out
 (WORKLOADS) is left out of the report.
 
 Each workload ran REPEAT times per server; the median run of each is the
@@ -39,6 +42,9 @@ TLS = "roomd-tls"
 ALL_WORKLOADS = "a b c scale"
 TOOL_BUSY = 0.9  # roombench's own CPU share beyond which it set the rate
 TLS_CLOSED = ["a-closed-tls", "b-closed-tls"]
+CLUSTER = "cluster"
+CL = "-cl"  # the suffix run.sh gives bench/cluster.sh's labels
+CLUSTER_LABELS = ["a-closed", "b-closed", "a-rate", "b-rate"]
 
 
 def load(path):
@@ -112,6 +118,7 @@ def checks(runs):
                         "0" if clean(runs[(w + "-db", "roomd-db")]) else "NOT 0", "0",
                         clean(runs[(w + "-db", "roomd-db")])))
     out.extend(tls_checks(runs))
+    out.extend(cluster_checks(runs))
     return out
 
 
@@ -146,6 +153,18 @@ def tls_checks(runs):
         out.append(("TLS handshakes: every connection answered", f"{bad} unfinished", "0",
                     bad == 0))
     return out
+
+
+def has_cluster(runs, w):
+    return (w + CL, CLUSTER) in runs and (w + CL, "roomd") in runs
+
+
+def cluster_checks(runs):
+    """Across three nodes, every delivery arrives once and in each room's
+    one order. Throughput and latency have no bound: they are reported."""
+    return [(f"{w} over 3 nodes: lost/duplicated/reordered",
+             "0" if clean(runs[(w + CL, CLUSTER)]) else "NOT 0", "0", clean(runs[(w + CL, CLUSTER)]))
+            for w in CLUSTER_LABELS if (w + CL, CLUSTER) in runs]
 
 
 def plain_checks(runs, w, lim, rd):
@@ -274,6 +293,8 @@ def report(runs, args):
         db_section(runs)
     if any(has_tls(runs, w) for w in TLS_CLOSED) or ("handshakes", TLS) in runs:
         tls_section(runs)
+    if any(has_cluster(runs, w) for w in CLUSTER_LABELS):
+        cluster_section(runs)
     acceptance_and_commands(runs)
 
 
@@ -403,6 +424,73 @@ def tls_section(runs):
         p()
 
 
+def cluster_section(runs):
+    p = print
+    p("## Cluster (three nodes through Redis)")
+    p()
+    p("bench/cluster.sh, called by bench/run.sh: one redis-server (AOF on) and three roomd "
+      "nodes with `[cluster]`, all on the servers' core, roombench on the other with "
+      "`--servers` (member i of every room on node i mod 3, so every room spans the three "
+      "nodes), members attached. Each cluster run is followed by the same run on one roomd "
+      "(the single-node figures here are those runs'), so each ratio comes from runs made "
+      "side by side. Every event of a room goes through its Redis stream before any node "
+      "relays it (docs/CLUSTER.md). Redis commands per relayed message are Redis's own "
+      "count (INFO commandstats) over the run, setup included, divided by the messages "
+      "relayed.")
+    p()
+    p("| workload | one node deliveries/s | 3 nodes deliveries/s | cluster/single | "
+      "Redis commands per message | 3 nodes p99 µs | lost/dup/reordered |")
+    p("|---|---:|---:|---:|---:|---:|---:|")
+    for w in ("a-closed", "b-closed"):
+        if not has_cluster(runs, w):
+            continue
+        one = median_run(runs[(w + CL, "roomd")], "deliveries_per_s")
+        cl = median_run(runs[(w + CL, CLUSTER)], "deliveries_per_s")
+        bad = sum(r["lost"] + r["duplicated"] + r["reordered"] for r in runs[(w + CL, CLUSTER)])
+        p(f"| {w[0]}: {WORKLOAD[w[0]]} | {fmt_int(one['deliveries_per_s'])} | "
+          f"{fmt_int(cl['deliveries_per_s'])} | "
+          f"{cl['deliveries_per_s'] / one['deliveries_per_s']:.2f} | "
+          f"{cl.get('redis_calls_per_msg') or 0:.2f} | {cl['lat_p99_us']:,.0f} | {bad} |")
+    p()
+    p("Latency at a fixed rate (the closed-loop rows above measure throughput, where "
+      "latency is queueing): what the Redis hop adds.")
+    p()
+    p("| workload | one node p50 µs | one node p99 µs | 3 nodes p50 µs | 3 nodes p99 µs | "
+      "added p50 µs | added p99 µs | Redis commands per message |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for w in ("a-rate", "b-rate"):
+        if not has_cluster(runs, w):
+            continue
+        one = median_run(runs[(w + CL, "roomd")], "lat_p99_us")
+        cl = median_run(runs[(w + CL, CLUSTER)], "lat_p99_us")
+        p(f"| {w} | {one['lat_p50_us']:,.0f} | {one['lat_p99_us']:,.0f} | "
+          f"{cl['lat_p50_us']:,.0f} | {cl['lat_p99_us']:,.0f} | "
+          f"{cl['lat_p50_us'] - one['lat_p50_us']:,.0f} | "
+          f"{cl['lat_p99_us'] - one['lat_p99_us']:,.0f} | "
+          f"{cl.get('redis_calls_per_msg') or 0:.2f} |")
+    p()
+    p("All runs:")
+    p()
+    for w in CLUSTER_LABELS:
+        if has_cluster(runs, w):
+            key = "deliveries_per_s" if "closed" in w else "lat_p99_us"
+            what = "deliveries/s" if "closed" in w else "p99 µs"
+            one = ", ".join(fmt_int(r[key]) for r in runs[(w + CL, "roomd")])
+            cl = ", ".join(fmt_int(r[key]) for r in runs[(w + CL, CLUSTER)])
+            p(f"- {w} ({what}): one node {one}; 3 nodes {cl}")
+    cl = [r for w in CLUSTER_LABELS for r in runs.get((w + CL, CLUSTER), [])]
+    if cl:
+        cmds = {}
+        for r in cl:
+            for k, v in r.get("redis_commands", {}).items():
+                cmds[k] = cmds.get(k, 0) + v
+        top = sorted(cmds.items(), key=lambda kv: -kv[1])[:6]
+        p()
+        p("Redis commands over every cluster run, the most called: " +
+          ", ".join(f"{k} {v:,}" for k, v in top) + ".")
+    p()
+
+
 def acceptance_and_commands(runs):
     p = print
     p("## Acceptance")
@@ -428,6 +516,8 @@ def acceptance_and_commands(runs):
     p("build/release/server/roomd -c /tmp/bench-tls.ini &")
     p("build/release/bench/roombench -p 9700 --tls -r 1 -m 100 -s 10 -w 8 -d 10 --pid $!")
     p("build/release/bench/roombench -p 9700 --tls --handshakes -d 10 --pid $!")
+    p("# three nodes through Redis (bench/run.sh calls it; CLUSTER=0 skips it):")
+    p("REPEAT=1 DURATION=3 bench/cluster.sh")
     p("```")
 
 

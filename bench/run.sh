@@ -22,6 +22,9 @@
 #   WORKLOADS   which to run, of: a b c scale (all); the report leaves the
 #               others out (its acceptance table too)
 #   TLS         0: no TLS runs (1)
+#   CLUSTER     0: no cluster runs (1): bench/cluster.sh, one Redis and three
+#               nodes against one node, workloads a and b (when WORKLOADS has
+#               them), its JSON lines added here with labels W-closed-cl etc.
 #
 # Every server binds 127.0.0.1; every run is bounded by roombench's own
 # limits and a timeout; the script stops its servers on any exit.
@@ -38,6 +41,7 @@ mkdir -p "$OUT"
 REPORT=${REPORT:-$ROOT/docs/BENCHMARKS.md}
 WORKLOADS=${WORKLOADS:-a b c scale}
 TLS=${TLS:-1}
+CLUSTER=${CLUSTER:-1}
 ROOMD_PORT=9700
 LIMIT_PORT=9800
 RESULTS=$OUT/results.jsonl
@@ -192,6 +196,14 @@ if [ "$TLS" = 1 ]; then
 		run roomd handshakes --handshakes --inflight 32 -d "$DURATION"
 		run roomd-tls handshakes --handshakes --inflight 32 -d "$DURATION"
 	done
+fi
+
+# Cluster (issue 15): bench/cluster.sh runs a and b on one Redis and three
+# nodes, each run beside one on a single node.
+if [ "$CLUSTER" = 1 ] && { want a || want b; }; then
+	OUT=$OUT/cluster REPEAT=$REPEAT DURATION=$DURATION PIN=$PIN ROOMD=$ROOMD BENCH=$BENCH \
+		WORKLOADS="$WORKLOADS" bench/cluster.sh >/dev/null
+	sed 's/"label":"\([^"]*\)"/"label":"\1-cl"/' "$OUT/cluster/cluster.jsonl" >>"$RESULTS"
 fi
 
 echo "bench/run.sh: $(($(date +%s) - T0)) s of runs" >&2
