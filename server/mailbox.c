@@ -98,6 +98,12 @@ static int link_mail(struct mailbox *mb, struct mail *m, int defer)
 
 void mailbox_post(struct mailbox *mb, struct mail *m)
 {
+	/* Wake-ups this thread owes go first: a room relayed to earlier in
+	 * the pass starts before one told of a leave later (a CHAT then a
+	 * DISCONNECT from one client reach the other rooms' members in the
+	 * order sent, as they did before wake-ups were deferred). */
+	if (deferred.n > 0)
+		mailbox_flush_wakes();
 	if (link_mail(mb, m, 0))
 		wake(mb);
 }
