@@ -823,40 +823,53 @@ static int readable(struct cluster_room *cr, unsigned si)
 }
 
 /* Send one XREAD over every readable room of shard si (from each room's
- * last entry relayed), unless one is outstanding. */
+ * last entry relayed), unless one is outstanding. Which rooms are readable
+ * is taken once, into rd: room threads change held and inflight at any
+ * moment, and the keys and the ids must name the same rooms. */
 static void start_read(struct cluster *cl, unsigned si)
 {
 	struct shard *s = &cl->shard[si];
-	size_t n = 0, k = 0;
+	size_t nrooms = 0, n = 0, k = 0;
+	struct cluster_room **rd;
 	const char **argv;
 	char count[16], block[16];
 	int done = 0;
-
 	int inbox = si == 0 && acceptor_set(cl);
 
-	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
-		n += (size_t)readable(cr, si);
-	if (!s->up || s->reading || n + (size_t)inbox == 0)
+	if (!s->up || s->reading)
 		return;
-	if (!(argv = malloc((8 + 2 * n) * sizeof(*argv)))) {
+	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
+		nrooms++;
+	rd = malloc((nrooms + 1) * sizeof(*rd));
+	argv = malloc((8 + 2 * nrooms) * sizeof(*argv));
+	if (!rd || !argv) {
+		free(rd);
+		free(argv);
 		log_error("cluster: out of memory: streams not read this pass");
+		return;
+	}
+	for (struct cluster_room *cr = cl->rooms; cr && n < nrooms; cr = cr->next)
+		if (readable(cr, si))
+			rd[n++] = cr;
+	if (n + (size_t)inbox == 0) {
+		free(rd);
+		free(argv);
 		return;
 	}
 	snprintf(count, sizeof(count), "%d", CLUSTER_READ_COUNT);
 	snprintf(block, sizeof(block), "%d", CLUSTER_BLOCK_MS);
 	argv[k++] = "XREAD", argv[k++] = "COUNT", argv[k++] = count, argv[k++] = "BLOCK";
 	argv[k++] = block, argv[k++] = "STREAMS";
-	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
-		if (readable(cr, si))
-			argv[k++] = cr->key;
+	for (size_t i = 0; i < n; i++)
+		argv[k++] = rd[i]->key;
 	if (inbox)
 		argv[k++] = cl->inbox;
-	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
-		if (readable(cr, si))
-			argv[k++] = cr->last_id;
+	for (size_t i = 0; i < n; i++)
+		argv[k++] = rd[i]->last_id;
 	if (inbox)
 		argv[k++] = cl->inbox_id;
 	redisAppendCommandArgv(s->r, (int)k, argv, NULL);
+	free(rd);
 	free(argv);
 	while (!done)
 		if (redisBufferWrite(s->r, &done) != REDIS_OK) {
@@ -1519,8 +1532,12 @@ static void *cluster_main(void *arg)
 		/* A room's start position before any append of it: its
 		 * joiner's own entry must come after it. */
 		init_rooms(cl);
-		flush_appends(cl);
+		/* The beat first: after a reconnect it finds out whether this
+		 * node was reaped meanwhile, so that the old incarnation's
+		 * queued events are dropped, not appended after its members'
+		 * leaves. */
 		heartbeat(cl);
+		flush_appends(cl);
 		for (unsigned i = 0; i < cl->nshards; i++)
 			start_read(cl, i);
 		wait_events(cl);
