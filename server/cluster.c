@@ -88,6 +88,7 @@ struct shard {
 	uint64_t up_since;      /* when it came up (reaping waits a grace) */
 	uint64_t down_since;    /* 0: never lost */
 	uint64_t retry_at, backoff;
+	uint64_t refused_backoff; /* grows while Redis refuses appends (shard_refused) */
 };
 
 struct cl_mail {
@@ -343,6 +344,24 @@ static void shard_down(struct cluster *cl, struct shard *s, const char *why)
 	s->reading = 0;
 	s->retry_at = now + s->backoff;
 	update_all_up(cl);
+}
+
+/* Redis answered an append with an error (out of memory, a read-only
+ * replica after a failover, persistence failing): it cannot take messages
+ * now. As for a lost connection, members get error 11 and the appends stay
+ * queued, looked for by their uid before they go again; the retries back
+ * off further each time Redis refuses again, so a lasting refusal costs a
+ * reconnect and a log line every CLUSTER_BACKOFF_MAX_MS at most. */
+static void shard_refused(struct cluster *cl, struct shard *s, const char *why)
+{
+	uint64_t backoff = s->refused_backoff ? 2 * s->refused_backoff : CLUSTER_BACKOFF_MIN_MS;
+
+	if (backoff > CLUSTER_BACKOFF_MAX_MS)
+		backoff = CLUSTER_BACKOFF_MAX_MS;
+	shard_down(cl, s, why);
+	s->backoff = backoff;
+	s->retry_at = now_ms() + backoff;
+	s->refused_backoff = backoff;
 }
 
 static redisContext *connect_one(struct cluster *cl, struct shard *s, char *why, size_t whylen)
@@ -660,15 +679,30 @@ static void flush_shard(struct cluster *cl, unsigned si)
 					batch[j]->unsure = 1;
 				return;
 			}
+			if (k == 0 && rep->type == REDIS_REPLY_ERROR) {
+				/* Not taken: it and the rest of the batch stay
+				 * queued, in order (a JOIN waiting for its
+				 * entry, a LEAVE for its announcement). */
+				char why[200];
+				snprintf(why, sizeof(why), "an append of room %ld refused: %s",
+					 batch[i]->ref, rep->str ? rep->str : "error");
+				freeReplyObject(rep);
+				shard_refused(cl, s, why);
+				for (size_t j = i; j < n; j++)
+					batch[j]->unsure = 1;
+				return;
+			}
 			if (rep->type == REDIS_REPLY_ERROR)
-				log_error("cluster: Redis refused %s of room %ld: %s",
-					  k == 0 ? "an append" : "a member registry update", batch[i]->ref,
-					  rep->str);
-			else if (k == 0 && rep->type == REDIS_REPLY_NIL)
-				leave_not_announced(cl, batch[i]);
+				log_error("cluster: Redis refused a member registry update of room %ld: %s",
+					  batch[i]->ref, rep->str);
+			else if (k == 0) {
+				s->refused_backoff = 0;
+				if (rep->type == REDIS_REPLY_NIL)
+					leave_not_announced(cl, batch[i]);
+			}
 			freeReplyObject(rep);
 		}
-		unqueue(cl, batch[i]); /* taken (or refused, logged) */
+		unqueue(cl, batch[i]); /* taken */
 	}
 }
 
