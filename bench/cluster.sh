@@ -213,7 +213,8 @@ if want a; then compare a-closed -r 1 -m 100 -s 10 -b 100 -w 8 -d "$DURATION"; f
 if want b; then compare b-closed -r 50 -m 20 -s 2 -b 100 -w 8 -d "$DURATION"; fi
 if want a; then compare a-rate -r 1 -m 100 -s 10 -b 100 -R 500 -d "$DURATION"; fi
 # b at a fixed rate: 50 messages/s per sender (5,000/s in all, as a's fixed
-# rate), not run.sh's 100: at 10,000/s three nodes and Redis sharing one core
-# (PIN) fall behind, and a latency measured past capacity is only the queue.
+# rate and run.sh's b-rate): at 10,000/s three nodes and Redis sharing one
+# core (PIN) fall behind, and a latency measured past capacity is only the
+# queue.
 if want b; then compare b-rate -r 50 -m 20 -s 2 -b 100 -R 50 -d "$DURATION"; fi
 echo "bench/cluster.sh: done, $(wc -l <"$RESULTS") runs in $RESULTS" >&2

@@ -26,6 +26,7 @@
 static _Thread_local struct {
 	int on;
 	size_t n;
+	size_t posts; /* deferrable posts since the last flush */
 	struct mailbox *mb[MAILBOX_DEFER_MAX];
 } deferred;
 
@@ -110,6 +111,8 @@ void mailbox_post(struct mailbox *mb, struct mail *m)
 
 void mailbox_post_deferrable(struct mailbox *mb, struct mail *m)
 {
+	if (deferred.on)
+		deferred.posts++;
 	if (link_mail(mb, m, deferred.on && deferred.n < MAILBOX_DEFER_MAX))
 		wake(mb);
 }
@@ -135,6 +138,12 @@ void mailbox_flush_wakes(void)
 			wake(mb);
 	}
 	deferred.n = 0;
+	deferred.posts = 0;
+}
+
+size_t mailbox_deferred_posts(void)
+{
+	return deferred.posts;
 }
 
 struct mail *mailbox_take_all(struct mailbox *mb)
@@ -151,6 +160,16 @@ struct mail *mailbox_take_all(struct mailbox *mb)
 	mb->wake_owed = 0; /* found without it: the poster need not wake us */
 	pthread_mutex_unlock(&mb->lock);
 	return all;
+}
+
+int mailbox_pending(struct mailbox *mb)
+{
+	int any;
+
+	pthread_mutex_lock(&mb->lock);
+	any = mb->head != NULL;
+	pthread_mutex_unlock(&mb->lock);
+	return any;
 }
 
 void mailbox_wake(struct mailbox *mb)

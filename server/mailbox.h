@@ -7,6 +7,7 @@
 #define ROOMD_MAILBOX_H
 
 #include <pthread.h>
+#include <stddef.h>
 
 struct mail {
 	struct mail *next;
@@ -36,6 +37,10 @@ void mailbox_post(struct mailbox *mb, struct mail *m);
  * when the poster is done. Any other post to mb (mailbox_post) wakes the
  * owner at once, as before. */
 void mailbox_post_deferrable(struct mailbox *mb, struct mail *m);
+/* The deferrable posts this thread made since its last flush. */
+size_t mailbox_deferred_posts(void);
+/* Whether items wait (the owner's look before a take: no system call). */
+int mailbox_pending(struct mailbox *mb);
 
 /* This thread's mailbox_post_deferrable() calls (on: 1) owe their wake-ups
  * until mailbox_flush_wakes(), which the thread must call before it blocks;

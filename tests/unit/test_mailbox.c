@@ -2,7 +2,9 @@
  * wakes the owner, later ones do not; a deferrable post while this thread
  * defers wakes nobody until mailbox_flush_wakes(), once per mailbox; a
  * plain post, the owner's take or mailbox_fini settle what is owed; with
- * deferring off a deferrable post wakes at once. */
+ * deferring off a deferrable post wakes at once. The deferrable posts of
+ * a pass are counted until the flush; mailbox_pending says whether items
+ * wait without touching the wake-up. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -169,6 +171,37 @@ static void test_deferred_list_full_wakes_at_once(void **state)
 		mailbox_fini(&mb[i]);
 }
 
+/* The count the acceptor decides by (ACC_SAME_PASS_RELAYS): every
+ * deferrable post since the last flush, several to one mailbox included,
+ * and none after the flush. */
+static void test_deferred_posts_counted_until_flush(void **state)
+{
+	struct mailbox m1, m2;
+	struct mail a, b, c;
+
+	(void)state;
+	assert_int_equal(mailbox_init(&m1), 0);
+	assert_int_equal(mailbox_init(&m2), 0);
+	mailbox_defer_wakes(1);
+	assert_int_equal(mailbox_deferred_posts(), 0);
+	assert_false(mailbox_pending(&m1));
+	mailbox_post_deferrable(&m1, &a);
+	mailbox_post_deferrable(&m1, &b);
+	mailbox_post_deferrable(&m2, &c);
+	assert_int_equal(mailbox_deferred_posts(), 3);
+	assert_true(mailbox_pending(&m1));
+	assert_false(readable(m1.efd)); /* looking does not wake */
+	mailbox_flush_wakes();
+	assert_int_equal(mailbox_deferred_posts(), 0);
+	assert_true(mailbox_pending(&m1)); /* until the owner takes them */
+	assert_ptr_equal(mailbox_take_all(&m1), &a);
+	assert_false(mailbox_pending(&m1));
+	assert_ptr_equal(mailbox_take_all(&m2), &c);
+	mailbox_defer_wakes(0);
+	mailbox_fini(&m1);
+	mailbox_fini(&m2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -179,6 +212,7 @@ int main(void)
 		cmocka_unit_test(test_fini_forgets_the_owed_wake),
 		cmocka_unit_test(test_not_deferring_wakes_at_once),
 		cmocka_unit_test(test_deferred_list_full_wakes_at_once),
+		cmocka_unit_test(test_deferred_posts_counted_until_flush),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
