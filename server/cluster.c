@@ -31,7 +31,12 @@
  *   roomd:inbox:NODE/INC      private messages for that node (a stream)
  *   roomd:nodes               set of "node/inc"
  *   roomd:alive:NODE/INC      liveness, PX CLUSTER_TTL_MS
- *   roomd:reaped:NODE/INC     the reaper's claim, SET NX */
+ *   roomd:reaping:NODE/INC    the reaper's claim, SET NX, for
+ *                             CLUSTER_REAP_CLAIM_S: a reaper that dies
+ *                             midway is taken over then
+ *   roomd:reaped:NODE/INC     set by the reaper before any leave: that
+ *                             incarnation was judged dead (kept a day, for
+ *                             a node only cut off to find out) */
 #include "cluster.h"
 
 #include "config.h"
@@ -67,6 +72,7 @@
 #define CLUSTER_REAP_GRACE_MS (CLUSTER_TTL_MS + 2 * CLUSTER_BEAT_MS)
 #define CLUSTER_BACKOFF_MIN_MS 100
 #define CLUSTER_BACKOFF_MAX_MS 2000
+#define CLUSTER_REAP_CLAIM_S 30    /* a reaper has this long to finish */
 #define CLUSTER_IO_TIMEOUT_MS 1000 /* a Redis that stops answering is down */
 #define CLUSTER_STOP_MS 1000       /* what is queued at shutdown gets this long */
 #define CLUSTER_ID_LEN 48          /* a stream id "ms-seq" as text */
@@ -112,6 +118,8 @@ struct cluster_room {
 	char key[CLUSTER_KEY_LEN];
 	char last_id[CLUSTER_ID_LEN]; /* the last entry relayed (or the tail at open) */
 	int ready;              /* last_id is known */
+	uint64_t init_at;       /* not ready: when to ask for the tail again */
+	uint64_t init_backoff;  /* ...after a refusal, doubling */
 	struct cluster_room *next;
 };
 
@@ -158,6 +166,7 @@ struct cluster {
 	char inbox[CLUSTER_KEY_LEN + CLUSTER_SELF_LEN]; /* private messages to this node */
 	char inbox_id[CLUSTER_ID_LEN];                  /* the last one taken */
 	uint64_t next_beat;
+	int flush_more;          /* a full batch went: more may wait (flush_appends) */
 };
 
 static void take_inbox(struct cluster *cl, const redisReply *entries);
@@ -650,8 +659,9 @@ static void drop_stale(struct cluster *cl, unsigned si)
 }
 
 /* Send up to CLUSTER_BATCH of shard si's queued appends in one pipeline,
- * then read their replies: the ones Redis took leave the queue. */
-static void flush_shard(struct cluster *cl, unsigned si)
+ * then read their replies: the ones Redis took leave the queue. 1 when
+ * the batch was full and taken: more of si's may wait. */
+static int flush_shard(struct cluster *cl, unsigned si)
 {
 	struct shard *s = &cl->shard[si];
 	struct append *batch[CLUSTER_BATCH];
@@ -659,7 +669,7 @@ static void flush_shard(struct cluster *cl, unsigned si)
 	size_t n = 0, bytes = 0;
 
 	if (settle_unsure(cl, si) < 0)
-		return;
+		return 0;
 	drop_stale(cl, si);
 	for (struct mail *m = cl->q_head; m && n < CLUSTER_BATCH && bytes < CLUSTER_BATCH_BYTES;
 	     m = m->next)
@@ -677,7 +687,7 @@ static void flush_shard(struct cluster *cl, unsigned si)
 				shard_down(cl, s, s->w->errstr[0] ? s->w->errstr : "no reply");
 				for (size_t j = i; j < n; j++)
 					batch[j]->unsure = 1;
-				return;
+				return 0;
 			}
 			if (k == 0 && rep->type == REDIS_REPLY_ERROR) {
 				/* Not taken: it and the rest of the batch stay
@@ -690,7 +700,7 @@ static void flush_shard(struct cluster *cl, unsigned si)
 				shard_refused(cl, s, why);
 				for (size_t j = i; j < n; j++)
 					batch[j]->unsure = 1;
-				return;
+				return 0;
 			}
 			if (rep->type == REDIS_REPLY_ERROR)
 				log_error("cluster: Redis refused a member registry update of room %ld: %s",
@@ -704,6 +714,7 @@ static void flush_shard(struct cluster *cl, unsigned si)
 		}
 		unqueue(cl, batch[i]); /* taken */
 	}
+	return s->up && (n == CLUSTER_BATCH || bytes >= CLUSTER_BATCH_BYTES);
 }
 
 /* Nonzero when every room of shard si knows its start position. */
@@ -715,11 +726,15 @@ static int shard_ready(const struct cluster *cl, unsigned si)
 	return 1;
 }
 
+/* cl->flush_more: a shard's batch was full, the next pass must not wait.
+ * Appends that wait for a shard (down, or a room of it without its start
+ * position yet) do not count: the pass waits for what they wait for. */
 static void flush_appends(struct cluster *cl)
 {
+	cl->flush_more = 0;
 	for (unsigned i = 0; i < cl->nshards && cl->q_head; i++)
-		if (cl->shard[i].up && shard_ready(cl, i))
-			flush_shard(cl, i);
+		if (cl->shard[i].up && shard_ready(cl, i) && flush_shard(cl, i))
+			cl->flush_more = 1;
 }
 
 /* ---- reading the streams ---- */
@@ -824,27 +839,37 @@ static void init_room(struct cluster *cl, struct cluster_room *cr)
 	snprintf(count, sizeof(count), "%ld", cr->history > 0 ? cr->history : 1);
 	rep = commandv(cl, &cl->shard[cr->shard], 6, argv);
 	if (!rep)
-		return;
+		return; /* the shard is down: tried again once it is up */
 	if (rep->type == REDIS_REPLY_ARRAY) {
 		snprintf(cr->last_id, sizeof(cr->last_id), "0-0");
 		if (rep->elements > 0 && rep->element[0]->type == REDIS_REPLY_ARRAY &&
-		    rep->element[0]->elements == 2)
+		    rep->element[0]->elements == 2 && rep->element[0]->element[0]->str)
 			snprintf(cr->last_id, sizeof(cr->last_id), "%s", rep->element[0]->element[0]->str);
 		for (size_t i = rep->elements; i > 0 && cr->history > 0; i--)
 			take_entry(cl, cr, rep->element[i - 1], 1);
 		cr->ready = 1;
 		list_room(cl, cr);
 	} else {
-		log_error("cluster: room %ld: XREVRANGE: %s", cr->ref,
-			  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+		/* Refused (the key holds something else than a stream: written
+		 * by someone else): asked again after a growing pause, not on
+		 * every pass. */
+		cr->init_backoff = cr->init_backoff ? 2 * cr->init_backoff : CLUSTER_BACKOFF_MIN_MS;
+		if (cr->init_backoff > CLUSTER_BACKOFF_MAX_MS)
+			cr->init_backoff = CLUSTER_BACKOFF_MAX_MS;
+		cr->init_at = now_ms() + cr->init_backoff;
+		log_error("cluster: room %ld: XREVRANGE %s: %s (again in %llu ms)", cr->ref, cr->key,
+			  rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "unexpected reply",
+			  (unsigned long long)cr->init_backoff);
 	}
 	freeReplyObject(rep);
 }
 
 static void init_rooms(struct cluster *cl)
 {
+	uint64_t now = now_ms();
+
 	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
-		if (!cr->ready && cl->shard[cr->shard].up)
+		if (!cr->ready && cl->shard[cr->shard].up && now >= cr->init_at)
 			init_room(cl, cr);
 }
 
@@ -977,17 +1002,26 @@ static long reap_room(struct cluster *cl, unsigned si, const char *dead, const c
 		const char *f = rep->element[i]->str, *name = rep->element[i + 1]->str;
 		struct append *a;
 
+		redisReply *del;
+		int mine;
+
 		if (!f || !name || !cluster_member_of(f, dead))
+			continue;
+		/* Whoever removes the registry entry announces the leave: once,
+		 * even if a reaping taken over overlaps with this one. */
+		if (!(del = redisCommand(s->w, "HDEL %s %s", mkey, f))) {
+			shard_down(cl, s, s->w->errstr);
+			break;
+		}
+		mine = del->type == REDIS_REPLY_INTEGER && del->integer == 1;
+		freeReplyObject(del);
+		if (!mine)
 			continue;
 		if (!(a = leave_append(ref, si, name))) {
 			log_error("cluster: out of memory announcing %s's leave from room %ld", name, ref);
 			continue;
 		}
-		/* Queued like a local leave (kept until Redis takes it); the
-		 * registry entry goes now, so the claim alone decides. */
-		queue_append(cl, a);
-		redisReply *del = redisCommand(s->w, "HDEL %s %s", mkey, f);
-		freeReplyObject(del);
+		queue_append(cl, a); /* like a local leave: kept until Redis takes it */
 		n++;
 	}
 	freeReplyObject(rep);
@@ -1027,14 +1061,24 @@ static void reap(struct cluster *cl, const char *dead)
 
 	if (!s0->up) /* an earlier reap of this pass lost it */
 		return;
-	snprintf(claim, sizeof(claim), "roomd:reaped:%s", dead);
-	rep = redisCommand(s0->w, "SET %s %s NX EX 86400", claim, cl->self);
+	snprintf(claim, sizeof(claim), "roomd:reaping:%s", dead);
+	rep = redisCommand(s0->w, "SET %s %s NX EX %d", claim, cl->self, CLUSTER_REAP_CLAIM_S);
 	if (!rep) {
 		shard_down(cl, s0, s0->w->errstr);
 		return;
 	}
 	if (rep->type != REDIS_REPLY_STATUS) { /* nil: another node has it */
 		freeReplyObject(rep);
+		return;
+	}
+	freeReplyObject(rep);
+	/* Before any leave: the incarnation, if only cut off, finds out at
+	 * its next beat. A reaping taken over (this one died midway) goes
+	 * again over what is left: a member's leave is announced by whoever
+	 * removes its registry entry, once (reap_room). */
+	rep = redisCommand(s0->w, "SET roomd:reaped:%s %s EX 86400", dead, cl->self);
+	if (!rep) {
+		shard_down(cl, s0, s0->w->errstr);
 		return;
 	}
 	freeReplyObject(rep);
@@ -1540,8 +1584,11 @@ static void wait_events(struct cluster *cl)
 	}
 	if (cl->next_beat < until)
 		until = cl->next_beat;
-	if (cl->q_head && atomic_load(&cl->all_up))
+	if (cl->flush_more)
 		until = now; /* appends left over from a full batch */
+	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
+		if (!cr->ready && cl->shard[cr->shard].up && cr->init_at < until)
+			until = cr->init_at > now ? cr->init_at : now; /* its next try */
 	if (poll(pfd, n, until > now ? (int)(until - now) : 0) <= 0)
 		return;
 	for (nfds_t i = 1; i < n; i++)
