@@ -497,12 +497,25 @@ static const char msg_script[] =
 /* The commands of one append into s's pipeline: XADD (a leave's through
  * leave_script, a member's message through msg_script), then the member
  * registry's update for a join. How many were sent. */
+/* A join's member registry entry and its room in this node's list (for a
+ * reaper), pipelined on s: 2 commands. Both are idempotent. */
+static int pipeline_registry(struct cluster *cl, struct shard *s, const struct append *a)
+{
+	char mkey[CLUSTER_KEY_LEN], nkey[CLUSTER_SELF_LEN + 24], origin[CLUSTER_SELF_LEN + 24];
+
+	snprintf(mkey, sizeof(mkey), "roomd:{%ld}:members", a->ref);
+	snprintf(nkey, sizeof(nkey), "roomd:node:%s:rooms", cl->self);
+	snprintf(origin, sizeof(origin), "%s/%ld", cl->self, a->join_id);
+	redisAppendCommand(s->w, "HSET %s %s %s", mkey, origin, a->name);
+	redisAppendCommand(s->w, "SADD %s %ld", nkey, a->ref);
+	return 2;
+}
+
 static int pipeline_append(struct cluster *cl, struct shard *s, const struct append *a)
 {
 	char key[CLUSTER_KEY_LEN], maxlen[24], kind[2] = { (char)a->kind, 0 }, num[4][24];
 	char origin[CLUSTER_SELF_LEN + 24], uid[CLUSTER_SELF_LEN + 24], mkey[CLUSTER_KEY_LEN],
-		skey[CLUSTER_KEY_LEN], nkey[CLUSTER_SELF_LEN + 24],
-		ref[24];
+		skey[CLUSTER_KEY_LEN];
 	const char *argv[24];
 	size_t lens[24];
 	int n = 0, sent = 1;
@@ -543,13 +556,8 @@ static int pipeline_append(struct cluster *cl, struct shard *s, const struct app
 	}
 #undef ARG
 	redisAppendCommandArgv(s->w, n, argv, lens);
-	if (a->kind == CLUSTER_JOIN) {
-		snprintf(nkey, sizeof(nkey), "roomd:node:%s:rooms", cl->self);
-		snprintf(ref, sizeof(ref), "%ld", a->ref);
-		redisAppendCommand(s->w, "HSET %s %s %s", mkey, origin, a->name);
-		redisAppendCommand(s->w, "SADD %s %s", nkey, ref);
-		sent += 2;
-	}
+	if (a->kind == CLUSTER_JOIN)
+		sent += pipeline_registry(cl, s, a);
 	return sent;
 }
 
@@ -615,6 +623,27 @@ static void unqueue(struct cluster *cl, struct append *a)
 /* The appends of shard si sent before a connection failure that Redis
  * took after all leave the queue; the others are sent again. 0, or -1
  * when the shard went down again. */
+/* pipeline_registry's commands on their own; -1 when the shard went down
+ * (a stays unsure: looked up and sent again after the reconnect). */
+static int registry_again(struct cluster *cl, struct shard *s, const struct append *a)
+{
+	int n = pipeline_registry(cl, s, a);
+
+	while (n-- > 0) {
+		redisReply *rep = NULL;
+
+		if (redisGetReply(s->w, (void **)&rep) != REDIS_OK || !rep) {
+			shard_down(cl, s, s->w->errstr[0] ? s->w->errstr : "no reply");
+			return -1;
+		}
+		if (rep->type == REDIS_REPLY_ERROR)
+			log_error("cluster: Redis refused a member registry update of room %ld: %s",
+				  a->ref, rep->str ? rep->str : "error");
+		freeReplyObject(rep);
+	}
+	return 0;
+}
+
 static int settle_unsure(struct cluster *cl, unsigned si)
 {
 	struct mail *m, *next;
@@ -627,6 +656,12 @@ static int settle_unsure(struct cluster *cl, unsigned si)
 		if (a->shard != si || !a->unsure)
 			continue;
 		if ((rc = taken_before(cl, &cl->shard[si], a)) < 0)
+			return -1;
+		/* A join taken, but the connection may have failed before its
+		 * registry commands (pipelined after it) went: sent again, or
+		 * its member's leave would never be announced by a reaper. */
+		if (rc == 1 && a->kind == CLUSTER_JOIN && a->gen == atomic_load(&cl->gen) &&
+		    registry_again(cl, &cl->shard[si], a) < 0)
 			return -1;
 		a->unsure = 0;
 		if (rc == 1)
