@@ -216,6 +216,30 @@ int cluster_earlier_self(const char *x, const char *self)
 	return strncmp(x, self, n) == 0 && strcmp(x, self) != 0 && !strchr(x + n, '/');
 }
 
+/* "ms-seq" into its two numbers; -1 if it is not one. */
+static int parse_stream_id(const char *id, unsigned long long *ms, unsigned long long *seq)
+{
+	char *end;
+
+	if (!id || *id < '0' || *id > '9')
+		return -1;
+	errno = 0;
+	*ms = strtoull(id, &end, 10);
+	if (*end != '-' || end[1] < '0' || end[1] > '9')
+		return -1;
+	*seq = strtoull(end + 1, &end, 10);
+	return *end || errno ? -1 : 0;
+}
+
+int cluster_id_after(const char *id, const char *last)
+{
+	unsigned long long ms, seq, lms, lseq;
+
+	if (parse_stream_id(id, &ms, &seq) < 0 || parse_stream_id(last, &lms, &lseq) < 0)
+		return 0;
+	return ms > lms || (ms == lms && seq > lseq);
+}
+
 static int parse_size(const char *s, size_t len, size_t *out)
 {
 	size_t v = 0;
@@ -848,8 +872,18 @@ static void take_xread(struct cluster *cl, const redisReply *rep)
 		}
 		if (!(cr = room_of_key(cl, st->element[0]->str)) || !cr->ready)
 			continue; /* closed meanwhile */
-		for (size_t j = 0; j < st->element[1]->elements; j++)
-			take_entry(cl, cr, st->element[1]->element[j], 0);
+		for (size_t j = 0; j < st->element[1]->elements; j++) {
+			const redisReply *ent = st->element[1]->element[j];
+
+			/* Asked for by an earlier opening of the room (closed and
+			 * opened again while this XREAD was out): what is not
+			 * after its start now was history when it opened. */
+			if (ent->type == REDIS_REPLY_ARRAY && ent->elements == 2 &&
+			    ent->element[0]->type == REDIS_REPLY_STRING &&
+			    !cluster_id_after(ent->element[0]->str, cr->last_id))
+				continue;
+			take_entry(cl, cr, ent, 0);
+		}
 	}
 }
 

@@ -197,4 +197,8 @@ int cluster_member_of(const char *f, const char *dead);
  * than self (the restarted node reaps it at once)? */
 int cluster_earlier_self(const char *x, const char *self);
 
+/* Does stream entry id ("ms-seq") come after last (a malformed id does
+ * not)? */
+int cluster_id_after(const char *id, const char *last);
+
 #endif

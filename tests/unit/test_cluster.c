@@ -145,6 +145,25 @@ static void test_reaping(void **state)
 	assert_false(cluster_earlier_self("n2/100", "n1/200"));
 }
 
+/* A reply to an XREAD made for an earlier opening of a room is relayed
+ * only past the room's start now (take_xread). */
+static void test_stream_id_order(void **state)
+{
+	(void)state;
+	assert_true(cluster_id_after("5-1", "5-0"));
+	assert_true(cluster_id_after("6-0", "5-9"));
+	assert_true(cluster_id_after("10-0", "9-0")); /* numbers, not text */
+	assert_true(cluster_id_after("1-0", "0-0"));
+	assert_false(cluster_id_after("5-0", "5-0"));
+	assert_false(cluster_id_after("5-0", "5-1"));
+	assert_false(cluster_id_after("9-0", "10-0"));
+	assert_false(cluster_id_after("x", "0-0"));
+	assert_false(cluster_id_after("5-", "0-0"));
+	assert_false(cluster_id_after("5-1x", "0-0"));
+	assert_false(cluster_id_after("-5-1", "0-0"));
+	assert_false(cluster_id_after("99999999999999999999999-0", "0-0")); /* out of range */
+}
+
 /* ---- [cluster] config ---- */
 
 static int load(const char *text, struct config *cfg, char *err, size_t errlen)
@@ -206,6 +225,7 @@ int main(void)
 		cmocka_unit_test(test_entry_join),
 		cmocka_unit_test(test_entry_malformed),
 		cmocka_unit_test(test_reaping),
+		cmocka_unit_test(test_stream_id_order),
 		cmocka_unit_test(test_config),
 	};
 
