@@ -417,9 +417,10 @@ static void on_marker(void *arg, void *marker, uint32_t events)
 }
 
 /* After the events of a pass: a slice of the deliveries (then the loop
- * flushes them), with the fan-outs of the rooms woken here (a quiet
- * pass: ACC_SAME_PASS_RELAYS) if they posted them already. While a large backlog waits, requests wait too (ready
- * ones are seen again next pass: level-triggered). */
+ * flushes them), with the fan-outs of the rooms woken here (a quiet pass:
+ * ACC_SAME_PASS_RELAYS) if they posted them already. While a large
+ * backlog waits, requests wait too (ready ones are seen again next pass:
+ * level-triggered). */
 static void events_done(void *arg)
 {
 	struct acceptor *acc = arg;

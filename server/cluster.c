@@ -518,9 +518,6 @@ static const char msg_script[] =
 	"local n = redis.call('INCR', KEYS[2]) "
 	"return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 's', n, unpack(ARGV, 2))";
 
-/* The commands of one append into s's pipeline: XADD (a leave's through
- * leave_script, a member's message through msg_script), then the member
- * registry's update for a join. How many were sent. */
 /* A join's member registry entry and its room in this node's list (for a
  * reaper), pipelined on s: 2 commands. Both are idempotent. */
 static int pipeline_registry(struct cluster *cl, struct shard *s, const struct append *a)
@@ -535,6 +532,9 @@ static int pipeline_registry(struct cluster *cl, struct shard *s, const struct a
 	return 2;
 }
 
+/* The commands of one append into s's pipeline: XADD (a leave's through
+ * leave_script, a member's message through msg_script), then the member
+ * registry's update for a join. How many were sent. */
 static int pipeline_append(struct cluster *cl, struct shard *s, const struct append *a)
 {
 	char key[CLUSTER_KEY_LEN], maxlen[24], kind[2] = { (char)a->kind, 0 }, num[4][24];
@@ -644,9 +644,6 @@ static void unqueue(struct cluster *cl, struct append *a)
 	append_done(cl, a);
 }
 
-/* The appends of shard si sent before a connection failure that Redis
- * took after all leave the queue; the others are sent again. 0, or -1
- * when the shard went down again. */
 /* pipeline_registry's commands on their own; -1 when the shard went down
  * (a stays unsure: looked up and sent again after the reconnect). */
 static int registry_again(struct cluster *cl, struct shard *s, const struct append *a)
@@ -668,6 +665,9 @@ static int registry_again(struct cluster *cl, struct shard *s, const struct appe
 	return 0;
 }
 
+/* The appends of shard si sent before a connection failure that Redis
+ * took after all leave the queue; the others are sent again. 0, or -1
+ * when the shard went down again. */
 static int settle_unsure(struct cluster *cl, unsigned si)
 {
 	struct mail *m, *next;
@@ -1070,7 +1070,6 @@ static long reap_room(struct cluster *cl, unsigned si, const char *dead, const c
 	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
 		const char *f = rep->element[i]->str, *name = rep->element[i + 1]->str;
 		struct append *a;
-
 		redisReply *del;
 		int mine;
 
