@@ -95,6 +95,7 @@ struct shard {
 	uint64_t down_since;    /* 0: never lost */
 	uint64_t retry_at, backoff;
 	uint64_t refused_backoff; /* grows while Redis refuses appends (shard_refused) */
+	uint64_t read_at;       /* no XREAD before (after one refused) */
 };
 
 struct cl_mail {
@@ -120,6 +121,8 @@ struct cluster_room {
 	int ready;              /* last_id is known */
 	uint64_t init_at;       /* not ready: when to ask for the tail again */
 	uint64_t init_backoff;  /* ...after a refusal, doubling */
+	int refused;            /* its key holds another type: its appends wait
+				 * (init_later), the shard's others go on */
 	struct cluster_room *next;
 };
 
@@ -167,9 +170,11 @@ struct cluster {
 	char inbox_id[CLUSTER_ID_LEN];                  /* the last one taken */
 	uint64_t next_beat;
 	int flush_more;          /* a full batch went: more may wait (flush_appends) */
+	int nrefused;            /* rooms refused (cluster_room.refused) */
 };
 
 static void take_inbox(struct cluster *cl, const redisReply *entries);
+static int appendable(const struct cluster *cl, const struct append *a);
 static void hand_entry(struct cluster_room *cr, struct cluster_entry *e);
 static int acceptor_set(struct cluster *cl);
 static void post_acceptor(struct cluster *cl, struct cluster_req *q);
@@ -732,7 +737,7 @@ static int flush_shard(struct cluster *cl, unsigned si)
 	drop_stale(cl, si);
 	for (struct mail *m = cl->q_head; m && n < CLUSTER_BATCH && bytes < CLUSTER_BATCH_BYTES;
 	     m = m->next)
-		if (((struct append *)m)->shard == si) {
+		if (((struct append *)m)->shard == si && appendable(cl, (struct append *)m)) {
 			batch[n] = (struct append *)m;
 			sent[n] = pipeline_append(cl, s, batch[n]);
 			bytes += batch[n]->body_len;
@@ -776,11 +781,24 @@ static int flush_shard(struct cluster *cl, unsigned si)
 	return s->up && (n == CLUSTER_BATCH || bytes >= CLUSTER_BATCH_BYTES);
 }
 
-/* Nonzero when every room of shard si knows its start position. */
+/* Nonzero when every room of shard si knows its start position (but
+ * those refused: their appends are left out, appendable()). */
 static int shard_ready(const struct cluster *cl, unsigned si)
 {
 	for (const struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
-		if (cr->shard == si && !cr->ready)
+		if (cr->shard == si && !cr->ready && !cr->refused)
+			return 0;
+	return 1;
+}
+
+/* May a go in this pass: not while its room is refused (it and the
+ * room's later appends wait, in order). */
+static int appendable(const struct cluster *cl, const struct append *a)
+{
+	if (cl->nrefused == 0)
+		return 1;
+	for (const struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
+		if (cr->ref == a->ref && cr->refused)
 			return 0;
 	return 1;
 }
@@ -897,6 +915,23 @@ static void list_room(struct cluster *cl, const struct cluster_room *cr)
 	freeReplyObject(commandv(cl, &cl->shard[0], 4, argv));
 }
 
+/* Room cr's stream key was refused (it holds something else than a
+ * stream: written by someone else): its start is asked for again after a
+ * growing pause, not on every pass; its joins wait meanwhile. */
+static void init_later(struct cluster_room *cr, const char *what, const char *detail)
+{
+	if (!cr->refused) {
+		cr->refused = 1;
+		cr->cl->nrefused++;
+	}
+	cr->init_backoff = cr->init_backoff ? 2 * cr->init_backoff : CLUSTER_BACKOFF_MIN_MS;
+	if (cr->init_backoff > CLUSTER_BACKOFF_MAX_MS)
+		cr->init_backoff = CLUSTER_BACKOFF_MAX_MS;
+	cr->init_at = now_ms() + cr->init_backoff;
+	log_error("cluster: room %ld: %s %s%s (again in %llu ms)", cr->ref, cr->key, what, detail,
+		  (unsigned long long)cr->init_backoff);
+}
+
 /* A room new here: its tail is where it starts, its last history entries
  * (the newest history of them) are handed over first, oldest first. */
 static void init_room(struct cluster *cl, struct cluster_room *cr)
@@ -917,18 +952,16 @@ static void init_room(struct cluster *cl, struct cluster_room *cr)
 		for (size_t i = rep->elements; i > 0 && cr->history > 0; i--)
 			take_entry(cl, cr, rep->element[i - 1], 1);
 		cr->ready = 1;
+		if (cr->refused) {
+			cr->refused = 0;
+			cl->nrefused--;
+			cr->init_backoff = 0;
+			log_info("cluster: room %ld: %s is a stream again: relaying", cr->ref, cr->key);
+		}
 		list_room(cl, cr);
 	} else {
-		/* Refused (the key holds something else than a stream: written
-		 * by someone else): asked again after a growing pause, not on
-		 * every pass. */
-		cr->init_backoff = cr->init_backoff ? 2 * cr->init_backoff : CLUSTER_BACKOFF_MIN_MS;
-		if (cr->init_backoff > CLUSTER_BACKOFF_MAX_MS)
-			cr->init_backoff = CLUSTER_BACKOFF_MAX_MS;
-		cr->init_at = now_ms() + cr->init_backoff;
-		log_error("cluster: room %ld: XREVRANGE %s: %s (again in %llu ms)", cr->ref, cr->key,
-			  rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "unexpected reply",
-			  (unsigned long long)cr->init_backoff);
+		init_later(cr, "XREVRANGE: ",
+			   rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "unexpected reply");
 	}
 	freeReplyObject(rep);
 }
@@ -964,7 +997,7 @@ static void start_read(struct cluster *cl, unsigned si)
 	int done = 0;
 	int inbox = si == 0 && acceptor_set(cl);
 
-	if (!s->up || s->reading)
+	if (!s->up || s->reading || now_ms() < s->read_at)
 		return;
 	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
 		nrooms++;
@@ -1008,6 +1041,33 @@ static void start_read(struct cluster *cl, unsigned si)
 }
 
 /* s's XREAD connection is readable: its reply, when complete. */
+/* An XREAD of shard s was refused: a room of it whose stream key now
+ * holds another type (written by someone else) is set aside, as one
+ * found so at its start (init_later), so that the others are read on.
+ * How many were found. */
+static int drop_foreign_keys(struct cluster *cl, struct shard *s)
+{
+	int found = 0;
+
+	for (struct cluster_room *cr = cl->rooms; cr && s->up; cr = cr->next) {
+		const char *argv[] = { "TYPE", cr->key };
+		redisReply *t;
+
+		if (&cl->shard[cr->shard] != s || !cr->ready)
+			continue;
+		if (!(t = commandv(cl, s, 2, argv)))
+			break;
+		if (t->type == REDIS_REPLY_STATUS && t->str && strcmp(t->str, "stream") != 0 &&
+		    strcmp(t->str, "none") != 0) {
+			cr->ready = 0;
+			init_later(cr, "is not a stream but a ", t->str);
+			found++;
+		}
+		freeReplyObject(t);
+	}
+	return found;
+}
+
 static void finish_read(struct cluster *cl, struct shard *s)
 {
 	void *rep = NULL;
@@ -1019,10 +1079,13 @@ static void finish_read(struct cluster *cl, struct shard *s)
 	if (!rep)
 		return; /* more to come */
 	s->reading = 0;
-	if (((redisReply *)rep)->type == REDIS_REPLY_ERROR)
+	if (((redisReply *)rep)->type == REDIS_REPLY_ERROR) {
 		log_error("cluster: XREAD on %s:%u: %s", s->host, s->port, ((redisReply *)rep)->str);
-	else
+		if (!drop_foreign_keys(cl, s))
+			s->read_at = now_ms() + CLUSTER_BACKOFF_MAX_MS;
+	} else {
 		take_xread(cl, rep);
+	}
 	freeReplyObject(rep);
 }
 
@@ -1614,6 +1677,8 @@ static void take_mail(struct cluster *cl)
 			cl->rooms = cr;
 			break;
 		case CM_CLOSE:
+			if (cr->refused)
+				cl->nrefused--;
 			for (struct cluster_room **l = &cl->rooms; *l; l = &(*l)->next)
 				if (*l == cr) {
 					*l = cr->next;
@@ -1649,6 +1714,8 @@ static void wait_events(struct cluster *cl)
 		}
 		if (!s->up && s->retry_at < until)
 			until = s->retry_at;
+		if (s->up && !s->reading && s->read_at > now && s->read_at < until)
+			until = s->read_at;
 	}
 	if (cl->next_beat < until)
 		until = cl->next_beat;
