@@ -121,8 +121,9 @@ struct cluster_room {
 	int ready;              /* last_id is known */
 	uint64_t init_at;       /* not ready: when to ask for the tail again */
 	uint64_t init_backoff;  /* ...after a refusal, doubling */
-	int refused;            /* its key holds another type: its appends wait
-				 * (init_later), the shard's others go on */
+	atomic_int refused;     /* its key holds another type: its appends wait
+				 * (init_later), the shard's others go on, its
+				 * members' new messages get error 11 */
 	struct cluster_room *next;
 };
 
@@ -175,6 +176,8 @@ struct cluster {
 
 static void take_inbox(struct cluster *cl, const redisReply *entries);
 static int appendable(const struct cluster *cl, const struct append *a);
+static void unqueue(struct cluster *cl, struct append *a);
+static void init_later(struct cluster_room *cr, const char *what, const char *detail);
 static void hand_entry(struct cluster_room *cr, struct cluster_entry *e);
 static int acceptor_set(struct cluster *cl);
 static void post_acceptor(struct cluster *cl, struct cluster_req *q);
@@ -445,6 +448,7 @@ static int shard_connect(struct cluster *cl, struct shard *s)
 	}
 	s->up = 1;
 	s->up_since = now_ms();
+	s->read_at = 0;
 	if (s->down_since)
 		log_info("cluster: Redis %s:%u back after %llu ms: every stream resumes after the last "
 			 "entry relayed", s->host, s->port, (unsigned long long)(s->up_since - s->down_since));
@@ -508,46 +512,53 @@ static void append_done(struct cluster *cl, struct append *a)
 	free(a);
 }
 
+/* Every script starts by checking that the room's stream key is a
+ * stream (or absent): a key of another type, written by someone else, is
+ * refused before the script changes anything (a script's effects before
+ * an error stay), with the WRONGTYPE error flush_shard takes as the
+ * room's, not the shard's. */
+#define STREAM_GUARD                                                                         \
+	"local t = redis.call('TYPE', KEYS[1]).ok "                                          \
+	"if t ~= 'stream' and t ~= 'none' then "                                             \
+	"return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. t) end "
+
 /* A leave's announcement and its member's removal from the registry, in
  * one step: KEYS the stream and the members hash, ARGV the member's field,
  * MAXLEN, then the entry's fields. Nothing when the member is not there. */
-static const char leave_script[] =
+static const char leave_script[] = STREAM_GUARD
 	"if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 then "
 	"return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3)) "
 	"end return false";
 
+/* A join's announcement, its member's registry entry and its room in this
+ * node's list (for a reaper), in one step, so that a join found in the
+ * stream after a lost connection is registered too: KEYS the stream, the
+ * members hash and the node's room set, ARGV MAXLEN, the member's field,
+ * its name, the ref, then the entry's fields. */
+static const char join_script[] = STREAM_GUARD
+	"local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 5)) "
+	"redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) "
+	"redis.call('SADD', KEYS[3], ARGV[4]) "
+	"return id";
+
 /* A member's message with its number in the room (§7.7), the same on
  * every node: KEYS the stream and the room's counter, ARGV MAXLEN then
  * the entry's fields. */
-static const char msg_script[] =
+static const char msg_script[] = STREAM_GUARD
 	"local n = redis.call('INCR', KEYS[2]) "
 	"return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 's', n, unpack(ARGV, 2))";
 
-/* A join's member registry entry and its room in this node's list (for a
- * reaper), pipelined on s: 2 commands. Both are idempotent. */
-static int pipeline_registry(struct cluster *cl, struct shard *s, const struct append *a)
-{
-	char mkey[CLUSTER_KEY_LEN], nkey[CLUSTER_SELF_LEN + 24], origin[CLUSTER_SELF_LEN + 24];
-
-	snprintf(mkey, sizeof(mkey), "roomd:{%ld}:members", a->ref);
-	snprintf(nkey, sizeof(nkey), "roomd:node:%s:rooms", cl->self);
-	snprintf(origin, sizeof(origin), "%s/%ld", cl->self, a->join_id);
-	redisAppendCommand(s->w, "HSET %s %s %s", mkey, origin, a->name);
-	redisAppendCommand(s->w, "SADD %s %ld", nkey, a->ref);
-	return 2;
-}
-
-/* The commands of one append into s's pipeline: XADD (a leave's through
- * leave_script, a member's message through msg_script), then the member
- * registry's update for a join. How many were sent. */
-static int pipeline_append(struct cluster *cl, struct shard *s, const struct append *a)
+/* One append into s's pipeline: one command (a join through join_script,
+ * a leave through leave_script, a member's message through msg_script, a
+ * notice a plain XADD). How many were sent. */
+static void pipeline_append(struct cluster *cl, struct shard *s, const struct append *a)
 {
 	char key[CLUSTER_KEY_LEN], maxlen[24], kind[2] = { (char)a->kind, 0 }, num[4][24];
 	char origin[CLUSTER_SELF_LEN + 24], uid[CLUSTER_SELF_LEN + 24], mkey[CLUSTER_KEY_LEN],
-		skey[CLUSTER_KEY_LEN];
+		skey[CLUSTER_KEY_LEN], nkey[CLUSTER_SELF_LEN + 24], ref[24];
 	const char *argv[24];
 	size_t lens[24];
-	int n = 0, sent = 1;
+	int n = 0;
 
 	snprintf(key, sizeof(key), "roomd:{%ld}:s", a->ref);
 	snprintf(maxlen, sizeof(maxlen), "%ld", cl->maxlen);
@@ -562,6 +573,13 @@ static int pipeline_append(struct cluster *cl, struct shard *s, const struct app
 		ARG("EVAL", 4); ARG(leave_script, strlen(leave_script)); ARG("2", 1);
 		ARG(key, strlen(key)); ARG(mkey, strlen(mkey)); ARG(origin, strlen(origin));
 		ARG(maxlen, strlen(maxlen));
+	} else if (a->kind == CLUSTER_JOIN) {
+		snprintf(nkey, sizeof(nkey), "roomd:node:%s:rooms", cl->self);
+		snprintf(ref, sizeof(ref), "%ld", a->ref);
+		ARG("EVAL", 4); ARG(join_script, strlen(join_script)); ARG("3", 1);
+		ARG(key, strlen(key)); ARG(mkey, strlen(mkey)); ARG(nkey, strlen(nkey));
+		ARG(maxlen, strlen(maxlen)); ARG(origin, strlen(origin)); ARG(a->name, strlen(a->name));
+		ARG(ref, strlen(ref));
 	} else if (a->kind == CLUSTER_MSG) {
 		ARG("EVAL", 4); ARG(msg_script, strlen(msg_script)); ARG("2", 1);
 		ARG(key, strlen(key)); ARG(skey, strlen(skey)); ARG(maxlen, strlen(maxlen));
@@ -585,9 +603,28 @@ static int pipeline_append(struct cluster *cl, struct shard *s, const struct app
 	}
 #undef ARG
 	redisAppendCommandArgv(s->w, n, argv, lens);
-	if (a->kind == CLUSTER_JOIN)
-		sent += pipeline_registry(cl, s, a);
-	return sent;
+}
+
+/* Redis refused a with WRONGTYPE: the room's stream key holds another
+ * type (STREAM_GUARD), which is that room's matter, not the shard's. If
+ * the room is open here it is set aside (init_later) and a waits, in
+ * order, with the room's later appends; otherwise (a reaper's leave, a
+ * room closed since) a is dropped. */
+static void append_refused_by_type(struct cluster *cl, struct append *a, const char *why)
+{
+	struct cluster_room *cr;
+
+	for (cr = cl->rooms; cr && cr->ref != a->ref; cr = cr->next)
+		continue;
+	if (cr) {
+		if (!cr->refused) {
+			cr->ready = 0;
+			init_later(cr, "append refused: ", why);
+		}
+		return;
+	}
+	log_error("cluster: an event of room %ld dropped: %s", a->ref, why);
+	unqueue(cl, a);
 }
 
 /* leave_script found a's member gone (a reaper announced it): its room
@@ -649,27 +686,6 @@ static void unqueue(struct cluster *cl, struct append *a)
 	append_done(cl, a);
 }
 
-/* pipeline_registry's commands on their own; -1 when the shard went down
- * (a stays unsure: looked up and sent again after the reconnect). */
-static int registry_again(struct cluster *cl, struct shard *s, const struct append *a)
-{
-	int n = pipeline_registry(cl, s, a);
-
-	while (n-- > 0) {
-		redisReply *rep = NULL;
-
-		if (redisGetReply(s->w, (void **)&rep) != REDIS_OK || !rep) {
-			shard_down(cl, s, s->w->errstr[0] ? s->w->errstr : "no reply");
-			return -1;
-		}
-		if (rep->type == REDIS_REPLY_ERROR)
-			log_error("cluster: Redis refused a member registry update of room %ld: %s",
-				  a->ref, rep->str ? rep->str : "error");
-		freeReplyObject(rep);
-	}
-	return 0;
-}
-
 /* The appends of shard si sent before a connection failure that Redis
  * took after all leave the queue; the others are sent again. 0, or -1
  * when the shard went down again. */
@@ -685,12 +701,6 @@ static int settle_unsure(struct cluster *cl, unsigned si)
 		if (a->shard != si || !a->unsure)
 			continue;
 		if ((rc = taken_before(cl, &cl->shard[si], a)) < 0)
-			return -1;
-		/* A join taken, but the connection may have failed before its
-		 * registry commands (pipelined after it) went: sent again, or
-		 * its member's leave would never be announced by a reaper. */
-		if (rc == 1 && a->kind == CLUSTER_JOIN && a->gen == atomic_load(&cl->gen) &&
-		    registry_again(cl, &cl->shard[si], a) < 0)
 			return -1;
 		a->unsure = 0;
 		if (rc == 1)
@@ -729,7 +739,6 @@ static int flush_shard(struct cluster *cl, unsigned si)
 {
 	struct shard *s = &cl->shard[si];
 	struct append *batch[CLUSTER_BATCH];
-	int sent[CLUSTER_BATCH];
 	size_t n = 0, bytes = 0;
 
 	if (settle_unsure(cl, si) < 0)
@@ -739,43 +748,41 @@ static int flush_shard(struct cluster *cl, unsigned si)
 	     m = m->next)
 		if (((struct append *)m)->shard == si && appendable(cl, (struct append *)m)) {
 			batch[n] = (struct append *)m;
-			sent[n] = pipeline_append(cl, s, batch[n]);
+			pipeline_append(cl, s, batch[n]);
 			bytes += batch[n]->body_len;
 			n++;
 		}
 	for (size_t i = 0; i < n && s->up; i++) {
-		for (int k = 0; k < sent[i]; k++) {
-			redisReply *rep = NULL;
+		redisReply *rep = NULL;
 
-			if (redisGetReply(s->w, (void **)&rep) != REDIS_OK || !rep) {
-				shard_down(cl, s, s->w->errstr[0] ? s->w->errstr : "no reply");
-				for (size_t j = i; j < n; j++)
-					batch[j]->unsure = 1;
-				return 0;
-			}
-			if (k == 0 && rep->type == REDIS_REPLY_ERROR) {
-				/* Not taken: it and the rest of the batch stay
-				 * queued, in order (a JOIN waiting for its
-				 * entry, a LEAVE for its announcement). */
-				char why[200];
-				snprintf(why, sizeof(why), "an append of room %ld refused: %s",
-					 batch[i]->ref, rep->str ? rep->str : "error");
-				freeReplyObject(rep);
-				shard_refused(cl, s, why);
-				for (size_t j = i; j < n; j++)
-					batch[j]->unsure = 1;
-				return 0;
-			}
-			if (rep->type == REDIS_REPLY_ERROR)
-				log_error("cluster: Redis refused a member registry update of room %ld: %s",
-					  batch[i]->ref, rep->str);
-			else if (k == 0) {
-				s->refused_backoff = 0;
-				if (rep->type == REDIS_REPLY_NIL)
-					leave_not_announced(cl, batch[i]);
-			}
-			freeReplyObject(rep);
+		if (redisGetReply(s->w, (void **)&rep) != REDIS_OK || !rep) {
+			shard_down(cl, s, s->w->errstr[0] ? s->w->errstr : "no reply");
+			for (size_t j = i; j < n; j++)
+				batch[j]->unsure = 1;
+			return 0;
 		}
+		if (rep->type == REDIS_REPLY_ERROR && rep->str && !strncmp(rep->str, "WRONGTYPE", 9)) {
+			append_refused_by_type(cl, batch[i], rep->str);
+			freeReplyObject(rep);
+			continue;
+		}
+		if (rep->type == REDIS_REPLY_ERROR) {
+			/* Not taken: it and the rest of the batch stay queued, in
+			 * order (a JOIN waiting for its entry, a LEAVE for its
+			 * announcement). */
+			char why[200];
+			snprintf(why, sizeof(why), "an append of room %ld refused: %s", batch[i]->ref,
+				 rep->str ? rep->str : "error");
+			freeReplyObject(rep);
+			shard_refused(cl, s, why);
+			for (size_t j = i; j < n; j++)
+				batch[j]->unsure = 1;
+			return 0;
+		}
+		s->refused_backoff = 0;
+		if (rep->type == REDIS_REPLY_NIL)
+			leave_not_announced(cl, batch[i]);
+		freeReplyObject(rep);
 		unqueue(cl, batch[i]); /* taken */
 	}
 	return s->up && (n == CLUSTER_BATCH || bytes >= CLUSTER_BATCH_BYTES);
@@ -944,7 +951,18 @@ static void init_room(struct cluster *cl, struct cluster_room *cr)
 	rep = commandv(cl, &cl->shard[cr->shard], 6, argv);
 	if (!rep)
 		return; /* the shard is down: tried again once it is up */
-	if (rep->type == REDIS_REPLY_ARRAY) {
+	if (rep->type == REDIS_REPLY_ARRAY && cr->refused) {
+		/* Set aside: the stream it had is gone, what is there now came
+		 * since (from other nodes) and is relayed as new, from the
+		 * start. */
+		snprintf(cr->last_id, sizeof(cr->last_id), "0-0");
+		cr->ready = 1;
+		cr->refused = 0;
+		cl->nrefused--;
+		cr->init_backoff = 0;
+		log_info("cluster: room %ld: %s is a stream again: relaying it from its start", cr->ref,
+			 cr->key);
+	} else if (rep->type == REDIS_REPLY_ARRAY) {
 		snprintf(cr->last_id, sizeof(cr->last_id), "0-0");
 		if (rep->elements > 0 && rep->element[0]->type == REDIS_REPLY_ARRAY &&
 		    rep->element[0]->elements == 2 && rep->element[0]->element[0]->str)
@@ -952,12 +970,6 @@ static void init_room(struct cluster *cl, struct cluster_room *cr)
 		for (size_t i = rep->elements; i > 0 && cr->history > 0; i--)
 			take_entry(cl, cr, rep->element[i - 1], 1);
 		cr->ready = 1;
-		if (cr->refused) {
-			cr->refused = 0;
-			cl->nrefused--;
-			cr->init_backoff = 0;
-			log_info("cluster: room %ld: %s is a stream again: relaying", cr->ref, cr->key);
-		}
 		list_room(cl, cr);
 	} else {
 		init_later(cr, "XREVRANGE: ",
@@ -1040,7 +1052,6 @@ static void start_read(struct cluster *cl, unsigned si)
 	s->reading = 1;
 }
 
-/* s's XREAD connection is readable: its reply, when complete. */
 /* An XREAD of shard s was refused: a room of it whose stream key now
  * holds another type (written by someone else) is set aside, as one
  * found so at its start (init_later), so that the others are read on.
@@ -1068,6 +1079,7 @@ static int drop_foreign_keys(struct cluster *cl, struct shard *s)
 	return found;
 }
 
+/* s's XREAD connection is readable: its reply, when complete. */
 static void finish_read(struct cluster *cl, struct shard *s)
 {
 	void *rep = NULL;
@@ -1721,6 +1733,8 @@ static void wait_events(struct cluster *cl)
 		until = cl->next_beat;
 	if (cl->flush_more)
 		until = now; /* appends left over from a full batch */
+	if (atomic_load(&cl->stop) && until > now + 50)
+		until = now + 50; /* cluster_main's stop deadline is checked each pass */
 	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
 		if (!cr->ready && cl->shard[cr->shard].up && cr->init_at < until)
 			until = cr->init_at > now ? cr->init_at : now; /* its next try */
@@ -1926,7 +1940,8 @@ int cluster_append(struct cluster_room *cr, int kind, const struct msg *frame,
 
 	/* Messages and notices are what a client can make many of: bounded.
 	 * Joins need accepting() at the JOIN; leaves are at most the joins. */
-	if ((kind == CLUSTER_MSG || kind == CLUSTER_NOTICE) && !admitted && !cluster_accepting(cl))
+	if ((kind == CLUSTER_MSG || kind == CLUSTER_NOTICE) &&
+	    ((!admitted && !cluster_accepting(cl)) || atomic_load(&cr->refused)))
 		return -EAGAIN;
 	if (!nl || !(a = calloc(1, sizeof(*a) + frame->len - head)))
 		return -ENOMEM;

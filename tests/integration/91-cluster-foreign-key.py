@@ -4,13 +4,17 @@ something else than roomd (issue 15).
 
 One node, rooms "good" and "bad", a member in each. The key of "bad"'s
 stream (roomd:{REF}:s) is overwritten with a string: an XREAD naming it
-is refused by Redis as a whole. Checked:
+is refused by Redis as a whole, and so is an append to it. "bad"'s
+member chats at once (its message meets the foreign key on the way in,
+or is refused if the node found the key first). Checked:
   * "good" relays on: its member's 5 messages come back in order (the
-    node finds the foreign key and reads its shard's other streams);
+    node sets "bad" aside instead of taking the whole shard, and the node
+    as a whole, for down), and a new member joins "good";
   * the node logs which room's key it is;
-  * once the key is removed, "bad" relays again: its member's next
-    message comes back (a join waits meanwhile; nothing is lost on
-    "good").
+  * once the key is removed, the node logs that it takes "bad" back
+    (within its back-off, 2 s at most; a message meanwhile is refused),
+    and "bad" relays again: its member's next message comes back, and its first one at most once (nothing is lost
+    or doubled on "good").
 """
 import os
 import sys
@@ -32,20 +36,33 @@ def main():
         key = "roomd:{%d}:s" % bad.ref
         cl.redis.command("DEL", key)
         cl.redis.command("SET", key, "not a stream")
+        bad.chat("b#early")
+        time.sleep(0.3)
         for i in range(5):
             good.chat("g#%d" % i)
         want = ["g#%d" % i for i in range(5)]
         pump([good], lambda: texts(good, "g#") == want, 5 * TIMEOUT,
              "good's 5 messages with bad's key foreign")
-        check("is not a stream" in node.stderr() and key in node.stderr(),
+        late = cl.member(0, "g2", "good")
+        pump([good], lambda: announced("g2") in good.chats(), 5 * TIMEOUT, "g2's join in good")
+        check(("is not a stream" in node.stderr() or "WRONGTYPE" in node.stderr())
+              and key in node.stderr(),
               "the node did not log bad's key %s as not a stream:\n%s" % (key, node.stderr()[-2000:]))
 
         cl.redis.command("DEL", key)
-        time.sleep(0.2)
+        deadline = time.monotonic() + 5 * TIMEOUT
+        while "is a stream again" not in node.stderr():
+            check(time.monotonic() < deadline, "bad was not taken back within %.0fs" % (5 * TIMEOUT))
+            time.sleep(0.05)
         bad.chat("b#0")
         pump([bad], lambda: "b#0" in texts(bad, "b#"), 5 * TIMEOUT, "bad relaying again")
         good.chat("g#5")
-        pump([good], lambda: texts(good, "g#") == want + ["g#5"], 5 * TIMEOUT, "good's 6th message")
+        pump([good, late], lambda: texts(good, "g#") == want + ["g#5"] and "g#5" in texts(late, "g#"),
+             5 * TIMEOUT, "good's 6th message")
+        settle([good, bad], 0.5)
+        check(texts(bad, "b#").count("b#early") <= 1 and texts(bad, "b#").count("b#0") == 1,
+              "bad's messages: %r" % texts(bad, "b#"))
+        check(texts(good, "g#") == want + ["g#5"], "good's messages: %r" % texts(good, "g#"))
     print("ok: a foreign stream key set aside one room, the others relayed on")
 
 
