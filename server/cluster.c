@@ -548,9 +548,10 @@ static const char msg_script[] = STREAM_GUARD
 	"local n = redis.call('INCR', KEYS[2]) "
 	"return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 's', n, unpack(ARGV, 2))";
 
-/* One append into s's pipeline: one command (a join through join_script,
- * a leave through leave_script, a member's message through msg_script, a
- * notice a plain XADD). How many were sent. */
+/* One append into s's pipeline, as one command: a join through
+ * join_script, a leave through leave_script, a member's message through
+ * msg_script, a notice or a reaper's leave a plain XADD (which Redis
+ * refuses with WRONGTYPE itself on a key of another type). */
 static void pipeline_append(struct cluster *cl, struct shard *s, const struct append *a)
 {
 	char key[CLUSTER_KEY_LEN], maxlen[24], kind[2] = { (char)a->kind, 0 }, num[4][24];
