@@ -7,6 +7,7 @@
 struct tracked {
 	long ref;        /* 0: a free slot */
 	long last;       /* the newest number seen or seeded */
+	long covered;    /* the newest a history or a refill printed */
 	long first_live; /* the first printed live since the reset */
 	int refilling;   /* a GAP notice came: live messages are held */
 	long held;       /* the newest live number held meanwhile */
@@ -43,11 +44,15 @@ int seqtrack_live(long ref, long seq)
 		if (seq > t->held)
 			t->held = seq;
 		print = 0;
-	} else if (t && seq <= t->last) {
+	} else if (t && seq <= t->covered) {
 		print = 0; /* a history shown (or a refill) printed it already */
 	} else if (t) {
-		t->last = seq;
-		if (t->first_live == 0)
+		/* Not "seq <= last": the two readers (the control connection's,
+		 * a room's) may take a room's messages out of order around its
+		 * attach, the server sending each once, by one of them. */
+		if (seq > t->last)
+			t->last = seq;
+		if (t->first_live == 0 || seq < t->first_live)
 			t->first_live = seq;
 	}
 	pthread_mutex_unlock(&lock);
@@ -91,6 +96,8 @@ int seqtrack_refilled(long ref, long last, long newest)
 	if (t) {
 		if (last > t->last)
 			t->last = last;
+		if (last > t->covered)
+			t->covered = last;
 		again = last >= 0 && (t->held > t->last || newest > t->last);
 		t->refilling = again;
 		t->held = 0;
@@ -107,6 +114,8 @@ void seqtrack_seed(long ref, long seq)
 	t = slot(ref, 1);
 	if (t && seq > t->last)
 		t->last = seq;
+	if (t && seq > t->covered)
+		t->covered = seq;
 	pthread_mutex_unlock(&lock);
 }
 

@@ -17,9 +17,12 @@
 #define SEQTRACK_ROOMS 256
 
 /* A live message numbered seq of room ref arrived: 1 when the reader
- * prints it (and it is recorded as seen), 0 when it must not: its number
- * was seen already (a history shown overtook it), or the room is being
- * refilled after a gap (the refill prints it, in order). */
+ * prints it (and it is recorded as seen), 0 when it must not: a history
+ * shown or a refill printed it already, or the room is being refilled
+ * after a gap (the refill prints it, in order). A live number below one
+ * printed live still prints: around an attach the control connection's
+ * reader and the room's may take the room's messages out of order (the
+ * server sends each once, by one of them). */
 int seqtrack_live(long ref, long seq);
 
 /* The server dropped room ref's messages from our queue (a GAP notice,
@@ -42,8 +45,8 @@ int seqtrack_refilled(long ref, long last, long newest);
  * nothing was printed live. */
 void seqtrack_seed(long ref, long seq);
 
-/* The newest number seen in room ref (0: none), and the first printed live
- * since the last seqtrack_reset() (0: none). */
+/* The newest number seen in room ref (0: none), and the lowest printed
+ * live since the last seqtrack_reset() (0: none). */
 void seqtrack_get(long ref, long *last, long *first_live);
 
 /* Forget every room (a new connection: its rooms are rejoined). */
