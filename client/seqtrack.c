@@ -119,6 +119,12 @@ void seqtrack_seed(long ref, long seq)
 	pthread_mutex_unlock(&lock);
 }
 
+void seqtrack_seed_shown(long ref, long first, size_t n)
+{
+	if (n > 0 && first > 0)
+		seqtrack_seed(ref, first + (long)n - 1);
+}
+
 void seqtrack_get(long ref, long *last, long *first_live)
 {
 	const struct tracked *t;

@@ -14,6 +14,8 @@
 #ifndef ROOMC_SEQTRACK_H
 #define ROOMC_SEQTRACK_H
 
+#include <stddef.h>
+
 #define SEQTRACK_ROOMS 256
 
 /* A live message numbered seq of room ref arrived: 1 when the reader
@@ -44,6 +46,13 @@ int seqtrack_refilled(long ref, long last, long newest);
 /* Everything of room ref up to seq counts as seen (a history shown), but
  * nothing was printed live. */
 void seqtrack_seed(long ref, long seq);
+
+/* A history of room ref was shown: its n entries, numbered first, first +
+ * 1, ... (HISTORY_AFTER's FIRST). What it covers is up to its newest entry,
+ * not the room's newest number (LAST): a message numbered but not kept
+ * (history = 0, or one past the reply) is not shown by it, and its live
+ * copy, still on its way, must print. */
+void seqtrack_seed_shown(long ref, long first, size_t n);
 
 /* The newest number seen in room ref (0: none), and the lowest printed
  * live since the last seqtrack_reset() (0: none). */

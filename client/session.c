@@ -360,7 +360,7 @@ int session_show_history(struct session *s, struct joined *j, size_t max)
 		if (rc < 0 || rep.kind != kind)
 			goto out;
 	} else if (kind == PROTO_R_HISTORY_AFTER) {
-		seqtrack_seed(ref, rep.last);
+		seqtrack_seed_shown(ref, rep.first, rep.nentries);
 	}
 	n = rep.nentries;
 	if (max > 0 && n > 0 && own_join_entry(s, &rep.entries[n - 1]))
@@ -711,10 +711,10 @@ static int catch_up_numbered(struct session *s, struct joined *j, const struct l
 	gap = renumbered || (upto > last && (pg.count == 0 || pg.first > last + 1));
 	catch_up_header(name, gap, count_after(&pg, last, upto));
 	print_after(name, &pg, last, upto);
-	/* Printed up to the newest: a live copy still on its way is not
+	/* Printed up to the newest kept: a live copy still on its way is not
 	 * printed again. With live ones printed, the readers know already. */
 	if (live == 0)
-		seqtrack_seed(ref, pg.last);
+		seqtrack_seed_shown(ref, pg.first, pg.count);
 out:
 	after_pages_fini(&pg);
 	return rc < 0 ? rc : 0;
