@@ -106,7 +106,9 @@ int seqtrack_refilled(long ref, long last, long newest)
 	return again;
 }
 
-void seqtrack_seed(long ref, long seq)
+/* Everything of room ref up to seq counts as seen (a history shown), but
+ * nothing was printed live. */
+static void seed(long ref, long seq)
 {
 	struct tracked *t;
 
@@ -122,7 +124,7 @@ void seqtrack_seed(long ref, long seq)
 void seqtrack_seed_shown(long ref, long first, size_t n)
 {
 	if (n > 0 && first > 0)
-		seqtrack_seed(ref, first + (long)n - 1);
+		seed(ref, first + (long)n - 1);
 }
 
 void seqtrack_get(long ref, long *last, long *first_live)

@@ -43,10 +43,6 @@ int seqtrack_refill_next(long *ref, long *after);
  * last < 0: the refill failed; live messages print again, as they come. */
 int seqtrack_refilled(long ref, long last, long newest);
 
-/* Everything of room ref up to seq counts as seen (a history shown), but
- * nothing was printed live. */
-void seqtrack_seed(long ref, long seq);
-
 /* A history of room ref was shown: its n entries, numbered first, first +
  * 1, ... (HISTORY_AFTER's FIRST). What it covers is up to its newest entry,
  * not the room's newest number (LAST): a message numbered but not kept

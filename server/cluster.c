@@ -122,7 +122,7 @@ struct cluster_room {
 	uint64_t init_at;       /* not ready: when to ask for the tail again */
 	uint64_t init_backoff;  /* ...after a refusal, doubling */
 	atomic_int refused;     /* its key holds another type: its appends wait
-				 * (init_later), the shard's others go on, its
+				 * (set_aside), the shard's others go on, its
 				 * members' new messages get error 11 */
 	struct cluster_room *next;
 };
@@ -177,7 +177,7 @@ struct cluster {
 static void take_inbox(struct cluster *cl, const redisReply *entries);
 static int appendable(const struct cluster *cl, const struct append *a);
 static void unqueue(struct cluster *cl, struct append *a);
-static void init_later(struct cluster_room *cr, const char *what, const char *detail);
+static void set_aside(struct cluster_room *cr, const char *what, const char *detail);
 static void hand_entry(struct cluster_room *cr, struct cluster_entry *e);
 static int acceptor_set(struct cluster *cl);
 static void post_acceptor(struct cluster *cl, struct cluster_req *q);
@@ -362,6 +362,15 @@ static void update_all_up(struct cluster *cl)
 	atomic_store(&cl->all_up, all);
 }
 
+/* The pause after prev (0: the first): doubling, from CLUSTER_BACKOFF_MIN_MS
+ * to CLUSTER_BACKOFF_MAX_MS. */
+static uint64_t next_backoff(uint64_t prev)
+{
+	uint64_t next = prev ? 2 * prev : CLUSTER_BACKOFF_MIN_MS;
+
+	return next > CLUSTER_BACKOFF_MAX_MS ? CLUSTER_BACKOFF_MAX_MS : next;
+}
+
 static void shard_down(struct cluster *cl, struct shard *s, const char *why)
 {
 	uint64_t now = now_ms();
@@ -371,10 +380,8 @@ static void shard_down(struct cluster *cl, struct shard *s, const char *why)
 			 "reconnecting", s->host, s->port, why);
 		s->down_since = now;
 		s->backoff = CLUSTER_BACKOFF_MIN_MS;
-	} else if (s->backoff < CLUSTER_BACKOFF_MAX_MS) {
-		s->backoff = s->backoff ? 2 * s->backoff : CLUSTER_BACKOFF_MIN_MS;
-		if (s->backoff > CLUSTER_BACKOFF_MAX_MS)
-			s->backoff = CLUSTER_BACKOFF_MAX_MS;
+	} else {
+		s->backoff = next_backoff(s->backoff);
 	}
 	if (s->w)
 		redisFree(s->w);
@@ -395,10 +402,8 @@ static void shard_down(struct cluster *cl, struct shard *s, const char *why)
  * reconnect and a log line every CLUSTER_BACKOFF_MAX_MS at most. */
 static void shard_refused(struct cluster *cl, struct shard *s, const char *why)
 {
-	uint64_t backoff = s->refused_backoff ? 2 * s->refused_backoff : CLUSTER_BACKOFF_MIN_MS;
+	uint64_t backoff = next_backoff(s->refused_backoff);
 
-	if (backoff > CLUSTER_BACKOFF_MAX_MS)
-		backoff = CLUSTER_BACKOFF_MAX_MS;
 	shard_down(cl, s, why);
 	s->backoff = backoff;
 	s->retry_at = now_ms() + backoff;
@@ -606,22 +611,27 @@ static void pipeline_append(struct cluster *cl, struct shard *s, const struct ap
 	redisAppendCommandArgv(s->w, n, argv, lens);
 }
 
+/* Room ref, if it is open here. */
+static struct cluster_room *room_of_ref(const struct cluster *cl, long ref)
+{
+	for (struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
+		if (cr->ref == ref)
+			return cr;
+	return NULL;
+}
+
 /* Redis refused a with WRONGTYPE: the room's stream key holds another
  * type (STREAM_GUARD), which is that room's matter, not the shard's. If
- * the room is open here it is set aside (init_later) and a waits, in
+ * the room is open here it is set aside (set_aside) and a waits, in
  * order, with the room's later appends; otherwise (a reaper's leave, a
  * room closed since) a is dropped. */
 static void append_refused_by_type(struct cluster *cl, struct append *a, const char *why)
 {
-	struct cluster_room *cr;
+	struct cluster_room *cr = room_of_ref(cl, a->ref);
 
-	for (cr = cl->rooms; cr && cr->ref != a->ref; cr = cr->next)
-		continue;
 	if (cr) {
-		if (!cr->refused) {
-			cr->ready = 0;
-			init_later(cr, "append refused: ", why);
-		}
+		if (!cr->refused)
+			set_aside(cr, "append refused: ", why);
 		return;
 	}
 	log_error("cluster: an event of room %ld dropped: %s", a->ref, why);
@@ -634,10 +644,8 @@ static void append_refused_by_type(struct cluster *cl, struct append *a, const c
 static void leave_not_announced(struct cluster *cl, const struct append *a)
 {
 	struct cluster_entry *e = calloc(1, sizeof(*e) + 1);
-	struct cluster_room *cr;
+	struct cluster_room *cr = room_of_ref(cl, a->ref);
 
-	for (cr = cl->rooms; cr && cr->ref != a->ref; cr = cr->next)
-		continue;
 	if (!cr || !e) {
 		free(e);
 		return;
@@ -803,12 +811,9 @@ static int shard_ready(const struct cluster *cl, unsigned si)
  * room's later appends wait, in order). */
 static int appendable(const struct cluster *cl, const struct append *a)
 {
-	if (cl->nrefused == 0)
-		return 1;
-	for (const struct cluster_room *cr = cl->rooms; cr; cr = cr->next)
-		if (cr->ref == a->ref && cr->refused)
-			return 0;
-	return 1;
+	const struct cluster_room *cr = cl->nrefused ? room_of_ref(cl, a->ref) : NULL;
+
+	return !cr || !cr->refused;
 }
 
 /* cl->flush_more: a shard's batch was full, the next pass must not wait.
@@ -924,17 +929,17 @@ static void list_room(struct cluster *cl, const struct cluster_room *cr)
 }
 
 /* Room cr's stream key was refused (it holds something else than a
- * stream: written by someone else): its start is asked for again after a
- * growing pause, not on every pass; its joins wait meanwhile. */
-static void init_later(struct cluster_room *cr, const char *what, const char *detail)
+ * stream: written by someone else): the room is not read, its appends
+ * wait (appendable), and its start is asked for again after a growing
+ * pause, not on every pass; its joins wait meanwhile. */
+static void set_aside(struct cluster_room *cr, const char *what, const char *detail)
 {
+	cr->ready = 0;
 	if (!cr->refused) {
 		cr->refused = 1;
 		cr->cl->nrefused++;
 	}
-	cr->init_backoff = cr->init_backoff ? 2 * cr->init_backoff : CLUSTER_BACKOFF_MIN_MS;
-	if (cr->init_backoff > CLUSTER_BACKOFF_MAX_MS)
-		cr->init_backoff = CLUSTER_BACKOFF_MAX_MS;
+	cr->init_backoff = next_backoff(cr->init_backoff);
 	cr->init_at = now_ms() + cr->init_backoff;
 	log_error("cluster: room %ld: %s %s%s (again in %llu ms)", cr->ref, cr->key, what, detail,
 		  (unsigned long long)cr->init_backoff);
@@ -952,28 +957,29 @@ static void init_room(struct cluster *cl, struct cluster_room *cr)
 	rep = commandv(cl, &cl->shard[cr->shard], 6, argv);
 	if (!rep)
 		return; /* the shard is down: tried again once it is up */
-	if (rep->type == REDIS_REPLY_ARRAY && cr->refused) {
-		/* Set aside: the stream it had is gone, what is there now came
-		 * since (from other nodes) and is relayed as new, from the
-		 * start. */
+	if (rep->type == REDIS_REPLY_ARRAY) {
 		snprintf(cr->last_id, sizeof(cr->last_id), "0-0");
+		if (cr->refused) {
+			/* Set aside: the stream it had is gone, what is there now
+			 * came since (from other nodes) and is relayed as new,
+			 * from the start. */
+			cr->refused = 0;
+			cl->nrefused--;
+			cr->init_backoff = 0;
+			log_info("cluster: room %ld: %s is a stream again: relaying it from its start",
+				 cr->ref, cr->key);
+		} else {
+			if (rep->elements > 0 && rep->element[0]->type == REDIS_REPLY_ARRAY &&
+			    rep->element[0]->elements == 2 && rep->element[0]->element[0]->str)
+				snprintf(cr->last_id, sizeof(cr->last_id), "%s",
+					 rep->element[0]->element[0]->str);
+			for (size_t i = rep->elements; i > 0 && cr->history > 0; i--)
+				take_entry(cl, cr, rep->element[i - 1], 1);
+			list_room(cl, cr);
+		}
 		cr->ready = 1;
-		cr->refused = 0;
-		cl->nrefused--;
-		cr->init_backoff = 0;
-		log_info("cluster: room %ld: %s is a stream again: relaying it from its start", cr->ref,
-			 cr->key);
-	} else if (rep->type == REDIS_REPLY_ARRAY) {
-		snprintf(cr->last_id, sizeof(cr->last_id), "0-0");
-		if (rep->elements > 0 && rep->element[0]->type == REDIS_REPLY_ARRAY &&
-		    rep->element[0]->elements == 2 && rep->element[0]->element[0]->str)
-			snprintf(cr->last_id, sizeof(cr->last_id), "%s", rep->element[0]->element[0]->str);
-		for (size_t i = rep->elements; i > 0 && cr->history > 0; i--)
-			take_entry(cl, cr, rep->element[i - 1], 1);
-		cr->ready = 1;
-		list_room(cl, cr);
 	} else {
-		init_later(cr, "XREVRANGE: ",
+		set_aside(cr, "XREVRANGE: ",
 			   rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "unexpected reply");
 	}
 	freeReplyObject(rep);
@@ -1055,7 +1061,7 @@ static void start_read(struct cluster *cl, unsigned si)
 
 /* An XREAD of shard s was refused: a room of it whose stream key now
  * holds another type (written by someone else) is set aside, as one
- * found so at its start (init_later), so that the others are read on.
+ * found so at its start (set_aside), so that the others are read on.
  * How many were found. */
 static int drop_foreign_keys(struct cluster *cl, struct shard *s)
 {
@@ -1071,8 +1077,7 @@ static int drop_foreign_keys(struct cluster *cl, struct shard *s)
 			break;
 		if (t->type == REDIS_REPLY_STATUS && t->str && strcmp(t->str, "stream") != 0 &&
 		    strcmp(t->str, "none") != 0) {
-			cr->ready = 0;
-			init_later(cr, "is not a stream but a ", t->str);
+			set_aside(cr, "is not a stream but a ", t->str);
 			found++;
 		}
 		freeReplyObject(t);

@@ -52,7 +52,7 @@ static void test_first_live_is_the_lowest(void **state)
 static void test_history_covers(void **state)
 {
 	(void)state;
-	seqtrack_seed(7, 10);
+	seqtrack_seed_shown(7, 1, 10); /* entries 1..10 */
 	assert_int_equal(seqtrack_live(7, 9), 0);
 	assert_int_equal(seqtrack_live(7, 10), 0);
 	assert_int_equal(seqtrack_live(7, 11), 1);
